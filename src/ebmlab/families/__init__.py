@@ -1,0 +1,1 @@
+"""Family recipes: one module per model family, each registering an ``ebmlab.recipes.Recipe``."""
