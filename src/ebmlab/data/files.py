@@ -68,7 +68,7 @@ class ChecksumError(ValueError):
     """A dataset file exists but its SHA-256 is not the published one (truncated or corrupt)."""
 
 
-def data_dir(path: str | os.PathLike[str] | None = None) -> Path:
+def resolve_data_dir(path: str | os.PathLike[str] | None = None) -> Path:
     """The data directory: ``path`` if given, else ``$EBMLAB_DATA``, else ``~/.cache/ebmlab``."""
     if path is None:
         path = os.environ.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR

@@ -1,20 +1,31 @@
-"""Restricted Boltzmann machines.
+"""Restricted Boltzmann machines with binary units.
 
 Bernoulli-Bernoulli RBM (Smolensky 1986; Hinton 2002), lecture 002 and lecture 001 part 2:
 
     E(v, h) = -b^T v - c^T h - v^T W h,   v in {0,1}^D, h in {0,1}^H
 
-Summing the hidden units out gives the free energy (each h_j contributes log(1 + e^{c_j + v^T W_j})):
+Summing the hidden units out gives the free energy (each h_j adds log(1 + e^{c_j + v^T W_j})):
 
     F(v) = -log sum_h exp(-E(v, h)) = -b^T v - sum_j softplus(c_j + (v^T W)_j)
 
 and the conditionals factorize: p(h_j = 1 | v) = sigmoid(c_j + (v^T W)_j),
 p(v_i = 1 | h) = sigmoid(b_i + (W h)_i).
 
+Beyond sampling, the model gives pattern completion with clamped pixels (Gibbs sampling over the
+free pixels only), the mean-field reconstruction error, and the exact pseudo-likelihood
+(Besag 1975): log p(v_i | v_{-i}) = log sigmoid(F(v with v_i flipped) - F(v)), for every feature,
+reported per example (summed over features) and per feature (averaged), unlike scikit-learn's
+``score_samples`` which draws one feature per example at random and multiplies by D.
+
 Parameters: ``W`` (n_visible x n_hidden), ``b`` (visible bias), ``c`` (hidden bias).
+
+References: Hinton, "A practical guide to training restricted Boltzmann machines" (2010);
+Salakhutdinov & Murray, "On the quantitative analysis of deep belief networks" (ICML 2008).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from torch import nn
@@ -23,12 +34,23 @@ from torch.nn import functional as F
 from .._checks import as_tensor, check_binary
 from .base import Model
 
+#: Elements of the (batch, D, H) tensor the pseudo-likelihood builds at once (about 32 MB float32).
+_PSEUDO_LIKELIHOOD_CHUNK = 8_000_000
+
 
 def bernoulli(p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Draw Bernoulli(p) as ``rand < p`` (2-3x faster than ``torch.bernoulli`` on CPU)."""
-    return (torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype) < p).to(
-        p.dtype
-    )
+    """Draw Bernoulli(p) as ``rand < p`` in place (2-3x faster than ``torch.bernoulli`` on CPU).
+
+    ``Tensor.lt_`` writes 0./1. into the uniform draws in p's dtype: no bool tensor, no copy.
+    Probabilities outside [0, 1] act as 0 or 1 and NaN as 0, so sampling never raises.
+    """
+    return torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype).lt_(p)
+
+
+def _check_size(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return value
 
 
 class BernoulliRBM(Model):
@@ -47,10 +69,14 @@ class BernoulliRBM(Model):
         self, n_visible: int, n_hidden: int, init_std: float = 0.01, seed: int | None = None
     ) -> None:
         super().__init__()
-        if n_visible < 1 or n_hidden < 1:
+        if not all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in (n_visible, n_hidden)
+        ):
             raise ValueError(
                 f"n_visible and n_hidden: expected positive sizes, got {n_visible}, {n_hidden}"
             )
+        if not init_std >= 0:
+            raise ValueError(f"init_std: expected a non-negative number, got {init_std}")
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.n_visible = n_visible
         self.n_hidden = n_hidden
@@ -61,9 +87,25 @@ class BernoulliRBM(Model):
     # ----- checks -------------------------------------------------------------------------------
     def check_visible(self, v: torch.Tensor, name: str = "v", binary: bool = True) -> torch.Tensor:
         """Validate a batch of visible vectors: shape (batch, n_visible), finite, binary."""
-        v = as_tensor(v, name, dim=2, n_features=self.n_visible, device=self.W.device,
-                      dtype=self.W.dtype)
+        v = as_tensor(
+            v, name, dim=2, n_features=self.n_visible, device=self.W.device, dtype=self.W.dtype
+        )
         return check_binary(v, name) if binary else v
+
+    def check_hidden(self, h: torch.Tensor, name: str = "h") -> torch.Tensor:
+        """Validate a batch of hidden vectors: shape (batch, n_hidden), finite."""
+        return as_tensor(
+            h, name, dim=2, n_features=self.n_hidden, device=self.W.device, dtype=self.W.dtype
+        )
+
+    @torch.no_grad()
+    def init_visible_from_data(self, x: torch.Tensor) -> None:
+        """b_i = log(p_i / (1 - p_i)) with p_i the data marginal (Hinton's guide, section 8): the
+        visible units alone then reproduce the pixel frequencies. ``x`` may hold probabilities."""
+        x = self.check_visible(x, "x", binary=False)
+        # keep the logits finite for pixels that are always off (or on) in the data: +-6.9
+        p = x.mean(0).clamp(1e-3, 1 - 1e-3)
+        self.b.copy_(torch.log(p) - torch.log1p(-p))
 
     # ----- energies -----------------------------------------------------------------------------
     def energy(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -120,7 +162,10 @@ class BernoulliRBM(Model):
         returns the mean-field visible probabilities of the last sweep, shape (n, n_visible)."""
         device = self.W.device
         if v0 is None:
-            v = bernoulli(torch.full((n, self.n_visible), 0.5, device=device), generator)
+            _check_size(n, "n")
+            v = bernoulli(
+                torch.full((n, self.n_visible), 0.5, device=device, dtype=self.W.dtype), generator
+            )
         else:
             v = self.check_visible(v0, "v0")
         for _ in range(max(n_steps - 1, 0)):
@@ -129,6 +174,85 @@ class BernoulliRBM(Model):
         return self.p_v_given_h(h)
 
     @torch.no_grad()
+    def complete(
+        self,
+        v: torch.Tensor,
+        mask: torch.Tensor,
+        n_steps: int = 200,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Pattern completion: Gibbs sampling over the free pixels with the known ones clamped.
+
+        Args:
+            v: (batch, n_visible) binary patterns; only the entries where ``mask`` is True are read.
+            mask: bool, (n_visible,) or (batch, n_visible); True marks a known (clamped) pixel.
+            n_steps: block-Gibbs sweeps; the free pixels start from uniform noise.
+
+        Returns:
+            (batch, n_visible): the clamped pixels unchanged and, in the free pixels, p(v_i = 1 | h)
+            of the last sweep (the mean-field completion).
+        """
+        known = self.check_visible(v, "v", binary=False)
+        mask = torch.as_tensor(mask, device=known.device)
+        if mask.dtype != torch.bool:
+            raise TypeError(f"mask: expected a bool tensor (True = known pixel), got {mask.dtype}")
+        if mask.shape not in ((self.n_visible,), tuple(known.shape)):
+            raise ValueError(
+                f"mask: expected shape ({self.n_visible},) or {tuple(known.shape)}, "
+                f"got {tuple(mask.shape)}"
+            )
+        check_binary(known[mask.expand_as(known)], "v (known pixels)")
+        noise = bernoulli(torch.full_like(known, 0.5), generator)
+        state = torch.where(mask, known, noise)
+        p_v = state
+        for _ in range(n_steps):
+            h = self.sample_h(state, generator)
+            p_v = self.p_v_given_h(h)
+            state = torch.where(mask, known, bernoulli(p_v, generator))
+        return torch.where(mask, known, p_v)
+
+    @torch.no_grad()
     def transform(self, v: torch.Tensor) -> torch.Tensor:
         """p(h = 1 | v): the hidden representation of ``v``."""
         return self.p_h_given_v(self.check_visible(v, binary=False))
+
+    # ----- scores -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def reconstruction_error(self, v: torch.Tensor) -> torch.Tensor:
+        """Squared error of the mean-field reconstruction p(v | h = p(h | v)), summed over
+        features: shape (batch,). A training monitor only; it is not the likelihood."""
+        v = self.check_visible(v, binary=False)
+        return (self.p_v_given_h(self.p_h_given_v(v)) - v).square().sum(-1)
+
+    def log_conditionals(self, v: torch.Tensor) -> torch.Tensor:
+        """log p(v_i | v_{-i}) for every example and feature, exactly: shape (batch, n_visible).
+
+        Flipping v_i by s_i = 1 - 2 v_i moves each hidden input a_j = c_j + (v^T W)_j to
+        a_j + s_i W_ij, so F(v^(i)) - F(v) = -s_i b_i - sum_j [softplus(a_j + s_i W_ij) -
+        softplus(a_j)] and p(v_i | v_{-i}) = sigmoid(F(v^(i)) - F(v)).
+        """
+        v = self.check_visible(v)
+        a = self.hidden_logits(v)
+        s = 1.0 - 2.0 * v
+        rows = max(1, _PSEUDO_LIKELIHOOD_CHUNK // (self.n_visible * self.n_hidden))
+        out = []
+        for start in range(0, v.shape[0], rows):
+            a_k, s_k = a[start : start + rows], s[start : start + rows]
+            flipped = F.softplus(a_k[:, None, :] + s_k[:, :, None] * self.W)  # (rows, D, H)
+            delta = -s_k * self.b - (flipped.sum(-1) - F.softplus(a_k).sum(-1, keepdim=True))
+            out.append(F.logsigmoid(delta))
+        return torch.cat(out)
+
+    def pseudo_log_likelihood(
+        self, v: torch.Tensor, per: Literal["example", "feature"] = "example"
+    ) -> torch.Tensor:
+        """Exact pseudo-log-likelihood of each example, shape (batch,).
+
+        ``per="example"``: sum_i log p(v_i | v_{-i}) in nats per example (the quantity
+        scikit-learn's ``score_samples`` estimates from one random feature);
+        ``per="feature"``: the same averaged over the D features, nats per feature.
+        """
+        if per not in ("example", "feature"):
+            raise ValueError(f"per: expected 'example' or 'feature', got {per!r}")
+        log_cond = self.log_conditionals(v)
+        return log_cond.sum(-1) if per == "example" else log_cond.mean(-1)

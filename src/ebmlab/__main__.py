@@ -1,0 +1,7 @@
+"""``python -m ebmlab`` (and ``torchrun -m ebmlab``) runs the command-line tool."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

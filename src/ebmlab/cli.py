@@ -1,0 +1,412 @@
+"""The ``ebmlab`` command: train, sample, eval, report, demo, list, bench (and family commands).
+
+The CLI only turns arguments into configs and calls the library; nothing below it reads the
+command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__, data, io, recipes
+from .recipes import Context, Figure, Recipe
+from .train import TrainConfig, TrainingDiverged, resolve_device, train
+
+EXAMPLES = {
+    "train": "example: ebmlab train rbm --data mnist --hidden 500 --method pcd --epochs 100",
+    "sample": "example: ebmlab sample runs/rbm-mnist --n 64 --steps 1000",
+    "eval": "example: ebmlab eval runs/rbm-mnist --json",
+    "report": "example: ebmlab report runs/rbm-mnist   (writes runs/rbm-mnist/report.html)",
+    "demo": "example: ebmlab demo --out runs/demo   (every family on digits, one report)",
+    "list": "example: ebmlab list",
+    "bench": "example: ebmlab bench rbm --quick --json",
+}
+
+TOY_TRAIN, TOY_TEST = 20_000, 5_000
+
+
+class CLIError(Exception):
+    """A user error: printed without a traceback, exit status 2."""
+
+
+# ----- data ---------------------------------------------------------------------------------------
+def load_split(
+    name: str, binarize: str | None, seed: int, data_dir: str | None = None
+) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int] | None]:
+    """(x_train, x_test, image_shape) for an image dataset or a toy 2-D density."""
+    if data.is_toy2d(name):
+        return data.toy2d(name, TOY_TRAIN, seed), data.toy2d(name, TOY_TEST, seed + 1), None
+    x_train, _ = data.load(name, "train", binarize=binarize, data_dir=data_dir)
+    x_test, _ = data.load(name, "test", binarize=binarize, data_dir=data_dir)
+    return x_train, x_test, data.image_shape(name)
+
+
+def _check_data_kind(recipe: Recipe, name: str) -> None:
+    kind = "toy2d" if data.is_toy2d(name) else "image"
+    if kind not in recipe.data_kinds:
+        valid = [d for d in data.list_datasets() if ("toy2d" if data.is_toy2d(d) else "image")
+                 in recipe.data_kinds]
+        raise CLIError(f"--data: model {recipe.name!r} does not take {name!r}; valid datasets "
+                       f"for it: {', '.join(valid)}")
+
+
+# ----- running one family ------------------------------------------------------------------------
+def _write_json(path: Path, value: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _figures_manifest(out: Path, figures: list[Figure]) -> None:
+    _write_json(out / "figures.json", [
+        {"path": str(Path(f.path).relative_to(out)) if Path(f.path).is_absolute()
+         else str(f.path), "title": f.title, "caption": f.caption}
+        for f in figures
+    ])
+
+
+def make_context(run_config: dict[str, Any], out: Path, quick: bool = False) -> Context:
+    device = resolve_device(run_config["train"].get("device", "auto"))
+    return Context(
+        options=run_config["options"],
+        data_name=run_config["data"],
+        image_shape=tuple(run_config["image_shape"]) if run_config.get("image_shape") else None,
+        generator=torch.Generator(device=device).manual_seed(run_config["train"]["seed"] + 17),
+        out_dir=out,
+        device=device,
+        quick=quick,
+    )
+
+
+def run_family(
+    recipe: Recipe,
+    data_name: str,
+    options: dict[str, Any],
+    train_config: TrainConfig,
+    out: Path,
+    *,
+    resume: bool = False,
+    evaluate: bool = False,
+    quick: bool = False,
+    data_dir: str | None = None,
+) -> dict[str, Any]:
+    """Train (or fit) one family on one dataset, write checkpoint, figures and report; returns
+    the evaluation metrics (empty unless ``evaluate``)."""
+    _check_data_kind(recipe, data_name)
+    binarize = options.get("binarize", recipe.binarize)
+    x_train, x_test, image_shape = load_split(data_name, binarize, train_config.seed, data_dir)
+    run_config = {
+        "model": recipe.name,
+        "data": data_name,
+        "binarize": binarize,
+        "image_shape": list(image_shape) if image_shape else None,
+        "options": options,
+        "train": train_config.__dict__,
+        "ebmlab_version": __version__,
+        "command": " ".join(sys.argv),
+    }
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(out / "config.json", run_config)
+    ctx = make_context(run_config, out, quick)
+    torch.manual_seed(train_config.seed)  # for libraries that use the global generator only
+    model, objective = recipe.build(x_train, ctx)
+    meta = {"dataset": data_name, "binarize": binarize, "options": options,
+            "recipe": recipe.name}
+    started = time.perf_counter()
+    if objective is not None:
+        train(model, objective, x_train, train_config, out, resume=resume, meta=meta)
+    else:
+        if recipe.fit is None:
+            raise CLIError(f"model {recipe.name!r} has neither an objective nor a fit rule")
+        model.to(ctx.device)
+        fit_metrics = recipe.fit(model, x_train.to(ctx.device), ctx)
+        if is_main:
+            io.save(model, out / "checkpoint.safetensors", meta={**meta, "fit": fit_metrics})
+    seconds = time.perf_counter() - started
+    if not is_main:
+        return {}
+    metrics: dict[str, Any] = {"train_seconds": round(seconds, 2)}
+    model.eval()
+    if evaluate:
+        metrics.update(recipe.evaluate(model, x_train.to(ctx.device), x_test.to(ctx.device), ctx))
+        _write_json(out / "eval.json", metrics)
+    figures = recipe.figures(model, x_test.to(ctx.device), ctx)
+    _figures_manifest(out, figures)
+    from .report import section_from_run, write_report
+
+    write_report([section_from_run(out)], out / "report.html",
+                 title=f"ebmlab: {recipe.name} on {data_name}")
+    return metrics
+
+
+# ----- commands ----------------------------------------------------------------------------------
+def _train_config_from_args(recipe: Recipe, args: argparse.Namespace) -> TrainConfig:
+    settings = dict(recipe.train_defaults)
+    for key in ("epochs", "batch_size", "lr", "seed", "device", "optimizer", "schedule"):
+        value = getattr(args, key, None)
+        if value is not None:
+            settings[key] = value
+    settings["progress"] = not args.no_progress
+    return TrainConfig(**settings)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    recipe = recipes.get_recipe(args.model)
+    options = {opt.name: getattr(args, opt.name.replace("-", "_")) for opt in recipe.options}
+    config = _train_config_from_args(recipe, args)
+    out = Path(args.out or f"runs/{recipe.name}-{args.data}")
+    if args.resume:
+        saved = json.loads((out / "config.json").read_text())
+        options = saved["options"]
+        config = TrainConfig(**{**saved["train"], "epochs": args.epochs or saved["train"]["epochs"],
+                                "progress": not args.no_progress})
+        args.data = saved["data"]
+    metrics = run_family(recipe, args.data, options, config, out, resume=args.resume,
+                         evaluate=args.eval, data_dir=args.data_dir)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"run written to {out}/ (checkpoint.safetensors, metrics.jsonl, report.html)")
+        if metrics:
+            print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _load_run(run: str) -> tuple[Path, dict[str, Any], Recipe]:
+    path = Path(run)
+    run_dir = path if path.is_dir() else path.parent
+    config_path = run_dir / "config.json"
+    if not config_path.exists():
+        raise CLIError(f"RUN: {run_dir} is not a run directory (no config.json); train one with "
+                       "`ebmlab train`")
+    config = json.loads(config_path.read_text())
+    return run_dir, config, recipes.get_recipe(config["model"])
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    run_dir, config, recipe = _load_run(args.run)
+    if args.device:
+        config["train"]["device"] = args.device
+    ctx = make_context(config, run_dir, quick=args.quick)
+    model = io.load(run_dir / "checkpoint.safetensors", device=str(ctx.device))
+    model.eval()
+    x_train, x_test, _ = load_split(config["data"], config.get("binarize"),
+                                    config["train"]["seed"], args.data_dir)
+    metrics = recipe.evaluate(model, x_train.to(ctx.device), x_test.to(ctx.device), ctx)
+    _write_json(run_dir / "eval.json", metrics)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        width = max(len(k) for k in metrics) if metrics else 0
+        for key, value in metrics.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    run_dir, config, recipe = _load_run(args.run)
+    model = io.load(run_dir / "checkpoint.safetensors")
+    if not hasattr(model, "sample"):
+        raise CLIError(f"RUN: model {type(model).__name__} cannot generate samples")
+    generator = torch.Generator().manual_seed(args.seed)
+    kwargs: dict[str, Any] = {"generator": generator}
+    if args.steps is not None:
+        kwargs["n_steps"] = args.steps
+    samples = model.sample(args.n, **kwargs)
+    out = Path(args.out) if args.out else run_dir / "samples.png"
+    from . import viz
+
+    shape = tuple(config["image_shape"]) if config.get("image_shape") else None
+    if shape is not None:
+        viz.image_grid(samples, shape, out, title=f"{args.n} samples")
+    else:
+        import numpy as np
+
+        np.save(out.with_suffix(".npy"), samples.detach().cpu().numpy())
+        out = out.with_suffix(".npy")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import section_from_run, write_report
+
+    run_dir, _, _ = _load_run(args.run)
+    path = write_report([section_from_run(run_dir)], run_dir / "report.html",
+                        title=f"ebmlab report: {run_dir.name}")
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    print("models:")
+    for name, recipe in recipes.all_recipes().items():
+        print(f"  {name:<12} {recipe.summary}")
+    print("datasets:")
+    for name, description in data.list_datasets().items():
+        print(f"  {name:<16} {description}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .report import section_from_run, write_report
+
+    out = Path(args.out)
+    sections = []
+    summary: dict[str, Any] = {}
+    started = time.perf_counter()
+    for name, recipe in recipes.all_recipes().items():
+        if not recipe.demo or (args.only and name not in args.only):
+            continue
+        demo = dict(recipe.demo)
+        data_name = demo.pop("data", "digits")
+        options = {opt.name: opt.default for opt in recipe.options}
+        options.update(demo.pop("options", {}))
+        settings = {**recipe.train_defaults, **demo, "seed": args.seed, "device": args.device,
+                    "progress": not args.no_progress}
+        print(f"[demo] {name} on {data_name} ...", flush=True)
+        t0 = time.perf_counter()
+        metrics = run_family(recipe, data_name, options, TrainConfig(**settings), out / name,
+                             evaluate=True, quick=True)
+        metrics["seconds"] = round(time.perf_counter() - t0, 1)
+        summary[name] = metrics
+        sections.append(section_from_run(out / name, title=f"{name}: {recipe.summary}"))
+    total = time.perf_counter() - started
+    intro = (f"Every model family on the {args.data if hasattr(args, 'data') else 'digits'} data, "
+             f"trained and sampled by <code>ebmlab demo</code> in {total:.0f} s.")
+    path = write_report(sections, out / "report.html", title="ebmlab demo", intro=intro)
+    _write_json(out / "summary.json", {"seconds": round(total, 1), "families": summary})
+    print(f"demo finished in {total:.0f} s; open {path}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import available, run_benchmark
+
+    names = args.names or sorted(available())
+    for name in names:
+        for record in run_benchmark(name, quick=args.quick):
+            print(json.dumps(record) if args.json else
+                  "  ".join(f"{k}={v}" for k, v in record.items()), flush=True)
+    return 0
+
+
+# ----- parser ------------------------------------------------------------------------------------
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", default="digits", help="dataset (see `ebmlab list`)")
+    parser.add_argument("--epochs", type=int, help="passes over the training data")
+    parser.add_argument("--batch-size", type=int, help="global minibatch size")
+    parser.add_argument("--lr", type=float, help="learning rate")
+    parser.add_argument("--optimizer", choices=["sgd", "adam"])
+    parser.add_argument("--schedule", choices=["constant", "linear", "cosine", "exponential"])
+    parser.add_argument("--seed", type=int, help="random seed (default 0)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument("--out", help="run directory (default runs/MODEL-DATA)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--eval", action="store_true", help="evaluate after training")
+    parser.add_argument("--data-dir", help="dataset folder (default $EBMLAB_DATA or ~/.cache/ebmlab)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ebmlab",
+        description="Energy-based and deep generative models: train, sample, evaluate, report.",
+        epilog="example: ebmlab demo",
+    )
+    parser.add_argument("--version", action="version", version=f"ebmlab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text,
+                              epilog=EXAMPLES.get(name),
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    train_parser = command("train", "train a model on a dataset")
+    models = train_parser.add_subparsers(dest="model", required=True, metavar="MODEL")
+    for name, recipe in recipes.all_recipes().items():
+        p = models.add_parser(name, help=recipe.summary, description=recipe.summary,
+                              epilog=EXAMPLES["train"])
+        _add_train_options(p)
+        for opt in recipe.options:
+            flag = "--" + opt.name.replace("_", "-")
+            if opt.type is bool:
+                p.add_argument(flag, dest=opt.name, action=argparse.BooleanOptionalAction,
+                               default=opt.default, help=opt.help)
+            else:
+                p.add_argument(flag, dest=opt.name, type=opt.type, default=opt.default,
+                               choices=opt.choices, help=f"{opt.help} (default {opt.default})")
+        p.set_defaults(func=cmd_train)
+
+    p = command("sample", "draw samples from a trained run")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--n", type=int, default=64, help="number of samples")
+    p.add_argument("--steps", type=int, help="MCMC steps (models that sample by MCMC)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output PNG (default RUN/samples.png)")
+    p.set_defaults(func=cmd_sample)
+
+    p = command("eval", "evaluate a trained run (test log-likelihood in nats, ...)")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--quick", action="store_true", help="cheaper estimates (fewer AIS runs)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--data-dir", help="dataset folder")
+    p.set_defaults(func=cmd_eval)
+
+    p = command("report", "write RUN/report.html from a run directory")
+    p.add_argument("run", help="run directory")
+    p.set_defaults(func=cmd_report)
+
+    p = command("demo", "train every model family on digits and write one report")
+    p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    p.add_argument("--only", nargs="*", help="run only these families")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = command("list", "list models and datasets")
+    p.set_defaults(func=cmd_list)
+
+    p = command("bench", "run benchmarks (one JSON line per result)")
+    p.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
+    p.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    p.add_argument("--json", action="store_true", help="JSON lines")
+    p.set_defaults(func=cmd_bench)
+
+    try:
+        from .hopfield_cli import add_hopfield_parser
+    except ModuleNotFoundError:  # pragma: no cover - family not installed
+        pass
+    else:
+        add_hopfield_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except TrainingDiverged as error:
+        print(f"ebmlab: {error}. The run's checkpoint is the last good one; lower the learning "
+              "rate or change the seed and resume.", file=sys.stderr)
+        return 3
+    except (CLIError, ValueError, FileNotFoundError, io.CheckpointError) as error:
+        if os.environ.get("EBMLAB_DEBUG"):
+            raise
+        print(f"ebmlab: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

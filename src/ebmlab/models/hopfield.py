@@ -1,0 +1,701 @@
+"""Hopfield networks: binary associative memories, and the modern continuous Hopfield network.
+
+Binary network (Hopfield 1982; lecture 001 part 1, lecture 004). States are spins y in {-1, +1}^N
+(0/1 data is converted explicitly with ``to_spins``). With a symmetric weight matrix W whose
+diagonal is zero and biases (thresholds) b,
+
+    E(y) = -1/2 y^T W y - b^T y,        local field  z_i = sum_{j != i} w_ij y_j + b_i.
+
+Conventions, written down once:
+
+* Hebbian rule with the 1/N normalisation and a zero diagonal: W = (1/N) sum_p y^p y^p^T - (P/N) I.
+  The lectures' worked example (lecture 004) prints the matrix with its diagonal P/N kept; for
+  +-1 states the diagonal only adds the constant sum_i w_ii to y^T W y and never changes a field
+  z_i, so every rule here zeroes it (``set_weights`` drops a given diagonal too).
+* Deterministic update (lecture 001): unit i flips iff y_i z_i < 0; a zero field (a tie) keeps
+  the state. Each flip lowers E by 2 |z_i| > 0, so asynchronous dynamics (one unit at a time, in a
+  random order per sweep) never increase the energy and stop at a fixed point. Fields within
+  float rounding of zero count as ties (``_tie_tolerance``).
+* Synchronous dynamics (all units at once) end in a fixed point or a 2-cycle for symmetric W
+  (Goles, Fogelman-Soulie & Pellegrin 1985); ``recall(mode="sync")`` detects both.
+* Stochastic network at temperature T: p(y) proportional to exp(-E(y) / T). Flipping y_i changes E
+  by 2 y_i z_i, so the Gibbs conditional is P(y_i = +1 | rest) = sigmoid(2 z_i / T). Annealing
+  multiplies T by alpha < 1; retrieval is the sign of the average of the last M samples.
+
+Storage rules: ``hebbian``; ``storkey`` (Storkey 1997, incremental and local); ``pseudoinverse``
+(projection rule, Personnaz, Guyon & Dreyfus 1985; Kanter & Sompolinsky 1987); ``learned``, the
+gradient rule of lecture 001: minimise sum_data E(y) - sum E(y') over W, i.e.
+W <- W + eta (E_data[y y^T] - E[y' y'^T]) (the slide's minus sign is garbled: dE/dW = -1/2 y y^T),
+with the negatives y' started at the stored patterns and evolved only a few steps, so only the
+patterns' neighbourhoods are raised. The lecture's earlier variants are options: random starts
+run to convergence (``learned_negatives="random"``) and pattern starts run to convergence
+(``"patterns"``).
+
+Modern Hopfield network (Ramsauer et al. 2020, "Hopfield Networks is All You Need"): stored
+patterns X = (x_1, ..., x_N) in R^d, continuous state xi,
+
+    E(xi) = -lse(beta, X^T xi) + 1/2 xi^T xi + beta^-1 log N + 1/2 M^2,   M = max_i ||x_i||,
+    lse(beta, z) = beta^-1 log sum_i exp(beta z_i),
+
+and the update xi <- X softmax(beta X^T xi), a CCCP step (convex 1/2 xi^T xi plus concave -lse),
+so the energy never increases; well-separated patterns are retrieved in one step.
+
+References: Hopfield (1982) PNAS 79:2554; Amit, Gutfreund & Sompolinsky (1985) PRL 55:1530
+(capacity 0.138 N, spurious mixture states); Storkey (1997) ICANN; Personnaz et al. (1985) J.
+Physique Lett. 46:L359; Ramsauer et al. (2020) arXiv:2008.02217.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .._checks import as_tensor
+from .base import Model
+
+SPIN_VALUES = (-1.0, 1.0)
+RULES = ("hebbian", "storkey", "pseudoinverse", "learned")
+LEARNED_NEGATIVES = ("neighbourhood", "patterns", "random")
+#: Hebbian capacity for random patterns, Amit, Gutfreund & Sompolinsky (1985).
+HEBBIAN_CAPACITY = 0.138
+#: Units updated between two matrix products in asynchronous sweeps (a speed knob only).
+ASYNC_BLOCK = 64
+
+
+class HopfieldCapacityWarning(UserWarning):
+    """More patterns than a storage rule can hold reliably."""
+
+
+# ----- conversions and checks --------------------------------------------------------------------
+def to_spins(x: Any, name: str = "x") -> torch.Tensor:
+    """Map 0/1 data to spins: y = 2 x - 1."""
+    x = as_tensor(x, name)
+    if not ((x == 0) | (x == 1)).all():
+        bad = x[(x != 0) & (x != 1)]
+        raise ValueError(
+            f"{name}: to_spins expects 0/1 data, found {bad.numel()} other values "
+            f"(e.g. {bad.flatten()[0].item():.4g}); threshold first, e.g. (x > 0.5)"
+        )
+    return 2.0 * x - 1.0
+
+
+def to_binary(y: Any, name: str = "y") -> torch.Tensor:
+    """Map spins to 0/1 data: x = (y + 1) / 2."""
+    y = as_tensor(y, name)
+    _check_spin_values(y, name)
+    return (y + 1.0) / 2.0
+
+
+def _check_spin_values(y: torch.Tensor, name: str) -> None:
+    ok = (y == 1) | (y == -1)
+    if ok.all():
+        return
+    if ((y == 0) | (y == 1)).all():
+        raise ValueError(
+            f"{name}: looks like 0/1 data; Hopfield states are spins -1/+1: convert explicitly "
+            "with ebmlab.models.hopfield.to_spins(x)"
+        )
+    bad = y[~ok]
+    raise ValueError(
+        f"{name}: expected spins -1/+1, found {bad.numel()} other values "
+        f"(e.g. {bad.flatten()[0].item():.4g}); binarize and convert with to_spins"
+    )
+
+
+def check_spins(
+    y: Any, name: str, n_units: int, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """Validate a batch of states: shape (batch, n_units), values -1/+1."""
+    y = as_tensor(y, name, dim=2, n_features=n_units, device=device, dtype=dtype)
+    _check_spin_values(y, name)
+    return y
+
+
+def _generator(seed: int | torch.Generator | None, device: torch.device) -> torch.Generator:
+    if isinstance(seed, torch.Generator):
+        return seed
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(int(seed))
+    return generator
+
+
+def flip_bits(
+    y: torch.Tensor, fraction: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Flip exactly round(fraction * N) randomly chosen units of each row of ``y`` (+-1 states)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction: expected a number in [0, 1], got {fraction}")
+    n_flip = round(fraction * y.shape[1])
+    scores = torch.rand(y.shape, generator=generator, device=y.device)
+    chosen = scores.argsort(dim=1)[:, :n_flip]
+    signs = torch.ones_like(y)
+    signs.scatter_(1, chosen, -1.0)
+    return y * signs
+
+
+# ----- storage rules -----------------------------------------------------------------------------
+def hebbian_weights(patterns: torch.Tensor) -> torch.Tensor:
+    """W = (1/N) sum_p y^p y^p^T with a zero diagonal; patterns (P, N) of +-1."""
+    x = patterns.double()
+    w = x.T @ x / x.shape[1]
+    w.fill_diagonal_(0.0)
+    return w.to(patterns.dtype)
+
+
+def storkey_weights(patterns: torch.Tensor) -> torch.Tensor:
+    """Storkey (1997): for each pattern xi in turn,
+
+    w_ij += (xi_i xi_j - xi_i h_ji - h_ij xi_j) / N,  h_ij = sum_{k != i, j} w_ik xi_k,
+
+    computed as h_ij = h_i - w_ij xi_j with h = W xi (the diagonal is kept at zero).
+    """
+    x = patterns.double()
+    n = x.shape[1]
+    w = torch.zeros(n, n, dtype=torch.float64, device=x.device)
+    for xi in x:
+        h = w @ xi
+        h_ij = h[:, None] - w * xi[None, :]
+        w += (torch.outer(xi, xi) - xi[:, None] * h_ij.T - h_ij * xi[None, :]) / n
+        w.fill_diagonal_(0.0)
+    return w.to(patterns.dtype)
+
+
+def pseudoinverse_weights(patterns: torch.Tensor) -> torch.Tensor:
+    """Projection rule W = X^T (X X^T)^+ X (the projector onto the patterns' span), zero diagonal.
+
+    Every stored pattern satisfies W x = x before the diagonal d is removed, so its fields are
+    x_i (1 - d_ii) and it stays a fixed point while d_ii < 1. Linearly dependent patterns make
+    X X^T singular: the Moore-Penrose inverse is used with a warning. Patterns spanning all of
+    R^N give W = I, i.e. nothing once the diagonal is removed: that is an error.
+    """
+    x = patterns.double()
+    p, n = x.shape
+    _, s, vh = torch.linalg.svd(x, full_matrices=False)
+    # numpy's matrix_rank tolerance: singular values below s_max * max(P, N) * eps are zero
+    rank = int((s > s.max() * max(p, n) * torch.finfo(torch.float64).eps).sum())
+    if rank >= n:
+        raise ValueError(
+            f"patterns: the pseudoinverse rule cannot store {p} patterns that span all of R^{n} "
+            f"(rank {rank}): W would be the identity, which is zero without its diagonal; store "
+            f"at most {n - 1} linearly independent patterns"
+        )
+    if rank < p:
+        warnings.warn(
+            f"patterns: the {p} x {p} overlap matrix X X^T is singular (rank {rank}: the patterns "
+            "are linearly dependent, e.g. repeated); using the Moore-Penrose pseudo-inverse, "
+            "which projects onto their span",
+            HopfieldCapacityWarning,
+            stacklevel=3,
+        )
+    v = vh[:rank]
+    w = v.T @ v
+    w.fill_diagonal_(0.0)
+    return w.to(patterns.dtype)
+
+
+@dataclass
+class RecallInfo:
+    """Per-probe outcome of ``Hopfield.recall``.
+
+    ``sweeps`` counts the sweeps run (a probe that is already a fixed point needs 1 to find out);
+    ``converged`` marks fixed points, ``cycle2`` synchronous 2-cycles; ``energy`` is final.
+    """
+
+    converged: torch.Tensor
+    sweeps: torch.Tensor
+    cycle2: torch.Tensor
+    energy: torch.Tensor
+
+
+class Hopfield(Model):
+    """Binary Hopfield network with ``n_units`` +-1 units (see the module docstring).
+
+    Args:
+        n_units: number of units N.
+        rule: storage rule used by ``store``: "hebbian", "storkey", "pseudoinverse", "learned".
+        learned_epochs: passes over the patterns for the learned rule (it stops early once an
+            epoch changes nothing).
+        learned_lr: step size eta of the learned rule (None: 1 / N, one Hebbian pattern's scale).
+        learned_steps: evolution steps of the negatives (the lecture's 2-4).
+        learned_negatives: "neighbourhood" (start at the patterns, ``learned_steps`` steps),
+            "patterns" (start at the patterns, run to a fixed point) or "random" (random starts
+            run to a fixed point).
+        learned_noise: fraction of bits flipped in the negatives' starts (0: the lecture's rule;
+            > 0 raises a wider neighbourhood, giving larger basins).
+        learned_mode: "sync" (a step updates all units at once) or "async" (a random-order sweep).
+        learned_batch_size: patterns per gradient step (None: all).
+        seed: seed for the learned rule's randomness.
+    """
+
+    likelihood_kind = "none"
+    spin_values = SPIN_VALUES
+
+    def __init__(
+        self,
+        n_units: int,
+        rule: str = "hebbian",
+        learned_epochs: int = 100,
+        learned_lr: float | None = None,
+        learned_steps: int = 3,
+        learned_negatives: str = "neighbourhood",
+        learned_noise: float = 0.0,
+        learned_mode: str = "sync",
+        learned_batch_size: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(n_units, int) or n_units < 1:
+            raise ValueError(f"n_units: expected a positive integer, got {n_units!r}")
+        _check_choice(rule, RULES, "rule")
+        _check_choice(learned_negatives, LEARNED_NEGATIVES, "learned_negatives")
+        _check_choice(learned_mode, ("sync", "async"), "learned_mode")
+        if learned_epochs < 0 or learned_steps < 1:
+            raise ValueError(
+                f"learned_epochs, learned_steps: expected >= 0 and >= 1, got {learned_epochs}, "
+                f"{learned_steps}"
+            )
+        if not 0.0 <= learned_noise <= 1.0:
+            raise ValueError(f"learned_noise: expected a fraction in [0, 1], got {learned_noise}")
+        self.n_units = n_units
+        self.rule = rule
+        self.learned = dict(
+            epochs=learned_epochs,
+            lr=1.0 / n_units if learned_lr is None else float(learned_lr),
+            steps=learned_steps,
+            negatives=learned_negatives,
+            noise=learned_noise,
+            mode=learned_mode,
+            batch_size=learned_batch_size,
+            seed=seed,
+        )
+        self.register_buffer("W", torch.zeros(n_units, n_units))
+        self.register_buffer("b", torch.zeros(n_units))
+        self.register_buffer("patterns", torch.zeros(0, n_units))
+
+    # ----- weights -----------------------------------------------------------------------------
+    def set_weights(self, W: Any, b: Any = None) -> Hopfield:
+        """Use a given symmetric weight matrix (its diagonal is dropped) and optional biases."""
+        w = as_tensor(W, "W", dim=2, device=self.W.device, dtype=self.W.dtype)
+        if w.shape != (self.n_units, self.n_units):
+            raise ValueError(
+                f"W: expected shape ({self.n_units}, {self.n_units}), got {tuple(w.shape)}"
+            )
+        # asymmetric weights have no energy function and need not converge
+        asym = (w - w.T).abs().max().item()
+        if asym > 1e-6 * max(w.abs().max().item(), 1e-30):
+            raise ValueError(
+                f"W: a Hopfield network needs symmetric weights (w_ij = w_ji), got max "
+                f"|W - W^T| = {asym:.3g}; symmetrise with (W + W.T) / 2"
+            )
+        w = (w + w.T) / 2
+        w.fill_diagonal_(0.0)
+        self.W = w
+        if b is not None:
+            self.b = as_tensor(
+                b, "b", dim=1, n_features=self.n_units, device=self.W.device, dtype=self.W.dtype
+            )
+        return self
+
+    def store(self, patterns: Any, append: bool = False) -> Hopfield:
+        """Set W from +-1 patterns (P, N) with the model's rule (``append``: add to those stored)."""
+        x = check_spins(patterns, "patterns", self.n_units, self.W.device, self.W.dtype)
+        if x.shape[0] == 0:
+            raise ValueError("patterns: expected at least one pattern, got 0")
+        if append:
+            x = torch.cat([self.patterns, x])
+        load = x.shape[0] / self.n_units
+        if self.rule == "hebbian" and load > HEBBIAN_CAPACITY:
+            warnings.warn(
+                f"patterns: load P/N = {load:.3g} exceeds the Hebbian capacity "
+                f"{HEBBIAN_CAPACITY} (Amit, Gutfreund & Sompolinsky 1985): most patterns will "
+                "not be retrieved; use fewer patterns or another rule",
+                HopfieldCapacityWarning,
+                stacklevel=2,
+            )
+        if self.rule == "hebbian":
+            w = hebbian_weights(x)
+        elif self.rule == "storkey":
+            w = storkey_weights(x)
+        elif self.rule == "pseudoinverse":
+            w = pseudoinverse_weights(x)
+        else:
+            w = self._learned_weights(x)
+        self.W = w
+        self.patterns = x
+        return self
+
+    def _learned_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """Lecture 001's rule W += eta (E_data[y y^T] - E[y' y'^T]) starting from Hebbian W."""
+        opts = self.learned
+        generator = _generator(opts["seed"], x.device)
+        self.W = hebbian_weights(x)
+        p = x.shape[0]
+        batch = p if opts["batch_size"] is None else max(1, int(opts["batch_size"]))
+        for _ in range(opts["epochs"]):
+            changed = 0
+            for idx in torch.randperm(p, generator=generator, device=x.device).split(batch):
+                y = x[idx]
+                if opts["negatives"] == "random":
+                    u = torch.rand(y.shape, generator=generator, device=y.device)
+                    start = torch.where(u < 0.5, -1.0, 1.0)
+                else:
+                    start = flip_bits(y, opts["noise"], generator) if opts["noise"] else y
+                sweeps = opts["steps"] if opts["negatives"] == "neighbourhood" else 100
+                neg = self._evolve(start.to(y.dtype), opts["mode"], sweeps, generator)[0]
+                differs = (neg != y).any(1)
+                changed += int(differs.sum())
+                if opts["negatives"] != "random" and not differs.any():
+                    continue
+                # summed, not averaged, over the batch: eta is a step per pattern
+                grad = y.T @ y - neg.T @ neg
+                w = self.W + opts["lr"] * grad
+                w.fill_diagonal_(0.0)
+                self.W = w
+            if changed == 0 and opts["negatives"] != "random":
+                break
+        return self.W
+
+    # ----- energy and fields -------------------------------------------------------------------
+    def energy(self, states: Any) -> torch.Tensor:
+        """E(y) = -1/2 y^T W y - b^T y for a batch of +-1 states; shape (batch,)."""
+        y = check_spins(states, "states", self.n_units, self.W.device, self.W.dtype)
+        return self._energy(y)
+
+    def _energy(self, y: torch.Tensor) -> torch.Tensor:
+        return -0.5 * ((y @ self.W) * y).sum(-1) - y @ self.b
+
+    def local_field(self, states: Any) -> torch.Tensor:
+        """z = y W + b (W has a zero diagonal, so z_i excludes unit i itself); (batch, N)."""
+        y = check_spins(states, "states", self.n_units, self.W.device, self.W.dtype)
+        return y @ self.W + self.b
+
+    def _tie_tolerance(self) -> float:
+        # a field is a sum of N terms; rounding can turn an exact tie (e.g. the lecture's example
+        # with 1/N weights) into +-1e-7, so fields within a few ulps of the largest possible field
+        # count as ties; a flip still lowers E by more than this margin
+        scale = (self.W.abs().sum(1) + self.b.abs()).max().item()
+        return 64 * torch.finfo(self.W.dtype).eps * max(scale, 1e-30)
+
+    def is_fixed_point(self, states: Any) -> torch.Tensor:
+        """True where no single-unit flip is allowed (y_i z_i >= 0 for every i); (batch,) bool."""
+        y = check_spins(states, "states", self.n_units, self.W.device, self.W.dtype)
+        z = y @ self.W + self.b
+        return ((y * z) >= -self._tie_tolerance()).all(1)
+
+    # ----- deterministic dynamics --------------------------------------------------------------
+    def sweep_sync(self, states: torch.Tensor) -> torch.Tensor:
+        """One synchronous update of every unit: flip where y_i z_i < 0 (one matrix product)."""
+        z = states @ self.W + self.b
+        return torch.where(states * z < -self._tie_tolerance(), -states, states)
+
+    def sweep_async(
+        self,
+        states: torch.Tensor,
+        order: torch.Tensor,
+        clamp: torch.Tensor | None = None,
+        temperature: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Update the units one at a time in ``order`` (the same order for every row).
+
+        ``states`` (batch, N) are trusted to be +-1 (no checks: this is the inner loop).
+
+        Exactly equivalent to single-unit updates: units are taken in blocks of ``ASYNC_BLOCK``;
+        one matrix product gives the block's fields from the current states, and each update
+        within the block adds its change to the fields of the block's later units. With
+        ``temperature`` T > 0 a unit is resampled from P(+1) = sigmoid(2 z_i / T) instead.
+        ``clamp`` (batch, N) bool marks units that never change. Returns the new states
+        and the number of flips per row.
+        """
+        yt = states.T.contiguous()  # (N, batch): one unit's states are a contiguous row
+        w, b = self.W, self.b
+        keep = None if clamp is None else clamp.T.contiguous()  # (N, batch)
+        tol = self._tie_tolerance()
+        flips = torch.zeros(yt.shape[1], dtype=torch.long, device=yt.device)
+        for block in order.split(ASYNC_BLOCK):
+            z = w[block] @ yt + b[block, None]  # (k, batch)
+            w_block = w[block][:, block]
+            if temperature > 0:
+                u = torch.rand(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+            for j, i in enumerate(block.tolist()):
+                old = yt[i]
+                if temperature > 0:
+                    new = torch.where(u[j] < torch.sigmoid(2.0 * z[j] / temperature), 1.0, -1.0)
+                    new = new.to(old.dtype)
+                else:
+                    new = torch.where(old * z[j] < -tol, -old, old)
+                if keep is not None:
+                    new = torch.where(keep[i], old, new)
+                delta = new - old
+                if j + 1 < len(block):
+                    z[j + 1 :] += w_block[j + 1 :, j, None] * delta[None, :]
+                flips += delta != 0
+                yt[i] = new
+        return yt.T.contiguous(), flips
+
+    def _evolve(
+        self,
+        y: torch.Tensor,
+        mode: str,
+        max_sweeps: int,
+        generator: torch.Generator,
+        clamp: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run deterministic dynamics on active rows only; returns (y, converged, sweeps, cycle2)."""
+        batch = y.shape[0]
+        y = y.clone()
+        converged = torch.zeros(batch, dtype=torch.bool, device=y.device)
+        cycle2 = torch.zeros_like(converged)
+        sweeps = torch.zeros(batch, dtype=torch.long, device=y.device)
+        active = torch.arange(batch, device=y.device)
+        previous = None  # the state one sweep back, for 2-cycle detection (sync)
+        for _ in range(max_sweeps):
+            if active.numel() == 0:
+                break
+            current = y[active]
+            row_clamp = None
+            if clamp is not None:
+                row_clamp = clamp[active] if clamp.dim() == 2 else clamp[None].expand_as(current)
+            if mode == "sync":
+                new = self.sweep_sync(current)
+                if row_clamp is not None:
+                    new = torch.where(row_clamp, current, new)
+                done = (new == current).all(1)
+                cyc = (
+                    torch.zeros_like(done)
+                    if previous is None
+                    else (new == previous).all(1) & ~done
+                )
+            else:
+                order = torch.randperm(self.n_units, generator=generator, device=y.device)
+                new, flips = self.sweep_async(current, order, row_clamp)
+                done = flips == 0
+                cyc = torch.zeros_like(done)
+            sweeps[active] += 1
+            y[active] = new
+            converged[active[done]] = True
+            cycle2[active[cyc]] = True
+            still = ~(done | cyc)
+            active = active[still]
+            previous = current[still]
+        return y, converged, sweeps, cycle2
+
+    def recall(
+        self,
+        probes: Any,
+        mode: str = "async",
+        max_sweeps: int = 100,
+        seed: int | torch.Generator | None = None,
+        clamp: Any = None,
+        return_info: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, RecallInfo]:
+        """Run the deterministic dynamics from each probe until a fixed point (or 2-cycle).
+
+        Args:
+            probes: (batch, N) +-1 starting states.
+            mode: "async" (random order, one unit at a time; energy never increases) or "sync"
+                (all units at once; one matrix product per sweep; may end in a 2-cycle).
+            max_sweeps: at most this many sweeps over all units.
+            seed: seed or generator for the asynchronous order.
+            clamp: optional bool mask (N,) or (batch, N) of units held fixed (known pixels).
+            return_info: also return a ``RecallInfo`` (converged, sweeps, cycle2, energy).
+        """
+        _check_choice(mode, ("async", "sync"), "mode")
+        if max_sweeps < 1:
+            raise ValueError(f"max_sweeps: expected a positive integer, got {max_sweeps}")
+        y = check_spins(probes, "probes", self.n_units, self.W.device, self.W.dtype)
+        mask = self._check_clamp(clamp, y.shape[0])
+        generator = _generator(seed, y.device)
+        y, converged, sweeps, cycle2 = self._evolve(y, mode, max_sweeps, generator, mask)
+        if not return_info:
+            return y
+        return y, RecallInfo(converged, sweeps, cycle2, self._energy(y))
+
+    def _check_clamp(self, clamp: Any, batch: int) -> torch.Tensor | None:
+        if clamp is None:
+            return None
+        mask = torch.as_tensor(clamp, device=self.W.device)
+        if mask.dtype != torch.bool or mask.shape not in (
+            (self.n_units,),
+            (batch, self.n_units),
+        ):
+            raise ValueError(
+                f"clamp: expected a bool mask of shape ({self.n_units},) or ({batch}, "
+                f"{self.n_units}), got dtype {mask.dtype} and shape {tuple(mask.shape)}"
+            )
+        return mask
+
+    # ----- stochastic dynamics -----------------------------------------------------------------
+    def gibbs(
+        self,
+        states: Any,
+        temperatures: Sequence[float] | torch.Tensor,
+        seed: int | torch.Generator | None = None,
+        clamp: Any = None,
+        n_average: int = 1,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random-order Gibbs sweeps, one per entry of ``temperatures`` (T = 0: greedy sweep).
+
+        Samples p(y) proportional to exp(-E(y) / T): P(y_i = +1 | rest) = sigmoid(2 z_i / T).
+        Returns the final states and the mean of the last ``n_average`` states (batch, N).
+        """
+        y = check_spins(states, "states", self.n_units, self.W.device, self.W.dtype)
+        temps = torch.as_tensor(temperatures, dtype=torch.float64).flatten()
+        if temps.numel() == 0 or (temps < 0).any() or not torch.isfinite(temps).all():
+            raise ValueError("temperatures: expected a non-empty sequence of finite values >= 0")
+        if not 1 <= n_average <= temps.numel():
+            raise ValueError(
+                f"n_average: expected 1..{temps.numel()} (the number of sweeps), got {n_average}"
+            )
+        mask = self._check_clamp(clamp, y.shape[0])
+        mask = None if mask is None else (mask if mask.dim() == 2 else mask.expand_as(y))
+        generator = _generator(seed, y.device)
+        total = torch.zeros_like(y)
+        for t, temperature in enumerate(temps.tolist()):
+            order = torch.randperm(self.n_units, generator=generator, device=y.device)
+            y, _ = self.sweep_async(y, order, mask, temperature, generator)
+            if t >= temps.numel() - n_average:
+                total += y
+        return y, total / n_average
+
+    def recall_stochastic(
+        self,
+        probes: Any,
+        temperature: float = 0.5,
+        n_sweeps: int = 50,
+        n_average: int = 10,
+        alpha: float = 1.0,
+        min_temperature: float = 0.0,
+        seed: int | torch.Generator | None = None,
+        clamp: Any = None,
+    ) -> torch.Tensor:
+        """Stochastic retrieval (lecture 001): Gibbs sweeps at T_t = max(T alpha^t, T_min), then
+        the sign of the average of the last ``n_average`` samples (a zero average keeps the last
+        sample)."""
+        temps = annealing_schedule(temperature, alpha, n_sweeps, min_temperature)
+        last, mean = self.gibbs(probes, temps, seed, clamp, n_average)
+        return torch.where(mean == 0, last, torch.sign(mean))
+
+    def anneal(
+        self,
+        probes: Any,
+        t_max: float = 2.0,
+        alpha: float = 0.9,
+        t_min: float = 0.05,
+        sweeps_per_temperature: int = 2,
+        seed: int | torch.Generator | None = None,
+        clamp: Any = None,
+    ) -> torch.Tensor:
+        """Simulated annealing: Gibbs sweeps with T <- alpha T from ``t_max`` down to ``t_min``,
+        then greedy asynchronous sweeps to a fixed point (the retrieved state)."""
+        if not 0 < alpha < 1 or not 0 < t_min <= t_max:
+            raise ValueError(
+                f"alpha, t_min, t_max: expected 0 < alpha < 1 and 0 < t_min <= t_max, got "
+                f"{alpha}, {t_min}, {t_max}"
+            )
+        n_levels = math.floor(math.log(t_min / t_max) / math.log(alpha)) + 1
+        temps = annealing_schedule(t_max, alpha, n_levels).repeat_interleave(
+            sweeps_per_temperature
+        )
+        generator = _generator(seed, self.W.device)
+        y, _ = self.gibbs(probes, temps, generator, clamp)
+        return self.recall(y, "async", 1000, generator, clamp)  # type: ignore[return-value]
+
+    def sample(
+        self,
+        n: int,
+        n_sweeps: int = 200,
+        temperature: float = 1.0,
+        seed: int | torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Draw ``n`` states from p(y) proportional to exp(-E(y)/T) by Gibbs from random starts."""
+        generator = _generator(seed, self.W.device)
+        start = torch.rand(n, self.n_units, generator=generator, device=self.W.device)
+        y = torch.where(start < 0.5, -1.0, 1.0).to(self.W.dtype)
+        return self.gibbs(y, [temperature] * n_sweeps, generator)[0]
+
+
+def annealing_schedule(
+    temperature: float, alpha: float, n_sweeps: int, min_temperature: float = 0.0
+) -> torch.Tensor:
+    """T_t = max(T alpha^t, T_min) for t = 0..n_sweeps-1, computed in float64."""
+    if temperature < 0 or alpha <= 0 or n_sweeps < 1:
+        raise ValueError(
+            f"temperature, alpha, n_sweeps: expected >= 0, > 0 and >= 1, got {temperature}, "
+            f"{alpha}, {n_sweeps}"
+        )
+    t = torch.arange(n_sweeps, dtype=torch.float64)
+    return (temperature * alpha**t).clamp(min=min_temperature)
+
+
+def _check_choice(value: str, choices: Sequence[str], name: str) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+
+
+class ModernHopfield(Model):
+    """Modern (continuous) Hopfield network of Ramsauer et al. (2020); see the module docstring.
+
+    Args:
+        dim: pattern dimension d.
+        beta: inverse temperature of the softmax (None: 1 / sqrt(d), the attention scaling).
+    """
+
+    likelihood_kind = "none"
+
+    def __init__(self, dim: int, beta: float | None = None) -> None:
+        super().__init__()
+        if not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim: expected a positive integer, got {dim!r}")
+        if beta is not None and not beta > 0:
+            raise ValueError(f"beta: expected a positive number, got {beta}")
+        self.dim = dim
+        self.n_units = dim
+        self.beta = 1.0 / math.sqrt(dim) if beta is None else float(beta)
+        self.register_buffer("patterns", torch.zeros(0, dim))
+
+    def store(self, patterns: Any, append: bool = False) -> ModernHopfield:
+        """Store real-valued patterns X as rows (n_patterns, dim)."""
+        x = as_tensor(patterns, "patterns", dim=2, n_features=self.dim, device=self.patterns.device,
+                      dtype=self.patterns.dtype)
+        if x.shape[0] == 0:
+            raise ValueError("patterns: expected at least one pattern, got 0")
+        self.patterns = torch.cat([self.patterns, x]) if append else x
+        return self
+
+    def _check_state(self, xi: Any, name: str) -> torch.Tensor:
+        if self.patterns.shape[0] == 0:
+            raise RuntimeError("ModernHopfield: no patterns stored; call store(patterns) first")
+        return as_tensor(xi, name, dim=2, n_features=self.dim, device=self.patterns.device,
+                         dtype=self.patterns.dtype)
+
+    def update(self, xi: Any) -> torch.Tensor:
+        """One CCCP step xi <- X softmax(beta X^T xi), for a batch (batch, dim)."""
+        xi = self._check_state(xi, "xi")
+        return torch.softmax(self.beta * xi @ self.patterns.T, dim=-1) @ self.patterns
+
+    def energy(self, xi: Any) -> torch.Tensor:
+        """E(xi) = -lse(beta, X^T xi) + 1/2 xi^T xi + log(N) / beta + 1/2 M^2; shape (batch,)."""
+        xi = self._check_state(xi, "xi")
+        x = self.patterns
+        lse = torch.logsumexp(self.beta * xi @ x.T, dim=-1) / self.beta
+        m = x.norm(dim=1).max()
+        return -lse + 0.5 * (xi * xi).sum(-1) + math.log(x.shape[0]) / self.beta + 0.5 * m**2
+
+    def recall(self, probes: Any, max_steps: int = 1, binary: bool = False) -> torch.Tensor:
+        """Apply ``max_steps`` updates (one suffices for well-separated patterns); ``binary``
+        returns the sign of the result (ties to +1) for +-1 patterns."""
+        if max_steps < 1:
+            raise ValueError(f"max_steps: expected a positive integer, got {max_steps}")
+        xi = self._check_state(probes, "probes")
+        for _ in range(max_steps):
+            xi = self.update(xi)
+        return torch.where(xi >= 0, 1.0, -1.0).to(xi.dtype) if binary else xi

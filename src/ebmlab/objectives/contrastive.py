@@ -1,0 +1,422 @@
+"""Contrastive training of RBMs: CD-k, persistent CD and parallel tempering, optionally centered.
+
+The log-likelihood gradient of an RBM is a difference of two expectations (lecture 002):
+
+    d/dtheta mean log p(v) = -E_data[dF/dtheta] + E_model[dF/dtheta]
+
+The positive phase is exact (the hidden units are summed out); the negative phase uses samples:
+  * CD-k (Hinton 2002): k block-Gibbs sweeps started at the minibatch;
+  * PCD-k (Tieleman 2008): k sweeps of persistent chains that carry over between updates;
+  * PT (Desjardins et al. 2010; Cho, Raiko & Ilin 2010): persistent chains at a ladder of inverse
+    temperatures 1 = beta_0 > ... > beta_{T-1} >= 0 (p_beta ~ exp(-beta E)), with swaps between
+    neighbours (even pairs, then odd pairs, alternating) accepted with probability
+    min(1, exp((beta_t - beta_{t+1}) (E_t - E_{t+1}))); the beta = 1 chains give the statistics.
+
+The loss is mean F(v_data) - mean F(v_neg) with v_neg detached, so its gradient is the positive
+minus the negative statistics. Positive statistics are averaged over the minibatch and negative
+ones over the chains, whatever the minibatch size: scikit-learn divides the persistent chains'
+statistics by the size of the (possibly short) last minibatch instead, an oversized step once per
+epoch (13x on digits with batch 100); a test pins this.
+
+Hand-written gradients. For ``BernoulliRBM`` the statistics are computed by hand (5 matmuls per
+update: positive hiddens, one sweep v <- h, h <- v, and the two outer products) and handed to
+autograd through ``inject_gradient``: ``loss.backward()`` then writes exactly these gradients into
+``.grad`` without re-running the forward pass. Autograd on the surrogate would redo two matmuls
+and the softplus; on 784 x 500, batch 100, the hand path is measurably faster (see
+notes/README_rbm.md). ``gradient="autograd"`` keeps the surrogate path (used for other models
+and in the tests, which check that both give the same gradient).
+
+Centering (Melchior, Fischer & Wiskott, "How to center deep Boltzmann machines", JMLR 2016). The
+centered energy E = -(v - mu)^T b' - (h - lam)^T c' - (v - mu)^T W (h - lam) is the same model as
+the plain RBM with b = b' - W lam, c = c' - W^T mu. We keep the model in plain form and center
+only the gradient: the centered gradient
+
+    dW' = <(v - mu)(h - lam)^T>_data - <(v - mu)(h - lam)^T>_model,  db' = <v>_d - <v>_m,
+    dc' = <h>_d - <h>_m
+
+is mapped to plain coordinates (dW = dW', db = db' - dW' lam, dc = dc' - dW'^T mu), which is
+exactly centered SGD (momentum included) while the offsets are fixed. The offsets are moving
+averages of the data mean mu and of the data-driven hidden mean lam (their "dd" variant, rate
+``offset_rate``). Weight decay applies to W in plain coordinates.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .._checks import as_tensor, check_binary
+from ..models.gaussian_rbm import GaussianBernoulliRBM
+from ..models.rbm import BernoulliRBM, bernoulli
+from .base import Objective
+
+Method = Literal["cd", "pcd", "pt"]
+
+
+class _InjectGradient(torch.autograd.Function):
+    """Identity on a scalar ``value`` whose backward hands precomputed gradients to ``params``."""
+
+    @staticmethod
+    def forward(ctx: Any, value: torch.Tensor, n: int, *tensors: torch.Tensor) -> torch.Tensor:
+        ctx.grads = tensors[n:]
+        ctx.n = n
+        return value.detach().clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        grads = tuple(g * grad_output for g in ctx.grads)
+        return (None, None, *grads, *([None] * ctx.n))
+
+
+def inject_gradient(
+    value: torch.Tensor, params: list[torch.Tensor], grads: list[torch.Tensor]
+) -> torch.Tensor:
+    """A scalar equal to ``value`` whose backward adds ``grads`` to the ``.grad`` of ``params``."""
+    return _InjectGradient.apply(value, len(params), *params, *grads)
+
+
+class ContrastiveDivergence(Objective):
+    """CD-k, PCD-k or parallel-tempering training of a ``BernoulliRBM`` (or, for CD and PCD, a
+    ``GaussianBernoulliRBM``).
+
+    Args:
+        k: block-Gibbs sweeps per update.
+        method: "cd" (chains restart at the minibatch), "pcd" (persistent chains) or "pt"
+            (persistent chains at ``n_temperatures`` inverse temperatures with swaps).
+        n_chains: persistent chains (pcd, pt); the negative statistics are averaged over them.
+        n_temperatures: rungs of the PT ladder (beta from 1 down to ``min_beta``, linear).
+        min_beta: inverse temperature of the hottest PT chain (0: uniform noise).
+        centering: center the gradient (Melchior et al. 2016); BernoulliRBM only.
+        offset_rate: moving-average rate of the centering offsets.
+        init_visible_bias: in ``setup``, set the visible biases from the data marginals.
+        gradient: "manual" (hand-written statistics, BernoulliRBM) or "autograd" (surrogate loss).
+        binary_data: require binary data for a BernoulliRBM (False accepts probabilities in [0, 1]
+            as mean-field visible states, as scikit-learn does).
+        seed: seeds the initial persistent chains in ``setup``.
+    """
+
+    def __init__(
+        self,
+        k: int = 1,
+        method: Method = "cd",
+        n_chains: int = 100,
+        n_temperatures: int = 10,
+        min_beta: float = 0.0,
+        centering: bool = False,
+        offset_rate: float = 0.01,
+        init_visible_bias: bool = True,
+        gradient: Literal["manual", "autograd"] = "manual",
+        binary_data: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if method not in ("cd", "pcd", "pt"):
+            raise ValueError(f"method: expected 'cd', 'pcd' or 'pt', got {method!r}")
+        for name, value in (("k", k), ("n_chains", n_chains), ("n_temperatures", n_temperatures)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        if method == "pt" and n_temperatures < 2:
+            raise ValueError(
+                f"n_temperatures: parallel tempering needs at least 2, got {n_temperatures}"
+            )
+        if not 0.0 <= min_beta < 1.0:
+            raise ValueError(f"min_beta: expected a value in [0, 1), got {min_beta}")
+        if not 0.0 <= offset_rate <= 1.0:
+            raise ValueError(f"offset_rate: expected a value in [0, 1], got {offset_rate}")
+        if gradient not in ("manual", "autograd"):
+            raise ValueError(f"gradient: expected 'manual' or 'autograd', got {gradient!r}")
+        self.k = k
+        self.method = method
+        self.n_chains = n_chains
+        self.n_temperatures = n_temperatures if method == "pt" else 1
+        self.min_beta = min_beta
+        self.centering = centering
+        self.offset_rate = offset_rate
+        self.init_visible_bias = init_visible_bias
+        self.gradient = gradient
+        self.binary_data = binary_data
+        self.seed = seed
+        # state (sized in setup or at the first step; buffers go into checkpoints)
+        self.register_buffer("chain_v", torch.empty(0))  # (T, n_chains, D) persistent visibles
+        self.register_buffer("chain_h", torch.empty(0))  # (T, n_chains, H) persistent hiddens
+        self.register_buffer("betas", torch.empty(0))  # (T,) inverse temperatures, beta_0 = 1
+        self.register_buffer("swap_rate", torch.empty(0))  # (T - 1,) running swap acceptance
+        self.register_buffer("offset_v", torch.empty(0))  # (D,) centering offset mu
+        self.register_buffer("offset_h", torch.empty(0))  # (H,) centering offset lambda
+        self._swap_parity = 0
+
+    # ----- setup --------------------------------------------------------------------------------
+    def _check_model(self, model: nn.Module) -> None:
+        if not isinstance(model, BernoulliRBM | GaussianBernoulliRBM):
+            raise TypeError(
+                f"model: {type(self).__name__} trains a BernoulliRBM or a "
+                f"GaussianBernoulliRBM, got {type(model).__name__}"
+            )
+        bernoulli_rbm = isinstance(model, BernoulliRBM)
+        if not bernoulli_rbm and self.method == "pt":
+            raise ValueError("method: parallel tempering is implemented for BernoulliRBM only")
+        if not bernoulli_rbm and self.centering:
+            raise ValueError("centering: implemented for BernoulliRBM only")
+
+    def check_data(self, model: nn.Module, x: torch.Tensor, name: str = "x_train") -> torch.Tensor:
+        """Shape, finiteness and (for a Bernoulli model) binary or [0, 1] values."""
+        x = as_tensor(
+            x, name, dim=2, n_features=model.n_visible, device=model.W.device, dtype=model.W.dtype
+        )
+        if isinstance(model, BernoulliRBM):
+            if self.binary_data:
+                check_binary(x, name)
+            elif x.min() < 0 or x.max() > 1:
+                raise ValueError(
+                    f"{name}: a Bernoulli model needs values in [0, 1], found "
+                    f"[{float(x.min()):.4g}, {float(x.max()):.4g}]"
+                )
+        return x
+
+    @torch.no_grad()
+    def setup(self, model: nn.Module, x_train: torch.Tensor) -> None:
+        """Validate the data, set the visible biases from the data marginals, start the
+        persistent chains from the data's base-rate model and the centering offsets at the data
+        mean (visible) and 1/2 (hidden)."""
+        self._check_model(model)
+        x_train = self.check_data(model, x_train)
+        if self.init_visible_bias and hasattr(model, "init_visible_from_data"):
+            model.init_visible_from_data(x_train)
+        generator = torch.Generator(device=model.W.device).manual_seed(self.seed)
+        self._init_state(model, x_train, generator)
+
+    def _init_state(self, model: nn.Module, x: torch.Tensor, generator: torch.Generator) -> None:
+        device, dtype = model.W.device, model.W.dtype
+        if self.centering:
+            self.offset_v = x.mean(0).to(dtype)
+            self.offset_h = torch.full((model.n_hidden,), 0.5, device=device, dtype=dtype)
+        if self.method == "cd":
+            return
+        betas = torch.linspace(1.0, self.min_beta, self.n_temperatures, dtype=torch.float64)
+        self.betas = betas.to(device=device, dtype=dtype)
+        self.swap_rate = torch.zeros(max(self.n_temperatures - 1, 0), device=device, dtype=dtype)
+        shape = (self.n_temperatures, self.n_chains, model.n_visible)
+        if isinstance(model, BernoulliRBM):
+            # base-rate model: each pixel on with its data frequency
+            marginal = x.mean(0).expand(shape).contiguous()
+            v = bernoulli(marginal, generator)
+        else:
+            v = x.mean(0) + x.std(0) * torch.randn(
+                shape, generator=generator, device=device, dtype=dtype
+            )
+        flat = v.reshape(-1, model.n_visible)
+        h = model.sample_h(flat, generator).reshape(self.n_temperatures, self.n_chains, -1)
+        self.chain_v, self.chain_h = v, h
+
+    def param_groups(
+        self, model: nn.Module, lr: float, weight_decay: float
+    ) -> list[dict[str, Any]]:
+        """Weight decay on W only: biases (and variances) are not decayed (Hinton's guide)."""
+        rest = [p for name, p in model.named_parameters() if name != "W" and p.requires_grad]
+        return [
+            {"params": [model.W], "lr": lr, "weight_decay": weight_decay},
+            {"params": rest, "lr": lr, "weight_decay": 0.0},
+        ]
+
+    # ----- sampling -----------------------------------------------------------------------------
+    def _sweeps_from_hidden(
+        self,
+        model: nn.Module,
+        h: torch.Tensor,
+        n_sweeps: int,
+        generator: torch.Generator,
+        sample_last_h: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """n_sweeps of h -> v -> h; returns (v, hidden logits, p(h|v), last h sample or None)."""
+        v = a = ph = h_new = None
+        for sweep in range(n_sweeps):
+            if isinstance(model, BernoulliRBM):
+                v = bernoulli(torch.addmm(model.b, h, model.W.T).sigmoid_(), generator)
+            else:
+                v = model.sample_v(h, generator)
+            a = model.hidden_logits(v)
+            ph = torch.sigmoid(a)
+            if sweep < n_sweeps - 1 or sample_last_h:
+                h = h_new = bernoulli(ph, generator)
+        return v, a, ph, h_new
+
+    def _pt_sweeps(
+        self, model: BernoulliRBM, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """k tempered sweeps of every chain, each followed by a round of neighbour swaps; returns
+        the beta = 1 chains' (v, hidden logits, p(h|v))."""
+        T, N = self.n_temperatures, self.n_chains
+        betas = self.betas.view(T, 1, 1)
+        v, h = self.chain_v, self.chain_h
+        for _ in range(self.k):
+            v_logits = torch.addmm(model.b, h.reshape(T * N, -1), model.W.T).view(T, N, -1)
+            v = bernoulli(torch.sigmoid(betas * v_logits), generator)
+            a = torch.addmm(model.c, v.reshape(T * N, -1), model.W).view(T, N, -1)
+            h = bernoulli(torch.sigmoid(betas * a), generator)
+            # joint energies at beta = 1: E = -b.v - c.h - v^T W h = -b.v - h.(c + v^T W)
+            energy = -(v @ model.b) - (h * a).sum(-1)  # (T, N)
+            v, h = self._swap(v, h, energy, generator)
+        self.chain_v, self.chain_h = v, h
+        a1 = model.hidden_logits(v[0])  # the swaps may have brought a new state to beta = 1
+        return v[0], a1, torch.sigmoid(a1)
+
+    def _swap(
+        self, v: torch.Tensor, h: torch.Tensor, energy: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        T = self.n_temperatures
+        lower = torch.arange(self._swap_parity, T - 1, 2, device=v.device)
+        self._swap_parity = 1 - self._swap_parity
+        if lower.numel() == 0:
+            return v, h
+        upper = lower + 1
+        log_accept = (self.betas[lower] - self.betas[upper])[:, None] * (
+            energy[lower] - energy[upper]
+        )
+        u = torch.rand(log_accept.shape, generator=generator, device=v.device, dtype=v.dtype)
+        # log u < log_accept, written without log(0): u < exp(min(log_accept, 0))
+        accept = u < torch.exp(log_accept.clamp(max=0.0))  # (pairs, N)
+        self.swap_rate[lower] = 0.99 * self.swap_rate[lower] + 0.01 * accept.to(v.dtype).mean(-1)
+        index = torch.arange(T, device=v.device)[:, None].expand(T, v.shape[1]).clone()
+        index[lower] = torch.where(accept, upper[:, None], lower[:, None])
+        index[upper] = torch.where(accept, lower[:, None], upper[:, None])
+        v = torch.gather(v, 0, index[:, :, None].expand_as(v))
+        h = torch.gather(h, 0, index[:, :, None].expand_as(h))
+        return v, h
+
+    def negative_phase(
+        self, model: nn.Module, v0: torch.Tensor, ph0: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Negative samples: (v_neg, hidden logits at v_neg, p(h | v_neg))."""
+        if self.method == "cd":
+            h = bernoulli(ph0, generator)
+            v, a, ph, _ = self._sweeps_from_hidden(model, h, self.k, generator, False)
+            return v, a, ph
+        if self.chain_v.numel() == 0:  # setup was not called (e.g. scikit-learn's partial_fit)
+            self._init_state(model, v0, generator)
+        if self.method == "pcd":
+            v, a, ph, h = self._sweeps_from_hidden(model, self.chain_h[0], self.k, generator, True)
+            self.chain_v, self.chain_h = v[None], h[None]
+            return v, a, ph
+        return self._pt_sweeps(model, generator)
+
+    # ----- loss ---------------------------------------------------------------------------------
+    def loss(
+        self, model: nn.Module, batch: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        if batch.dim() != 2 or batch.shape[1] != model.n_visible:
+            raise ValueError(
+                f"batch: expected shape (batch, {model.n_visible}), got {tuple(batch.shape)}"
+            )
+        if self.gradient == "manual" and isinstance(model, BernoulliRBM):
+            return self._manual_loss(model, batch, generator)
+        if self.centering:
+            raise ValueError("centering: needs gradient='manual'")
+        with torch.no_grad():
+            ph0 = model.p_h_given_v(batch)
+            v_neg, _, _ = self.negative_phase(model, batch, ph0, generator)
+        loss = model.free_energy(batch).mean() - model.free_energy(v_neg.detach()).mean()
+        return loss, {}
+
+    @torch.no_grad()
+    def _manual_loss(
+        self, model: BernoulliRBM, v0: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        W, b, c = model.W, model.b, model.c
+        a0 = torch.addmm(c, v0, W)
+        ph0 = torch.sigmoid(a0)
+        vn, an, phn = self.negative_phase(model, v0, ph0, generator)
+        n_pos, n_neg = v0.shape[0], vn.shape[0]
+        mean_v0, mean_vn = v0.mean(0), vn.mean(0)
+        mean_h0, mean_hn = ph0.mean(0), phn.mean(0)
+        # ascent direction: positive minus negative statistics, each averaged over its own rows
+        grad_w = torch.mm(v0.T, ph0).addmm_(vn.T, phn, beta=1.0 / n_pos, alpha=-1.0 / n_neg)
+        grad_b = mean_v0 - mean_vn
+        grad_c = mean_h0 - mean_hn
+        if self.centering:
+            if self.offset_v.numel() == 0:
+                self.offset_v = mean_v0.clone()
+                self.offset_h = torch.full_like(c, 0.5)
+            self.offset_v.lerp_(mean_v0, self.offset_rate)
+            self.offset_h.lerp_(mean_h0, self.offset_rate)
+            mu, lam = self.offset_v, self.offset_h
+            grad_w.addr_(mu, grad_c, alpha=-1.0).addr_(grad_b, lam, alpha=-1.0)
+            grad_b = grad_b - grad_w @ lam
+            grad_c = grad_c - mu @ grad_w
+        # loss value: mean F(v0) - mean F(v_neg), from the hidden inputs already computed
+        free_pos = -(mean_v0 @ b) - F.softplus(a0).sum() / n_pos
+        free_neg = -(mean_vn @ b) - F.softplus(an).sum() / n_neg
+        value = free_pos - free_neg
+        with torch.enable_grad():
+            loss = inject_gradient(value, [W, b, c], [grad_w.neg_(), grad_b.neg(), grad_c.neg()])
+        return loss, {}
+
+    @torch.no_grad()
+    def negative_samples(self) -> torch.Tensor:
+        """The beta = 1 persistent chains' visible states, (n_chains, D) (empty for CD)."""
+        return self.chain_v[0] if self.chain_v.numel() else self.chain_v
+
+
+class PersistentContrastiveDivergence(ContrastiveDivergence):
+    """PCD-k (Tieleman 2008): ``ContrastiveDivergence(method="pcd")``."""
+
+    def __init__(
+        self,
+        k: int = 1,
+        n_chains: int = 100,
+        centering: bool = False,
+        offset_rate: float = 0.01,
+        init_visible_bias: bool = True,
+        gradient: Literal["manual", "autograd"] = "manual",
+        binary_data: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            k=k,
+            method="pcd",
+            n_chains=n_chains,
+            centering=centering,
+            offset_rate=offset_rate,
+            init_visible_bias=init_visible_bias,
+            gradient=gradient,
+            binary_data=binary_data,
+            seed=seed,
+        )
+
+
+class ParallelTemperingCD(ContrastiveDivergence):
+    """Training with parallel-tempering chains: ``ContrastiveDivergence(method="pt")``."""
+
+    def __init__(
+        self,
+        k: int = 1,
+        n_chains: int = 100,
+        n_temperatures: int = 10,
+        min_beta: float = 0.0,
+        centering: bool = False,
+        offset_rate: float = 0.01,
+        init_visible_bias: bool = True,
+        gradient: Literal["manual", "autograd"] = "manual",
+        binary_data: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            k=k,
+            method="pt",
+            n_chains=n_chains,
+            n_temperatures=n_temperatures,
+            min_beta=min_beta,
+            centering=centering,
+            offset_rate=offset_rate,
+            init_visible_bias=init_visible_bias,
+            gradient=gradient,
+            binary_data=binary_data,
+            seed=seed,
+        )
+
+
+def swap_acceptance(objective: ContrastiveDivergence) -> list[float]:
+    """Running acceptance rate of the swaps between neighbouring PT rungs (a diagnostic)."""
+    return [float(x) for x in objective.swap_rate] if objective.swap_rate.numel() else []

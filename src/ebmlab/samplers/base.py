@@ -1,0 +1,326 @@
+"""Shared pieces of every MCMC kernel: the info record, targets, energies, gradients, MH acceptance.
+
+A kernel is a small object holding its settings, with
+
+    step(x, energy_fn, generator, state=None) -> (x_new, info)
+
+acting on a batch of chains (one chain per row of ``x``). ``energy_fn`` maps a batch (n, ...) to
+energies of shape (n,) with p(x) ∝ exp(-E(x)); binary models may instead be passed as objects
+that supply exact conditionals (see ``gibbs.py``). ``info.state`` caches the energy (and gradient)
+of ``x_new``; passing it back as ``state`` on the next call saves an energy evaluation. A cached
+state is only used when it belongs to the very tensor passed in (``state.x is x``), so a stale
+cache can never be used by mistake.
+
+Non-finite energies (the convention follows BlackJAX's ``mcmc/proposal.py``): a proposal whose
+energy is NaN or -inf is rejected, never accepted, and counted in ``info.nonfinite``; the
+runner reports the total. A non-finite energy of the *current* state is an error (the chain
+has nowhere to stay), raised with the offending chain indices.
+
+References: Metropolis et al. (1953); Hastings (1970); Neal, "MCMC using Hamiltonian dynamics"
+(2011) for the log-space acceptance; Cabezas et al., BlackJAX (2024) for the kernel layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+EnergyFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class ChainState:
+    """Cached quantities of a batch of states: the tensor itself, its energies and gradients."""
+
+    x: torch.Tensor
+    energy: torch.Tensor | None = None
+    grad: torch.Tensor | None = None
+
+
+@dataclass
+class Info:
+    """What one kernel step reports, per chain (shape (n_chains,) unless said otherwise).
+
+    Attributes:
+        accept_prob: Metropolis-Hastings acceptance probability min(1, r) (1 for Gibbs / ULA).
+        accepted: whether the chain moved to its proposal.
+        nonfinite: whether the proposal was rejected because its energy (or state) was NaN/-inf.
+        diverging: HMC only: the energy error of the trajectory exceeded the threshold.
+        state: cached energy / gradient of ``x_new`` for the next call.
+        extras: kernel-specific statistics (e.g. ``swap_accept`` of parallel tempering, one value
+            per neighbouring temperature pair, NaN where a pair was not proposed this step).
+    """
+
+    accept_prob: torch.Tensor
+    accepted: torch.Tensor
+    nonfinite: torch.Tensor
+    diverging: torch.Tensor | None = None
+    state: ChainState | None = None
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def check_step_size(value: float, name: str = "step_size") -> float:
+    """Step sizes must be finite and strictly positive."""
+    value = float(value)
+    if not (value > 0 and value < float("inf")):
+        raise ValueError(f"{name}: expected a finite number > 0, got {value}")
+    return value
+
+
+def check_chains(x: torch.Tensor, name: str = "x") -> torch.Tensor:
+    """A batch of chains: a floating tensor with at least 2 dimensions (n_chains, ...)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor of shape (n_chains, dim), got "
+                        f"{type(x).__name__}")
+    if x.dim() < 2 or x.shape[0] < 1:
+        raise ValueError(f"{name}: expected shape (n_chains, dim) with n_chains >= 1, got shape "
+                         f"{tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
+    return x
+
+
+def row_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Reshape a per-chain mask (n,) so that it broadcasts against ``like`` (n, ...)."""
+    return mask.reshape(mask.shape + (1,) * (like.dim() - 1))
+
+
+def where_rows(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise select: a[i] where mask[i] else b[i]."""
+    return torch.where(row_mask(mask, a), a, b)
+
+
+def evaluate_energy(energy_fn: EnergyFn, x: torch.Tensor) -> torch.Tensor:
+    """E(x) with a shape check: one energy per chain."""
+    energy = energy_fn(x)
+    if not isinstance(energy, torch.Tensor) or energy.shape != (x.shape[0],):
+        shape = tuple(energy.shape) if isinstance(energy, torch.Tensor) else type(energy).__name__
+        raise ValueError(
+            f"energy_fn: expected one energy per chain, shape ({x.shape[0]},), got {shape}"
+        )
+    return energy
+
+
+def energy_and_grad(energy_fn: EnergyFn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """E(x) and dE/dx by autograd on the sum of the energies (chains are independent, so the
+    gradient of the sum with respect to row i is the gradient of E(x_i))."""
+    with torch.enable_grad():
+        x_leaf = x.detach().requires_grad_(True)
+        energy = evaluate_energy(energy_fn, x_leaf)
+        (grad,) = torch.autograd.grad(energy.sum(), x_leaf)
+    return energy.detach(), grad
+
+
+def check_current_energy(energy: torch.Tensor) -> torch.Tensor:
+    """The current state of every chain must have a finite (or +inf-free) energy."""
+    bad = ~torch.isfinite(energy)
+    if bad.any():
+        chains = torch.nonzero(bad).flatten()[:10].tolist()
+        raise ValueError(
+            f"energy_fn: non-finite energy at the current state of {int(bad.sum())} chain(s) "
+            f"(e.g. chains {chains}); start the chains where the energy is finite"
+        )
+    return energy
+
+
+def current_state(
+    x: torch.Tensor, energy_fn: EnergyFn, state: ChainState | None, need_grad: bool
+) -> ChainState:
+    """The cached state of ``x`` if ``state`` belongs to it, else a freshly computed one."""
+    if state is not None and state.x is x and state.energy is not None:
+        if not need_grad or state.grad is not None:
+            return state
+    if need_grad:
+        energy, grad = energy_and_grad(energy_fn, x)
+    else:
+        with torch.no_grad():
+            energy, grad = evaluate_energy(energy_fn, x), None
+    return ChainState(x, check_current_energy(energy), grad)
+
+
+def uniform_open(shape: torch.Size | tuple[int, ...], generator: torch.Generator | None,
+                 like: torch.Tensor) -> torch.Tensor:
+    """U(0, 1] draws: 1 - U[0, 1), so that log(u) is finite."""
+    return 1.0 - torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
+
+
+def metropolis_accept(
+    log_ratio: torch.Tensor, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Accept each chain with probability min(1, exp(log_ratio)), in log space.
+
+    ``log_ratio`` = log p(x') q(x | x') - log p(x) q(x' | x). NaN ratios (NaN proposal energies)
+    are rejections. Returns (accepted, accept_prob, nonfinite).
+    """
+    nonfinite = torch.isnan(log_ratio)
+    log_ratio = torch.where(nonfinite, torch.full_like(log_ratio, -float("inf")), log_ratio)
+    log_u = torch.log(uniform_open(log_ratio.shape, generator, log_ratio))
+    accepted = log_u < log_ratio
+    accept_prob = torch.exp(torch.clamp(log_ratio, max=0.0))
+    return accepted, accept_prob, nonfinite
+
+
+def mh_transition(
+    x: torch.Tensor,
+    energy: torch.Tensor,
+    x_prop: torch.Tensor,
+    energy_prop: torch.Tensor,
+    log_hastings: torch.Tensor | float,
+    generator: torch.Generator | None,
+    grad: torch.Tensor | None = None,
+    grad_prop: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, Info]:
+    """The accept/reject half of every MH-type kernel (random walk, MALA, HMC).
+
+    A proposal with NaN or -inf energy is rejected (-inf would otherwise be accepted with
+    probability one and then trap the chain) and counted as non-finite.
+    """
+    bad = torch.isnan(energy_prop) | (energy_prop == -float("inf"))
+    log_ratio = energy - energy_prop + log_hastings
+    log_ratio = torch.where(bad, torch.full_like(log_ratio, float("nan")), log_ratio)
+    accepted, accept_prob, nonfinite = metropolis_accept(log_ratio, generator)
+    x_new = where_rows(accepted, x_prop, x)
+    energy_new = torch.where(accepted, energy_prop, energy)
+    grad_new = None
+    if grad is not None and grad_prop is not None:
+        grad_new = where_rows(accepted, grad_prop, grad)
+    state = ChainState(x_new, energy_new, grad_new)
+    return x_new, Info(accept_prob, accepted, nonfinite, state=state)
+
+
+def full_info(x: torch.Tensor, state: ChainState | None = None) -> Info:
+    """Info of a move that is always accepted (Gibbs, ULA without failures)."""
+    n = x.shape[0]
+    ones = torch.ones(n, device=x.device, dtype=x.dtype)
+    return Info(ones, torch.ones(n, dtype=torch.bool, device=x.device),
+                torch.zeros(n, dtype=torch.bool, device=x.device), state=state)
+
+
+# ----- targets ---------------------------------------------------------------------------------
+def _is_bernoulli_rbm(model: Any) -> bool:
+    from ..models.rbm import BernoulliRBM  # models do not import samplers: no cycle
+
+    # a subclass that redefines the free energy (e.g. Gaussian visibles) is not this formula
+    return isinstance(model, BernoulliRBM) and (
+        type(model).free_energy is BernoulliRBM.free_energy
+    )
+
+
+def tempered_rbm_free_energy(model: Any, v: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """Free energy of v under a Bernoulli RBM at inverse temperature beta (p ∝ exp(-beta E)):
+    F_beta(v) = -beta b^T v - sum_j softplus(beta (c_j + (v^T W)_j)). Not beta F(v): summing the
+    hidden units out does not commute with tempering. ``beta``: a scalar or one per row."""
+    beta = torch.as_tensor(beta, dtype=v.dtype, device=v.device)
+    beta_col = beta.reshape(-1, 1) if beta.dim() else beta
+    beta_row = beta.reshape(-1) if beta.dim() else beta
+    hidden = beta_col * torch.addmm(model.c, v, model.W)
+    return -beta_row * (v @ model.b) - F.softplus(hidden).sum(-1)
+
+
+class Target:
+    """An energy target at inverse temperature ``beta`` (a float or one value per chain).
+
+    Wraps an energy callable, or a model (``free_energy`` for models with hidden units, else
+    ``energy``). Calling it gives the tempered energy. When the model supplies exact conditionals
+    (``conditional_logits(x, i)``, ``block_gibbs(x, generator, beta)`` or ``gibbs_vhv(v,
+    generator, beta)``) they are forwarded, tempered, for Gibbs kernels.
+    """
+
+    def __init__(self, source: Any, beta: float | torch.Tensor = 1.0) -> None:
+        if isinstance(source, Target):
+            beta = source.beta * beta if isinstance(beta, torch.Tensor) else beta * source.beta
+            source = source.source
+        self.source = source
+        self.beta = beta
+        if hasattr(source, "free_energy"):
+            self.base_energy: EnergyFn = source.free_energy
+        elif hasattr(source, "energy"):
+            self.base_energy = source.energy
+        elif callable(source):
+            self.base_energy = source
+        else:
+            raise TypeError(
+                "target: expected an energy callable or a model with energy() / free_energy(), "
+                f"got {type(source).__name__}"
+            )
+        self.spin_values = getattr(source, "spin_values", None)
+        self.has_conditionals = hasattr(source, "conditional_logits")
+        self.has_block_gibbs = hasattr(source, "block_gibbs") or hasattr(source, "gibbs_vhv")
+
+    @property
+    def is_tempered(self) -> bool:
+        return isinstance(self.beta, torch.Tensor) or self.beta != 1.0
+
+    def energy_at(self, x: torch.Tensor, beta: float | torch.Tensor) -> torch.Tensor:
+        """Energy of x under the target tempered to ``beta`` (per-chain betas allowed)."""
+        if isinstance(beta, float | int) and beta == 1.0:
+            return self.base_energy(x)
+        if hasattr(self.source, "tempered_free_energy"):
+            return self.source.tempered_free_energy(x, beta)
+        if hasattr(self.source, "free_energy"):
+            if _is_bernoulli_rbm(self.source):
+                return tempered_rbm_free_energy(self.source, x, beta)
+            raise TypeError(
+                f"target: tempering {type(self.source).__name__} needs its free energy at "
+                "inverse temperature beta (summing hidden units out does not commute with "
+                "tempering); give the model a tempered_free_energy(v, beta) method"
+            )
+        if isinstance(beta, torch.Tensor):
+            beta = beta.reshape(-1)
+        return beta * self.base_energy(x)
+
+    @property
+    def linear_in_beta(self) -> bool:
+        """Whether the tempered energy is beta * E(x) (fully visible models, plain callables)."""
+        return not hasattr(self.source, "free_energy")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.energy_at(x, self.beta)
+
+    def conditional_logits(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        """logit p(x_i = high value | rest) at this temperature (Boltzmann logits scale as beta)."""
+        return self.beta * self.source.conditional_logits(x, i)
+
+    def block_gibbs(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        beta = self.beta
+        if isinstance(beta, torch.Tensor):
+            beta = beta.reshape(-1, 1)
+        if hasattr(self.source, "block_gibbs"):
+            return self.source.block_gibbs(x, generator, beta)
+        return self.source.gibbs_vhv(x, generator, beta)[0]
+
+
+def as_target(target: Any) -> Target:
+    return target if isinstance(target, Target) else Target(target)
+
+
+class Kernel:
+    """Base class: default hooks the runner uses. ``init`` maps x0 to the kernel's own state
+    layout (parallel tempering stacks its replicas) and ``observe`` maps it back to the chains
+    that are recorded."""
+
+    #: kernels whose ``step_size`` the runner may tune during burn-in
+    adaptive: bool = False
+
+    def init(self, x0: torch.Tensor) -> torch.Tensor:
+        return x0
+
+    def observe(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def step(
+        self,
+        x: torch.Tensor,
+        energy_fn: Any,
+        generator: torch.Generator | None = None,
+        state: ChainState | None = None,
+    ) -> tuple[torch.Tensor, Info]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({settings})"

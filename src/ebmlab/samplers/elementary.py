@@ -1,0 +1,167 @@
+"""The lecture's elementary samplers: inverse-CDF categorical, Box-Muller, importance sampling.
+
+* Inverse CDF (quantile function): draw u ~ U[0, 1) and return the first category whose
+  cumulative probability exceeds u.
+* Box-Muller (Box & Muller 1958): two independent uniforms u1 in (0, 1], u2 in [0, 1) give two
+  independent standard normals sqrt(-2 log u1) (cos 2 pi u2, sin 2 pi u2). A general Gaussian is
+  x = L z + mu with L L^T = Sigma (Cholesky): the square root of Sigma, not Sigma itself.
+* Self-normalized importance sampling: draws x_i ~ q, log weights log w_i = log p~(x_i) -
+  log q(x_i); E_p[f] ≈ sum_i w_i f(x_i) / sum_i w_i and Z ≈ mean_i w_i. The effective sample size
+  (Kong 1992) ESS = (sum w)^2 / sum w^2 lies in [1, n]; a small value says q is a poor proposal.
+
+References: lecture 001 part 3; Robert & Casella, Monte Carlo Statistical Methods (2004), ch. 2-3.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+
+def _as_probabilities(probs: torch.Tensor, name: str = "probs") -> torch.Tensor:
+    probs = torch.as_tensor(probs)
+    if probs.dim() not in (1, 2) or probs.shape[-1] < 1:
+        raise ValueError(f"{name}: expected shape (K,) or (batch, K) with K >= 1, got "
+                         f"{tuple(probs.shape)}")
+    if not torch.isfinite(probs).all() or (probs < 0).any():
+        raise ValueError(f"{name}: expected finite non-negative probabilities")
+    if (probs.sum(-1) <= 0).any():
+        raise ValueError(f"{name}: every row must have positive total mass")
+    return probs
+
+
+def inverse_cdf_categorical(
+    probs: torch.Tensor, n: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Draw ``n`` category indices by inverting the cumulative distribution.
+
+    Args:
+        probs: unnormalized probabilities, shape (K,) or (batch, K).
+        n: number of draws (per row).
+    Returns:
+        int64 tensor of shape (n,) or (batch, n).
+    """
+    probs = _as_probabilities(probs)
+    if n < 0:
+        raise ValueError(f"n: expected a non-negative number of draws, got {n}")
+    cdf = torch.cumsum(probs.to(torch.float64), dim=-1)  # float64: no drift over many categories
+    total = cdf[..., -1:]
+    u = torch.rand(probs.shape[:-1] + (n,), generator=generator, dtype=torch.float64,
+                   device=probs.device) * total
+    index = torch.searchsorted(cdf, u, right=True)
+    # rounding can put u * total at the very top of the cdf: map it to the last category
+    return index.clamp_(max=probs.shape[-1] - 1)
+
+
+def box_muller(
+    n: int,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """``n`` independent standard normal draws by the Box-Muller transform, shape (n,)."""
+    if n < 0:
+        raise ValueError(f"n: expected a non-negative number of draws, got {n}")
+    m = (n + 1) // 2
+    # 1 - U[0,1) lies in (0, 1]: log(u1) is finite (the lecture's "avoid u == 0")
+    u1 = 1.0 - torch.rand(m, generator=generator, dtype=torch.float64, device=device)
+    u2 = torch.rand(m, generator=generator, dtype=torch.float64, device=device)
+    radius = torch.sqrt(-2.0 * torch.log(u1))
+    angle = 2.0 * math.pi * u2
+    z = torch.cat([radius * torch.cos(angle), radius * torch.sin(angle)])[:n]
+    return z.to(dtype)
+
+
+def gaussian(
+    mean: torch.Tensor,
+    cov: torch.Tensor,
+    n: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``n`` draws of N(mean, cov) as x = L z + mean with L the Cholesky factor of ``cov`` and z
+    from Box-Muller; shape (n, d)."""
+    mean = torch.as_tensor(mean)
+    cov = torch.as_tensor(cov, dtype=mean.dtype)
+    d = mean.shape[-1]
+    if mean.dim() != 1 or cov.shape != (d, d):
+        raise ValueError(f"mean, cov: expected shapes (d,) and (d, d), got {tuple(mean.shape)} "
+                         f"and {tuple(cov.shape)}")
+    chol, failed = torch.linalg.cholesky_ex(cov.to(torch.float64))
+    if failed:
+        raise ValueError("cov: expected a symmetric positive-definite covariance matrix")
+    z = box_muller(n * d, generator, torch.float64, mean.device).reshape(n, d)
+    return (z @ chol.T + mean.to(torch.float64)).to(mean.dtype)
+
+
+@dataclass
+class ImportanceResult:
+    """Self-normalized importance sampling.
+
+    Attributes:
+        samples: the proposal draws, (n, ...).
+        log_weights: log p~(x_i) - log q(x_i), (n,).
+        weights: normalized weights (sum to one), (n,).
+        ess: effective sample size (sum w)^2 / sum w^2, in [1, n].
+        log_normalizer: log of mean_i w_i, an unbiased-in-Z estimate of log Z when q is
+            normalized.
+        estimate: sum_i w_i f(x_i) for the ``f`` given (None without one).
+    """
+
+    samples: torch.Tensor
+    log_weights: torch.Tensor
+    weights: torch.Tensor
+    ess: float
+    log_normalizer: float
+    estimate: torch.Tensor | None = None
+
+
+def effective_sample_size_weights(log_weights: torch.Tensor) -> float:
+    """Kong's ESS of importance weights, in log space: exp(2 lse(lw) - lse(2 lw))."""
+    lw = torch.as_tensor(log_weights, dtype=torch.float64).flatten()
+    if lw.numel() == 0:
+        raise ValueError("log_weights: expected at least one weight")
+    return float(torch.exp(2 * torch.logsumexp(lw, 0) - torch.logsumexp(2 * lw, 0)))
+
+
+def importance_sampling(
+    log_target: Callable[[torch.Tensor], torch.Tensor],
+    proposal_sample: Callable[[int, torch.Generator | None], torch.Tensor],
+    proposal_log_prob: Callable[[torch.Tensor], torch.Tensor],
+    n: int,
+    generator: torch.Generator | None = None,
+    f: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> ImportanceResult:
+    """Self-normalized importance sampling of p ∝ exp(log_target) with proposal q.
+
+    Args:
+        log_target: unnormalized log density (e.g. ``lambda x: -energy(x)``), (n, ...) -> (n,).
+        proposal_sample: (n, generator) -> n draws of q.
+        proposal_log_prob: normalized log q, (n, ...) -> (n,).
+        n: number of draws.
+        f: optional test function whose expectation under p is estimated, (n, ...) -> (n, ...).
+    """
+    if n < 1:
+        raise ValueError(f"n: expected at least one draw, got {n}")
+    x = proposal_sample(n, generator)
+    log_w = (log_target(x) - proposal_log_prob(x)).to(torch.float64)
+    if log_w.shape != (n,):
+        raise ValueError(f"log_target, proposal_log_prob: expected shape ({n},), got "
+                         f"{tuple(log_w.shape)}")
+    if torch.isnan(log_w).any() or not torch.isfinite(log_w).any():
+        raise ValueError("log_target: NaN log weights or no draw with positive weight")
+    weights = torch.softmax(log_w, 0)
+    estimate = None
+    if f is not None:
+        values = f(x).to(torch.float64)
+        estimate = (weights.reshape((n,) + (1,) * (values.dim() - 1)) * values).sum(0)
+    return ImportanceResult(
+        samples=x,
+        log_weights=log_w,
+        weights=weights,
+        ess=effective_sample_size_weights(log_w),
+        log_normalizer=float(torch.logsumexp(log_w, 0) - math.log(n)),
+        estimate=estimate,
+    )

@@ -1,0 +1,119 @@
+"""Gibbs sampling for binary states: single-site (systematic or random scan) and block updates.
+
+Gibbs sampling draws one coordinate from its exact conditional p(s_i | s_-i) at a time; seen as
+Metropolis-Hastings with that conditional as proposal, every move is accepted (lecture 001
+part 3). For a binary unit with values (lo, hi),
+
+    logit p(s_i = hi | s_-i) = E(s with s_i = lo) - E(s with s_i = hi).
+
+Conditional protocol (what a binary model supplies; ``ebmlab.models.Ising`` implements it):
+  * ``spin_values``: (0.0, 1.0) or (-1.0, 1.0);
+  * ``conditional_logits(x, i) -> Tensor (batch,)``: the logit above for site ``i`` (an int) of
+    every chain, at inverse temperature 1 (tempering multiplies it by beta);
+  * optionally ``block_gibbs(x, generator, beta) -> x'``: one exact block sweep (bipartite
+    graphs: an RBM's v -> h -> v, a checkerboard lattice), or an RBM's ``gibbs_vhv(v, generator,
+    beta) -> (v', h)``.
+A target without conditionals is handled from its energy by the formula above (two energy
+evaluations per site: correct for any binary energy, just slower).
+
+One ``step`` is one sweep: every site once in order (systematic), as many uniformly drawn sites
+(random scan; the site drawn at each update is shared by all chains, each chain is still a valid
+random-scan chain), or one block sweep.
+
+References: Geman & Geman (1984); lecture 001 parts 2-3; Hinton (2002) for block Gibbs in RBMs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .base import ChainState, Info, Kernel, Target, as_target, full_info
+from .metropolis import infer_spin_values
+
+_SCANS = ("auto", "systematic", "random", "block")
+
+
+def energy_conditional_logits(target: Any, x: torch.Tensor, i: int,
+                              spin_values: tuple[float, float]) -> torch.Tensor:
+    """logit p(x_i = hi | rest) = E(x_i = lo) - E(x_i = hi), from two energy evaluations."""
+    lo, hi = spin_values
+    both = torch.cat([x, x])
+    both[: x.shape[0], i] = lo
+    both[x.shape[0]:, i] = hi
+    energy = target(both)
+    return energy[: x.shape[0]] - energy[x.shape[0]:]
+
+
+class Gibbs(Kernel):
+    """Gibbs sampler for binary models.
+
+    Args:
+        scan: "systematic", "random", "block", or "auto" (block when the target offers it,
+            else systematic).
+        spin_values: (0.0, 1.0) or (-1.0, 1.0); None takes the target's ``spin_values`` or reads
+            them from the states.
+    """
+
+    def __init__(self, scan: str = "auto", spin_values: tuple[float, float] | None = None) -> None:
+        if scan not in _SCANS:
+            raise ValueError(f"scan: expected one of {_SCANS}, got {scan!r}")
+        if spin_values is not None and tuple(spin_values) not in ((0.0, 1.0), (-1.0, 1.0)):
+            raise ValueError(f"spin_values: expected (0.0, 1.0) or (-1.0, 1.0), got {spin_values}")
+        self.scan = scan
+        self.spin_values = tuple(spin_values) if spin_values is not None else None
+
+    def _spins(self, target: Target, x: torch.Tensor) -> tuple[float, float]:
+        spins = self.spin_values or target.spin_values
+        return tuple(spins) if spins is not None else infer_spin_values(x)
+
+    @torch.no_grad()
+    def step(
+        self,
+        x: torch.Tensor,
+        energy_fn: Any,
+        generator: torch.Generator | None = None,
+        state: ChainState | None = None,
+    ) -> tuple[torch.Tensor, Info]:
+        target = as_target(energy_fn)
+        scan = self.scan
+        if scan == "auto":
+            scan = "block" if target.has_block_gibbs else "systematic"
+        if scan == "block":
+            if not target.has_block_gibbs:
+                raise ValueError("scan='block' needs a target with block_gibbs or gibbs_vhv")
+            return self._checked(target.block_gibbs(x, generator), x)
+        if x.dim() != 2:
+            raise ValueError(f"x: single-site Gibbs expects shape (n_chains, n_units), got "
+                             f"{tuple(x.shape)}")
+        lo, hi = self._spins(target, x)
+        n_units = x.shape[1]
+        if scan == "systematic":
+            sites = range(n_units)
+        else:
+            sites = torch.randint(n_units, (n_units,), generator=generator,
+                                  device=x.device).tolist()
+        x = x.clone()
+        nonfinite = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        for i in sites:
+            if target.has_conditionals:
+                logits = target.conditional_logits(x, i)
+            else:
+                logits = energy_conditional_logits(target, x, i, (lo, hi))
+            bad = torch.isnan(logits)
+            u = torch.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype)
+            new = torch.where(u < torch.sigmoid(logits), hi, lo).to(x.dtype)
+            # a NaN conditional is a rejected update: the site keeps its value
+            x[:, i] = torch.where(bad, x[:, i], new)
+            nonfinite |= bad
+        info = full_info(x)
+        info.nonfinite = nonfinite
+        return x, info
+
+    @staticmethod
+    def _checked(x_new: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, Info]:
+        if x_new.shape != x.shape:
+            raise ValueError(f"block_gibbs: returned shape {tuple(x_new.shape)}, expected "
+                             f"{tuple(x.shape)}")
+        return x_new, full_info(x_new)

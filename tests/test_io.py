@@ -1,0 +1,98 @@
+import json
+import os
+
+import pytest
+import torch
+
+import ebmlab
+from ebmlab.io import CheckpointError, load_checkpoint
+from ebmlab.models import BernoulliRBM
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    model = BernoulliRBM(6, 3, seed=0)
+    return ebmlab.save(model, tmp_path / "rbm.safetensors", meta={"step": 1})
+
+
+def test_truncated_checkpoint_is_refused(checkpoint):
+    data = checkpoint.read_bytes()
+    checkpoint.write_bytes(data[: len(data) - 7])
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        ebmlab.load(checkpoint)
+
+
+def test_tampered_tensor_bytes_are_refused(checkpoint):
+    data = bytearray(checkpoint.read_bytes())
+    data[-3] ^= 0xFF  # flip bits in the last tensor's payload
+    checkpoint.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        ebmlab.load(checkpoint)
+
+
+def test_unknown_class_is_refused_without_importing_anything(checkpoint):
+    data = checkpoint.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    doc = json.loads(header["__metadata__"]["ebmlab"])
+    doc["model_class"] = "os.system"
+    header["__metadata__"]["ebmlab"] = json.dumps(doc)
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (n - len(raw)) if len(raw) <= n else b""
+    if len(raw) != n:
+        pytest.skip("header grew; covered by the digest test")
+    checkpoint.write_bytes(data[:8] + raw + data[8 + n :])
+    with pytest.raises(CheckpointError, match="unknown class 'os.system'"):
+        ebmlab.load(checkpoint)
+
+
+def test_missing_file_and_non_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        ebmlab.load(tmp_path / "nope.safetensors")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        ebmlab.load(junk)
+
+
+def test_failed_write_keeps_the_previous_checkpoint(checkpoint, monkeypatch):
+    before = checkpoint.read_bytes()
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        ebmlab.save(BernoulliRBM(6, 3, seed=5), checkpoint)
+    assert checkpoint.read_bytes() == before
+    assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["rbm.safetensors"]
+
+
+def test_optimizer_and_generator_state_round_trip(tmp_path):
+    model = BernoulliRBM(4, 2, seed=0)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    model.free_energy(torch.ones(3, 4)).sum().backward()
+    opt.step()
+    g = torch.Generator().manual_seed(11)
+    torch.rand(5, generator=g)
+    path = ebmlab.save(model, tmp_path / "c.safetensors", optimizer=opt, generators={"g": g})
+    ckpt = load_checkpoint(path)
+    from ebmlab.io import optimizer_state_from_tensors
+
+    opt2 = torch.optim.Adam(ckpt.model.parameters(), lr=0.1)
+    opt2.load_state_dict(optimizer_state_from_tensors(ckpt.group("optimizer"),
+                                                      ckpt.meta["optimizer"]))
+    for p in (model, ckpt.model):
+        p.zero_grad()
+        p.free_energy(torch.ones(3, 4)).sum().backward()
+    opt.step()
+    opt2.step()
+    assert torch.equal(model.W, ckpt.model.W)
+    g2 = torch.Generator()
+    g2.set_state(ckpt.group("rng")["g"])
+    assert torch.equal(torch.rand(5, generator=g), torch.rand(5, generator=g2))
+
+
+def test_save_rejects_non_ebmlab_modules(tmp_path):
+    with pytest.raises(TypeError, match="model: expected an ebmlab.models.Model"):
+        ebmlab.save(torch.nn.Linear(2, 2), tmp_path / "x.safetensors")
