@@ -1,0 +1,97 @@
+"""End-to-end tests of the `ebmlab` command on small runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ebmlab.cli import main
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def offline_data(monkeypatch):
+    monkeypatch.setenv("EBMLAB_OFFLINE", "1")
+    if SHARED_DATA.is_dir():
+        monkeypatch.setenv("EBMLAB_DATA", str(SHARED_DATA))
+
+
+def test_list_names_models_and_datasets(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "independent" in out and "digits" in out and "8gaussians" in out
+
+
+def test_unknown_model_lists_valid_ones(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "nonsense"])
+    err = capsys.readouterr().err
+    assert "invalid choice: 'nonsense'" in err and "independent" in err
+
+
+def test_unknown_dataset_lists_valid_ones(tmp_path, capsys):
+    code = main(["train", "independent", "--data", "cifar", "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cifar" in err and "digits" in err and "mnist" in err
+
+
+def test_train_eval_report_sample_round_trip(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "independent", "--data", "digits", "--out", str(run),
+                 "--no-progress"]) == 0
+    for name in ("config.json", "checkpoint.safetensors", "report.html", "figures.json"):
+        assert (run / name).exists(), name
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["log_likelihood_method"] == "exact"
+    assert -64 * 0.6931472 <= metrics["test_log_likelihood"] < 0  # at least as good as a coin
+    assert main(["report", str(run)]) == 0
+    html = (run / "report.html").read_text()
+    assert "test_log_likelihood" in html and "data:image/png;base64," in html
+    assert main(["sample", str(run), "--n", "16"]) == 0
+    assert (run / "samples.png").stat().st_size > 0
+
+
+def test_gradient_trained_family_on_toy_data(tmp_path, capsys):
+    run = tmp_path / "g"
+    assert main(["train", "gaussian", "--data", "8gaussians", "--epochs", "3", "--out", str(run),
+                 "--no-progress", "--eval"]) == 0
+    metrics = json.loads((run / "eval.json").read_text())
+    assert metrics["kl"] > 0  # a single Gaussian cannot fit eight modes
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2, 3]
+
+
+def test_eval_on_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+
+def test_every_command_has_help_with_an_example():
+    for command in ("train", "sample", "eval", "report", "demo", "list", "bench"):
+        proc = subprocess.run([sys.executable, "-m", "ebmlab", command, "--help"],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert "example:" in proc.stdout, command
+
+
+def test_torchrun_cli_only_rank0_writes(tmp_path):
+    run = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "ebmlab", "train", "gaussian", "--data", "8gaussians", "--epochs", "1",
+         "--out", str(run), "--no-progress", "--device", "cpu"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("run written to") == 1
+    assert (run / "checkpoint.safetensors").exists()
