@@ -17,9 +17,7 @@ BINARIZATIONS = (None, "threshold", "stochastic")
 
 def check_binarization(binarize: str | None) -> None:
     if binarize not in BINARIZATIONS:
-        raise ValueError(
-            f"binarize: expected None, 'threshold' or 'stochastic', got {binarize!r}"
-        )
+        raise ValueError(f"binarize: expected None, 'threshold' or 'stochastic', got {binarize!r}")
 
 
 def binarize_threshold(x: torch.Tensor) -> torch.Tensor:

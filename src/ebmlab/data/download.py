@@ -19,6 +19,7 @@ import hashlib
 import os
 import sys
 import tempfile
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -89,15 +90,18 @@ def ensure_files(dataset: str, filenames: list[str], root: Path) -> list[Path]:
     if missing:
         if offline():
             raise _not_found(dataset, missing, root, f"downloading is disabled ({ENV_OFFLINE}=1)")
-        failures = []
+        failures: list[str] = []
+        unreachable: set[str] = set()  # mirrors that failed to connect are not asked again
         for path in missing:
             try:
-                _download(dataset, path)
+                _download(dataset, path, unreachable)
             except (OSError, ValueError) as error:  # network, HTTP, disk, checksum, format
                 failures.append(f"{path.name}: {error}")
         still_missing = [p for p in missing if not p.is_file()]
         if still_missing:
-            raise _not_found(dataset, still_missing, root, "download failed: " + "; ".join(failures))
+            raise _not_found(
+                dataset, still_missing, root, "download failed: " + "; ".join(failures)
+            )
     for path in paths:
         verify(path, dataset, path.name)
     return paths
@@ -112,20 +116,32 @@ def _not_found(dataset: str, missing: list[Path], root: Path, reason: str) -> Da
     )
 
 
-def _download(dataset: str, path: Path) -> None:
+def _download(dataset: str, path: Path, unreachable: set[str]) -> None:
     if dataset == "binarized-mnist":
-        _download_binarized_mnist(path)
+        _download_binarized_mnist(path, unreachable)
         return
     expected = SHA256[(dataset, path.name)]
     errors = []
     for base in MIRRORS[dataset]:
+        if base in unreachable:
+            continue
         try:
             with _atomic_target(path) as tmp:
                 _fetch(base + path.name, tmp, expected)
             return
         except (OSError, ValueError) as error:
+            _note_unreachable(base, error, unreachable)
             errors.append(f"{base + path.name}: {error}")
-    raise OSError(" | ".join(errors))
+    raise OSError(" | ".join(errors) or "no reachable mirror")
+
+
+def _note_unreachable(base: str, error: Exception, unreachable: set[str]) -> None:
+    """Remember ``base`` when it could not be reached at all (not for HTTP or checksum errors)."""
+    connection = isinstance(error, urllib.error.URLError) and not isinstance(
+        error, urllib.error.HTTPError
+    )
+    if connection or isinstance(error, TimeoutError | ConnectionError):
+        unreachable.add(base)
 
 
 def _fetch(url: str, dest: Path, expected_sha256: str) -> None:
@@ -172,7 +188,7 @@ def amat_to_bits(raw: bytes, name: str) -> np.ndarray:
     return bits
 
 
-def _download_binarized_mnist(path: Path) -> None:
+def _download_binarized_mnist(path: Path, unreachable: set[str]) -> None:
     """Fetch the three .amat files, check them, convert to the bit-packed npz at ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     packed = {}
@@ -180,6 +196,8 @@ def _download_binarized_mnist(path: Path) -> None:
         remote, _size, sha = AMAT_FILES[split]
         errors = []
         for base in MIRRORS["binarized-mnist"]:
+            if base in unreachable:
+                continue
             fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{remote}.", suffix=".part")
             os.close(fd)
             tmp = Path(name)
@@ -188,11 +206,12 @@ def _download_binarized_mnist(path: Path) -> None:
                 packed[split] = np.packbits(amat_to_bits(tmp.read_bytes(), remote), axis=1)
                 break
             except (OSError, ValueError) as error:
+                _note_unreachable(base, error, unreachable)
                 errors.append(f"{base + remote}: {error}")
             finally:
                 tmp.unlink(missing_ok=True)
         if split not in packed:
-            raise OSError(" | ".join(errors))
+            raise OSError(" | ".join(errors) or "no reachable mirror")
     with _atomic_target(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **packed)

@@ -89,9 +89,10 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
 
 
 def npz_content_sha256(path: Path) -> str:
-    """SHA-256 of the binarized-MNIST arrays in ``path`` (see ``BINARIZED_MNIST_CONTENT_SHA256``)."""
+    """SHA-256 of the binarized-MNIST arrays in ``path`` (``BINARIZED_MNIST_CONTENT_SHA256``)."""
     digest = hashlib.sha256()
-    with np.load(path, allow_pickle=False) as z:
+    # open the file ourselves: np.load leaks its handle when a truncated zip fails to parse
+    with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
         for key in BINARIZED_MNIST_KEYS:
             digest.update(np.ascontiguousarray(z[key]).tobytes())
     return digest.hexdigest()

@@ -128,7 +128,10 @@ def _digits_rank(index: int) -> bytes:
 
 def digits_split_indices(split: str) -> np.ndarray:
     """Indices into ``sklearn.datasets.load_digits()`` of the digits ``split`` (sorted)."""
-    return _digits()[2][split].copy()
+    splits = _digits()[2]
+    if split not in splits:
+        raise ValueError(f"split: digits has no split {split!r}; valid splits: train, test")
+    return splits[split].copy()
 
 
 def _load_digits(split: str, binarize: str | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,13 +153,16 @@ def _decode_idx(key: tuple[str, int, int]) -> np.ndarray:
     return read_idx_gz(Path(key[0]))
 
 
-def _idx_file_split(name: str, file_split: str, root: Path) -> tuple[np.ndarray, np.ndarray, FileKey]:
+def _idx_file_split(
+    name: str, file_split: str, root: Path
+) -> tuple[np.ndarray, np.ndarray, FileKey]:
     images_path, labels_path = ensure_files(name, list(_IDX_FILES[file_split]), root)
     keys = (file_key(images_path), file_key(labels_path))
     images, labels = _decode_idx(keys[0]), _decode_idx(keys[1])
     if images.shape[0] != labels.shape[0]:
         raise ValueError(
-            f"{images_path}: {images.shape[0]} images but {labels_path} has {labels.shape[0]} labels"
+            f"{images_path}: {images.shape[0]} images, but {labels_path} has "
+            f"{labels.shape[0]} labels"
         )
     return images.reshape(images.shape[0], -1), labels, keys
 
@@ -184,7 +190,9 @@ _BITS_CACHE: dict[tuple[str, str, FileKey], np.ndarray] = {}
 _BITS_CACHE_SIZE = 4  # a few splits of MNIST-sized data (47 MB each as uint8)
 
 
-def _stochastic_bits(key: tuple[str, str, FileKey], pixels: np.ndarray, max_value: float) -> np.ndarray:
+def _stochastic_bits(
+    key: tuple[str, str, FileKey], pixels: np.ndarray, max_value: float
+) -> np.ndarray:
     """Bernoulli(pixels / max_value) drawn with the fixed seed of (name, split), cached."""
     if key not in _BITS_CACHE:
         if len(_BITS_CACHE) >= _BITS_CACHE_SIZE:
@@ -207,7 +215,7 @@ def _stochastic(key: tuple[str, str, FileKey], pixels: torch.Tensor) -> torch.Te
 
 @functools.lru_cache(maxsize=2)
 def _decode_binarized_mnist(key: tuple[str, int, int]) -> dict[str, np.ndarray]:
-    with np.load(key[0], allow_pickle=False) as z:
+    with open(key[0], "rb") as f, np.load(f, allow_pickle=False) as z:
         arrays = {k: np.unpackbits(z[k], axis=1, count=784) for k in BINARIZED_MNIST_KEYS}
     for a in arrays.values():
         a.flags.writeable = False

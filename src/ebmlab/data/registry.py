@@ -32,7 +32,8 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo(
             "mnist",
             "image",
-            "MNIST 28x28 handwritten digits, train 60000 / test 10000 (valid = last 10000 of train)",
+            "MNIST 28x28 handwritten digits, train 60000 / test 10000 "
+            "(valid = last 10000 of train)",
             (28, 28),
             _MNIST_SPLITS,
         ),
@@ -52,9 +53,13 @@ DATASETS: dict[str, DatasetInfo] = {
             (28, 28),
             ("train", "valid", "test"),
         ),
-        DatasetInfo("8gaussians", "toy2d", "2-D: 8 Gaussians (std 0.35) on a circle of radius 2.83"),
+        DatasetInfo(
+            "8gaussians", "toy2d", "2-D: 8 Gaussians (std 0.35) on a circle of radius 2.83"
+        ),
         DatasetInfo("rings", "toy2d", "2-D: 4 concentric rings, radii 0.75 to 3, noise std 0.08"),
-        DatasetInfo("circles", "toy2d", "2-D: 2 concentric circles, radii 1.5 and 3, noise std 0.24"),
+        DatasetInfo(
+            "circles", "toy2d", "2-D: 2 concentric circles, radii 1.5 and 3, noise std 0.24"
+        ),
         DatasetInfo("moons", "toy2d", "2-D: two interleaved half circles, noise std 0.2"),
         DatasetInfo("checkerboard", "toy2d", "2-D: uniform on 8 squares of a 4x4 checkerboard"),
         DatasetInfo("pinwheel", "toy2d", "2-D: 5 curved arms of a pinwheel"),

@@ -111,7 +111,9 @@ def toy2d(name: str, n: int, seed: int | torch.Generator = 0) -> torch.Tensor:
     ``seed`` is an int or a ``torch.Generator`` (CPU); the same seed gives the same points.
     """
     if dataset_info(name).kind != "toy2d":
-        raise ValueError(f"name: {name!r} is not a 2-D toy density; valid: {', '.join(toy2d_names())}")
+        raise ValueError(
+            f"name: {name!r} is not a 2-D toy density; valid: {', '.join(toy2d_names())}"
+        )
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"n: expected a non-negative int, got {n!r}")
     g = as_generator(seed)
@@ -132,7 +134,9 @@ def _sample_8gaussians(n: int, g: torch.Generator) -> torch.Tensor:
     return eight_gaussians_centers()[k] + std * _randn(n, g)
 
 
-def _sample_circles_of(radii: tuple[float, ...], std: float, n: int, g: torch.Generator) -> torch.Tensor:
+def _sample_circles_of(
+    radii: tuple[float, ...], std: float, n: int, g: torch.Generator
+) -> torch.Tensor:
     k = torch.randint(0, len(radii), (n,), generator=g)
     r = torch.tensor(radii, dtype=torch.float64)[k]
     angle = 2 * math.pi * _rand(n, g)
