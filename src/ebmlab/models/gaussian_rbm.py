@@ -142,14 +142,17 @@ class GaussianBernoulliRBM(Model):
         """E[v | h] = b + W h, shape (batch, n_visible)."""
         return torch.addmm(self.b, h, self.W.T)
 
+    @torch.no_grad()
     def sample_h(self, v: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return bernoulli(self.p_h_given_v(v), generator)
 
+    @torch.no_grad()
     def sample_v(self, h: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         mean = self.mean_v_given_h(h)
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return mean + self.sigma() * noise
 
+    @torch.no_grad()
     def gibbs_vhv(
         self, v: torch.Tensor, generator: torch.Generator | None = None, beta: float = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -223,14 +223,17 @@ class Hopfield(Model):
         rule: storage rule used by ``store``: "hebbian", "storkey", "pseudoinverse", "learned".
         learned_epochs: passes over the patterns for the learned rule (it stops early once an
             epoch changes nothing).
-        learned_lr: step size eta of the learned rule (None: 1 / N, one Hebbian pattern's scale).
+        learned_lr: step size eta per pattern (None: 0.2 / N, a fifth of the weight one Hebbian
+            pattern adds; the update sums over the batch).
         learned_steps: evolution steps of the negatives (the lecture's 2-4).
         learned_negatives: "neighbourhood" (start at the patterns, ``learned_steps`` steps),
             "patterns" (start at the patterns, run to a fixed point) or "random" (random starts
             run to a fixed point).
         learned_noise: fraction of bits flipped in the negatives' starts (0: the lecture's rule;
             > 0 raises a wider neighbourhood, giving larger basins).
-        learned_mode: "sync" (a step updates all units at once) or "async" (a random-order sweep).
+        learned_mode: "async" (a step is a random-order sweep: energy descent, stable) or "sync"
+            (a step updates all units at once: faster, but past capacity its 2-cycles feed back
+            into W and the weights can blow up).
         learned_batch_size: patterns per gradient step (None: all).
         seed: seed for the learned rule's randomness.
     """
@@ -247,7 +250,7 @@ class Hopfield(Model):
         learned_steps: int = 3,
         learned_negatives: str = "neighbourhood",
         learned_noise: float = 0.0,
-        learned_mode: str = "sync",
+        learned_mode: str = "async",
         learned_batch_size: int | None = None,
         seed: int = 0,
     ) -> None:
@@ -268,7 +271,7 @@ class Hopfield(Model):
         self.rule = rule
         self.learned = dict(
             epochs=learned_epochs,
-            lr=1.0 / n_units if learned_lr is None else float(learned_lr),
+            lr=0.2 / n_units if learned_lr is None else float(learned_lr),
             steps=learned_steps,
             negatives=learned_negatives,
             noise=learned_noise,
@@ -305,7 +308,7 @@ class Hopfield(Model):
         return self
 
     def store(self, patterns: Any, append: bool = False) -> Hopfield:
-        """Set W from +-1 patterns (P, N) with the model's rule (``append``: add to those stored)."""
+        """Set W from +-1 patterns (P, N) with the model's rule; ``append`` adds to those stored."""
         x = check_spins(patterns, "patterns", self.n_units, self.W.device, self.W.dtype)
         if x.shape[0] == 0:
             raise ValueError("patterns: expected at least one pattern, got 0")
@@ -391,10 +394,11 @@ class Hopfield(Model):
         return ((y * z) >= -self._tie_tolerance()).all(1)
 
     # ----- deterministic dynamics --------------------------------------------------------------
-    def sweep_sync(self, states: torch.Tensor) -> torch.Tensor:
+    def sweep_sync(self, states: torch.Tensor, tol: float | None = None) -> torch.Tensor:
         """One synchronous update of every unit: flip where y_i z_i < 0 (one matrix product)."""
+        tol = self._tie_tolerance() if tol is None else tol
         z = states @ self.W + self.b
-        return torch.where(states * z < -self._tie_tolerance(), -states, states)
+        return torch.where(states * z < -tol, -states, states)
 
     def sweep_async(
         self,
@@ -403,43 +407,64 @@ class Hopfield(Model):
         clamp: torch.Tensor | None = None,
         temperature: float = 0.0,
         generator: torch.Generator | None = None,
+        tol: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Update the units one at a time in ``order`` (the same order for every row).
 
         ``states`` (batch, N) are trusted to be +-1 (no checks: this is the inner loop).
+        With ``temperature`` T > 0 unit i is resampled from P(+1) = sigmoid(2 z_i / T) instead
+        of the greedy flip. ``clamp`` (batch, N) bool marks units that never change. Returns the
+        new states and the number of changed units per row.
 
-        Exactly equivalent to single-unit updates: units are taken in blocks of ``ASYNC_BLOCK``;
-        one matrix product gives the block's fields from the current states, and each update
-        within the block adds its change to the fields of the block's later units. With
-        ``temperature`` T > 0 a unit is resampled from P(+1) = sigmoid(2 z_i / T) instead.
-        ``clamp`` (batch, N) bool marks units that never change. Returns the new states
-        and the number of flips per row.
+        Exactly equivalent to single-unit updates in ``order``, but vectorised: units are taken in
+        blocks of ``ASYNC_BLOCK``; one matrix product gives the block's fields. A unit whose update
+        leaves it unchanged affects nobody, so for every row we find the *first* unit of the block
+        (at or after the row's position) that would change, apply that change to the row and to
+        the block's fields (a rank-one update with the block's weights), move the row's position
+        past it, and repeat; rows with no pending change drop out. The loop runs as many times as
+        the largest number of changes in one row within the block, not once per unit. For Gibbs
+        sweeps the uniforms are drawn for the whole block up front, so each unit still sees the
+        fields left by the units before it.
         """
-        yt = states.T.contiguous()  # (N, batch): one unit's states are a contiguous row
-        w, b = self.W, self.b
-        keep = None if clamp is None else clamp.T.contiguous()  # (N, batch)
-        tol = self._tie_tolerance()
-        flips = torch.zeros(yt.shape[1], dtype=torch.long, device=yt.device)
+        y = states.clone()
+        batch = y.shape[0]
+        tol = self._tie_tolerance() if tol is None else tol
+        flips = torch.zeros(batch, dtype=torch.long, device=y.device)
+        rows_all = torch.arange(batch, device=y.device)
         for block in order.split(ASYNC_BLOCK):
-            z = w[block] @ yt + b[block, None]  # (k, batch)
-            w_block = w[block][:, block]
+            k = block.numel()
+            w_block = self.W[block][:, block]  # (k, k), symmetric with a zero diagonal
+            z = y @ self.W[:, block] + self.b[block]  # (batch, k) fields of the block's units
+            y_block = y[:, block]
+            keep = None if clamp is None else clamp[:, block]
+            u = None
             if temperature > 0:
                 u = torch.rand(z.shape, generator=generator, device=z.device, dtype=z.dtype)
-            for j, i in enumerate(block.tolist()):
-                old = yt[i]
-                if temperature > 0:
-                    new = torch.where(u[j] < torch.sigmoid(2.0 * z[j] / temperature), 1.0, -1.0)
-                    new = new.to(old.dtype)
+            position = torch.zeros(batch, dtype=torch.long, device=y.device)
+            unit = torch.arange(k, device=y.device)
+            rows = rows_all
+            while rows.numel():
+                ya, za = y_block[rows], z[rows]
+                if u is None:
+                    change = ya * za < -tol
                 else:
-                    new = torch.where(old * z[j] < -tol, -old, old)
+                    up = u[rows] < torch.sigmoid(2.0 * za / temperature)
+                    change = up != (ya > 0)
+                change &= unit[None, :] >= position[rows, None]
                 if keep is not None:
-                    new = torch.where(keep[i], old, new)
-                delta = new - old
-                if j + 1 < len(block):
-                    z[j + 1 :] += w_block[j + 1 :, j, None] * delta[None, :]
-                flips += delta != 0
-                yt[i] = new
-        return yt.T.contiguous(), flips
+                    change &= ~keep[rows]
+                pending = change.any(1)
+                rows = rows[pending]
+                if rows.numel() == 0:
+                    break
+                first = change[pending].to(torch.uint8).argmax(1)  # first pending unit per row
+                delta = -2.0 * y_block[rows, first]
+                y_block[rows, first] += delta
+                z[rows] += delta[:, None] * w_block[first]
+                position[rows] = first + 1
+                flips[rows] += 1
+            y[:, block] = y_block
+        return y, flips
 
     def _evolve(
         self,
@@ -449,7 +474,7 @@ class Hopfield(Model):
         generator: torch.Generator,
         clamp: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Run deterministic dynamics on active rows only; returns (y, converged, sweeps, cycle2)."""
+        """Deterministic dynamics on the unfinished rows; returns (y, converged, sweeps, cycle2)."""
         batch = y.shape[0]
         y = y.clone()
         converged = torch.zeros(batch, dtype=torch.bool, device=y.device)
@@ -457,6 +482,7 @@ class Hopfield(Model):
         sweeps = torch.zeros(batch, dtype=torch.long, device=y.device)
         active = torch.arange(batch, device=y.device)
         previous = None  # the state one sweep back, for 2-cycle detection (sync)
+        tol = self._tie_tolerance()
         for _ in range(max_sweeps):
             if active.numel() == 0:
                 break
@@ -465,18 +491,16 @@ class Hopfield(Model):
             if clamp is not None:
                 row_clamp = clamp[active] if clamp.dim() == 2 else clamp[None].expand_as(current)
             if mode == "sync":
-                new = self.sweep_sync(current)
+                new = self.sweep_sync(current, tol)
                 if row_clamp is not None:
                     new = torch.where(row_clamp, current, new)
                 done = (new == current).all(1)
                 cyc = (
-                    torch.zeros_like(done)
-                    if previous is None
-                    else (new == previous).all(1) & ~done
+                    torch.zeros_like(done) if previous is None else (new == previous).all(1) & ~done
                 )
             else:
                 order = torch.randperm(self.n_units, generator=generator, device=y.device)
-                new, flips = self.sweep_async(current, order, row_clamp)
+                new, flips = self.sweep_async(current, order, row_clamp, tol=tol)
                 done = flips == 0
                 cyc = torch.zeros_like(done)
             sweeps[active] += 1
@@ -559,9 +583,10 @@ class Hopfield(Model):
         mask = None if mask is None else (mask if mask.dim() == 2 else mask.expand_as(y))
         generator = _generator(seed, y.device)
         total = torch.zeros_like(y)
+        tol = self._tie_tolerance()
         for t, temperature in enumerate(temps.tolist()):
             order = torch.randperm(self.n_units, generator=generator, device=y.device)
-            y, _ = self.sweep_async(y, order, mask, temperature, generator)
+            y, _ = self.sweep_async(y, order, mask, temperature, generator, tol)
             if t >= temps.numel() - n_average:
                 total += y
         return y, total / n_average
@@ -602,9 +627,7 @@ class Hopfield(Model):
                 f"{alpha}, {t_min}, {t_max}"
             )
         n_levels = math.floor(math.log(t_min / t_max) / math.log(alpha)) + 1
-        temps = annealing_schedule(t_max, alpha, n_levels).repeat_interleave(
-            sweeps_per_temperature
-        )
+        temps = annealing_schedule(t_max, alpha, n_levels).repeat_interleave(sweeps_per_temperature)
         generator = _generator(seed, self.W.device)
         y, _ = self.gibbs(probes, temps, generator, clamp)
         return self.recall(y, "async", 1000, generator, clamp)  # type: ignore[return-value]
@@ -612,15 +635,16 @@ class Hopfield(Model):
     def sample(
         self,
         n: int,
-        n_sweeps: int = 200,
+        n_steps: int = 200,
         temperature: float = 1.0,
-        seed: int | torch.Generator | None = None,
+        generator: int | torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Draw ``n`` states from p(y) proportional to exp(-E(y)/T) by Gibbs from random starts."""
-        generator = _generator(seed, self.W.device)
+        """Draw ``n`` states from p(y) proportional to exp(-E(y)/T): ``n_steps`` Gibbs sweeps
+        from uniformly random starts (``generator``: a torch.Generator or a seed)."""
+        generator = _generator(generator, self.W.device)
         start = torch.rand(n, self.n_units, generator=generator, device=self.W.device)
         y = torch.where(start < 0.5, -1.0, 1.0).to(self.W.dtype)
-        return self.gibbs(y, [temperature] * n_sweeps, generator)[0]
+        return self.gibbs(y, [temperature] * n_steps, generator)[0]
 
 
 def annealing_schedule(
@@ -645,27 +669,32 @@ class ModernHopfield(Model):
     """Modern (continuous) Hopfield network of Ramsauer et al. (2020); see the module docstring.
 
     Args:
-        dim: pattern dimension d.
+        n_units: pattern dimension d.
         beta: inverse temperature of the softmax (None: 1 / sqrt(d), the attention scaling).
     """
 
     likelihood_kind = "none"
 
-    def __init__(self, dim: int, beta: float | None = None) -> None:
+    def __init__(self, n_units: int, beta: float | None = None) -> None:
         super().__init__()
-        if not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim: expected a positive integer, got {dim!r}")
+        if not isinstance(n_units, int) or n_units < 1:
+            raise ValueError(f"n_units: expected a positive integer, got {n_units!r}")
         if beta is not None and not beta > 0:
             raise ValueError(f"beta: expected a positive number, got {beta}")
-        self.dim = dim
-        self.n_units = dim
-        self.beta = 1.0 / math.sqrt(dim) if beta is None else float(beta)
-        self.register_buffer("patterns", torch.zeros(0, dim))
+        self.n_units = n_units
+        self.beta = 1.0 / math.sqrt(n_units) if beta is None else float(beta)
+        self.register_buffer("patterns", torch.zeros(0, n_units))
 
     def store(self, patterns: Any, append: bool = False) -> ModernHopfield:
-        """Store real-valued patterns X as rows (n_patterns, dim)."""
-        x = as_tensor(patterns, "patterns", dim=2, n_features=self.dim, device=self.patterns.device,
-                      dtype=self.patterns.dtype)
+        """Store real-valued patterns X as rows (n_patterns, n_units)."""
+        x = as_tensor(
+            patterns,
+            "patterns",
+            dim=2,
+            n_features=self.n_units,
+            device=self.patterns.device,
+            dtype=self.patterns.dtype,
+        )
         if x.shape[0] == 0:
             raise ValueError("patterns: expected at least one pattern, got 0")
         self.patterns = torch.cat([self.patterns, x]) if append else x
@@ -674,12 +703,21 @@ class ModernHopfield(Model):
     def _check_state(self, xi: Any, name: str) -> torch.Tensor:
         if self.patterns.shape[0] == 0:
             raise RuntimeError("ModernHopfield: no patterns stored; call store(patterns) first")
-        return as_tensor(xi, name, dim=2, n_features=self.dim, device=self.patterns.device,
-                         dtype=self.patterns.dtype)
+        return as_tensor(
+            xi,
+            name,
+            dim=2,
+            n_features=self.n_units,
+            device=self.patterns.device,
+            dtype=self.patterns.dtype,
+        )
 
     def update(self, xi: Any) -> torch.Tensor:
-        """One CCCP step xi <- X softmax(beta X^T xi), for a batch (batch, dim)."""
+        """One CCCP step xi <- X softmax(beta X^T xi), for a batch (batch, n_units)."""
         xi = self._check_state(xi, "xi")
+        return self._update(xi)
+
+    def _update(self, xi: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.beta * xi @ self.patterns.T, dim=-1) @ self.patterns
 
     def energy(self, xi: Any) -> torch.Tensor:
@@ -690,12 +728,19 @@ class ModernHopfield(Model):
         m = x.norm(dim=1).max()
         return -lse + 0.5 * (xi * xi).sum(-1) + math.log(x.shape[0]) / self.beta + 0.5 * m**2
 
-    def recall(self, probes: Any, max_steps: int = 1, binary: bool = False) -> torch.Tensor:
+    def recall(
+        self, probes: Any, max_steps: int = 1, binary: bool = False, chunk: int = 1024
+    ) -> torch.Tensor:
         """Apply ``max_steps`` updates (one suffices for well-separated patterns); ``binary``
-        returns the sign of the result (ties to +1) for +-1 patterns."""
+        returns the sign of the result (ties to +1) for +-1 patterns. Probes are processed
+        ``chunk`` at a time to bound the (chunk, n_patterns) score matrix."""
         if max_steps < 1:
             raise ValueError(f"max_steps: expected a positive integer, got {max_steps}")
         xi = self._check_state(probes, "probes")
-        for _ in range(max_steps):
-            xi = self.update(xi)
-        return torch.where(xi >= 0, 1.0, -1.0).to(xi.dtype) if binary else xi
+        out = []
+        for part in xi.split(chunk):
+            for _ in range(max_steps):
+                part = self._update(part)
+            out.append(part)
+        result = torch.cat(out)
+        return torch.where(result >= 0, 1.0, -1.0).to(result.dtype) if binary else result

@@ -135,12 +135,15 @@ class BernoulliRBM(Model):
         """p(v_i = 1 | h), shape (batch, n_visible)."""
         return torch.sigmoid(self.visible_logits(h))
 
+    @torch.no_grad()
     def sample_h(self, v: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return bernoulli(self.p_h_given_v(v), generator)
 
+    @torch.no_grad()
     def sample_v(self, h: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return bernoulli(self.p_v_given_h(h), generator)
 
+    @torch.no_grad()
     def gibbs_vhv(
         self, v: torch.Tensor, generator: torch.Generator | None = None, beta: float = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor]:

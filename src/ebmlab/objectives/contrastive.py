@@ -266,24 +266,30 @@ class ContrastiveDivergence(Objective):
     def _swap(
         self, v: torch.Tensor, h: torch.Tensor, energy: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One round of swaps between rungs (t, t+1) for t of the current parity."""
         T = self.n_temperatures
-        lower = torch.arange(self._swap_parity, T - 1, 2, device=v.device)
+        lower = list(range(self._swap_parity, T - 1, 2))
         self._swap_parity = 1 - self._swap_parity
-        if lower.numel() == 0:
+        if not lower:
             return v, h
-        upper = lower + 1
-        log_accept = (self.betas[lower] - self.betas[upper])[:, None] * (
-            energy[lower] - energy[upper]
+        v, h = v.clone(), h.clone()
+        betas = self.betas.tolist()
+        u = torch.rand(
+            (len(lower), v.shape[1]), generator=generator, device=v.device, dtype=v.dtype
         )
-        u = torch.rand(log_accept.shape, generator=generator, device=v.device, dtype=v.dtype)
-        # log u < log_accept, written without log(0): u < exp(min(log_accept, 0))
-        accept = u < torch.exp(log_accept.clamp(max=0.0))  # (pairs, N)
-        self.swap_rate[lower] = 0.99 * self.swap_rate[lower] + 0.01 * accept.to(v.dtype).mean(-1)
-        index = torch.arange(T, device=v.device)[:, None].expand(T, v.shape[1]).clone()
-        index[lower] = torch.where(accept, upper[:, None], lower[:, None])
-        index[upper] = torch.where(accept, lower[:, None], upper[:, None])
-        v = torch.gather(v, 0, index[:, :, None].expand_as(v))
-        h = torch.gather(h, 0, index[:, :, None].expand_as(h))
+        for row, t in enumerate(lower):
+            log_accept = (betas[t] - betas[t + 1]) * (energy[t] - energy[t + 1])
+            # log u < log_accept, written without log(0): u < exp(min(log_accept, 0))
+            accept = (u[row] < torch.exp(log_accept.clamp(max=0.0)))[:, None]
+            self.swap_rate[t] = 0.99 * self.swap_rate[t] + 0.01 * accept.to(v.dtype).mean()
+            v[t], v[t + 1] = (
+                torch.where(accept, v[t + 1], v[t]),
+                torch.where(accept, v[t], v[t + 1]),
+            )
+            h[t], h[t + 1] = (
+                torch.where(accept, h[t + 1], h[t]),
+                torch.where(accept, h[t], h[t + 1]),
+            )
         return v, h
 
     def negative_phase(

@@ -74,11 +74,13 @@ def check_step_size(value: float, name: str = "step_size") -> float:
 def check_chains(x: torch.Tensor, name: str = "x") -> torch.Tensor:
     """A batch of chains: a floating tensor with at least 2 dimensions (n_chains, ...)."""
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor of shape (n_chains, dim), got "
-                        f"{type(x).__name__}")
+        raise TypeError(
+            f"{name}: expected a torch.Tensor of shape (n_chains, dim), got {type(x).__name__}"
+        )
     if x.dim() < 2 or x.shape[0] < 1:
-        raise ValueError(f"{name}: expected shape (n_chains, dim) with n_chains >= 1, got shape "
-                         f"{tuple(x.shape)}")
+        raise ValueError(
+            f"{name}: expected shape (n_chains, dim) with n_chains >= 1, got shape {tuple(x.shape)}"
+        )
     if not x.is_floating_point():
         raise TypeError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
     return x
@@ -142,10 +144,24 @@ def current_state(
     return ChainState(x, check_current_energy(energy), grad)
 
 
-def uniform_open(shape: torch.Size | tuple[int, ...], generator: torch.Generator | None,
-                 like: torch.Tensor) -> torch.Tensor:
+def uniform_open(
+    shape: torch.Size | tuple[int, ...], generator: torch.Generator | None, like: torch.Tensor
+) -> torch.Tensor:
     """U(0, 1] draws: 1 - U[0, 1), so that log(u) is finite."""
     return 1.0 - torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
+
+
+def bernoulli_draw(p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Bernoulli(p) draws as u < p with u ~ U(0, 1] in float64.
+
+    ``torch.rand(...) < p`` in float32 is wrong for tiny p: rand returns exactly 0 with
+    probability 2^-24, so an event of probability 1e-30 happens with probability 6e-8. Over the
+    ~10^9 draws of one AIS run that lets a few chains jump into states they should never reach
+    and inflates log Z by tens of nats. With u in (0, 1] on the float64 grid no event of
+    probability below 2^-53 can occur.
+    """
+    u = 1.0 - torch.rand(p.shape, generator=generator, device=p.device, dtype=torch.float64)
+    return (u < p).to(p.dtype)
 
 
 def metropolis_accept(
@@ -196,8 +212,12 @@ def full_info(x: torch.Tensor, state: ChainState | None = None) -> Info:
     """Info of a move that is always accepted (Gibbs, ULA without failures)."""
     n = x.shape[0]
     ones = torch.ones(n, device=x.device, dtype=x.dtype)
-    return Info(ones, torch.ones(n, dtype=torch.bool, device=x.device),
-                torch.zeros(n, dtype=torch.bool, device=x.device), state=state)
+    return Info(
+        ones,
+        torch.ones(n, dtype=torch.bool, device=x.device),
+        torch.zeros(n, dtype=torch.bool, device=x.device),
+        state=state,
+    )
 
 
 # ----- targets ---------------------------------------------------------------------------------
@@ -205,9 +225,7 @@ def _is_bernoulli_rbm(model: Any) -> bool:
     from ..models.rbm import BernoulliRBM  # models do not import samplers: no cycle
 
     # a subclass that redefines the free energy (e.g. Gaussian visibles) is not this formula
-    return isinstance(model, BernoulliRBM) and (
-        type(model).free_energy is BernoulliRBM.free_energy
-    )
+    return isinstance(model, BernoulliRBM) and (type(model).free_energy is BernoulliRBM.free_energy)
 
 
 def tempered_rbm_free_energy(model: Any, v: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:

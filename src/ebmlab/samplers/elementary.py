@@ -24,8 +24,9 @@ import torch
 def _as_probabilities(probs: torch.Tensor, name: str = "probs") -> torch.Tensor:
     probs = torch.as_tensor(probs)
     if probs.dim() not in (1, 2) or probs.shape[-1] < 1:
-        raise ValueError(f"{name}: expected shape (K,) or (batch, K) with K >= 1, got "
-                         f"{tuple(probs.shape)}")
+        raise ValueError(
+            f"{name}: expected shape (K,) or (batch, K) with K >= 1, got {tuple(probs.shape)}"
+        )
     if not torch.isfinite(probs).all() or (probs < 0).any():
         raise ValueError(f"{name}: expected finite non-negative probabilities")
     if (probs.sum(-1) <= 0).any():
@@ -49,8 +50,12 @@ def inverse_cdf_categorical(
         raise ValueError(f"n: expected a non-negative number of draws, got {n}")
     cdf = torch.cumsum(probs.to(torch.float64), dim=-1)  # float64: no drift over many categories
     total = cdf[..., -1:]
-    u = torch.rand(probs.shape[:-1] + (n,), generator=generator, dtype=torch.float64,
-                   device=probs.device) * total
+    u = (
+        torch.rand(
+            (*probs.shape[:-1], n), generator=generator, dtype=torch.float64, device=probs.device
+        )
+        * total
+    )
     index = torch.searchsorted(cdf, u, right=True)
     # rounding can put u * total at the very top of the cdf: map it to the last category
     return index.clamp_(max=probs.shape[-1] - 1)
@@ -87,8 +92,10 @@ def gaussian(
     cov = torch.as_tensor(cov, dtype=mean.dtype)
     d = mean.shape[-1]
     if mean.dim() != 1 or cov.shape != (d, d):
-        raise ValueError(f"mean, cov: expected shapes (d,) and (d, d), got {tuple(mean.shape)} "
-                         f"and {tuple(cov.shape)}")
+        raise ValueError(
+            f"mean, cov: expected shapes (d,) and (d, d), got {tuple(mean.shape)} "
+            f"and {tuple(cov.shape)}"
+        )
     chol, failed = torch.linalg.cholesky_ex(cov.to(torch.float64))
     if failed:
         raise ValueError("cov: expected a symmetric positive-definite covariance matrix")
@@ -148,8 +155,9 @@ def importance_sampling(
     x = proposal_sample(n, generator)
     log_w = (log_target(x) - proposal_log_prob(x)).to(torch.float64)
     if log_w.shape != (n,):
-        raise ValueError(f"log_target, proposal_log_prob: expected shape ({n},), got "
-                         f"{tuple(log_w.shape)}")
+        raise ValueError(
+            f"log_target, proposal_log_prob: expected shape ({n},), got {tuple(log_w.shape)}"
+        )
     if torch.isnan(log_w).any() or not torch.isfinite(log_w).any():
         raise ValueError("log_target: NaN log weights or no draw with positive weight")
     weights = torch.softmax(log_w, 0)

@@ -29,21 +29,22 @@ from typing import Any
 
 import torch
 
-from .base import ChainState, Info, Kernel, Target, as_target, full_info
+from .base import ChainState, Info, Kernel, Target, as_target, bernoulli_draw, full_info
 from .metropolis import infer_spin_values
 
 _SCANS = ("auto", "systematic", "random", "block")
 
 
-def energy_conditional_logits(target: Any, x: torch.Tensor, i: int,
-                              spin_values: tuple[float, float]) -> torch.Tensor:
+def energy_conditional_logits(
+    target: Any, x: torch.Tensor, i: int, spin_values: tuple[float, float]
+) -> torch.Tensor:
     """logit p(x_i = hi | rest) = E(x_i = lo) - E(x_i = hi), from two energy evaluations."""
     lo, hi = spin_values
     both = torch.cat([x, x])
     both[: x.shape[0], i] = lo
-    both[x.shape[0]:, i] = hi
+    both[x.shape[0] :, i] = hi
     energy = target(both)
-    return energy[: x.shape[0]] - energy[x.shape[0]:]
+    return energy[: x.shape[0]] - energy[x.shape[0] :]
 
 
 class Gibbs(Kernel):
@@ -85,15 +86,17 @@ class Gibbs(Kernel):
                 raise ValueError("scan='block' needs a target with block_gibbs or gibbs_vhv")
             return self._checked(target.block_gibbs(x, generator), x)
         if x.dim() != 2:
-            raise ValueError(f"x: single-site Gibbs expects shape (n_chains, n_units), got "
-                             f"{tuple(x.shape)}")
+            raise ValueError(
+                f"x: single-site Gibbs expects shape (n_chains, n_units), got {tuple(x.shape)}"
+            )
         lo, hi = self._spins(target, x)
         n_units = x.shape[1]
         if scan == "systematic":
             sites = range(n_units)
         else:
-            sites = torch.randint(n_units, (n_units,), generator=generator,
-                                  device=x.device).tolist()
+            sites = torch.randint(
+                n_units, (n_units,), generator=generator, device=x.device
+            ).tolist()
         x = x.clone()
         nonfinite = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         for i in sites:
@@ -102,8 +105,8 @@ class Gibbs(Kernel):
             else:
                 logits = energy_conditional_logits(target, x, i, (lo, hi))
             bad = torch.isnan(logits)
-            u = torch.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype)
-            new = torch.where(u < torch.sigmoid(logits), hi, lo).to(x.dtype)
+            up = bernoulli_draw(torch.sigmoid(logits), generator) > 0
+            new = torch.where(up, hi, lo).to(x.dtype)
             # a NaN conditional is a rejected update: the site keeps its value
             x[:, i] = torch.where(bad, x[:, i], new)
             nonfinite |= bad
@@ -114,6 +117,7 @@ class Gibbs(Kernel):
     @staticmethod
     def _checked(x_new: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, Info]:
         if x_new.shape != x.shape:
-            raise ValueError(f"block_gibbs: returned shape {tuple(x_new.shape)}, expected "
-                             f"{tuple(x.shape)}")
+            raise ValueError(
+                f"block_gibbs: returned shape {tuple(x_new.shape)}, expected {tuple(x.shape)}"
+            )
         return x_new, full_info(x_new)

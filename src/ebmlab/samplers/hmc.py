@@ -105,14 +105,17 @@ class HMC(Kernel):
         if self.jitter > 0:
             u = float(torch.rand((), generator=generator, device=x.device))
             eps *= 1.0 + self.jitter * (2.0 * u - 1.0)
-        p0 = math.sqrt(self.mass) * torch.randn(x.shape, generator=generator, device=x.device,
-                                                dtype=x.dtype)
-        x1, p1, energy1, grad1 = leapfrog(x, p0, cur.grad, energy_fn, eps, self.n_leapfrog,
-                                          self.mass)
+        p0 = math.sqrt(self.mass) * torch.randn(
+            x.shape, generator=generator, device=x.device, dtype=x.dtype
+        )
+        x1, p1, energy1, grad1 = leapfrog(
+            x, p0, cur.grad, energy_fn, eps, self.n_leapfrog, self.mass
+        )
         # mh_transition accepts with exp(E0 - E1 + log_hastings): the kinetic terms go there
         log_hastings = kinetic_energy(p0, self.mass) - kinetic_energy(p1, self.mass)
-        x_new, info = mh_transition(x, cur.energy, x1, energy1, log_hastings, generator,
-                                    cur.grad, grad1)
+        x_new, info = mh_transition(
+            x, cur.energy, x1, energy1, log_hastings, generator, cur.grad, grad1
+        )
         energy_error = energy1 - cur.energy - log_hastings
         info.diverging = torch.isnan(energy_error) | (energy_error > self.divergence_threshold)
         return x_new, info

@@ -154,8 +154,9 @@ class MALA(Kernel):
             x_prop, x, cur.grad, eps
         )
         # a NaN gradient gives a NaN ratio: rejected and counted like a NaN energy
-        return mh_transition(x, cur.energy, x_prop, energy_prop, log_hastings, generator,
-                             cur.grad, grad_prop)
+        return mh_transition(
+            x, cur.energy, x_prop, energy_prop, log_hastings, generator, cur.grad, grad_prop
+        )
 
 
 def sgld_step_size(t: int | torch.Tensor, a: float, b: float, gamma: float) -> float:
@@ -179,8 +180,9 @@ class SGLD(Kernel):
     it back to 0.
     """
 
-    def __init__(self, a: float, b: float = 1.0, gamma: float = 0.55,
-                 grad_fn: GradFn | None = None) -> None:
+    def __init__(
+        self, a: float, b: float = 1.0, gamma: float = 0.55, grad_fn: GradFn | None = None
+    ) -> None:
         self.a = check_step_size(a, "a")
         self.b = check_step_size(b, "b")
         if not 0.5 < gamma <= 1.0:
@@ -211,8 +213,9 @@ class SGLD(Kernel):
         if self.grad_fn is not None:
             grad = self.grad_fn(x, self.t, generator)
             if grad.shape != x.shape:
-                raise ValueError(f"grad_fn: expected shape {tuple(x.shape)}, got "
-                                 f"{tuple(grad.shape)}")
+                raise ValueError(
+                    f"grad_fn: expected shape {tuple(x.shape)}, got {tuple(grad.shape)}"
+                )
         else:
             _, grad = energy_and_grad(energy_fn, x)
         self.t += 1
@@ -237,9 +240,13 @@ class MinibatchGradient:
         batch_size: |B|.
     """
 
-    def __init__(self, log_prior: Callable[[torch.Tensor], torch.Tensor],
-                 log_likelihood: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                 data: torch.Tensor, batch_size: int) -> None:
+    def __init__(
+        self,
+        log_prior: Callable[[torch.Tensor], torch.Tensor],
+        log_likelihood: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        data: torch.Tensor,
+        batch_size: int,
+    ) -> None:
         if not 1 <= batch_size <= data.shape[0]:
             raise ValueError(f"batch_size: expected 1..{data.shape[0]}, got {batch_size}")
         self.log_prior = log_prior
@@ -247,16 +254,18 @@ class MinibatchGradient:
         self.data = data
         self.batch_size = int(batch_size)
 
-    def __call__(self, theta: torch.Tensor, t: int,
-                 generator: torch.Generator | None) -> torch.Tensor:
+    def __call__(
+        self, theta: torch.Tensor, t: int, generator: torch.Generator | None
+    ) -> torch.Tensor:
         n = self.data.shape[0]
-        index = torch.randperm(n, generator=generator, device=generator.device if generator
-                               is not None else self.data.device)[: self.batch_size]
+        index = torch.randperm(
+            n,
+            generator=generator,
+            device=generator.device if generator is not None else self.data.device,
+        )[: self.batch_size]
         batch = self.data[index.to(self.data.device)]
 
         def energy(th: torch.Tensor) -> torch.Tensor:
             return -self.log_prior(th) - (n / self.batch_size) * self.log_likelihood(th, batch)
 
         return energy_and_grad(energy, theta)[1]
-
-

@@ -46,8 +46,10 @@ def infer_spin_values(x: torch.Tensor) -> tuple[float, float]:
     if ((x == -1) | (x == 1)).all() and (x == -1).any():
         return (-1.0, 1.0)
     if (x == 1).all():
-        raise ValueError("x: every state is 1, so {0,1} and {-1,+1} cannot be told apart; "
-                         "pass spin_values=(0.0, 1.0) or (-1.0, 1.0)")
+        raise ValueError(
+            "x: every state is 1, so {0,1} and {-1,+1} cannot be told apart; "
+            "pass spin_values=(0.0, 1.0) or (-1.0, 1.0)"
+        )
     raise ValueError("x: a flip proposal needs binary states in {0, 1} or {-1, +1}")
 
 

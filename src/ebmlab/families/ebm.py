@@ -1,0 +1,380 @@
+"""Recipe ``ebm``: neural energy-based models trained by every method of lectures 001 and 003.
+
+``ebmlab train ebm --data 8gaussians --objective cd|sm|ssm|dsm|ncsn|nce|fce``
+
+  cd    contrastive divergence with Langevin negatives and a replay buffer (Du & Mordatch 2019)
+  sm    exact score matching (Hyvarinen 2005)
+  ssm   sliced score matching (Song et al. 2019)
+  dsm   denoising score matching at one noise level (Vincent 2011)
+  ncsn  multi-level denoising score matching + annealed Langevin (Song & Ermon 2019)
+  nce   noise contrastive estimation against a fitted Gaussian (Gutmann & Hyvarinen 2010)
+  fce   flow contrastive estimation, a RealNVP noise trained adversarially (Gao et al. 2020)
+
+Toy 2-D densities are scored exactly: exp(-E) is normalized on a fine grid
+(``ebmlab.data.toy2d_grid``), the test log-likelihood is mean(-E(x_test)) - log Z_grid in nats,
+and KL(p_data || p_model) is summed on the grid against ``ebmlab.data.toy2d_log_density``.
+Images have no tractable likelihood here (a neural energy's log Z would need AIS, not run);
+they are scored by inpainting error against a mean-image baseline and by the energy gap between
+test images and noise, and shown as Langevin samples from noise and inpaintings.
+
+``train_with_remedies`` wraps ``ebmlab.train.train`` with the divergence remedies of the JEM
+maintainers (restart from the last good checkpoint with a new seed and a lower learning rate,
+more Langevin steps, a larger L2 energy penalty).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import viz
+from ..models.base import Model
+from ..models.neural import ConvEnergy, EnergyNetwork, MLPEnergy, geometric_sigmas
+from ..objectives.base import Objective
+from ..objectives.contrastive_langevin import ContrastiveLangevin
+from ..objectives.nce import FlowContrastiveEstimation, NoiseContrastiveEstimation
+from ..objectives.score_matching import (
+    DenoisingScoreMatching,
+    ExactScoreMatching,
+    NoiseConditionalScoreMatching,
+    SlicedScoreMatching,
+)
+from ..recipes import Context, Figure, Option, Recipe, register
+
+OBJECTIVES = ("cd", "sm", "ssm", "dsm", "ncsn", "nce", "fce")
+
+#: Grid on which toy densities are normalized: 360 x 360 cells of side 0.025 on [-4.5, 4.5]^2
+#: (a multiple of 18, so the checkerboard's edges fall on cell edges).
+GRID_SIZE = 360
+
+#: Per data kind, the settings an option left at None takes.
+AUTO: dict[str, dict[str, Any]] = {
+    "toy2d": {
+        "network": "mlp", "langevin_steps": 20, "step_size": 0.002, "noise_scale": None,
+        "sample_steps": 1000, "sigma": 0.05, "sigma_max": 2.0, "sigma_min": 0.02,
+    },
+    "image": {
+        "network": "conv", "langevin_steps": 40, "step_size": 1.0, "noise_scale": 0.005,
+        "sample_steps": 100, "sigma": 0.1, "sigma_max": 1.0, "sigma_min": 0.02,
+    },
+}
+
+
+def _kind(ctx: Context) -> str:
+    return "image" if ctx.image_shape is not None else "toy2d"
+
+
+def resolved(ctx: Context) -> dict[str, Any]:
+    """The options with every None replaced by its default for the data kind."""
+    options = dict(ctx.options)
+    for key, value in AUTO[_kind(ctx)].items():
+        if options.get(key) is None:
+            options[key] = value
+    return options
+
+
+def _channels(text: str) -> list[int]:
+    try:
+        channels = [int(c) for c in str(text).split(",") if c.strip()]
+    except ValueError as error:
+        raise ValueError(f"channels: expected comma-separated integers, e.g. '32,64', got "
+                         f"{text!r}") from error
+    if not channels or min(channels) < 1:
+        raise ValueError(f"channels: expected positive integers, got {text!r}")
+    return channels
+
+
+def build_model(dim: int, ctx: Context) -> EnergyNetwork:
+    """The energy network the options ask for (noise-conditional for ``ncsn``)."""
+    o = resolved(ctx)
+    sigmas = (geometric_sigmas(o["sigma_max"], o["sigma_min"], o["n_levels"])
+              if o["objective"] == "ncsn" else None)
+    if o["objective"] == "ncsn":
+        # annealed Langevin: eps at the finest level (Song & Ermon use 2e-5 at sigma_L = 0.01)
+        step = 2e-5 * (o["sigma_min"] / 0.01) ** 2
+    else:
+        step = o["step_size"]
+    sampling = {"sigmas": sigmas, "langevin_step": step, "langevin_noise": o["noise_scale"],
+                "langevin_steps": o["sample_steps"]}
+    if o["network"] == "conv":
+        if ctx.image_shape is None:
+            raise ValueError("network: 'conv' needs image data; use 'mlp' for 2-D densities")
+        return ConvEnergy(list(ctx.image_shape), channels=_channels(o["channels"]),
+                          activation=o["activation"], **sampling)
+    data_range = [0.0, 1.0] if ctx.image_shape is not None else [-4.5, 4.5]
+    return MLPEnergy(dim, hidden=o["hidden"], depth=o["depth"], activation=o["activation"],
+                     data_range=data_range, clamp=ctx.image_shape is not None, **sampling)
+
+
+def build_objective(dim: int, ctx: Context) -> Objective:
+    """The training objective named by the ``objective`` option."""
+    o = resolved(ctx)
+    name = o["objective"]
+    if name == "cd":
+        return ContrastiveLangevin(
+            n_steps=o["langevin_steps"], step_size=o["step_size"], noise_scale=o["noise_scale"],
+            chains=o["chains"], buffer_size=o["buffer_size"], reinit_fraction=o["reinit"],
+            alpha=o["alpha"], clamp=ctx.image_shape is not None, seed=int(ctx.generator.initial_seed()) % (2**31))
+    if name == "sm":
+        return ExactScoreMatching()
+    if name == "ssm":
+        return SlicedScoreMatching(n_projections=o["projections"], projection=o["projection"])
+    if name == "dsm":
+        return DenoisingScoreMatching(sigma=o["sigma"])
+    if name == "ncsn":
+        return NoiseConditionalScoreMatching()
+    if name == "nce":
+        return NoiseContrastiveEstimation(noise_ratio=o["noise_ratio"])
+    if name == "fce":
+        return FlowContrastiveEstimation(dim, noise_ratio=o["fce_noise_ratio"],
+                                         flow_layers=o["flow_layers"],
+                                         flow_hidden=o["flow_hidden"])
+    raise ValueError(f"objective: expected one of {', '.join(OBJECTIVES)}, got {name!r}")
+
+
+def _build(x_train: torch.Tensor, ctx: Context) -> tuple[Model, Objective]:
+    dim = x_train.shape[1]
+    return build_model(dim, ctx), build_objective(dim, ctx)
+
+
+# ----- evaluation -------------------------------------------------------------------------------
+def _mean_and_se(values: torch.Tensor) -> tuple[float, float]:
+    values = values.double()
+    se = float(values.std() / math.sqrt(values.numel())) if values.numel() > 1 else 0.0
+    return float(values.mean()), se
+
+
+@torch.no_grad()
+def _energies(model: Model, x: torch.Tensor, chunk: int = 65_536) -> torch.Tensor:
+    return torch.cat([model.energy(part) for part in x.split(chunk)])
+
+
+def grid_scores(model: Model, name: str, x_test: torch.Tensor,
+                grid_size: int = GRID_SIZE) -> dict[str, Any]:
+    """Normalize exp(-E) on the grid; test log-likelihood (nats) and KL(p_data || p_model)."""
+    from .. import data
+
+    grid = data.toy2d_grid(name, n=grid_size)
+    neg_energy = -_energies(model, grid.points.to(x_test.device)).double()
+    log_z = float(grid.log_normalizer(neg_energy))
+    test, test_se = _mean_and_se(-_energies(model, x_test).double() - log_z)
+    return {
+        "test_log_likelihood": test,
+        "test_log_likelihood_se": test_se,
+        "log_likelihood_method": "grid",
+        "kl": float(grid.kl_from_data(neg_energy.cpu())),
+        "log_z_grid": log_z,
+        "grid": f"{grid_size}x{grid_size} on [-4.5, 4.5]^2",
+    }
+
+
+def _learned_log_z(ctx: Context) -> float | None:
+    """NCE/FCE's learned log Z from the run's checkpoint, when there is one."""
+    path = ctx.out_dir / "checkpoint.safetensors"
+    if not path.exists():
+        return None
+    from ..io import read_checkpoint
+
+    _, tensors = read_checkpoint(path)
+    value = tensors.get("objective.log_z")
+    return None if value is None else float(value)
+
+
+def bottom_half_mask(n: int, image_shape: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """Known pixels: the top half of every image (the bottom half is inpainted)."""
+    h, w = image_shape
+    known = torch.zeros(h, w, dtype=torch.bool, device=device)
+    known[: h // 2] = True
+    return known.flatten().expand(n, -1).clone()
+
+
+def _evaluate(model: Model, x_train: torch.Tensor, x_test: torch.Tensor,
+              ctx: Context) -> dict[str, Any]:
+    from .. import data
+
+    model.eval()
+    if data.is_toy2d(ctx.data_name):
+        metrics = grid_scores(model, ctx.data_name, x_test)
+        learned = _learned_log_z(ctx)
+        if learned is not None:
+            metrics["log_z_learned"] = learned  # NCE self-normalization: compare to log_z_grid
+        return metrics
+    assert isinstance(model, EnergyNetwork) and ctx.image_shape is not None
+    n = 64 if ctx.quick else 300
+    test = x_test[:n]
+    known = bottom_half_mask(test.shape[0], ctx.image_shape, test.device)
+    filled = model.inpaint(test, known, generator=ctx.generator)
+    unknown = ~known
+    mse = float((filled - test)[unknown].square().mean())
+    mean_image = x_train.mean(0, keepdim=True).expand_as(test)
+    baseline = float((mean_image - test)[unknown].square().mean())
+    energy_test = float(_energies(model, x_test).mean())
+    energy_noise = float(_energies(model, model.noise(x_test.shape[0], ctx.generator)).mean())
+    return {
+        "log_likelihood_method": "none",
+        "note": "no tractable log-likelihood for a neural energy on images (log Z would need "
+                "AIS, not run); scored by inpainting the bottom half",
+        "inpaint_mse": mse,
+        "inpaint_mse_mean_image": baseline,
+        "energy_test": energy_test,
+        "energy_noise": energy_noise,
+        "energy_gap": energy_noise - energy_test,
+    }
+
+
+# ----- figures ----------------------------------------------------------------------------------
+def landscape_figure(model: Model, name: str, path: Path, title: str,
+                     generator: torch.Generator, n_samples: int = 2000,
+                     n_steps: int | None = None, grid_size: int = 180) -> Path:
+    """Density exp(-E) normalized on the grid beside Langevin samples from noise."""
+    from .. import data
+
+    grid = data.toy2d_grid(None, n=grid_size)
+    with torch.no_grad():
+        neg_energy = -_energies(model, grid.points.to(model.device))
+    # Grid2D rows go up in y; density_2d wants [x, y]
+    image = neg_energy.reshape(grid_size, grid_size).T
+    assert isinstance(model, EnergyNetwork)
+    samples = model.sample(n_samples, n_steps=n_steps, generator=generator)
+    return viz.density_2d(image, grid.bounds, path, samples=samples, title=title)
+
+
+def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
+    from .. import data
+
+    o = resolved(ctx)
+    label = {"cd": "contrastive divergence (Langevin)", "sm": "exact score matching",
+             "ssm": "sliced score matching", "dsm": "denoising score matching",
+             "ncsn": "NCSN (annealed Langevin)", "nce": "NCE (Gaussian noise)",
+             "fce": "flow contrastive estimation"}[o["objective"]]
+    model.eval()
+    if data.is_toy2d(ctx.data_name):
+        path = landscape_figure(model, ctx.data_name, ctx.out_dir / "landscape.png",
+                                f"{label} on {ctx.data_name}", ctx.generator,
+                                n_samples=500 if ctx.quick else 2000)
+        return [Figure(path, "Energy landscape and samples",
+                       f"Left: exp(-E) of the {label} model normalized on the grid. Right: "
+                       "Langevin samples started from uniform noise.")]
+    assert isinstance(model, EnergyNetwork) and ctx.image_shape is not None
+    figures = []
+    samples = model.sample(64, generator=ctx.generator)
+    path = viz.image_grid(samples, ctx.image_shape, ctx.out_dir / "samples.png", nrow=8,
+                          title=f"{label}: Langevin samples from noise")
+    figures.append(Figure(path, "Samples from noise",
+                          f"{model.langevin_steps} Langevin steps from uniform noise"
+                          + (" (annealed over the noise ladder)." if model.noise_conditional
+                             else ".")))
+    test = x_test[:16]
+    known = bottom_half_mask(test.shape[0], ctx.image_shape, test.device)
+    filled = model.inpaint(test, known, generator=ctx.generator)
+    masked = torch.where(known, test, torch.full_like(test, 0.5))
+    path = viz.image_grid(torch.cat([test, masked, filled]), ctx.image_shape,
+                          ctx.out_dir / "inpainting.png", nrow=16,
+                          title=f"{label}: inpainting the bottom half",
+                          row_labels=["test", "known", "filled"])
+    figures.append(Figure(path, "Inpainting", "Rows: test images, the known top half, and the "
+                          "bottom half filled by Langevin dynamics under the energy."))
+    return figures
+
+
+# ----- divergence remedies ----------------------------------------------------------------------
+def train_with_remedies(model: Model, objective: Objective, x_train: torch.Tensor,
+                        config: Any, out_dir: str | os.PathLike[str], *, max_restarts: int = 2,
+                        lr_factor: float = 0.5, meta: dict[str, Any] | None = None) -> Any:
+    """``ebmlab.train.train`` that, on ``TrainingDiverged``, restarts from the last good
+    checkpoint with a new seed and ``lr_factor`` x the learning rate, after calling the
+    objective's ``apply_remedies`` (CD: twice the Langevin steps, a larger L2 energy penalty).
+
+    Each restart trains the remaining epochs as a fresh run in ``out_dir`` (fresh optimizer
+    state; the objective keeps its buffer, log Z and step count); the previous attempt's
+    ``metrics.jsonl`` is kept as ``metrics-attempt<k>.jsonl`` and ``restarts.json`` lists what
+    changed. Raises the last ``TrainingDiverged`` after ``max_restarts`` restarts.
+    """
+    from ..io import load_module_state, read_checkpoint, tensor_group
+    from ..train import CHECKPOINT_NAME, TrainingDiverged, train
+
+    out = Path(out_dir)
+    log: list[dict[str, Any]] = []
+    attempt = 0
+    while True:
+        try:
+            result = train(model, objective, x_train, config, out, meta=meta)
+            if log:
+                (out / "restarts.json").write_text(json.dumps(log, indent=2) + "\n")
+            return result
+        except TrainingDiverged as error:
+            checkpoint = out / CHECKPOINT_NAME
+            if attempt >= max_restarts or not checkpoint.exists():
+                raise
+            attempt += 1
+            document, tensors = read_checkpoint(checkpoint)
+            load_module_state(model, tensor_group(tensors, "model"), "restart")
+            load_module_state(objective, tensor_group(tensors, "objective"), "restart")
+            done = int(document["meta"].get("train_state", {}).get("epoch", 0))
+            changes: dict[str, Any] = {"attempt": attempt, "diverged_at_step": error.step,
+                                       "quantity": error.quantity, "from_epoch": done}
+            remedies = getattr(objective, "apply_remedies", None)
+            if callable(remedies):
+                changes.update(remedies(attempt))
+            config = replace(config, epochs=max(config.epochs - done, 1),
+                             seed=config.seed + 1000 * attempt, lr=config.lr * lr_factor)
+            changes.update({"seed": config.seed, "lr": config.lr})
+            log.append(changes)
+            metrics = out / "metrics.jsonl"
+            if metrics.exists():
+                metrics.rename(out / f"metrics-attempt{attempt - 1}.jsonl")
+
+
+register(Recipe(
+    name="ebm",
+    summary="neural energy-based model (CD with Langevin, score matching, NCE, FCE)",
+    build=_build,
+    evaluate=_evaluate,
+    figures=_figures,
+    options=(
+        Option("objective", str, "cd", "training method", OBJECTIVES),
+        Option("network", str, None, "energy network: mlp or conv (default: mlp for 2-D "
+               "densities, conv for images)", ("mlp", "conv")),
+        Option("hidden", int, 128, "MLP width"),
+        Option("depth", int, 3, "MLP hidden layers"),
+        Option("activation", str, "silu", "smooth activation",
+               ("silu", "softplus", "tanh", "gelu")),
+        Option("channels", str, "32,64", "ConvEnergy stride-2 layer widths"),
+        Option("langevin_steps", int, None, "cd: Langevin steps per update (default 20 on "
+               "2-D densities, 40 on images)"),
+        Option("step_size", float, None, "cd and sampling: Langevin step eps (default 0.002 on "
+               "2-D densities, 1.0 on images)"),
+        Option("noise_scale", float, None, "Langevin noise std (default sqrt(2 eps), i.e. "
+               "temperature 1, on 2-D densities; 0.005 on images)"),
+        Option("chains", str, "buffer", "cd negatives: replay buffer, persistent chains or "
+               "short-run from noise", ("buffer", "persistent", "noise")),
+        Option("buffer_size", int, 10_000, "cd replay-buffer size"),
+        Option("reinit", float, 0.05, "cd: fraction of chains restarted from noise per update"),
+        Option("alpha", float, 0.01, "cd: L2 energy penalty alpha (E+^2 + E-^2)"),
+        Option("sigma", float, None, "dsm noise level (default 0.05 on 2-D densities, 0.1 on "
+               "images)"),
+        Option("sigma_max", float, None, "ncsn largest noise level"),
+        Option("sigma_min", float, None, "ncsn smallest noise level"),
+        Option("n_levels", int, 10, "ncsn noise levels (geometric)"),
+        Option("projections", int, 1, "ssm projections per example"),
+        Option("projection", str, "rademacher", "ssm projection distribution",
+               ("rademacher", "gaussian")),
+        Option("noise_ratio", float, 4.0, "nce noise samples per data point"),
+        Option("fce_noise_ratio", float, 1.0, "fce flow samples per data point"),
+        Option("flow_layers", int, 6, "fce RealNVP couplings"),
+        Option("flow_hidden", int, 64, "fce RealNVP conditioner width"),
+        Option("sample_steps", int, None, "Langevin steps when sampling from noise (default "
+               "1000 on 2-D densities, 100 on images)"),
+    ),
+    train_defaults={"epochs": 40, "batch_size": 256, "lr": 1e-3, "max_grad_norm": 10.0},
+    demo={"data": "digits", "options": {"objective": "ncsn", "network": "mlp", "hidden": 256,
+                                        "depth": 2, "sample_steps": 100},
+          "epochs": 60, "batch_size": 128, "lr": 1e-3},
+    data_kinds=("toy2d", "image"),
+))

@@ -1,0 +1,530 @@
+"""Recipes for Boltzmann machines: ``rbm`` (Bernoulli RBM), ``grbm`` (Gaussian-Bernoulli RBM) and
+``bm`` (general Boltzmann machine with label units).
+
+``rbm`` defaults are the MNIST recipe: 500 hidden units, PCD-1 with 100 persistent chains and a
+centered gradient (Melchior et al. 2016), SGD with momentum and a linearly decaying learning rate,
+visible biases from the data marginals. Evaluation is AIS with the protocol of Salakhutdinov &
+Murray (2008): 14,500 inverse temperatures, 100 runs, the base-rate model of the training data;
+the reverse-AIS estimate (Burda et al. 2015) from 100 long Gibbs chains gives the other side of
+the bracket, and with at most 20 hidden (or visible) units the exact value by enumeration is
+reported as well and becomes ``test_log_likelihood``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+from .. import partition, viz
+from ..models.base import Model
+from ..models.boltzmann import BoltzmannMachine
+from ..models.gaussian_rbm import GaussianBernoulliRBM
+from ..models.rbm import BernoulliRBM
+from ..objectives.boltzmann import BoltzmannLearning
+from ..objectives.contrastive import ContrastiveDivergence
+from ..recipes import Context, Figure, Option, Recipe, register
+
+#: Largest layer enumerated for the exact log-likelihood reported beside AIS.
+EXACT_MAX_UNITS = 20
+
+
+def _seed(ctx: Context) -> int:
+    return int(torch.randint(2**31 - 1, (1,), generator=ctx.generator, device=ctx.generator.device))
+
+
+def _mean_se(values: torch.Tensor) -> tuple[float, float]:
+    values = values.double()
+    return float(values.mean()), float(values.std() / math.sqrt(max(values.numel(), 1)))
+
+
+# ----- Bernoulli RBM -----------------------------------------------------------------------------
+RBM_OPTIONS = (
+    Option("hidden", int, 500, "number of hidden units"),
+    Option(
+        "method",
+        str,
+        "pcd",
+        "negative phase: CD-k, persistent CD or parallel tempering",
+        choices=("cd", "pcd", "pt"),
+    ),
+    Option("k", int, 1, "Gibbs sweeps per update"),
+    Option("centering", bool, True, "centered gradient (Melchior et al. 2016)"),
+    Option("n_chains", int, 100, "persistent chains (pcd, pt)"),
+    Option("n_temperatures", int, 10, "parallel-tempering rungs (pt)"),
+    Option("ais_betas", int, 14500, "AIS inverse temperatures (Salakhutdinov & Murray: 14500)"),
+    Option("ais_runs", int, 100, "AIS runs"),
+    Option("sample_steps", int, 5000, "Gibbs sweeps for the samples figure"),
+)
+
+
+def _build_rbm(x_train: torch.Tensor, ctx: Context) -> tuple[Model, ContrastiveDivergence]:
+    o = ctx.options
+    model = BernoulliRBM(x_train.shape[1], o["hidden"], seed=_seed(ctx))
+    objective = ContrastiveDivergence(
+        k=o["k"],
+        method=o["method"],
+        n_chains=o["n_chains"],
+        n_temperatures=o["n_temperatures"],
+        centering=o["centering"],
+        seed=_seed(ctx),
+    )
+    return model, objective
+
+
+@torch.no_grad()
+def model_samples(
+    model: BernoulliRBM, start: torch.Tensor, n_sweeps: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Binary states after ``n_sweeps`` block-Gibbs sweeps from ``start``."""
+    v = start
+    for _ in range(n_sweeps):
+        v, _ = model.gibbs_vhv(v, generator)
+    return v
+
+
+def _ais_metrics(
+    model: BernoulliRBM,
+    x_train: torch.Tensor,
+    x_test: torch.Tensor,
+    ctx: Context,
+    n_betas: int,
+    n_runs: int,
+) -> dict[str, Any]:
+    messages: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", partition.AISWarning)
+        forward = partition.ais(
+            model, n_betas=n_betas, n_runs=n_runs, seed=_seed(ctx), data=x_train
+        )
+        rows = torch.randint(
+            x_train.shape[0], (n_runs,), generator=torch.Generator().manual_seed(_seed(ctx))
+        ).to(x_train.device)
+        start = time.perf_counter()
+        v_init = model_samples(model, x_train[rows], 200 if ctx.quick else 1000, ctx.generator)
+        chain_seconds = time.perf_counter() - start
+        reverse = partition.reverse_ais(
+            model, v_init, n_betas=n_betas, seed=_seed(ctx), data=x_train
+        )
+        messages = [str(w.message) for w in caught if issubclass(w.category, partition.AISWarning)]
+    test = partition.log_likelihood(model, x_test, forward)
+    test_rev = partition.log_likelihood(model, x_test, reverse)
+    train = partition.log_likelihood(model, x_train[:10000], forward)
+    metrics = {
+        "test_log_likelihood": test.mean,
+        "test_log_likelihood_se": test.se,
+        "log_likelihood_method": "ais",
+        "train_log_likelihood": train.mean,
+        "log_z": forward.log_z,
+        "log_z_se": forward.log_z_se,
+        "ais_ess": forward.ess,
+        "test_log_likelihood_reverse_ais": test_rev.mean,
+        "test_log_likelihood_reverse_ais_se": test_rev.se,
+        "log_z_reverse_ais": reverse.log_z,
+        "log_z_reverse_ais_se": reverse.log_z_se,
+        "reverse_ais_ess": reverse.ess,
+        "ais_betas": n_betas,
+        "ais_runs": n_runs,
+        "ais_seconds": round(forward.seconds + reverse.seconds + chain_seconds, 2),
+    }
+    if messages:
+        metrics["ais_warnings"] = messages
+    return metrics
+
+
+def _evaluate_rbm(
+    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+) -> dict[str, Any]:
+    assert isinstance(model, BernoulliRBM)
+    o = ctx.options
+    n_betas = min(o["ais_betas"], 1000) if ctx.quick else o["ais_betas"]
+    metrics = _ais_metrics(model, x_train, x_test, ctx, n_betas, o["ais_runs"])
+    if min(model.n_visible, model.n_hidden) <= EXACT_MAX_UNITS:
+        log_z = partition.exact_log_z(model)
+        exact = partition.log_likelihood(model, x_test, log_z)
+        metrics = {
+            "test_log_likelihood": exact.mean,
+            "test_log_likelihood_se": exact.se,
+            "log_likelihood_method": "exact",
+            "log_z_exact": log_z,
+            "test_log_likelihood_ais": metrics.pop("test_log_likelihood"),
+            "test_log_likelihood_ais_se": metrics.pop("test_log_likelihood_se"),
+            **{k: v for k, v in metrics.items() if k != "log_likelihood_method"},
+            "train_log_likelihood": partition.log_likelihood(model, x_train[:10000], log_z).mean,
+        }
+    with torch.no_grad():
+        subset = x_test[:1000]
+        pll, pll_se = _mean_se(model.pseudo_log_likelihood(subset, per="feature"))
+        metrics["test_pseudo_log_likelihood_per_feature"] = pll
+        metrics["test_pseudo_log_likelihood_per_feature_se"] = pll_se
+        metrics["test_reconstruction_error"] = _mean_se(model.reconstruction_error(x_test))[0]
+    return metrics
+
+
+def _inpainting_figure(model: Any, x_test: torch.Tensor, ctx: Context, steps: int) -> Figure:
+    shape = ctx.image_shape
+    assert shape is not None
+    h, w = shape
+    originals = x_test[:10]
+    mask = torch.ones(h, w, dtype=torch.bool, device=x_test.device)
+    mask[h // 2 :, :] = False  # the bottom half is unknown
+    mask = mask.flatten()
+    completed = model.complete(originals, mask, n_steps=steps, generator=ctx.generator)
+    shown = torch.where(mask, originals, torch.full_like(originals, 0.5))
+    grid = torch.cat([originals, shown, completed])
+    path = viz.image_grid(
+        grid,
+        shape,
+        ctx.out_dir / "inpainting.png",
+        nrow=10,
+        title="inpainting: original / bottom half hidden / completed",
+        row_labels=["original", "given", "completed"],
+    )
+    return Figure(
+        path,
+        "Inpainting",
+        f"Test digits with the bottom half unknown, completed by "
+        f"{steps} sweeps of Gibbs sampling with the top half clamped; the completion "
+        "shows p(v_i = 1 | h) of the last sweep.",
+    )
+
+
+def _figures_rbm(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
+    assert isinstance(model, BernoulliRBM)
+    shape = ctx.image_shape
+    if shape is None:
+        return []
+    steps = min(ctx.options["sample_steps"], 1000) if ctx.quick else ctx.options["sample_steps"]
+    samples = model.sample(64, n_steps=steps, generator=ctx.generator)
+    figures = [
+        Figure(
+            viz.image_grid(
+                samples,
+                shape,
+                ctx.out_dir / "samples.png",
+                nrow=8,
+                title=f"RBM samples ({steps} Gibbs sweeps from noise)",
+            ),
+            "Samples",
+            f"64 independent block-Gibbs chains started from uniform noise, after {steps} "
+            "sweeps; each image is p(v | h) of the last sweep.",
+        )
+    ]
+    n_filters = min(model.n_hidden, 100)
+    filters = model.W.detach()[:, :n_filters].T
+    figures.append(
+        Figure(
+            viz.image_grid(
+                filters,
+                shape,
+                ctx.out_dir / "filters.png",
+                nrow=10,
+                normalize=True,
+                title=f"first {n_filters} filters (columns of W)",
+            ),
+            "Filters",
+            "Weights of the first hidden units, each rescaled to [0, 1].",
+        )
+    )
+    figures.append(_inpainting_figure(model, x_test, ctx, 200 if ctx.quick else 1000))
+    return figures
+
+
+RBM_TRAIN_DEFAULTS = {
+    "epochs": 100,
+    "batch_size": 100,
+    "lr": 0.01,
+    "optimizer": "sgd",
+    "momentum": 0.9,
+    "initial_momentum": 0.5,
+    "momentum_warmup_epochs": 5,
+    "weight_decay": 0.0,
+    "schedule": "linear",
+    "final_lr_fraction": 0.0,
+    "log_every_steps": 50,
+}
+
+register(
+    Recipe(
+        name="rbm",
+        summary="Bernoulli RBM: CD-k / PCD / parallel tempering, centered; AIS log-likelihood",
+        build=_build_rbm,
+        evaluate=_evaluate_rbm,
+        figures=_figures_rbm,
+        binarize="stochastic",
+        options=RBM_OPTIONS,
+        train_defaults=RBM_TRAIN_DEFAULTS,
+        demo={
+            "data": "digits",
+            "options": {"hidden": 20, "ais_betas": 1000, "sample_steps": 1000},
+            "epochs": 40,
+            "batch_size": 20,
+            "lr": 0.05,
+        },
+    )
+)
+
+
+# ----- Gaussian-Bernoulli RBM --------------------------------------------------------------------
+def _build_grbm(x_train: torch.Tensor, ctx: Context) -> tuple[Model, ContrastiveDivergence]:
+    o = ctx.options
+    model = GaussianBernoulliRBM(
+        x_train.shape[1],
+        o["hidden"],
+        learn_sigma=o["learn_sigma"],
+        min_sigma=o["min_sigma"],
+        seed=_seed(ctx),
+    )
+    objective = ContrastiveDivergence(
+        k=o["k"], method=o["method"], n_chains=o["n_chains"], seed=_seed(ctx)
+    )
+    return model, objective
+
+
+def _evaluate_grbm(
+    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+) -> dict[str, Any]:
+    assert isinstance(model, GaussianBernoulliRBM)
+    with torch.no_grad():
+        metrics: dict[str, Any] = {
+            "test_reconstruction_error": _mean_se(model.reconstruction_error(x_test))[0],
+            "mean_sigma": float(model.sigma().mean()),
+            "log_likelihood_method": "none",
+        }
+        if model.n_hidden <= EXACT_MAX_UNITS:
+            log_z = partition.exact_log_z(model)
+            test = partition.log_likelihood(model, x_test, log_z)
+            metrics.update(
+                {
+                    "test_log_likelihood": test.mean,
+                    "test_log_likelihood_se": test.se,
+                    "log_likelihood_method": "exact",
+                    "log_likelihood_note": "a density of continuous pixels: not comparable with "
+                    "the discrete likelihoods of binarized data",
+                }
+            )
+    return metrics
+
+
+def _figures_grbm(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
+    assert isinstance(model, GaussianBernoulliRBM)
+    shape = ctx.image_shape
+    if shape is None:
+        return []
+    steps = 200 if ctx.quick else 2000
+    samples = model.sample(64, n_steps=steps, generator=ctx.generator)
+    with torch.no_grad():
+        recon = model.mean_v_given_h(model.p_h_given_v(x_test[:10]))
+    filters = model.W.detach()[:, : min(model.n_hidden, 100)].T
+    return [
+        Figure(
+            viz.image_grid(
+                samples,
+                shape,
+                ctx.out_dir / "samples.png",
+                nrow=8,
+                title=f"GRBM samples ({steps} sweeps)",
+            ),
+            "Samples",
+            f"E[v | h] after {steps} Gibbs sweeps from N(b, sigma^2).",
+        ),
+        Figure(
+            viz.image_grid(
+                filters,
+                shape,
+                ctx.out_dir / "filters.png",
+                nrow=10,
+                normalize=True,
+                title="filters",
+            ),
+            "Filters",
+            "Columns of W.",
+        ),
+        Figure(
+            viz.image_grid(
+                torch.cat([x_test[:10], recon]),
+                shape,
+                ctx.out_dir / "reconstructions.png",
+                nrow=10,
+                row_labels=["data", "recon."],
+                title="reconstructions",
+            ),
+            "Reconstructions",
+            "Mean-field reconstructions E[v | h = p(h | v)].",
+        ),
+    ]
+
+
+register(
+    Recipe(
+        name="grbm",
+        summary="Gaussian-Bernoulli RBM on grey levels (learned or unit variances)",
+        build=_build_grbm,
+        evaluate=_evaluate_grbm,
+        figures=_figures_grbm,
+        binarize=None,
+        options=(
+            Option("hidden", int, 500, "number of hidden units"),
+            Option("method", str, "cd", "negative phase", choices=("cd", "pcd")),
+            Option("k", int, 1, "Gibbs sweeps per update"),
+            Option("n_chains", int, 100, "persistent chains (pcd)"),
+            Option("learn_sigma", bool, True, "learn one standard deviation per pixel"),
+            Option("min_sigma", float, 0.05, "floor on the standard deviations"),
+        ),
+        train_defaults={
+            "epochs": 20,
+            "batch_size": 100,
+            "lr": 0.001,
+            "optimizer": "sgd",
+            "momentum": 0.9,
+            "initial_momentum": 0.5,
+            "momentum_warmup_epochs": 2,
+            "schedule": "linear",
+            "log_every_steps": 50,
+        },
+        demo={"data": "digits", "options": {"hidden": 16}, "epochs": 30, "batch_size": 20},
+    )
+)
+
+
+# ----- general Boltzmann machine -----------------------------------------------------------------
+def _build_bm(x_train: torch.Tensor, ctx: Context) -> tuple[Model, None]:
+    o = ctx.options
+    labels = 10 if o["labels"] else 0
+    return BoltzmannMachine(
+        x_train.shape[1], n_hidden=o["hidden"], n_labels=labels, seed=_seed(ctx)
+    ), None
+
+
+def _labels(ctx: Context, split: str, n: int) -> torch.Tensor | None:
+    from .. import data
+
+    _, y = data.load(ctx.data_name, split)
+    if y is None or y.shape[0] != n:
+        return None
+    return y
+
+
+def _fit_bm(model: Model, x_train: torch.Tensor, ctx: Context) -> dict[str, Any]:
+    """Lecture 001's learning rule with the one training loop; the labels (one-hot) are clamped
+    with the pixels in the clamped phase."""
+    from ..train import TrainConfig, train
+
+    assert isinstance(model, BoltzmannMachine)
+    o = ctx.options
+    x = x_train
+    if model.n_labels:
+        y = _labels(ctx, "train", x_train.shape[0])
+        if y is None:
+            raise ValueError(f"--labels: dataset {ctx.data_name!r} has no labels")
+        x = torch.cat([x_train, F.one_hot(y, model.n_labels).to(x_train)], 1)
+    config = TrainConfig(
+        epochs=o["fit_epochs"],
+        batch_size=50,
+        lr=o["fit_lr"],
+        optimizer="sgd",
+        momentum=0.5,
+        schedule="linear",
+        seed=_seed(ctx),
+        progress=False,
+        device=str(x.device),
+    )
+    start = time.perf_counter()
+    result = train(model, BoltzmannLearning(n_chains=100, clamped_burn_in=3), x, config)
+    return {
+        "epochs": o["fit_epochs"],
+        "seconds": round(time.perf_counter() - start, 1),
+        "steps": result.step,
+    }
+
+
+def _evaluate_bm(
+    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+) -> dict[str, Any]:
+    assert isinstance(model, BoltzmannMachine)
+    metrics: dict[str, Any] = {"log_likelihood_method": "none"}
+    if model.n_labels:
+        y = _labels(ctx, "test", x_test.shape[0])
+        if y is not None:
+            exact = model.n_hidden <= 12
+            p = model.p_class_given_v(x_test, generator=ctx.generator, exact=exact)
+            metrics["test_accuracy"] = float((p.argmax(1).cpu() == y).float().mean())
+            metrics["classification_method"] = "exact" if exact else "gibbs"
+    if model.n_units <= 24:
+        log_z = partition.exact_log_z(model)
+        test = partition.log_likelihood(model, x_test, log_z)
+        metrics.update(
+            {
+                "test_log_likelihood": test.mean,
+                "test_log_likelihood_se": test.se,
+                "log_likelihood_method": "exact",
+            }
+        )
+    return metrics
+
+
+def _figures_bm(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
+    assert isinstance(model, BoltzmannMachine)
+    shape = ctx.image_shape
+    if shape is None:
+        return []
+    figures = []
+    if model.n_labels:
+        classes = torch.arange(model.n_labels).repeat_interleave(8)
+        rows = model.generate_class(
+            classes, classes.numel(), n_sweeps=200 if ctx.quick else 1000, generator=ctx.generator
+        )
+        figures.append(
+            Figure(
+                viz.image_grid(
+                    rows,
+                    shape,
+                    ctx.out_dir / "class_samples.png",
+                    nrow=8,
+                    row_labels=[str(k) for k in range(model.n_labels)],
+                    title="class-conditional samples",
+                ),
+                "Class-conditional samples",
+                "Gibbs sampling with the label units clamped to each "
+                "class (one row per class); p(v_i = 1 | rest) of the last sweep.",
+            )
+        )
+    states, energies = model.anneal(n_chains=16, generator=ctx.generator)
+    figures.append(
+        Figure(
+            viz.image_grid(
+                states[:, : model.n_visible],
+                shape,
+                ctx.out_dir / "annealing.png",
+                nrow=8,
+                title="simulated annealing: low-energy states",
+            ),
+            "Simulated annealing",
+            f"16 chains cooled from T = 10 to 0.05; lowest energy {float(energies[0]):.1f}.",
+        )
+    )
+    return figures
+
+
+register(
+    Recipe(
+        name="bm",
+        summary="general Boltzmann machine with label units (lecture 001), small",
+        build=_build_bm,
+        evaluate=_evaluate_bm,
+        figures=_figures_bm,
+        fit=_fit_bm,
+        binarize="threshold",
+        options=(
+            Option("hidden", int, 10, "hidden units"),
+            Option("labels", bool, True, "one-hot label units for p(class | v) and generation"),
+            Option("fit_epochs", int, 20, "training epochs (the BM trains inside its fit rule)"),
+            Option("fit_lr", float, 0.05, "learning rate"),
+        ),
+        demo={"data": "digits"},
+    )
+)

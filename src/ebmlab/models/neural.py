@@ -1,0 +1,437 @@
+"""Neural energy-based models: E(x; theta) given by a network, p(x) = exp(-E(x)) / Z.
+
+Lecture 001 (part 3) and lecture 003: any network R^D -> R is a valid energy; Z is intractable,
+so training needs samples (contrastive divergence with Langevin MCMC), the score -grad_x E alone
+(score matching) or a classifier against noise (NCE). This module holds the networks and the
+Langevin samplers that start from noise; the objectives are in ``ebmlab.objectives``.
+
+  * ``MLPEnergy(dim, hidden, depth, activation)``: vectors and 2-D densities. Smooth activations
+    only (SiLU, softplus, tanh, GELU), so that grad_x E and the Hessian trace of exact score
+    matching exist and are not piecewise constant.
+  * ``ConvEnergy(image_shape, channels)``: a small CNN for 8x8 digits or 28x28 MNIST, with
+    images given flattened (N, H*W) in [0, 1] as everywhere in ebmlab.
+  * ``QuadraticEnergy(dim)``: E(x) = 1/2 (x - mu)^T P (x - mu), a Gaussian with a closed-form
+    log Z; the reference case of the score-matching and NCE tests.
+
+Noise-conditional energies (NCSN, Song & Ermon 2019). Built with a noise ladder ``sigmas``
+(sigma_1 > ... > sigma_L), a network takes log sigma as an extra input and its output is divided
+by sigma, E(x, sigma) = g(x, log sigma) / sigma, so that the sigma^2-weighted denoising loss
+1/2 |sigma s(x~) + z|^2 asks g for O(1) gradients at every level (Song & Ermon 2020 scale the
+score by 1/sigma in the same way). Without ``sigma`` such a model is the density at the
+finest level, exp(-E(x, sigma_L)): the data smoothed by N(0, sigma_L^2 I).
+
+Sampling (``sample``): Langevin dynamics from uniform noise on the data box. The Langevin
+convention is ebmlab's (``ebmlab.samplers.langevin``): x <- x - eps grad E + noise_scale xi,
+with noise_scale = sqrt(2 eps) for temperature 1; EBM papers' (step, noise) pairs set both.
+Noise-conditional models use annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1): at
+level i, T steps with alpha_i = eps sigma_i^2 / sigma_L^2 of x <- x + alpha_i / 2 s(x, sigma_i) +
+sqrt(alpha_i) xi, which is ebmlab's step with eps_i = alpha_i / 2; a final denoising step
+x + sigma_L^2 s(x, sigma_L) (Tweedie's formula) is optional.
+
+References: Du & Mordatch (2019), "Implicit generation and modeling with energy-based models";
+Song & Ermon (2019), "Generative modeling by estimating gradients of the data distribution";
+Song & Ermon (2020), "Improved techniques for training score-based generative models";
+Grathwohl et al. (2020), "Your classifier is secretly an energy based model" (JEM).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from .._checks import as_tensor
+from .base import Model
+from .flows import activation_layer
+
+#: Activations whose second derivative exists everywhere (score matching needs the Hessian).
+SMOOTH_ACTIVATIONS = ("silu", "softplus", "tanh", "gelu")
+
+EnergyFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def geometric_sigmas(sigma_max: float, sigma_min: float, n_levels: int) -> list[float]:
+    """sigma_1 = sigma_max > ... > sigma_L = sigma_min, geometric (computed in float64)."""
+    if not 0 < sigma_min < sigma_max:
+        raise ValueError(f"sigma_min, sigma_max: expected 0 < sigma_min < sigma_max, got "
+                         f"{sigma_min}, {sigma_max}")
+    if isinstance(n_levels, bool) or not isinstance(n_levels, int) or n_levels < 2:
+        raise ValueError(f"n_levels: expected an integer >= 2, got {n_levels!r}")
+    exponents = torch.linspace(0.0, 1.0, n_levels, dtype=torch.float64)
+    ladder = math.log(sigma_max) + exponents * (math.log(sigma_min) - math.log(sigma_max))
+    return [float(s) for s in torch.exp(ladder)]
+
+
+def energy_gradient(energy_fn: EnergyFn, x: torch.Tensor) -> torch.Tensor:
+    """grad_x E(x) row by row (autograd on the sum of independent rows), detached."""
+    with torch.enable_grad():
+        x_leaf = x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(energy_fn(x_leaf).sum(), x_leaf)
+    return grad
+
+
+def _langevin_move(x: torch.Tensor, grad: torch.Tensor, step_size: float, noise_scale: float,
+                   generator: torch.Generator | None) -> torch.Tensor:
+    try:  # the shared kernel piece (rejects non-finite moves)
+        from ..samplers.langevin import langevin_move
+    except ImportError:  # pragma: no cover - samplers not installed
+        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        return x - step_size * grad + noise_scale * noise
+    return langevin_move(x, grad, step_size, noise_scale, generator)[0]
+
+
+def langevin_chain(
+    energy_fn: EnergyFn,
+    x: torch.Tensor,
+    n_steps: int,
+    step_size: float,
+    noise_scale: float | None = None,
+    generator: torch.Generator | None = None,
+    *,
+    clamp: tuple[float, float] | None = None,
+    grad_clip: float | None = None,
+    update_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``n_steps`` unadjusted Langevin steps x <- x - eps grad E + noise_scale xi.
+
+    Args:
+        energy_fn: batch -> energies (batch,).
+        x: starting points (chains, ...).
+        step_size: eps > 0.
+        noise_scale: None for sqrt(2 eps) (temperature 1).
+        clamp: keep x in [lo, hi] after each step (images in [0, 1]).
+        grad_clip: clamp every gradient entry to [-grad_clip, grad_clip] (IGEBM), None: off.
+        update_mask: boolean like ``x``; only True entries move (inpainting).
+    """
+    if not step_size > 0:
+        raise ValueError(f"step_size: expected a positive number, got {step_size}")
+    noise = math.sqrt(2.0 * step_size) if noise_scale is None else float(noise_scale)
+    x = x.detach()
+    for _ in range(n_steps):
+        grad = energy_gradient(energy_fn, x)
+        if grad_clip is not None:
+            grad = grad.clamp(-grad_clip, grad_clip)
+        x_new = _langevin_move(x, grad, step_size, noise, generator)
+        if clamp is not None:
+            x_new = x_new.clamp(*clamp)
+        x = x_new if update_mask is None else torch.where(update_mask, x_new, x)
+    return x
+
+
+def annealed_langevin(
+    energy_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    sigmas: Sequence[float] | torch.Tensor,
+    n_steps_each: int,
+    eps: float,
+    generator: torch.Generator | None = None,
+    *,
+    clamp: tuple[float, float] | None = None,
+    denoise: bool = True,
+    update_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1).
+
+    For sigma_1 > ... > sigma_L: alpha_i = eps sigma_i^2 / sigma_L^2 and ``n_steps_each`` steps
+    x <- x + alpha_i / 2 s(x, sigma_i) + sqrt(alpha_i) xi with s = -grad_x E(x, sigma_i). With
+    ``denoise``, a last step x <- x + sigma_L^2 s(x, sigma_L) removes the remaining N(0,
+    sigma_L^2) noise (Tweedie's formula; Jolicoeur-Martineau et al. 2021).
+
+    Args:
+        energy_fn: (x, sigma (batch,)) -> energies (batch,).
+        sigmas: the decreasing noise ladder.
+    """
+    ladder = torch.as_tensor(sigmas, dtype=torch.float64).flatten()
+    if ladder.numel() < 1 or not bool((ladder[:-1] > ladder[1:]).all()):
+        raise ValueError("sigmas: expected a strictly decreasing noise ladder")
+    sigma_last = float(ladder[-1])
+    x = x.detach()
+    for sigma in ladder.tolist():
+        alpha = eps * sigma**2 / sigma_last**2
+        level = torch.full((x.shape[0],), sigma, device=x.device, dtype=x.dtype)
+        x = langevin_chain(lambda y, s=level: energy_fn(y, s), x, n_steps_each, alpha / 2.0,
+                           math.sqrt(alpha), generator, clamp=clamp, update_mask=update_mask)
+    if denoise:
+        level = torch.full((x.shape[0],), sigma_last, device=x.device, dtype=x.dtype)
+        grad = energy_gradient(lambda y: energy_fn(y, level), x)
+        x_new = x - sigma_last**2 * grad
+        if clamp is not None:
+            x_new = x_new.clamp(*clamp)
+        x = x_new if update_mask is None else torch.where(update_mask, x_new, x)
+    return x
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return value
+
+
+class EnergyNetwork(Model):
+    """Shared part of the neural energies: noise conditioning, energy, score, Langevin sampling.
+
+    Subclasses implement ``network(x, log_sigma) -> (batch,)`` (``log_sigma`` is None unless the
+    model is noise-conditional).
+
+    Args (sampling defaults, kept in the checkpoint):
+        sigmas: decreasing noise ladder for a noise-conditional model (NCSN), or None.
+        langevin_step: eps of ``sample`` (for noise-conditional models, eps at sigma_L).
+        langevin_noise: noise scale of ``sample``; None for sqrt(2 eps) (temperature 1).
+        langevin_steps: default number of Langevin steps of ``sample`` (in total, split evenly
+            over the levels of a noise-conditional model).
+        data_range: (lo, hi): ``sample`` starts from uniform noise on [lo, hi]^D.
+        clamp: keep samples in ``data_range`` (images).
+    """
+
+    def __init__(self, sigmas: Sequence[float] | None = None, langevin_step: float = 0.01,
+                 langevin_noise: float | None = None, langevin_steps: int = 200,
+                 data_range: Sequence[float] = (-4.5, 4.5), clamp: bool = False) -> None:
+        super().__init__()
+        if sigmas is not None:
+            ladder = torch.as_tensor(list(sigmas), dtype=torch.float64)
+            if ladder.numel() < 1 or not bool((ladder > 0).all()) or not bool(
+                    (ladder[:-1] > ladder[1:]).all()):
+                raise ValueError(f"sigmas: expected positive, strictly decreasing noise levels, "
+                                 f"got {list(sigmas)}")
+        else:
+            ladder = torch.zeros(0, dtype=torch.float64)
+        self.register_buffer("sigmas", ladder.to(torch.get_default_dtype()))
+        if not langevin_step > 0:
+            raise ValueError(f"langevin_step: expected a positive number, got {langevin_step}")
+        if langevin_noise is not None and not langevin_noise >= 0:
+            raise ValueError(f"langevin_noise: expected None or a number >= 0, got "
+                             f"{langevin_noise}")
+        lo, hi = (float(v) for v in data_range)
+        if not lo < hi:
+            raise ValueError(f"data_range: expected (lo, hi) with lo < hi, got {data_range}")
+        self.langevin_step = float(langevin_step)
+        self.langevin_noise = None if langevin_noise is None else float(langevin_noise)
+        self.langevin_steps = _positive_int("langevin_steps", langevin_steps)
+        self.data_range = (lo, hi)
+        self.clamp = bool(clamp)
+        self.dim = 0  # set by subclasses
+
+    # ----- energy ---------------------------------------------------------------------------
+    @property
+    def noise_conditional(self) -> bool:
+        return self.sigmas.numel() > 0
+
+    def network(self, x: torch.Tensor, log_sigma: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _sigma_column(self, sigma: float | torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+        if sigma is None:
+            sigma = self.sigmas[-1]
+        level = torch.as_tensor(sigma, device=x.device, dtype=x.dtype)
+        if level.dim() == 0:
+            level = level.expand(x.shape[0])
+        if level.shape != (x.shape[0],):
+            raise ValueError(f"sigma: expected a number or a tensor of shape ({x.shape[0]},), "
+                             f"got shape {tuple(level.shape)}")
+        return level
+
+    def energy(self, x: torch.Tensor, sigma: float | torch.Tensor | None = None,
+               temperature: float = 1.0) -> torch.Tensor:
+        """E(x) (batch,), divided by ``temperature``. Noise-conditional models: E(x, sigma) =
+        g(x, log sigma) / sigma, with sigma = sigma_L (the finest level) when not given."""
+        if x.dim() != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x: expected shape (batch, {self.dim}), got {tuple(x.shape)}")
+        if self.noise_conditional:
+            level = self._sigma_column(sigma, x)
+            value = self.network(x, torch.log(level)) / level
+        else:
+            if sigma is not None:
+                raise ValueError("sigma: this model is not noise-conditional (built without "
+                                 "sigmas)")
+            value = self.network(x, None)
+        return value / temperature
+
+    def score(self, x: torch.Tensor, sigma: float | torch.Tensor | None = None) -> torch.Tensor:
+        """s(x) = -grad_x E(x) (detached)."""
+        return -energy_gradient(lambda y: self.energy(y, sigma), x)
+
+    # ----- sampling -------------------------------------------------------------------------
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n points uniform on the data box [lo, hi]^D: where ``sample`` starts."""
+        lo, hi = self.data_range
+        u = torch.rand(n, self.dim, generator=generator, device=self.device, dtype=self.dtype)
+        return lo + (hi - lo) * u
+
+    def _run(self, x: torch.Tensor, n_steps: int, generator: torch.Generator | None,
+             temperature: float, update_mask: torch.Tensor | None) -> torch.Tensor:
+        clamp = self.data_range if self.clamp else None
+        was_training = self.training
+        self.eval()
+        try:
+            if self.noise_conditional:
+                each = max(1, n_steps // self.sigmas.numel())
+                return annealed_langevin(
+                    lambda y, s: self.energy(y, s, temperature), x, self.sigmas, each,
+                    self.langevin_step, generator, clamp=clamp, update_mask=update_mask)
+            return langevin_chain(lambda y: self.energy(y, temperature=temperature), x, n_steps,
+                                  self.langevin_step, self.langevin_noise, generator,
+                                  clamp=clamp, update_mask=update_mask)
+        finally:
+            self.train(was_training)
+
+    def sample(self, n: int, n_steps: int | None = None, generator: torch.Generator | None = None,
+               x0: torch.Tensor | None = None, temperature: float = 1.0) -> torch.Tensor:
+        """n samples by Langevin dynamics from uniform noise on the data box (or from ``x0``);
+        annealed Langevin for noise-conditional models. ``n_steps`` defaults to
+        ``langevin_steps``."""
+        n_steps = self.langevin_steps if n_steps is None else _positive_int("n_steps", n_steps)
+        if x0 is None:
+            x = self.noise(_positive_int("n", n), generator)
+        else:
+            x = as_tensor(x0, "x0", dim=2, n_features=self.dim, device=self.device,
+                          dtype=self.dtype)
+        return self._run(x, n_steps, generator, temperature, None).detach()
+
+    def inpaint(self, x: torch.Tensor, known: torch.Tensor, n_steps: int | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """Fill the entries of ``x`` where ``known`` is False by Langevin dynamics on
+        p(x_unknown | x_known) ∝ exp(-E(x)), starting them from uniform noise."""
+        x = as_tensor(x, "x", dim=2, n_features=self.dim, device=self.device, dtype=self.dtype)
+        if known.shape != x.shape or known.dtype != torch.bool:
+            raise ValueError(f"known: expected a boolean tensor of shape {tuple(x.shape)}")
+        known = known.to(x.device)
+        start = torch.where(known, x, self.noise(x.shape[0], generator))
+        n_steps = self.langevin_steps if n_steps is None else _positive_int("n_steps", n_steps)
+        return self._run(start, n_steps, generator, 1.0, ~known).detach()
+
+
+class MLPEnergy(EnergyNetwork):
+    """E(x) = MLP(x): ``depth`` hidden layers of width ``hidden``, smooth ``activation``.
+
+    Args:
+        dim: input dimension.
+        hidden, depth: width and number of hidden layers.
+        activation: one of ``SMOOTH_ACTIVATIONS``.
+        **sampling: see ``EnergyNetwork`` (sigmas, langevin_step, langevin_noise,
+            langevin_steps, data_range, clamp).
+    """
+
+    def __init__(self, dim: int, hidden: int = 128, depth: int = 2, activation: str = "silu",
+                 sigmas: Sequence[float] | None = None, langevin_step: float = 0.01,
+                 langevin_noise: float | None = None, langevin_steps: int = 200,
+                 data_range: Sequence[float] = (-4.5, 4.5), clamp: bool = False) -> None:
+        super().__init__(sigmas, langevin_step, langevin_noise, langevin_steps, data_range, clamp)
+        self.dim = _positive_int("dim", dim)
+        _positive_int("hidden", hidden)
+        _positive_int("depth", depth)
+        if activation not in SMOOTH_ACTIVATIONS:
+            raise ValueError(f"activation: expected a smooth activation, one of "
+                             f"{', '.join(SMOOTH_ACTIVATIONS)}, got {activation!r}")
+        n_in = dim + (1 if self.noise_conditional else 0)
+        layers: list[nn.Module] = []
+        width = n_in
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), activation_layer(activation)]
+            width = hidden
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+
+    def network(self, x: torch.Tensor, log_sigma: torch.Tensor | None) -> torch.Tensor:
+        if log_sigma is not None:
+            x = torch.cat([x, log_sigma.unsqueeze(-1)], dim=-1)
+        return self.net(x).squeeze(-1)
+
+
+class ConvEnergy(EnergyNetwork):
+    """A small CNN energy for (N, H*W) images in [0, 1].
+
+    Layers: a 3x3 convolution with ``channels[0]`` filters, then one stride-2 3x3 convolution
+    per entry of ``channels`` (halving the resolution), each followed by ``activation``; a
+    linear layer on the flattened features gives E. Inputs are mapped to [-1, 1] first.
+
+    Args:
+        image_shape: (H, W).
+        channels: filters of the stride-2 layers, e.g. (32, 64).
+        activation: one of ``SMOOTH_ACTIVATIONS``.
+        **sampling: see ``EnergyNetwork``; ``data_range`` defaults to (0, 1) with ``clamp``.
+    """
+
+    def __init__(self, image_shape: Sequence[int], channels: Sequence[int] = (32, 64),
+                 activation: str = "silu", sigmas: Sequence[float] | None = None,
+                 langevin_step: float = 1.0, langevin_noise: float | None = 0.01,
+                 langevin_steps: int = 60, data_range: Sequence[float] = (0.0, 1.0),
+                 clamp: bool = True) -> None:
+        super().__init__(sigmas, langevin_step, langevin_noise, langevin_steps, data_range, clamp)
+        if len(image_shape) != 2:
+            raise ValueError(f"image_shape: expected (H, W), got {image_shape}")
+        h, w = (_positive_int("image_shape", int(v)) for v in image_shape)
+        channels = [_positive_int("channels", int(c)) for c in channels]
+        if not channels:
+            raise ValueError("channels: expected at least one entry")
+        if activation not in SMOOTH_ACTIVATIONS:
+            raise ValueError(f"activation: expected a smooth activation, one of "
+                             f"{', '.join(SMOOTH_ACTIVATIONS)}, got {activation!r}")
+        self.image_shape = (h, w)
+        self.dim = h * w
+        n_in = 2 if self.noise_conditional else 1
+        layers: list[nn.Module] = [nn.Conv2d(n_in, channels[0], 3, padding=1),
+                                   activation_layer(activation)]
+        previous = channels[0]
+        for c in channels:
+            layers += [nn.Conv2d(previous, c, 3, stride=2, padding=1), activation_layer(activation)]
+            previous = c
+        self.features = nn.Sequential(*layers)
+        with torch.no_grad():
+            n_features = self.features(torch.zeros(1, n_in, h, w)).numel()
+        self.head = nn.Linear(n_features, 1)
+
+    def network(self, x: torch.Tensor, log_sigma: torch.Tensor | None) -> torch.Tensor:
+        h, w = self.image_shape
+        images = (2.0 * x - 1.0).reshape(-1, 1, h, w)
+        if log_sigma is not None:
+            plane = log_sigma.reshape(-1, 1, 1, 1).expand(-1, 1, h, w)
+            images = torch.cat([images, plane], dim=1)
+        return self.head(self.features(images).flatten(1)).squeeze(-1)
+
+
+class QuadraticEnergy(Model):
+    """E(x) = 1/2 (x - mean)^T P (x - mean) with P = L L^T, L lower triangular with a positive
+    diagonal (softplus of ``raw_diag``): the Gaussian N(mean, P^-1), log Z = D/2 log 2 pi -
+    1/2 log det P. Sampling is exact."""
+
+    likelihood_kind = "exact"
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = _positive_int("dim", dim)
+        self.mean = nn.Parameter(torch.zeros(dim))
+        self.lower = nn.Parameter(torch.zeros(dim, dim))
+        # softplus(0.5413) = 1: the model starts at N(0, I)
+        self.raw_diag = nn.Parameter(torch.full((dim,), 0.5413))
+
+    def cholesky(self) -> torch.Tensor:
+        """L with P = L L^T."""
+        strict = torch.tril(self.lower, diagonal=-1)
+        return strict + torch.diag(nn.functional.softplus(self.raw_diag))
+
+    def precision(self) -> torch.Tensor:
+        chol = self.cholesky()
+        return chol @ chol.T
+
+    def energy(self, x: torch.Tensor) -> torch.Tensor:
+        u = (x - self.mean) @ self.cholesky()
+        return 0.5 * (u * u).sum(-1)
+
+    def log_partition(self) -> torch.Tensor:
+        """log Z = D/2 log(2 pi) - sum log diag(L)."""
+        diag = nn.functional.softplus(self.raw_diag)
+        return 0.5 * self.dim * math.log(2 * math.pi) - torch.log(diag).sum()
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return -self.energy(x) - self.log_partition()
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               **_: object) -> torch.Tensor:
+        """Exact draws: x = mean + L^-T z."""
+        z = torch.randn(n, self.dim, generator=generator, device=self.mean.device,
+                        dtype=self.mean.dtype)
+        chol = self.cholesky()
+        return self.mean + torch.linalg.solve_triangular(chol.T, z.T, upper=True).T

@@ -1,0 +1,261 @@
+"""Maximum likelihood for neural energies by contrastive divergence with short-run Langevin MCMC.
+
+The log-likelihood gradient of p(x) = exp(-E(x)) / Z is (lectures 001 part 3 and 003)
+
+    grad_theta mean log p(x_data) = -E_data[grad_theta E(x)] + E_model[grad_theta E(x)],
+
+so the surrogate loss mean E(x+) - mean E(x-), with x- model samples (detached), has the
+maximum-likelihood gradient. The samples come from a few Langevin steps
+x <- x - eps grad_x E(x) + noise_scale xi started from
+
+  * ``chains="buffer"`` (default): a replay buffer (Du & Mordatch 2019, IGEBM; JEM): a minibatch
+    of past negatives drawn at random, of which a fraction ``reinit_fraction`` (5%) is restarted
+    from uniform noise; the moved samples are written back. The buffer is a registered buffer, so
+    checkpoints keep it and a resumed run goes on with the same chains.
+  * ``chains="persistent"``: ``n_chains`` persistent chains all advanced at every update
+    (persistent CD, Tieleman 2008), with the same reinitialization.
+  * ``chains="noise"``: short-run chains from noise at every update (Nijkamp et al. 2019).
+
+Regularization and stability:
+  * ``alpha``: the energy-magnitude (L2 energy) penalty alpha (mean E(x+)^2 + mean E(x-)^2) of
+    Du & Mordatch; it keeps the energies near 0, where the Langevin step is calibrated.
+  * ``sampler_grad_clip``: clamp each entry of grad_x E in the sampler (IGEBM); the parameter
+    gradient is clipped by the training loop (``TrainConfig.max_grad_norm``).
+  * ``energy_bound``: an energy of the data or of a negative with |E| above the bound raises
+    ``TrainingDiverged`` naming the step; the run keeps its last good checkpoint.
+
+Divergence remedies (the advice of the JEM maintainers; ``ebmlab.families.ebm.train_with_remedies``
+applies them automatically after a ``TrainingDiverged``):
+  * energies grow without bound / samples saturate: raise ``alpha`` (L2 energy penalty, e.g.
+    0.1 -> 1);
+  * negatives far from the model (the loss swings, E(x-) << E(x+)): more Langevin steps
+    (``n_steps`` 20 -> 40 or 60), or a smaller ``step_size`` with more steps;
+  * the loss oscillates with growing amplitude: a lower learning rate (halve it);
+  * a sudden NaN after long stable training: restart from the last good checkpoint with a new
+    seed (the divergence is often a rare sampler excursion that a different noise path avoids).
+
+Temperature. With ``noise_scale=None`` the sampler runs at temperature 1 (noise sqrt(2 eps)),
+so the model learns the data density itself: this is what the grid KL of the toy densities
+measures. JEM/IGEBM settings (step 1, noise 0.01) sample exp(-E / T) with T = 5e-5: the energy
+then learns the data density at that temperature (fine for images, where only samples matter).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from ..models.neural import energy_gradient, langevin_chain
+from ..train import TrainingDiverged
+from .base import Objective
+
+Chains = Literal["buffer", "persistent", "noise"]
+
+
+def check_energy(energy: torch.Tensor, bound: float, step: int, what: str) -> None:
+    """Raise ``TrainingDiverged`` when an energy is non-finite or exceeds ``bound`` in size."""
+    finite = torch.isfinite(energy)
+    if bool(finite.all()) and float(energy.abs().max()) <= bound:
+        return
+    if not bool(finite.all()):
+        detail = f"{int((~finite).sum())} non-finite energies"
+    else:
+        detail = f"|E| reached {float(energy.abs().max()):.4g} > energy_bound {bound:.4g}"
+    raise TrainingDiverged(
+        f"training diverged at step {step}: the energies of the {what} exploded ({detail}); "
+        "remedies: restart from the last good checkpoint with a new seed, more Langevin steps, "
+        "a lower learning rate, a larger L2 energy penalty (alpha)",
+        step,
+        f"energy of the {what}",
+    )
+
+
+class StepCounter(Objective):
+    """An objective that counts optimizer steps in a buffer (checkpointed), so that a
+    divergence it detects can be reported with the step of the training loop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+
+    @property
+    def current_step(self) -> int:
+        """The step the loss being computed belongs to (1-based, as the training loop counts)."""
+        return int(self.steps_done) + 1
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        # counted here rather than copied from ``step``: a restart from a checkpoint as a fresh
+        # run (``train_with_remedies``) goes on counting from the checkpoint's step
+        self.steps_done += 1
+
+    @property
+    def fresh(self) -> bool:
+        """True before the first optimizer step (``setup`` of a restart keeps learned state)."""
+        return int(self.steps_done) == 0
+
+
+def data_box(x_train: torch.Tensor, margin: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-coordinate [min - margin * range, max + margin * range] of the data."""
+    lo, hi = x_train.min(0).values, x_train.max(0).values
+    spread = (hi - lo).clamp_min(1e-6)  # a constant coordinate still gets a non-empty box
+    return lo - margin * spread, hi + margin * spread
+
+
+class ContrastiveLangevin(StepCounter):
+    """Contrastive divergence with Langevin negatives (see the module docstring).
+
+    Args:
+        n_steps: Langevin steps per update.
+        step_size: eps of the Langevin step.
+        noise_scale: noise standard deviation; None for sqrt(2 eps) (temperature 1).
+        chains: "buffer" (replay buffer), "persistent" (PCD chains) or "noise" (short-run).
+        buffer_size: replay-buffer size (chains="buffer").
+        n_chains: number of negatives per update for "persistent" and "noise" (None: the
+            minibatch size); the buffer mode draws one negative per data point.
+        reinit_fraction: fraction of the drawn chains restarted from noise at each update.
+        alpha: L2 energy penalty alpha (E(x+)^2 + E(x-)^2).
+        sampler_grad_clip: clamp of grad_x E entries in the sampler (None: off).
+        clamp: keep negatives inside the noise box (images in [0, 1]).
+        box_margin: the noise box is the data's bounding box widened by this fraction.
+        energy_bound: |E| beyond which training is declared diverged.
+        seed: seeds the initial buffer in ``setup``.
+    """
+
+    def __init__(self, n_steps: int = 20, step_size: float = 0.01,
+                 noise_scale: float | None = None, chains: Chains = "buffer",
+                 buffer_size: int = 10_000, n_chains: int | None = None,
+                 reinit_fraction: float = 0.05, alpha: float = 0.1,
+                 sampler_grad_clip: float | None = None, clamp: bool = False,
+                 box_margin: float = 0.1, energy_bound: float = 1e4, seed: int = 0) -> None:
+        super().__init__()
+        if chains not in ("buffer", "persistent", "noise"):
+            raise ValueError(f"chains: expected 'buffer', 'persistent' or 'noise', got {chains!r}")
+        for name, value in (("n_steps", n_steps), ("buffer_size", buffer_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        if n_chains is not None and (not isinstance(n_chains, int) or n_chains < 1):
+            raise ValueError(f"n_chains: expected None or a positive integer, got {n_chains!r}")
+        if not step_size > 0:
+            raise ValueError(f"step_size: expected a positive number, got {step_size}")
+        if noise_scale is not None and not noise_scale >= 0:
+            raise ValueError(f"noise_scale: expected None or a number >= 0, got {noise_scale}")
+        if not 0.0 <= reinit_fraction <= 1.0:
+            raise ValueError(f"reinit_fraction: expected a fraction in [0, 1], got "
+                             f"{reinit_fraction}")
+        if not alpha >= 0:
+            raise ValueError(f"alpha: expected a number >= 0, got {alpha}")
+        if not energy_bound > 0:
+            raise ValueError(f"energy_bound: expected a positive number, got {energy_bound}")
+        self.n_steps = n_steps
+        self.step_size = float(step_size)
+        self.noise_scale = None if noise_scale is None else float(noise_scale)
+        self.chains = chains
+        self.buffer_size = buffer_size
+        self.n_chains = n_chains
+        self.reinit_fraction = float(reinit_fraction)
+        self.alpha = float(alpha)
+        self.sampler_grad_clip = sampler_grad_clip
+        self.clamp = bool(clamp)
+        self.box_margin = float(box_margin)
+        self.energy_bound = float(energy_bound)
+        self.seed = int(seed)
+        # allocated in setup (shapes depend on the data); checkpoints replace them
+        self.register_buffer("buffer", torch.zeros(0))
+        self.register_buffer("box_low", torch.zeros(0))
+        self.register_buffer("box_high", torch.zeros(0))
+
+    # ----- state ------------------------------------------------------------------------------
+    def setup(self, model: nn.Module, x_train: torch.Tensor) -> None:
+        """Fix the noise box from the data and fill the buffer (or persistent chains) with
+        uniform noise; a buffer already filled (a restart from a checkpoint) is kept."""
+        low, high = data_box(x_train.detach().flatten(1), self.box_margin)
+        self.box_low, self.box_high = low, high
+        size = {"buffer": self.buffer_size, "persistent": self.n_chains or 100,
+                "noise": 0}[self.chains]
+        if self.buffer.dim() == 2 and self.buffer.shape == (size, low.numel()):
+            return
+        g = torch.Generator(device="cpu").manual_seed(self.seed)
+        self.buffer = self.noise(size, g).to(x_train.device)
+
+    def noise(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        """n points uniform on the noise box."""
+        if self.box_low.numel() == 0:
+            raise RuntimeError("ContrastiveLangevin.setup(model, x_train) must run first")
+        device = generator.device if generator is not None else self.box_low.device
+        u = torch.rand(n, self.box_low.numel(), generator=generator, device=device,
+                       dtype=self.box_low.dtype).to(self.box_low.device)
+        return self.box_low + (self.box_high - self.box_low) * u
+
+    def _reinitialize(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if self.reinit_fraction == 0.0:
+            return x
+        fresh = torch.rand(x.shape[0], generator=generator, device=generator.device)
+        fresh = (fresh < self.reinit_fraction).to(x.device).unsqueeze(-1)
+        return torch.where(fresh, self.noise(x.shape[0], generator).to(x), x)
+
+    def negatives(self, model: nn.Module, batch_size: int,
+                  generator: torch.Generator) -> torch.Tensor:
+        """Draw (and write back) the negative samples of one update."""
+        if self.box_low.numel() == 0:
+            raise RuntimeError("ContrastiveLangevin.setup(model, x_train) must run first")
+        index: torch.Tensor | None = None
+        if self.chains == "noise":
+            start = self.noise(self.n_chains or batch_size, generator)
+        elif self.chains == "persistent":
+            start = self._reinitialize(self.buffer, generator)
+        else:
+            index = torch.randint(0, self.buffer.shape[0], (batch_size,), generator=generator,
+                                  device=generator.device).to(self.buffer.device)
+            start = self._reinitialize(self.buffer[index], generator)
+        x = self.sample(model, start, generator)
+        if self.chains == "persistent":
+            self.buffer.copy_(x)
+        elif index is not None:
+            self.buffer[index] = x
+        return x
+
+    def sample(self, model: nn.Module, start: torch.Tensor,
+               generator: torch.Generator) -> torch.Tensor:
+        """``n_steps`` Langevin steps from ``start`` under the model's energy."""
+        clamp = (float(self.box_low.min()), float(self.box_high.max())) if self.clamp else None
+        requires = [p.requires_grad for p in model.parameters()]
+        for p in model.parameters():  # the sampler needs grad_x only
+            p.requires_grad_(False)
+        try:
+            return langevin_chain(model.energy, start, self.n_steps, self.step_size,
+                                  self.noise_scale, generator, clamp=clamp,
+                                  grad_clip=self.sampler_grad_clip)
+        finally:
+            for p, flag in zip(model.parameters(), requires):
+                p.requires_grad_(flag)
+
+    # ----- loss -------------------------------------------------------------------------------
+    def loss(self, model: nn.Module, batch: torch.Tensor,
+             generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        x_neg = self.negatives(model, batch.shape[0], generator)
+        energy_pos = model.energy(batch)
+        energy_neg = model.energy(x_neg)
+        step = self.current_step
+        check_energy(energy_pos.detach(), self.energy_bound, step, "data")
+        check_energy(energy_neg.detach(), self.energy_bound, step, "Langevin samples")
+        contrast = energy_pos.mean() - energy_neg.mean()
+        penalty = (energy_pos.square().mean() + energy_neg.square().mean())
+        loss = contrast + self.alpha * penalty
+        metrics = {"energy_data": float(energy_pos.detach().mean()),
+                   "energy_samples": float(energy_neg.detach().mean()),
+                   "contrast": float(contrast.detach())}
+        return loss, metrics
+
+    def apply_remedies(self, attempt: int) -> dict[str, Any]:
+        """Strengthen the sampler and the penalty after a divergence (attempt = 1, 2, ...):
+        twice the Langevin steps and a larger L2 energy penalty; returns what changed."""
+        self.n_steps *= 2
+        self.alpha = max(2.0 * self.alpha, 0.1)
+        changed = {"n_steps": self.n_steps, "alpha": self.alpha}
+        self.config.update(changed)  # checkpoints rebuild the strengthened objective
+        return changed
+
+
+__all__ = ["ContrastiveLangevin", "StepCounter", "check_energy", "data_box", "energy_gradient"]

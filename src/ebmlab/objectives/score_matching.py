@@ -1,0 +1,237 @@
+"""Score matching: fit the score s(x) = grad_x log p(x) = -grad_x E(x), never touching Z.
+
+Hyvarinen (2005): the Fisher divergence 1/2 E_data |s_theta(x) - grad log p_data(x)|^2 equals,
+up to a constant, after integrating by parts (lecture 003),
+
+    J(theta) = E_data[ 1/2 |s(x)|^2 + tr(grad_x s(x)) ] = E_data[ 1/2 |grad E|^2 - Laplacian E ].
+
+  * ``ExactScoreMatching``: J with the Hessian trace by autograd, one backward pass per input
+    dimension: for low dimension (2-D densities, 8x8 digits at a push).
+  * ``SlicedScoreMatching`` (Song, Garg, Shi & Ermon 2019): tr(grad s) = E_v[v^T (grad s) v] for
+    any v with E[v v^T] = I, so J = E_data E_v[1/2 (v^T s)^2 + v^T (grad s) v]; each v costs one
+    extra backward pass (v^T grad_x (v^T s)). With ``variance_reduction`` (their SSM-VR) the
+    first term is replaced by its closed-form expectation 1/2 |s|^2. Projections are Rademacher
+    (+-1) or Gaussian.
+  * ``DenoisingScoreMatching`` (Vincent 2011): for x~ = x + sigma z, matching the score of the
+    smoothed density q_sigma is equivalent to regressing on the conditional score,
+    J_DSM = E 1/2 |s(x~) + z / sigma|^2 (grad log q(x~ | x) = -(x~ - x) / sigma^2 = -z / sigma).
+    The model then learns the data smoothed by N(0, sigma^2 I), not the data itself.
+  * ``NoiseConditionalScoreMatching`` (NCSN, Song & Ermon 2019): DSM at every level of a
+    geometric ladder sigma_1 > ... > sigma_L with a noise-conditional energy E(x, sigma) (the
+    model's ``sigmas``), each example at a level drawn uniformly, weighted by
+    lambda(sigma) = sigma^2: loss = E 1/2 |sigma s(x~, sigma) + z|^2. Samples come from annealed
+    Langevin dynamics (``annealed_langevin``, re-exported here; the model's ``sample`` uses it).
+
+Score matching is blind to the relative weights of well separated modes (the score of a mixture
+is that of the nearest component far from the others); DSM with a large sigma and the NCSN
+ladder fill the gaps between modes with noisy data, which is what lets them weigh modes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..models.neural import annealed_langevin, geometric_sigmas
+from .contrastive_langevin import StepCounter, check_energy
+
+Projection = Literal["rademacher", "gaussian"]
+
+#: |E| above which a score-matching run is declared diverged (E is only fixed up to a constant).
+DEFAULT_ENERGY_BOUND = 1e6
+
+
+def _is_noise_conditional(model: nn.Module) -> bool:
+    return bool(getattr(model, "noise_conditional", False))
+
+
+def energy_and_score(
+    model: nn.Module, x: torch.Tensor, sigma: torch.Tensor | float | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x_leaf, E(x), s(x) = -grad_x E(x)) with the graph kept for second derivatives and for
+    the parameter gradient."""
+    x_leaf = x.detach().requires_grad_(True)
+    if sigma is not None and _is_noise_conditional(model):
+        energy = model.energy(x_leaf, sigma)
+    else:
+        energy = model.energy(x_leaf)
+    (grad,) = torch.autograd.grad(energy.sum(), x_leaf, create_graph=True)
+    return x_leaf, energy, -grad
+
+
+def hessian_trace_of_energy(x_leaf: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+    """tr(grad_x s(x)) per row (= -Laplacian E), one backward pass per coordinate."""
+    trace = torch.zeros(x_leaf.shape[0], device=x_leaf.device, dtype=x_leaf.dtype)
+    for i in range(x_leaf.shape[1]):
+        (row,) = torch.autograd.grad(score[:, i].sum(), x_leaf, create_graph=True)
+        trace = trace + row[:, i]
+    return trace
+
+
+def random_projections(shape: tuple[int, ...], kind: Projection, generator: torch.Generator,
+                       like: torch.Tensor) -> torch.Tensor:
+    """Directions v with E[v v^T] = I: Rademacher (+-1) or standard Gaussian."""
+    if kind == "rademacher":
+        bits = torch.randint(0, 2, shape, generator=generator, device=generator.device)
+        return (2.0 * bits - 1.0).to(like)
+    if kind == "gaussian":
+        return torch.randn(shape, generator=generator, device=generator.device,
+                           dtype=like.dtype).to(like.device)
+    raise ValueError(f"projection: expected 'rademacher' or 'gaussian', got {kind!r}")
+
+
+class ExactScoreMatching(StepCounter):
+    """Hyvarinen's J = mean[1/2 |grad E|^2 - Laplacian E], Hessian trace by autograd.
+
+    Args:
+        max_dim: refuse inputs with more coordinates (cost grows with the dimension; use
+            ``SlicedScoreMatching``).
+        energy_bound: |E| of the data beyond which training is declared diverged.
+    """
+
+    def __init__(self, max_dim: int = 64, energy_bound: float = DEFAULT_ENERGY_BOUND) -> None:
+        super().__init__()
+        self.max_dim = int(max_dim)
+        self.energy_bound = float(energy_bound)
+
+    def loss(self, model: nn.Module, batch: torch.Tensor,
+             generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        if batch.shape[1] > self.max_dim:
+            raise ValueError(
+                f"batch: exact score matching needs one backward pass per coordinate and is "
+                f"limited to max_dim={self.max_dim}; got {batch.shape[1]} coordinates (use "
+                "sliced score matching, objective 'ssm')")
+        x_leaf, energy, score = energy_and_score(model, batch)
+        check_energy(energy.detach(), self.energy_bound, self.current_step, "data")
+        trace = hessian_trace_of_energy(x_leaf, score)
+        norm = 0.5 * score.square().sum(-1)
+        loss = (norm + trace).mean()
+        return loss, {"score_norm": float(norm.detach().mean()),
+                      "hessian_trace": float(trace.detach().mean())}
+
+
+class SlicedScoreMatching(StepCounter):
+    """Sliced score matching (Song et al. 2019).
+
+    Args:
+        n_projections: directions v per example.
+        projection: "rademacher" or "gaussian".
+        variance_reduction: use 1/2 |s|^2 in place of 1/2 (v^T s)^2 (SSM-VR).
+        energy_bound: |E| of the data beyond which training is declared diverged.
+    """
+
+    def __init__(self, n_projections: int = 1, projection: Projection = "rademacher",
+                 variance_reduction: bool = True,
+                 energy_bound: float = DEFAULT_ENERGY_BOUND) -> None:
+        super().__init__()
+        if isinstance(n_projections, bool) or not isinstance(n_projections, int) or \
+                n_projections < 1:
+            raise ValueError(f"n_projections: expected a positive integer, got {n_projections!r}")
+        if projection not in ("rademacher", "gaussian"):
+            raise ValueError(f"projection: expected 'rademacher' or 'gaussian', got "
+                             f"{projection!r}")
+        self.n_projections = n_projections
+        self.projection: Projection = projection
+        self.variance_reduction = bool(variance_reduction)
+        self.energy_bound = float(energy_bound)
+
+    def loss(self, model: nn.Module, batch: torch.Tensor,
+             generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        x = batch.flatten(1).repeat(self.n_projections, 1)
+        v = random_projections(tuple(x.shape), self.projection, generator, x)
+        x_leaf, energy, score = energy_and_score(model, x)
+        check_energy(energy.detach(), self.energy_bound, self.current_step, "data")
+        projected = (v * score).sum(-1)
+        (grad_projected,) = torch.autograd.grad(projected.sum(), x_leaf, create_graph=True)
+        curvature = (v * grad_projected).sum(-1)  # v^T (grad s) v
+        if self.variance_reduction:
+            first = 0.5 * score.square().sum(-1)
+        else:
+            first = 0.5 * projected.square()
+        loss = (first + curvature).mean()
+        return loss, {"score_norm": float(first.detach().mean()),
+                      "hessian_trace": float(curvature.detach().mean())}
+
+
+def denoising_target(noise: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+    """grad_x~ log N(x~; x, sigma^2 I) = -(x~ - x) / sigma^2 = -z / sigma."""
+    return -noise / sigma
+
+
+class DenoisingScoreMatching(StepCounter):
+    """Vincent's DSM at one noise level: mean 1/2 |s(x + sigma z) + z / sigma|^2.
+
+    Args:
+        sigma: the noise level (the model learns the data convolved with N(0, sigma^2 I)).
+        energy_bound: |E| beyond which training is declared diverged.
+    """
+
+    def __init__(self, sigma: float = 0.1, energy_bound: float = DEFAULT_ENERGY_BOUND) -> None:
+        super().__init__()
+        if not sigma > 0:
+            raise ValueError(f"sigma: expected a positive noise level, got {sigma}")
+        self.sigma = float(sigma)
+        self.energy_bound = float(energy_bound)
+
+    def loss(self, model: nn.Module, batch: torch.Tensor,
+             generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        z = torch.randn(batch.shape, generator=generator, device=generator.device,
+                        dtype=batch.dtype).to(batch.device)
+        noisy = batch + self.sigma * z
+        _, energy, score = energy_and_score(model, noisy, self.sigma)
+        check_energy(energy.detach(), self.energy_bound, self.current_step, "noisy data")
+        residual = score - denoising_target(z, self.sigma)
+        loss = 0.5 * residual.square().sum(-1).mean()
+        return loss, {}
+
+
+class NoiseConditionalScoreMatching(StepCounter):
+    """Multi-level DSM over the model's noise ladder (NCSN), lambda(sigma) = sigma^2.
+
+    The model must be noise-conditional (built with ``sigmas``, e.g.
+    ``MLPEnergy(2, sigmas=geometric_sigmas(1.0, 0.01, 10))``).
+
+    Args:
+        energy_bound: |E| beyond which training is declared diverged.
+    """
+
+    def __init__(self, energy_bound: float = DEFAULT_ENERGY_BOUND) -> None:
+        super().__init__()
+        self.energy_bound = float(energy_bound)
+
+    def setup(self, model: nn.Module, x_train: torch.Tensor) -> None:
+        if not _is_noise_conditional(model):
+            raise ValueError("model: noise-conditional score matching needs a model built with "
+                             "a noise ladder (sigmas=geometric_sigmas(...))")
+
+    def loss(self, model: nn.Module, batch: torch.Tensor,
+             generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        sigmas = model.sigmas.to(batch)
+        level = torch.randint(0, sigmas.numel(), (batch.shape[0],), generator=generator,
+                              device=generator.device).to(batch.device)
+        sigma = sigmas[level]
+        z = torch.randn(batch.shape, generator=generator, device=generator.device,
+                        dtype=batch.dtype).to(batch.device)
+        noisy = batch + sigma.unsqueeze(-1) * z
+        _, energy, score = energy_and_score(model, noisy, sigma)
+        check_energy(energy.detach(), self.energy_bound, self.current_step, "noisy data")
+        # lambda(sigma) = sigma^2: 1/2 sigma^2 |s + z / sigma|^2 = 1/2 |sigma s + z|^2
+        residual = sigma.unsqueeze(-1) * score + z
+        loss = 0.5 * residual.square().sum(-1).mean()
+        return loss, {}
+
+
+__all__ = [
+    "DenoisingScoreMatching",
+    "ExactScoreMatching",
+    "NoiseConditionalScoreMatching",
+    "SlicedScoreMatching",
+    "annealed_langevin",
+    "denoising_target",
+    "energy_and_score",
+    "geometric_sigmas",
+    "hessian_trace_of_energy",
+    "random_projections",
+]

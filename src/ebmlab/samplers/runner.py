@@ -1,0 +1,221 @@
+"""The chain runner: one loop for every kernel (burn-in, adaptation, thinning, diagnostics).
+
+    result = sample(kernel, target, x0, n_steps, burn_in=0, thin=1, seed=None, progress=True)
+
+runs ``burn_in`` steps (tuning the step size of adaptive kernels, MALA and HMC, by dual
+averaging) and then ``n_steps`` steps, keeping every ``thin``-th state: ``result.samples`` has
+shape (n_steps // thin, n_chains, dim). The kernel knows one step, the runner owns the rest
+(NumPyro's ``MCMC`` / BlackJAX's layout). The kernel passed in is copied, never modified:
+``result.kernel`` holds the tuned copy.
+
+``target`` is an energy callable (x -> E(x), shape (n_chains,)) or a model: ``free_energy`` for
+models with hidden units, else ``energy``; binary models also give Gibbs kernels their exact
+conditionals (see ``gibbs.py``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .adaptation import DualAveraging
+from .base import Kernel, Target, as_target, check_chains, check_current_energy, evaluate_energy
+from .diagnostics import effective_sample_size, split_rhat
+
+
+@dataclass
+class SampleResult:
+    """Draws and diagnostics of one ``sample`` run.
+
+    Attributes:
+        samples: (n_draws, n_chains, dim) kept states.
+        acceptance_rate: fraction of accepted proposals over the kept steps and all chains.
+        ess: (dim,) effective sample size per dimension, all chains together (float64, NaN when
+            there are fewer than 4 draws or a dimension is constant).
+        rhat: (dim,) split R-hat per dimension (NaN as for ``ess``).
+        n_nonfinite: proposals rejected because their energy was NaN/-inf, all steps included.
+        n_divergent: divergent HMC trajectories over the kept steps.
+        step_size: the kernel's step size after adaptation (None for kernels without one).
+        extras: kernel statistics averaged over the kept steps, e.g. ``swap_accept``
+            (per neighbouring pair) for parallel tempering.
+        final_state: the kernel's last full state (all replicas for parallel tempering).
+        kernel: the (tuned) copy of the kernel that produced the draws.
+    """
+
+    samples: torch.Tensor
+    acceptance_rate: float
+    ess: torch.Tensor
+    rhat: torch.Tensor
+    n_nonfinite: int
+    n_divergent: int
+    step_size: float | None
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    final_state: torch.Tensor | None = None
+    kernel: Kernel | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-safe summary (for ``ebmlab sample --json``)."""
+
+        def finite_or_none(v: torch.Tensor) -> float | None:
+            v = v[torch.isfinite(v)]
+            return None if v.numel() == 0 else float(v.min())
+
+        out: dict[str, Any] = {
+            "n_draws": int(self.samples.shape[0]),
+            "n_chains": int(self.samples.shape[1]),
+            "dim": int(self.samples[0, 0].numel()) if self.samples.numel() else 0,
+            "acceptance_rate": self.acceptance_rate,
+            "ess_min": finite_or_none(self.ess),
+            "rhat_max": None
+            if not torch.isfinite(self.rhat).any()
+            else float(self.rhat[torch.isfinite(self.rhat)].max()),
+            "n_nonfinite": self.n_nonfinite,
+            "n_divergent": self.n_divergent,
+            "step_size": self.step_size,
+        }
+        for key, value in self.extras.items():
+            out[key] = [None if math.isnan(v) else v for v in value.flatten().tolist()]
+        return out
+
+
+def _make_generator(seed: int | None, device: torch.device) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()  # fresh entropy; the library never touches the global RNG
+    else:
+        generator.manual_seed(int(seed))
+    return generator
+
+
+def _needs_energy_check(kernel: Kernel) -> bool:
+    from .gibbs import Gibbs
+    from .tempering import ParallelTempering, SimulatedAnnealing
+
+    while isinstance(kernel, ParallelTempering | SimulatedAnnealing):
+        kernel = kernel.kernel
+    return not isinstance(kernel, Gibbs)
+
+
+def sample(
+    kernel: Kernel,
+    target: Any,
+    x0: torch.Tensor,
+    n_steps: int,
+    burn_in: int = 0,
+    thin: int = 1,
+    seed: int | None = None,
+    progress: bool = True,
+    generator: torch.Generator | None = None,
+    diagnostics: bool = True,
+) -> SampleResult:
+    """Run ``kernel`` on ``target`` from ``x0`` and collect draws and diagnostics.
+
+    Args:
+        kernel: any ebmlab kernel, e.g. ``MALA(step_size=0.1)``.
+        target: energy callable or model (see the module docstring).
+        x0: (n_chains, dim) initial states, one chain per row (sets device and dtype).
+        n_steps: steps after burn-in; ``n_steps // thin`` draws are kept.
+        burn_in: steps run first and discarded (step-size adaptation happens here).
+        thin: keep every ``thin``-th state.
+        seed: seed of a ``torch.Generator`` on x0's device (ignored when ``generator`` is given).
+        progress: show a tqdm progress bar.
+        generator: an explicit generator instead of ``seed``.
+        diagnostics: compute ESS and R-hat (skip for very large draws).
+    """
+    if not isinstance(kernel, Kernel):
+        raise TypeError(f"kernel: expected an ebmlab sampler kernel, got {type(kernel).__name__}")
+    x0 = check_chains(x0, "x0")
+    if x0.dim() != 2:
+        raise ValueError(
+            f"x0: expected shape (n_chains, dim), got {tuple(x0.shape)}; flatten images to vectors"
+        )
+    for value, name, low in ((n_steps, "n_steps", 1), (burn_in, "burn_in", 0), (thin, "thin", 1)):
+        if int(value) != value or value < low:
+            raise ValueError(f"{name}: expected an integer >= {low}, got {value}")
+    if n_steps < thin:
+        raise ValueError(f"n_steps: {n_steps} steps with thin={thin} keep no draw")
+    kernel = copy.copy(kernel)
+    for attribute in ("t", "_t"):  # annealing / SGLD / PT counters start afresh
+        if hasattr(kernel, attribute):
+            setattr(kernel, attribute, 0)
+    target = as_target(target)
+    if generator is None:
+        generator = _make_generator(seed, x0.device)
+
+    if _needs_energy_check(kernel):
+        with torch.no_grad():
+            check_current_energy(evaluate_energy(target, x0))
+    x = kernel.init(x0.detach().clone())
+    adapter = None
+    if kernel.adaptive and getattr(kernel, "adapt", False) and burn_in > 0:
+        adapter = DualAveraging(kernel.step_size, kernel.target_accept)
+
+    n_chains, dim = x0.shape
+    n_draws = n_steps // thin
+    samples = torch.empty((n_draws, n_chains, dim), dtype=x0.dtype, device=x0.device)
+    accepted = torch.zeros(n_chains, dtype=torch.float64, device=x0.device)
+    nonfinite = torch.zeros((), dtype=torch.int64, device=x0.device)
+    divergent = torch.zeros((), dtype=torch.int64, device=x0.device)
+    extras_sum: dict[str, torch.Tensor] = {}
+    extras_count: dict[str, torch.Tensor] = {}
+
+    state = None
+    total = burn_in + n_steps
+    bar = tqdm(total=total, disable=not progress, desc=type(kernel).__name__, leave=False)
+    update_every = max(1, total // 100)
+    for t in range(total):
+        x, info = kernel.step(x, target, generator, state)
+        state = info.state
+        nonfinite += info.nonfinite.sum()
+        kept = t >= burn_in
+        if adapter is not None and not kept:
+            kernel.step_size = adapter.update(float(info.accept_prob.mean()))
+            if t == burn_in - 1:
+                kernel.step_size = adapter.final_step_size
+            state = info.state  # energies and gradients do not depend on the step size
+        if kept:
+            accepted += info.accepted
+            if info.diverging is not None:
+                divergent += info.diverging.sum()
+            for key, value in info.extras.items():
+                value = value.to(torch.float64)
+                ok = ~torch.isnan(value)
+                extras_sum[key] = extras_sum.get(key, 0) + torch.where(ok, value, 0.0)
+                extras_count[key] = extras_count.get(key, 0) + ok
+            k = t - burn_in + 1
+            if k % thin == 0:
+                samples[k // thin - 1] = kernel.observe(x)
+        if progress and (t + 1) % update_every == 0:
+            bar.update(update_every)
+            if kept:
+                bar.set_postfix(accept=f"{float(accepted.mean()) / (t - burn_in + 1):.3f}")
+    bar.close()
+
+    if diagnostics:
+        chains = samples.transpose(0, 1)  # (chain, draw, dim), the diagnostics' layout
+        ess, rhat = effective_sample_size(chains), split_rhat(chains)
+    else:
+        ess = rhat = torch.full((dim,), float("nan"), dtype=torch.float64)
+    extras = {key: extras_sum[key] / torch.clamp(extras_count[key], min=1) for key in extras_sum}
+    for key in extras:  # pairs never proposed stay NaN
+        extras[key] = torch.where(extras_count[key] > 0, extras[key], float("nan"))
+    return SampleResult(
+        samples=samples,
+        acceptance_rate=float(accepted.mean()) / n_steps,
+        ess=ess,
+        rhat=rhat,
+        n_nonfinite=int(nonfinite),
+        n_divergent=int(divergent),
+        step_size=getattr(kernel, "step_size", None),
+        extras=extras,
+        final_state=x,
+        kernel=kernel,
+    )
+
+
+__all__ = ["SampleResult", "Target", "sample"]
