@@ -364,3 +364,41 @@ def test_trained_rbm_learns_and_generates() -> None:
     se = math.sqrt(float(p_patterns * (1 - p_patterns)) / 4000)
     assert abs(float(hits) - float(p_patterns)) < 5 * se + 1e-3
     assert hits > 0.7
+
+
+def test_grbm_gradients_stay_bounded_on_mnist() -> None:
+    """learnergy's Gaussian-Bernoulli RBM diverges on MNIST at ordinary learning rates. Grey-level
+    MNIST with learned variances: the border pixels are constant, their sigma sits at the floor
+    and (without the variance scaling) the weight gradient grows like 1 / sigma^2 until NaN."""
+    import os
+
+    from ebmlab.data import load
+
+    try:
+        x, _ = load("mnist", data_dir=os.environ.get("EBMLAB_DATA", "/work/shared/data"))
+    except Exception as error:  # pragma: no cover - data not available
+        pytest.skip(f"MNIST not available: {error}")
+    x = x[:1000]
+    norms = {}
+    for scaled in (True, False):
+        grbm = GaussianBernoulliRBM(784, 50, learn_sigma=True, seed=0)
+        objective = ContrastiveDivergence(k=1, scale_by_variance=scaled)
+        objective.setup(grbm, x)
+        optimizer = torch.optim.SGD(objective.param_groups(grbm, 0.01, 0.0), lr=0.01, momentum=0.9)
+        g = torch.Generator().manual_seed(0)
+        before = float(grbm.reconstruction_error(x[:200]).mean())
+        history = []
+        for step in range(100 if scaled else 20):
+            optimizer.zero_grad(set_to_none=True)
+            loss, _ = objective.loss(grbm, x[(step * 50) % 1000 :][:50], g)
+            loss.backward()
+            history.append(float(torch.sqrt(sum(p.grad.square().sum() for p in grbm.parameters()))))
+            optimizer.step()
+        norms[scaled] = history
+        if scaled:
+            assert all(math.isfinite(n) for n in history)
+            assert max(history) <= 2 * history[0], (history[0], max(history))
+            assert all(torch.isfinite(p).all() for p in grbm.parameters())
+            assert float(grbm.reconstruction_error(x[:200]).mean()) < before
+    # the unscaled gradient is what blows up (so the test can tell the difference)
+    assert not all(math.isfinite(n) and n < 10 * norms[False][0] for n in norms[False])

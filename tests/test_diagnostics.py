@@ -37,7 +37,9 @@ def test_autocovariance_and_autocorrelation_by_hand():
     x = torch.tensor(CASE1)
     expected = torch.tensor([[1.25, 0.3125, -0.375, -0.5625], [1.25, -0.1875, -0.375, -0.0625]])
     torch.testing.assert_close(autocovariance(x), expected.double())
-    torch.testing.assert_close(autocorrelation(x)[0], torch.tensor([1.0, 0.25, -0.3, -0.45]).double())
+    torch.testing.assert_close(
+        autocorrelation(x)[0], torch.tensor([1.0, 0.25, -0.3, -0.45]).double()
+    )
     torch.testing.assert_close(autocovariance(x, max_lag=1), expected[:, :2].double())
 
 

@@ -33,10 +33,15 @@ TRANSFORMS = {
     "elementwise-affine": lambda: ElementwiseAffine(3),
     "permutation": lambda: Permutation([2, 0, 1]),
     "coupling-even": lambda: AffineCoupling([1, 0, 1], hidden=16, depth=2),
-    "coupling-odd-tanh": lambda: AffineCoupling([0, 1, 0], hidden=8, depth=1,
-                                                activation="tanh"),
-    "composed": lambda: ComposedTransform([ElementwiseAffine(3), AffineCoupling([1, 0, 0]),
-                                           Permutation([1, 2, 0]), AffineCoupling([0, 1, 1])]),
+    "coupling-odd-tanh": lambda: AffineCoupling([0, 1, 0], hidden=8, depth=1, activation="tanh"),
+    "composed": lambda: ComposedTransform(
+        [
+            ElementwiseAffine(3),
+            AffineCoupling([1, 0, 0]),
+            Permutation([1, 2, 0]),
+            AffineCoupling([0, 1, 1]),
+        ]
+    ),
     "realnvp-3d": lambda: RealNVP(3, n_layers=3, hidden=16).transform,
 }
 
@@ -46,8 +51,7 @@ def _make(name: str) -> Transform:
 
 
 def _points(n: int = 7, dim: int = 3, seed: int = 0) -> torch.Tensor:
-    return torch.randn(n, dim, generator=torch.Generator().manual_seed(seed),
-                       dtype=torch.float64)
+    return torch.randn(n, dim, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
 @pytest.mark.parametrize("name", sorted(TRANSFORMS))
@@ -73,9 +77,11 @@ def test_log_det_matches_autograd_jacobian(name):
     _, ladj_inverse = transform.inverse(y)
     for i in range(y.shape[0]):
         jacobian = torch.autograd.functional.jacobian(
-            lambda row: transform.inverse(row[None])[0][0], y[i])
-        torch.testing.assert_close(ladj_inverse[i], torch.linalg.slogdet(jacobian)[1],
-                                   rtol=1e-9, atol=1e-9)
+            lambda row: transform.inverse(row[None])[0][0], y[i]
+        )
+        torch.testing.assert_close(
+            ladj_inverse[i], torch.linalg.slogdet(jacobian)[1], rtol=1e-9, atol=1e-9
+        )
 
 
 def _flow_2d(seed: int = 3) -> RealNVP:

@@ -3,12 +3,14 @@ variance and log Z, the fitted noise, and the gradient reversal of flow contrast
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
 from torch.nn import functional as F
 
+from ebmlab.io import read_checkpoint
 from ebmlab.models.neural import MLPEnergy, QuadraticEnergy
 from ebmlab.objectives.nce import (
     FlowContrastiveEstimation,
@@ -21,21 +23,26 @@ from ebmlab.train import TrainConfig, TrainingDiverged, train
 
 def test_nce_value_matches_its_definition():
     g = torch.Generator().manual_seed(0)
-    lp_d, lq_d, lp_n, lq_n = (torch.randn(n, generator=g, dtype=torch.float64)
-                              for n in (5, 5, 15, 15))
+    lp_d, lq_d, lp_n, lq_n = (
+        torch.randn(n, generator=g, dtype=torch.float64) for n in (5, 5, 15, 15)
+    )
     value, accuracy = nce_value(lp_d, lq_d, lp_n, lq_n, 3.0)
     h_data = 1 / (1 + 3.0 * torch.exp(lq_d - lp_d))  # P(data | x) = p / (p + nu q)
     h_noise = 1 / (1 + 3.0 * torch.exp(lq_n - lp_n))
     expected = torch.log(h_data).mean() + 3.0 * torch.log(1 - h_noise).mean()
     assert float(value) == pytest.approx(float(expected), rel=1e-12)
-    assert float(accuracy) == pytest.approx(float(((h_data > 0.5).sum() + (h_noise < 0.5).sum())
-                                                  / 20))
+    assert float(accuracy) == pytest.approx(
+        float(((h_data > 0.5).sum() + (h_noise < 0.5).sum()) / 20)
+    )
 
 
 def test_gaussian_noise_is_fitted_to_the_data():
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(500, 2, generator=g, dtype=torch.float64) @ torch.tensor(
-        [[1.0, 0.0], [0.5, 2.0]], dtype=torch.float64) + 3.0
+    x = (
+        torch.randn(500, 2, generator=g, dtype=torch.float64)
+        @ torch.tensor([[1.0, 0.0], [0.5, 2.0]], dtype=torch.float64)
+        + 3.0
+    )
     objective = NoiseContrastiveEstimation().double()
     objective.setup(MLPEnergy(2).double(), x)
     cov = objective.noise_cholesky @ objective.noise_cholesky.T
@@ -51,14 +58,16 @@ def test_nce_recovers_mean_variance_and_log_z_of_a_gaussian():
     # data N(1.5, 0.7^2); the model E = P (x - mu)^2 / 2 and c = log Z are estimated by NCE
     # with a fixed noise sample (the objective is then deterministic and minimized by L-BFGS)
     n, nu, mean, std = 5_000, 4.0, 1.5, 0.7
-    x = mean + std * torch.randn(n, 1, generator=torch.Generator().manual_seed(0),
-                                 dtype=torch.float64)
+    x = mean + std * torch.randn(
+        n, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
     model = QuadraticEnergy(1).double()
     objective = NoiseContrastiveEstimation(noise_ratio=nu).double()
     objective.setup(model, x)
     params = [*model.parameters(), objective.log_z]
-    optimizer = torch.optim.LBFGS(params, max_iter=200, tolerance_grad=1e-9,
-                                  line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(
+        params, max_iter=200, tolerance_grad=1e-9, line_search_fn="strong_wolfe"
+    )
 
     def closure():
         optimizer.zero_grad()
@@ -95,8 +104,9 @@ def test_flow_contrastive_gradients_are_descent_for_the_ebm_and_ascent_for_the_f
     x = torch.randn(64, 2, generator=g, dtype=torch.float64)
     torch.manual_seed(0)
     model = MLPEnergy(2, hidden=16, depth=1).double()
-    objective = FlowContrastiveEstimation(2, flow_layers=2, flow_hidden=8,
-                                          flow_pretrain_steps=5).double()
+    objective = FlowContrastiveEstimation(
+        2, flow_layers=2, flow_hidden=8, flow_pretrain_steps=5
+    ).double()
     objective.setup(model, x)
     with torch.no_grad():  # a non-trivial flow
         for p in objective.flow.parameters():
@@ -109,8 +119,13 @@ def test_flow_contrastive_gradients_are_descent_for_the_ebm_and_ascent_for_the_f
     z = torch.randn(64, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     y, inverse_ladj = objective.flow.inverse(z)
     log_q_noise = -0.5 * z.square().sum(-1) - math.log(2 * math.pi) - inverse_ladj
-    value, _ = nce_value(-model.energy(x) - objective.log_z, objective.flow.log_prob(x),
-                         -model.energy(y) - objective.log_z, log_q_noise, 1.0)
+    value, _ = nce_value(
+        -model.energy(x) - objective.log_z,
+        objective.flow.log_prob(x),
+        -model.energy(y) - objective.log_z,
+        log_q_noise,
+        1.0,
+    )
     want = torch.autograd.grad(value, ebm_params + flow_params)
     n_ebm = len(ebm_params)
     for a, b in zip(got[:n_ebm], want[:n_ebm]):
@@ -124,8 +139,7 @@ def test_flow_contrastive_gradients_are_descent_for_the_ebm_and_ascent_for_the_f
 
 def test_flow_pretraining_fits_the_data():
     x = 0.5 * torch.randn(2000, 2, generator=torch.Generator().manual_seed(0)) + 2.0
-    objective = FlowContrastiveEstimation(2, flow_layers=2, flow_hidden=16,
-                                          flow_pretrain_steps=100)
+    objective = FlowContrastiveEstimation(2, flow_layers=2, flow_hidden=16, flow_pretrain_steps=100)
     objective.setup(MLPEnergy(2), x)
     with torch.no_grad():
         nll = float(-objective.flow.log_prob(x).mean())
@@ -139,14 +153,19 @@ def test_divergence_is_reported_with_its_step(tmp_path):
     torch.manual_seed(0)
     model = MLPEnergy(2, hidden=16, depth=1)
     # a bound the energies cross after a few large steps
-    objective = NoiseContrastiveEstimation(energy_bound=2.0)
-    config = TrainConfig(epochs=50, batch_size=64, lr=0.5, progress=False, seed=0)
+    objective = NoiseContrastiveEstimation(energy_bound=5.0)
+    config = TrainConfig(epochs=50, batch_size=64, lr=0.05, progress=False, seed=0)
     with pytest.raises(TrainingDiverged) as caught:
         train(model, objective, x, config, tmp_path)
     assert caught.value.step == int(objective.steps_done) + 1 > 1
     assert "energy" in caught.value.quantity
     assert f"step {caught.value.step}" in str(caught.value)
-    assert (tmp_path / "checkpoint.safetensors").exists()  # the last good one
+    # the checkpoint on disk is the last good one: written at an epoch end before the step
+    document, _ = read_checkpoint(tmp_path / "checkpoint.safetensors")
+    saved_step = document["meta"]["train_state"]["step"]
+    assert 0 < saved_step < caught.value.step
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["kind"] == "diverged" and records[-1]["step"] == caught.value.step
 
 
 def test_bad_arguments_are_named():

@@ -14,6 +14,7 @@ standard errors of that average.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -44,8 +45,9 @@ def _gaussian_energy(seed: int = 0) -> QuadraticEnergy:
 
 
 def _data(n: int = 40, seed: int = 1) -> torch.Tensor:
-    return 1.5 * torch.randn(n, DIM, generator=torch.Generator().manual_seed(seed),
-                             dtype=torch.float64)
+    return 1.5 * torch.randn(
+        n, DIM, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    )
 
 
 def _exact_sm(model: QuadraticEnergy, x: torch.Tensor) -> float:
@@ -55,10 +57,16 @@ def _exact_sm(model: QuadraticEnergy, x: torch.Tensor) -> float:
         return float(0.5 * score.square().sum(-1).mean() - torch.trace(precision))
 
 
-def _repeated(objective: nn.Module, model: nn.Module, x: torch.Tensor,
-              repeats: int) -> tuple[float, float]:
-    values = torch.tensor([float(objective.loss(model, x, torch.Generator().manual_seed(r))[0].detach())
-                           for r in range(repeats)], dtype=torch.float64)
+def _repeated(
+    objective: nn.Module, model: nn.Module, x: torch.Tensor, repeats: int
+) -> tuple[float, float]:
+    values = torch.tensor(
+        [
+            float(objective.loss(model, x, torch.Generator().manual_seed(r))[0].detach())
+            for r in range(repeats)
+        ],
+        dtype=torch.float64,
+    )
     return float(values.mean()), float(values.std() / math.sqrt(repeats))
 
 
@@ -75,18 +83,17 @@ def test_hessian_trace_matches_autograd_hessian_of_an_mlp():
     x_leaf, _, score = energy_and_score(model, x)
     trace = hessian_trace_of_energy(x_leaf, score).detach()
     for i in range(x.shape[0]):
-        hessian = torch.autograd.functional.hessian(
-            lambda row: model.energy(row[None]).sum(), x[i])
-        assert float(trace[i]) == pytest.approx(-float(torch.trace(hessian)), rel=1e-9,
-                                                abs=1e-12)
+        hessian = torch.autograd.functional.hessian(lambda row: model.energy(row[None]).sum(), x[i])
+        assert float(trace[i]) == pytest.approx(-float(torch.trace(hessian)), rel=1e-9, abs=1e-12)
 
 
 @pytest.mark.parametrize("projection", ["rademacher", "gaussian"])
 @pytest.mark.parametrize("variance_reduction", [True, False])
 def test_sliced_score_matching_expectation_equals_exact(projection, variance_reduction):
     model, x = _gaussian_energy(), _data()
-    objective = SlicedScoreMatching(n_projections=4, projection=projection,
-                                    variance_reduction=variance_reduction)
+    objective = SlicedScoreMatching(
+        n_projections=4, projection=projection, variance_reduction=variance_reduction
+    )
     mean, se = _repeated(objective, model, x, repeats=200)
     assert abs(mean - _exact_sm(model, x)) < 5 * se
 
@@ -97,7 +104,8 @@ def test_sliced_rademacher_is_exact_for_a_diagonal_precision():
     with torch.no_grad():
         model.lower.zero_()
     loss, _ = SlicedScoreMatching(projection="rademacher").loss(
-        model, x, torch.Generator().manual_seed(0))
+        model, x, torch.Generator().manual_seed(0)
+    )
     assert float(loss.detach()) == pytest.approx(_exact_sm(model, x), rel=1e-10)
 
 
@@ -108,8 +116,9 @@ def test_denoising_score_matching_equals_closed_form(sigma):
         precision = model.precision()
         residual = (x - model.mean) @ precision
         noise_part = torch.eye(DIM, dtype=torch.float64) / sigma - sigma * precision
-        expected = float(0.5 * residual.square().sum(-1).mean()
-                         + 0.5 * torch.trace(noise_part @ noise_part))
+        expected = float(
+            0.5 * residual.square().sum(-1).mean() + 0.5 * torch.trace(noise_part @ noise_part)
+        )
     mean, se = _repeated(DenoisingScoreMatching(sigma=sigma), model, x, repeats=300)
     assert abs(mean - expected) < 5 * se
 
@@ -152,7 +161,7 @@ def test_noise_conditional_objective_needs_a_noise_ladder():
 def test_geometric_sigmas():
     ladder = geometric_sigmas(1.0, 0.01, 5)
     assert ladder[0] == pytest.approx(1.0) and ladder[-1] == pytest.approx(0.01)
-    ratios = [a / b for a, b in zip(ladder, ladder[1:])]
+    ratios = [a / b for a, b in itertools.pairwise(ladder)]
     assert max(ratios) == pytest.approx(min(ratios), rel=1e-12)
     with pytest.raises(ValueError, match="sigma_min"):
         geometric_sigmas(0.1, 1.0, 5)
@@ -175,18 +184,19 @@ def test_exact_score_matching_recovers_gaussian_parameters():
     optimizer.step(closure)
     with torch.no_grad():
         torch.testing.assert_close(model.mean, x.mean(0), atol=1e-3, rtol=0)
-        torch.testing.assert_close(torch.linalg.inv(model.precision()),
-                                   torch.cov(x.T, correction=0), atol=1e-3, rtol=0)
+        torch.testing.assert_close(
+            torch.linalg.inv(model.precision()), torch.cov(x.T, correction=0), atol=1e-3, rtol=0
+        )
 
 
 def test_annealed_langevin_samples_the_smoothed_gaussian():
     mu = torch.tensor([1.0, -1.0, 0.5], dtype=torch.float64)
     sigmas = geometric_sigmas(1.0, 0.05, 5)
     model = SmoothedGaussian(mu, 0.5, sigmas)
-    x0 = 3 * torch.rand(4000, DIM, generator=torch.Generator().manual_seed(0),
-                        dtype=torch.float64)
-    x = annealed_langevin(model.energy, x0, sigmas, 200, 1e-3, torch.Generator().manual_seed(1),
-                          denoise=False)
+    x0 = 3 * torch.rand(4000, DIM, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x = annealed_langevin(
+        model.energy, x0, sigmas, 200, 1e-3, torch.Generator().manual_seed(1), denoise=False
+    )
     # target at the last level: N(mu, (0.5^2 + 0.05^2) I); the ULA bias of the last level is
     # a variance factor 1 / (1 - eps / (2 tau)) = 1.002 and the earlier levels are forgotten
     variance = 0.5**2 + 0.05**2

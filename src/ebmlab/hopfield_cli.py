@@ -346,6 +346,23 @@ def cmd_capacity(args: argparse.Namespace) -> int:
         )
 
     rows = capacity_sweep(progress=report, **config)
+    command = " ".join(
+        [
+            "ebmlab hopfield capacity",
+            *(
+                f"--{k.replace('_', '-')} {v}"
+                for k, v in config.items()
+                if k in ("n_units", "noise", "mode", "seed")
+            ),
+        ]
+    )
+    extras = [f"--rules {' '.join(args.rules)}"] if args.rules else []
+    extras += [f"--loads {' '.join(map(str, args.loads))}"] if args.loads else []
+    extras += (
+        [f"--modern-loads {' '.join(map(str, args.modern_loads))}"] if args.modern_loads else []
+    )
+    extras += [f"--learned-noise {args.learned_noise}", f"--out {args.out}"]
+    config["command"] = " ".join([command, *extras])
     json_path, png_path = write_capacity(rows, args.out, config)
     print(f"wrote {json_path} and {png_path}")
     return 0

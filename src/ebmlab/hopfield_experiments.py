@@ -46,6 +46,14 @@ DEFAULT_LOADS = (
 #: Extra loads for the modern network, far beyond N.
 DEFAULT_MODERN_LOADS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
 HEBBIAN_CAPACITY = 0.138
+#: Marker and line style per rule, so that curves lying on top of each other stay visible.
+STYLES = {
+    "hebbian": ("o", "-"),
+    "storkey": ("s", "-"),
+    "pseudoinverse": ("^", "-"),
+    "learned": ("D", "-"),
+    "modern": ("*", "--"),
+}
 
 
 def _binomial_se(p: float, n: int) -> float:
@@ -217,7 +225,8 @@ def plot_capacity(
             pts = sorted((r for r in rows if r["rule"] == rule), key=lambda r: r["load"])
             xs = [r["load"] for r in pts]
             ys = [r[key] for r in pts]
-            ax.plot(xs, ys, marker="o", markersize=3, label=rule)
+            marker, style = STYLES.get(rule, ("o", "-"))
+            ax.plot(xs, ys, marker=marker, markersize=4, linestyle=style, label=rule)
             if se_key is not None:
                 se = [r[se_key] for r in pts]
                 lo = [y - s for y, s in zip(ys, se)]

@@ -381,11 +381,23 @@ def _finish(
 
 
 # ----- AIS for RBMs -----------------------------------------------------------------------------
-def _rbm_log_f(
-    beta: float, vb_base: torch.Tensor, vb: torch.Tensor, hidden_in: torch.Tensor
+def _hidden_log_ratio(
+    hidden_in: torch.Tensor, p_hidden: torch.Tensor, beta: float, beta_prev: float
 ) -> torch.Tensor:
-    """log f_beta(v) in float64 from v^T b_A, v^T b_B and c + v^T W."""
-    return (1.0 - beta) * vb_base + beta * vb + F.softplus(beta * hidden_in).sum(-1)
+    """sum_j softplus(beta a_j) - softplus(beta_prev a_j) in float64, from a = c + v^T W and
+    p_hidden = sigmoid(beta a).
+
+    The two softplus values are large and nearly equal, so their difference is taken in a form
+    that float32 computes to full relative precision:
+    softplus(x1) - softplus(x0) = -log1p(sigmoid(x1) expm1(x0 - x1)). It is valid while
+    |x0 - x1| stays moderate (below 5, where expm1 is far from -1); larger jumps (very short
+    schedules) take the direct difference in float64.
+    """
+    delta = beta_prev - beta
+    if abs(delta) * float(hidden_in.abs().max()) < 5.0:
+        return -torch.log1p(p_hidden * torch.expm1(delta * hidden_in)).sum(-1, dtype=torch.float64)
+    hidden64 = hidden_in.to(torch.float64)
+    return (F.softplus(beta * hidden64) - F.softplus(beta_prev * hidden64)).sum(-1)
 
 
 @torch.no_grad()
@@ -397,25 +409,26 @@ def _rbm_anneal(
     generator: torch.Generator | None,
 ) -> torch.Tensor:
     """Log weights sum_k [log f_k(v_{k-1}) - log f_{k-1}(v_{k-1})] along ``betas`` (ascending
-    for forward AIS, descending for reverse), one block-Gibbs transition per intermediate beta."""
+    for forward AIS, descending for reverse), one block-Gibbs transition per intermediate beta.
+
+    log f_beta(v) = (1 - beta) v^T b_A + beta v^T b_B + sum_j softplus(beta (c_j + v^T W_j)); per
+    step: two matmuls (v W for the weight and h, h W^T for v), everything else elementwise."""
     W, b, c = model.W, model.b, model.c
     b_base_model = b_base.to(W.dtype)
+    bias_gap = b - b_base_model  # log f_k - log f_{k-1} has (beta_k - beta_{k-1}) v^T (b - b_A)
     log_w = torch.zeros(v.shape[0], dtype=torch.float64, device=v.device)
     beta_list = betas.tolist()
     last = len(beta_list) - 1
     for k in range(1, last + 1):
         beta, beta_prev = beta_list[k], beta_list[k - 1]
         hidden_in = torch.addmm(c, v, W)
-        hidden64 = hidden_in.to(torch.float64)
-        # float32 is enough here: these terms are multiplied by beta_k - beta_{k-1} below
-        vb_base = (v @ b_base_model).to(torch.float64)
-        vb = (v @ b).to(torch.float64)
-        log_w += _rbm_log_f(beta, vb_base, vb, hidden64) - _rbm_log_f(
-            beta_prev, vb_base, vb, hidden64
-        )
+        p_hidden = torch.sigmoid(beta * hidden_in)
+        # float32 is enough for the visible term: it is multiplied by beta_k - beta_{k-1}
+        log_w += (beta - beta_prev) * (v @ bias_gap).to(torch.float64)
+        log_w += _hidden_log_ratio(hidden_in, p_hidden, beta, beta_prev)
         if k < last:  # transition T_k, leaving f_k invariant
-            h = bernoulli_draw(torch.sigmoid(beta * hidden_in), generator)
-            visible_in = (1.0 - beta) * b_base_model + beta * torch.addmm(b, h, W.T)
+            h = bernoulli_draw(p_hidden, generator)
+            visible_in = torch.addmm(b, h, W.T).mul_(beta).add_(b_base_model, alpha=1.0 - beta)
             v = bernoulli_draw(torch.sigmoid(visible_in), generator)
     return log_w
 

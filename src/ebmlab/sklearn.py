@@ -172,8 +172,9 @@ class BernoulliRBM(TransformerMixin, BaseEstimator):
         groups = self.objective_.param_groups(
             self.rbm_, float(self.learning_rate), float(self.weight_decay)
         )
+        # fused: one pass over each parameter for momentum and update
         self.optimizer_ = torch.optim.SGD(
-            groups, lr=float(self.learning_rate), momentum=float(self.momentum)
+            groups, lr=float(self.learning_rate), momentum=float(self.momentum), fused=True
         )
 
     def _update(self, batch: torch.Tensor) -> None:

@@ -56,12 +56,26 @@ GRID_SIZE = 360
 #: Per data kind, the settings an option left at None takes.
 AUTO: dict[str, dict[str, Any]] = {
     "toy2d": {
-        "network": "mlp", "langevin_steps": 20, "step_size": 0.002, "noise_scale": None,
-        "sample_steps": 1000, "sigma": 0.05, "sigma_max": 2.0, "sigma_min": 0.02,
+        "network": "mlp",
+        "langevin_steps": 10,
+        "step_size": 0.002,
+        "noise_scale": None,
+        "sample_steps": 1000,
+        "sigma": 0.05,
+        "sigma_max": 3.0,
+        "sigma_min": 0.05,
+        "jump_steps": 1,
     },
     "image": {
-        "network": "conv", "langevin_steps": 40, "step_size": 1.0, "noise_scale": 0.005,
-        "sample_steps": 100, "sigma": 0.1, "sigma_max": 1.0, "sigma_min": 0.02,
+        "network": "conv",
+        "langevin_steps": 40,
+        "step_size": 1.0,
+        "noise_scale": 0.005,
+        "sample_steps": 100,
+        "sigma": 0.1,
+        "sigma_max": 1.0,
+        "sigma_min": 0.02,
+        "jump_steps": 0,
     },
 }
 
@@ -83,8 +97,9 @@ def _channels(text: str) -> list[int]:
     try:
         channels = [int(c) for c in str(text).split(",") if c.strip()]
     except ValueError as error:
-        raise ValueError(f"channels: expected comma-separated integers, e.g. '32,64', got "
-                         f"{text!r}") from error
+        raise ValueError(
+            f"channels: expected comma-separated integers, e.g. '32,64', got {text!r}"
+        ) from error
     if not channels or min(channels) < 1:
         raise ValueError(f"channels: expected positive integers, got {text!r}")
     return channels
@@ -93,23 +108,41 @@ def _channels(text: str) -> list[int]:
 def build_model(dim: int, ctx: Context) -> EnergyNetwork:
     """The energy network the options ask for (noise-conditional for ``ncsn``)."""
     o = resolved(ctx)
-    sigmas = (geometric_sigmas(o["sigma_max"], o["sigma_min"], o["n_levels"])
-              if o["objective"] == "ncsn" else None)
+    sigmas = (
+        geometric_sigmas(o["sigma_max"], o["sigma_min"], o["n_levels"])
+        if o["objective"] == "ncsn"
+        else None
+    )
     if o["objective"] == "ncsn":
         # annealed Langevin: eps at the finest level (Song & Ermon use 2e-5 at sigma_L = 0.01)
         step = 2e-5 * (o["sigma_min"] / 0.01) ** 2
     else:
         step = o["step_size"]
-    sampling = {"sigmas": sigmas, "langevin_step": step, "langevin_noise": o["noise_scale"],
-                "langevin_steps": o["sample_steps"]}
+    sampling = {
+        "sigmas": sigmas,
+        "langevin_step": step,
+        "langevin_noise": o["noise_scale"],
+        "langevin_steps": o["sample_steps"],
+    }
     if o["network"] == "conv":
         if ctx.image_shape is None:
             raise ValueError("network: 'conv' needs image data; use 'mlp' for 2-D densities")
-        return ConvEnergy(list(ctx.image_shape), channels=_channels(o["channels"]),
-                          activation=o["activation"], **sampling)
+        return ConvEnergy(
+            list(ctx.image_shape),
+            channels=_channels(o["channels"]),
+            activation=o["activation"],
+            **sampling,
+        )
     data_range = [0.0, 1.0] if ctx.image_shape is not None else [-4.5, 4.5]
-    return MLPEnergy(dim, hidden=o["hidden"], depth=o["depth"], activation=o["activation"],
-                     data_range=data_range, clamp=ctx.image_shape is not None, **sampling)
+    return MLPEnergy(
+        dim,
+        hidden=o["hidden"],
+        depth=o["depth"],
+        activation=o["activation"],
+        data_range=data_range,
+        clamp=ctx.image_shape is not None,
+        **sampling,
+    )
 
 
 def build_objective(dim: int, ctx: Context) -> Objective:
@@ -118,9 +151,17 @@ def build_objective(dim: int, ctx: Context) -> Objective:
     name = o["objective"]
     if name == "cd":
         return ContrastiveLangevin(
-            n_steps=o["langevin_steps"], step_size=o["step_size"], noise_scale=o["noise_scale"],
-            chains=o["chains"], buffer_size=o["buffer_size"], reinit_fraction=o["reinit"],
-            alpha=o["alpha"], clamp=ctx.image_shape is not None, seed=int(ctx.generator.initial_seed()) % (2**31))
+            n_steps=o["langevin_steps"],
+            step_size=o["step_size"],
+            noise_scale=o["noise_scale"],
+            chains=o["chains"],
+            buffer_size=o["buffer_size"],
+            reinit_fraction=o["reinit"],
+            jump_steps=o["jump_steps"],
+            alpha=o["alpha"],
+            clamp=ctx.image_shape is not None,
+            seed=int(ctx.generator.initial_seed()) % (2**31),
+        )
     if name == "sm":
         return ExactScoreMatching()
     if name == "ssm":
@@ -132,9 +173,12 @@ def build_objective(dim: int, ctx: Context) -> Objective:
     if name == "nce":
         return NoiseContrastiveEstimation(noise_ratio=o["noise_ratio"])
     if name == "fce":
-        return FlowContrastiveEstimation(dim, noise_ratio=o["fce_noise_ratio"],
-                                         flow_layers=o["flow_layers"],
-                                         flow_hidden=o["flow_hidden"])
+        return FlowContrastiveEstimation(
+            dim,
+            noise_ratio=o["fce_noise_ratio"],
+            flow_layers=o["flow_layers"],
+            flow_hidden=o["flow_hidden"],
+        )
     raise ValueError(f"objective: expected one of {', '.join(OBJECTIVES)}, got {name!r}")
 
 
@@ -155,8 +199,9 @@ def _energies(model: Model, x: torch.Tensor, chunk: int = 65_536) -> torch.Tenso
     return torch.cat([model.energy(part) for part in x.split(chunk)])
 
 
-def grid_scores(model: Model, name: str, x_test: torch.Tensor,
-                grid_size: int = GRID_SIZE) -> dict[str, Any]:
+def grid_scores(
+    model: Model, name: str, x_test: torch.Tensor, grid_size: int = GRID_SIZE
+) -> dict[str, Any]:
     """Normalize exp(-E) on the grid; test log-likelihood (nats) and KL(p_data || p_model)."""
     from .. import data
 
@@ -194,8 +239,9 @@ def bottom_half_mask(n: int, image_shape: tuple[int, int], device: torch.device)
     return known.flatten().expand(n, -1).clone()
 
 
-def _evaluate(model: Model, x_train: torch.Tensor, x_test: torch.Tensor,
-              ctx: Context) -> dict[str, Any]:
+def _evaluate(
+    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+) -> dict[str, Any]:
     from .. import data
 
     model.eval()
@@ -219,7 +265,7 @@ def _evaluate(model: Model, x_train: torch.Tensor, x_test: torch.Tensor,
     return {
         "log_likelihood_method": "none",
         "note": "no tractable log-likelihood for a neural energy on images (log Z would need "
-                "AIS, not run); scored by inpainting the bottom half",
+        "AIS, not run); scored by inpainting the bottom half",
         "inpaint_mse": mse,
         "inpaint_mse_mean_image": baseline,
         "energy_test": energy_test,
@@ -229,9 +275,16 @@ def _evaluate(model: Model, x_train: torch.Tensor, x_test: torch.Tensor,
 
 
 # ----- figures ----------------------------------------------------------------------------------
-def landscape_figure(model: Model, name: str, path: Path, title: str,
-                     generator: torch.Generator, n_samples: int = 2000,
-                     n_steps: int | None = None, grid_size: int = 180) -> Path:
+def landscape_figure(
+    model: Model,
+    name: str,
+    path: Path,
+    title: str,
+    generator: torch.Generator,
+    n_samples: int = 2000,
+    n_steps: int | None = None,
+    grid_size: int = 180,
+) -> Path:
     """Density exp(-E) normalized on the grid beside Langevin samples from noise."""
     from .. import data
 
@@ -249,44 +302,86 @@ def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     from .. import data
 
     o = resolved(ctx)
-    label = {"cd": "contrastive divergence (Langevin)", "sm": "exact score matching",
-             "ssm": "sliced score matching", "dsm": "denoising score matching",
-             "ncsn": "NCSN (annealed Langevin)", "nce": "NCE (Gaussian noise)",
-             "fce": "flow contrastive estimation"}[o["objective"]]
+    label = {
+        "cd": "contrastive divergence (Langevin)",
+        "sm": "exact score matching",
+        "ssm": "sliced score matching",
+        "dsm": "denoising score matching",
+        "ncsn": "NCSN (annealed Langevin)",
+        "nce": "NCE (Gaussian noise)",
+        "fce": "flow contrastive estimation",
+    }[o["objective"]]
     model.eval()
     if data.is_toy2d(ctx.data_name):
-        path = landscape_figure(model, ctx.data_name, ctx.out_dir / "landscape.png",
-                                f"{label} on {ctx.data_name}", ctx.generator,
-                                n_samples=500 if ctx.quick else 2000)
-        return [Figure(path, "Energy landscape and samples",
-                       f"Left: exp(-E) of the {label} model normalized on the grid. Right: "
-                       "Langevin samples started from uniform noise.")]
+        path = landscape_figure(
+            model,
+            ctx.data_name,
+            ctx.out_dir / "landscape.png",
+            f"{label} on {ctx.data_name}",
+            ctx.generator,
+            n_samples=500 if ctx.quick else 2000,
+        )
+        return [
+            Figure(
+                path,
+                "Energy landscape and samples",
+                f"Left: exp(-E) of the {label} model normalized on the grid. Right: "
+                "Langevin samples started from uniform noise.",
+            )
+        ]
     assert isinstance(model, EnergyNetwork) and ctx.image_shape is not None
     figures = []
     samples = model.sample(64, generator=ctx.generator)
-    path = viz.image_grid(samples, ctx.image_shape, ctx.out_dir / "samples.png", nrow=8,
-                          title=f"{label}: Langevin samples from noise")
-    figures.append(Figure(path, "Samples from noise",
-                          f"{model.langevin_steps} Langevin steps from uniform noise"
-                          + (" (annealed over the noise ladder)." if model.noise_conditional
-                             else ".")))
+    path = viz.image_grid(
+        samples,
+        ctx.image_shape,
+        ctx.out_dir / "samples.png",
+        nrow=8,
+        title=f"{label}: Langevin samples from noise",
+    )
+    figures.append(
+        Figure(
+            path,
+            "Samples from noise",
+            f"{model.langevin_steps} Langevin steps from uniform noise"
+            + (" (annealed over the noise ladder)." if model.noise_conditional else "."),
+        )
+    )
     test = x_test[:16]
     known = bottom_half_mask(test.shape[0], ctx.image_shape, test.device)
     filled = model.inpaint(test, known, generator=ctx.generator)
     masked = torch.where(known, test, torch.full_like(test, 0.5))
-    path = viz.image_grid(torch.cat([test, masked, filled]), ctx.image_shape,
-                          ctx.out_dir / "inpainting.png", nrow=16,
-                          title=f"{label}: inpainting the bottom half",
-                          row_labels=["test", "known", "filled"])
-    figures.append(Figure(path, "Inpainting", "Rows: test images, the known top half, and the "
-                          "bottom half filled by Langevin dynamics under the energy."))
+    path = viz.image_grid(
+        torch.cat([test, masked, filled]),
+        ctx.image_shape,
+        ctx.out_dir / "inpainting.png",
+        nrow=16,
+        title=f"{label}: inpainting the bottom half",
+        row_labels=["test", "known", "filled"],
+    )
+    figures.append(
+        Figure(
+            path,
+            "Inpainting",
+            "Rows: test images, the known top half, and the "
+            "bottom half filled by Langevin dynamics under the energy.",
+        )
+    )
     return figures
 
 
 # ----- divergence remedies ----------------------------------------------------------------------
-def train_with_remedies(model: Model, objective: Objective, x_train: torch.Tensor,
-                        config: Any, out_dir: str | os.PathLike[str], *, max_restarts: int = 2,
-                        lr_factor: float = 0.5, meta: dict[str, Any] | None = None) -> Any:
+def train_with_remedies(
+    model: Model,
+    objective: Objective,
+    x_train: torch.Tensor,
+    config: Any,
+    out_dir: str | os.PathLike[str],
+    *,
+    max_restarts: int = 2,
+    lr_factor: float = 0.5,
+    meta: dict[str, Any] | None = None,
+) -> Any:
     """``ebmlab.train.train`` that, on ``TrainingDiverged``, restarts from the last good
     checkpoint with a new seed and ``lr_factor`` x the learning rate, after calling the
     objective's ``apply_remedies`` (CD: twice the Langevin steps, a larger L2 energy penalty).
@@ -304,10 +399,7 @@ def train_with_remedies(model: Model, objective: Objective, x_train: torch.Tenso
     attempt = 0
     while True:
         try:
-            result = train(model, objective, x_train, config, out, meta=meta)
-            if log:
-                (out / "restarts.json").write_text(json.dumps(log, indent=2) + "\n")
-            return result
+            return train(model, objective, x_train, config, out, meta=meta)
         except TrainingDiverged as error:
             checkpoint = out / CHECKPOINT_NAME
             if attempt >= max_restarts or not checkpoint.exists():
@@ -317,64 +409,137 @@ def train_with_remedies(model: Model, objective: Objective, x_train: torch.Tenso
             load_module_state(model, tensor_group(tensors, "model"), "restart")
             load_module_state(objective, tensor_group(tensors, "objective"), "restart")
             done = int(document["meta"].get("train_state", {}).get("epoch", 0))
-            changes: dict[str, Any] = {"attempt": attempt, "diverged_at_step": error.step,
-                                       "quantity": error.quantity, "from_epoch": done}
+            changes: dict[str, Any] = {
+                "attempt": attempt,
+                "diverged_at_step": error.step,
+                "quantity": error.quantity,
+                "from_epoch": done,
+            }
             remedies = getattr(objective, "apply_remedies", None)
             if callable(remedies):
                 changes.update(remedies(attempt))
-            config = replace(config, epochs=max(config.epochs - done, 1),
-                             seed=config.seed + 1000 * attempt, lr=config.lr * lr_factor)
+            config = replace(
+                config,
+                epochs=max(config.epochs - done, 1),
+                seed=config.seed + 1000 * attempt,
+                lr=config.lr * lr_factor,
+            )
             changes.update({"seed": config.seed, "lr": config.lr})
             log.append(changes)
+            (out / "restarts.json").write_text(json.dumps(log, indent=2) + "\n")
             metrics = out / "metrics.jsonl"
             if metrics.exists():
                 metrics.rename(out / f"metrics-attempt{attempt - 1}.jsonl")
 
 
-register(Recipe(
-    name="ebm",
-    summary="neural energy-based model (CD with Langevin, score matching, NCE, FCE)",
-    build=_build,
-    evaluate=_evaluate,
-    figures=_figures,
-    options=(
-        Option("objective", str, "cd", "training method", OBJECTIVES),
-        Option("network", str, None, "energy network: mlp or conv (default: mlp for 2-D "
-               "densities, conv for images)", ("mlp", "conv")),
-        Option("hidden", int, 128, "MLP width"),
-        Option("depth", int, 3, "MLP hidden layers"),
-        Option("activation", str, "silu", "smooth activation",
-               ("silu", "softplus", "tanh", "gelu")),
-        Option("channels", str, "32,64", "ConvEnergy stride-2 layer widths"),
-        Option("langevin_steps", int, None, "cd: Langevin steps per update (default 20 on "
-               "2-D densities, 40 on images)"),
-        Option("step_size", float, None, "cd and sampling: Langevin step eps (default 0.002 on "
-               "2-D densities, 1.0 on images)"),
-        Option("noise_scale", float, None, "Langevin noise std (default sqrt(2 eps), i.e. "
-               "temperature 1, on 2-D densities; 0.005 on images)"),
-        Option("chains", str, "buffer", "cd negatives: replay buffer, persistent chains or "
-               "short-run from noise", ("buffer", "persistent", "noise")),
-        Option("buffer_size", int, 10_000, "cd replay-buffer size"),
-        Option("reinit", float, 0.05, "cd: fraction of chains restarted from noise per update"),
-        Option("alpha", float, 0.01, "cd: L2 energy penalty alpha (E+^2 + E-^2)"),
-        Option("sigma", float, None, "dsm noise level (default 0.05 on 2-D densities, 0.1 on "
-               "images)"),
-        Option("sigma_max", float, None, "ncsn largest noise level"),
-        Option("sigma_min", float, None, "ncsn smallest noise level"),
-        Option("n_levels", int, 10, "ncsn noise levels (geometric)"),
-        Option("projections", int, 1, "ssm projections per example"),
-        Option("projection", str, "rademacher", "ssm projection distribution",
-               ("rademacher", "gaussian")),
-        Option("noise_ratio", float, 4.0, "nce noise samples per data point"),
-        Option("fce_noise_ratio", float, 1.0, "fce flow samples per data point"),
-        Option("flow_layers", int, 6, "fce RealNVP couplings"),
-        Option("flow_hidden", int, 64, "fce RealNVP conditioner width"),
-        Option("sample_steps", int, None, "Langevin steps when sampling from noise (default "
-               "1000 on 2-D densities, 100 on images)"),
-    ),
-    train_defaults={"epochs": 40, "batch_size": 256, "lr": 1e-3, "max_grad_norm": 10.0},
-    demo={"data": "digits", "options": {"objective": "ncsn", "network": "mlp", "hidden": 256,
-                                        "depth": 2, "sample_steps": 100},
-          "epochs": 60, "batch_size": 128, "lr": 1e-3},
-    data_kinds=("toy2d", "image"),
-))
+register(
+    Recipe(
+        name="ebm",
+        summary="neural energy-based model (CD with Langevin, score matching, NCE, FCE)",
+        build=_build,
+        evaluate=_evaluate,
+        figures=_figures,
+        options=(
+            Option("objective", str, "cd", "training method", OBJECTIVES),
+            Option(
+                "network",
+                str,
+                None,
+                "energy network: mlp or conv (default: mlp for 2-D densities, conv for images)",
+                ("mlp", "conv"),
+            ),
+            Option("hidden", int, 128, "MLP width"),
+            Option("depth", int, 3, "MLP hidden layers"),
+            Option(
+                "activation", str, "silu", "smooth activation", ("silu", "softplus", "tanh", "gelu")
+            ),
+            Option("channels", str, "32,64", "ConvEnergy stride-2 layer widths"),
+            Option(
+                "langevin_steps",
+                int,
+                None,
+                "cd: Langevin steps per update (default 10 on 2-D densities, 40 on images)",
+            ),
+            Option(
+                "step_size",
+                float,
+                None,
+                "cd and sampling: Langevin step eps (default 0.002 on "
+                "2-D densities, 1.0 on images)",
+            ),
+            Option(
+                "noise_scale",
+                float,
+                None,
+                "Langevin noise std (default sqrt(2 eps), i.e. "
+                "temperature 1, on 2-D densities; 0.005 on images)",
+            ),
+            Option(
+                "chains",
+                str,
+                "buffer",
+                "cd negatives: replay buffer, persistent chains or short-run from noise",
+                ("buffer", "persistent", "noise"),
+            ),
+            Option("buffer_size", int, 10_000, "cd replay-buffer size"),
+            Option("reinit", float, 0.05, "cd: fraction of chains restarted from noise per update"),
+            Option(
+                "jump_steps",
+                int,
+                None,
+                "cd: independence Metropolis jumps per chain and update "
+                "(carry chains between modes; default 1 on 2-D densities, 0 on images)",
+            ),
+            Option("alpha", float, 0.01, "cd: L2 energy penalty alpha (E+^2 + E-^2)"),
+            Option(
+                "sigma",
+                float,
+                None,
+                "dsm noise level (default 0.05 on 2-D densities, 0.1 on images)",
+            ),
+            Option("sigma_max", float, None, "ncsn largest noise level"),
+            Option("sigma_min", float, None, "ncsn smallest noise level"),
+            Option("n_levels", int, 10, "ncsn noise levels (geometric)"),
+            Option("projections", int, 1, "ssm projections per example"),
+            Option(
+                "projection",
+                str,
+                "rademacher",
+                "ssm projection distribution",
+                ("rademacher", "gaussian"),
+            ),
+            Option("noise_ratio", float, 8.0, "nce noise samples per data point"),
+            Option("fce_noise_ratio", float, 1.0, "fce flow samples per data point"),
+            Option("flow_layers", int, 6, "fce RealNVP couplings"),
+            Option("flow_hidden", int, 64, "fce RealNVP conditioner width"),
+            Option(
+                "sample_steps",
+                int,
+                None,
+                "Langevin steps when sampling from noise (default "
+                "1000 on 2-D densities, 100 on images)",
+            ),
+        ),
+        train_defaults={
+            "epochs": 30,
+            "batch_size": 256,
+            "lr": 5e-3,
+            "schedule": "cosine",
+            "max_grad_norm": 10.0,
+        },
+        demo={
+            "data": "digits",
+            "options": {
+                "objective": "ncsn",
+                "network": "mlp",
+                "hidden": 256,
+                "depth": 2,
+                "sample_steps": 100,
+            },
+            "epochs": 60,
+            "batch_size": 128,
+            "lr": 1e-3,
+        },
+        data_kinds=("toy2d", "image"),
+    )
+)

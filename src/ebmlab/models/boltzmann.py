@@ -89,7 +89,9 @@ class BoltzmannMachine(Model):
         weights = torch.randn(self.n_units, self.n_units, generator=generator) * init_std
         self.W = nn.Parameter(torch.triu(weights, diagonal=1))
         self.theta = nn.Parameter(torch.zeros(self.n_units))
-        self.register_buffer("upper", torch.ones(self.n_units, self.n_units).triu(1))
+        # the strict upper triangle: a constant, so not saved (and not a float for perturbations)
+        upper = torch.ones(self.n_units, self.n_units, dtype=torch.bool).triu(1)
+        self.register_buffer("upper", upper, persistent=False)
 
     # ----- structure ----------------------------------------------------------------------------
     @property

@@ -119,8 +119,9 @@ class Permutation(Transform):
         super().__init__()
         order_t = torch.as_tensor(list(order), dtype=torch.long)
         if sorted(order_t.tolist()) != list(range(len(order_t))):
-            raise ValueError(f"order: expected a permutation of 0..{len(order_t) - 1}, got "
-                             f"{list(order)}")
+            raise ValueError(
+                f"order: expected a permutation of 0..{len(order_t) - 1}, got {list(order)}"
+            )
         self.register_buffer("order", order_t)
         self.register_buffer("inverse_order", torch.argsort(order_t))
 
@@ -140,13 +141,20 @@ class AffineCoupling(Transform):
         scale_bound: soft bound on |s| (s = bound * tanh(raw / bound)).
     """
 
-    def __init__(self, mask: Sequence[int], hidden: int = 64, depth: int = 2,
-                 activation: str = "silu", scale_bound: float = DEFAULT_SCALE_BOUND) -> None:
+    def __init__(
+        self,
+        mask: Sequence[int],
+        hidden: int = 64,
+        depth: int = 2,
+        activation: str = "silu",
+        scale_bound: float = DEFAULT_SCALE_BOUND,
+    ) -> None:
         super().__init__()
         mask_t = torch.as_tensor(list(mask), dtype=torch.float32)
         if not ((mask_t == 0) | (mask_t == 1)).all() or mask_t.sum() in (0, mask_t.numel()):
-            raise ValueError(f"mask: expected 0/1 entries with both values present, got "
-                             f"{list(mask)}")
+            raise ValueError(
+                f"mask: expected 0/1 entries with both values present, got {list(mask)}"
+            )
         if not scale_bound > 0:
             raise ValueError(f"scale_bound: expected a positive number, got {scale_bound}")
         dim = mask_t.numel()
@@ -204,8 +212,7 @@ class Flow(Model):
     dim: int
 
     def _check(self, x: torch.Tensor, name: str) -> torch.Tensor:
-        return as_tensor(x, name, dim=2, n_features=self.dim, device=self.device,
-                         dtype=self.dtype)
+        return as_tensor(x, name, dim=2, n_features=self.dim, device=self.device, dtype=self.dtype)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z = f(x) and log|det df/dx|."""
@@ -251,8 +258,15 @@ class RealNVP(Flow):
         scale_bound: soft bound on each coupling's log-scale.
     """
 
-    def __init__(self, dim: int, n_layers: int = 6, hidden: int = 64, depth: int = 2,
-                 activation: str = "silu", scale_bound: float = DEFAULT_SCALE_BOUND) -> None:
+    def __init__(
+        self,
+        dim: int,
+        n_layers: int = 6,
+        hidden: int = 64,
+        depth: int = 2,
+        activation: str = "silu",
+        scale_bound: float = DEFAULT_SCALE_BOUND,
+    ) -> None:
         super().__init__()
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
             raise ValueError(f"dim: a coupling flow needs dim >= 2, got {dim!r}")

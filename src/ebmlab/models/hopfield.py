@@ -63,6 +63,8 @@ RULES = ("hebbian", "storkey", "pseudoinverse", "learned")
 LEARNED_NEGATIVES = ("neighbourhood", "patterns", "random")
 #: Hebbian capacity for random patterns, Amit, Gutfreund & Sompolinsky (1985).
 HEBBIAN_CAPACITY = 0.138
+#: Quiet epochs (no negative left its pattern) after which the learned rule with noisy starts stops.
+LEARNED_PATIENCE = 5
 #: Units updated between two matrix products in asynchronous sweeps (a speed knob only).
 ASYNC_BLOCK = 64
 
@@ -221,8 +223,8 @@ class Hopfield(Model):
     Args:
         n_units: number of units N.
         rule: storage rule used by ``store``: "hebbian", "storkey", "pseudoinverse", "learned".
-        learned_epochs: passes over the patterns for the learned rule (it stops early once an
-            epoch changes nothing).
+        learned_epochs: most passes over the patterns for the learned rule; it stops early once
+            every negative stays at its pattern (with ``learned_noise``: for 5 epochs in a row).
         learned_lr: step size eta per pattern (None: 0.2 / N, a fifth of the weight one Hebbian
             pattern adds; the update sums over the batch).
         learned_steps: evolution steps of the negatives (the lecture's 2-4).
@@ -236,6 +238,12 @@ class Hopfield(Model):
             into W and the weights can blow up).
         learned_batch_size: patterns per gradient step (None: all).
         seed: seed for the learned rule's randomness.
+
+    Example (lecture 004's worked example):
+
+    >>> net = Hopfield(4).store(torch.tensor([[-1.0, -1.0, -1.0, 1.0], [1.0, 1.0, 1.0, 1.0]]))
+    >>> net.recall(torch.tensor([[-1.0, 1.0, 1.0, 1.0]]), seed=0)
+    tensor([[1., 1., 1., 1.]])
     """
 
     likelihood_kind = "none"
@@ -315,7 +323,8 @@ class Hopfield(Model):
         if append:
             x = torch.cat([self.patterns, x])
         load = x.shape[0] / self.n_units
-        if self.rule == "hebbian" and load > HEBBIAN_CAPACITY:
+        # 0.138 is a large-N result for random patterns; tiny networks (the lectures') are exempt
+        if self.rule == "hebbian" and load > HEBBIAN_CAPACITY and self.n_units >= 100:
             warnings.warn(
                 f"patterns: load P/N = {load:.3g} exceeds the Hebbian capacity "
                 f"{HEBBIAN_CAPACITY} (Amit, Gutfreund & Sompolinsky 1985): most patterns will "
@@ -342,6 +351,7 @@ class Hopfield(Model):
         self.W = hebbian_weights(x)
         p = x.shape[0]
         batch = p if opts["batch_size"] is None else max(1, int(opts["batch_size"]))
+        quiet = 0  # consecutive epochs in which no negative left its pattern
         for _ in range(opts["epochs"]):
             changed = 0
             for idx in torch.randperm(p, generator=generator, device=x.device).split(batch):
@@ -362,7 +372,11 @@ class Hopfield(Model):
                 w = self.W + opts["lr"] * grad
                 w.fill_diagonal_(0.0)
                 self.W = w
-            if changed == 0 and opts["negatives"] != "random":
+            quiet = quiet + 1 if changed == 0 else 0
+            # exact starts that all stay put cannot change any more; noisy starts are random, so
+            # stop only after LEARNED_PATIENCE quiet epochs in a row
+            patience = 1 if opts["noise"] == 0 else LEARNED_PATIENCE
+            if opts["negatives"] != "random" and quiet >= patience:
                 break
         return self.W
 
@@ -397,8 +411,9 @@ class Hopfield(Model):
     def sweep_sync(self, states: torch.Tensor, tol: float | None = None) -> torch.Tensor:
         """One synchronous update of every unit: flip where y_i z_i < 0 (one matrix product)."""
         tol = self._tie_tolerance() if tol is None else tol
-        z = states @ self.W + self.b
-        return torch.where(states * z < -tol, -states, states)
+        z = torch.addmm(self.b, states, self.W)  # fields (W symmetric)
+        flip = z.mul_(states).lt_(-tol)  # in place: 1.0 where y_i z_i < 0, else 0.0
+        return flip.mul_(-2.0).add_(1.0).mul_(states)  # y * (1 - 2 flip)
 
     def sweep_async(
         self,
@@ -474,43 +489,48 @@ class Hopfield(Model):
         generator: torch.Generator,
         clamp: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Deterministic dynamics on the unfinished rows; returns (y, converged, sweeps, cycle2)."""
+        """Deterministic dynamics on the unfinished rows; returns (y, converged, sweeps, cycle2).
+
+        The unfinished rows are kept compacted in ``current``; finished rows are written out only
+        when some finish, so a sweep costs one product plus a few elementwise passes.
+        """
         batch = y.shape[0]
-        y = y.clone()
+        out = y.clone()
         converged = torch.zeros(batch, dtype=torch.bool, device=y.device)
         cycle2 = torch.zeros_like(converged)
         sweeps = torch.zeros(batch, dtype=torch.long, device=y.device)
         active = torch.arange(batch, device=y.device)
-        previous = None  # the state one sweep back, for 2-cycle detection (sync)
+        current, previous = y, None  # previous: the state one sweep back (sync 2-cycles)
+        keep = None if clamp is None else (clamp if clamp.dim() == 2 else clamp.expand_as(y))
         tol = self._tie_tolerance()
         for _ in range(max_sweeps):
             if active.numel() == 0:
                 break
-            current = y[active]
-            row_clamp = None
-            if clamp is not None:
-                row_clamp = clamp[active] if clamp.dim() == 2 else clamp[None].expand_as(current)
             if mode == "sync":
                 new = self.sweep_sync(current, tol)
-                if row_clamp is not None:
-                    new = torch.where(row_clamp, current, new)
+                if keep is not None:
+                    new = torch.where(keep, current, new)
                 done = (new == current).all(1)
-                cyc = (
-                    torch.zeros_like(done) if previous is None else (new == previous).all(1) & ~done
-                )
+                cyc = torch.zeros_like(done)
+                if previous is not None:
+                    cyc = (new == previous).all(1) & ~done
             else:
                 order = torch.randperm(self.n_units, generator=generator, device=y.device)
-                new, flips = self.sweep_async(current, order, row_clamp, tol=tol)
-                done = flips == 0
-                cyc = torch.zeros_like(done)
+                new, flips = self.sweep_async(current, order, keep, tol=tol)
+                done, cyc = flips == 0, torch.zeros_like(flips, dtype=torch.bool)
             sweeps[active] += 1
-            y[active] = new
-            converged[active[done]] = True
-            cycle2[active[cyc]] = True
-            still = ~(done | cyc)
-            active = active[still]
-            previous = current[still]
-        return y, converged, sweeps, cycle2
+            finished = done | cyc
+            if finished.any():
+                out[active[finished]] = new[finished]
+                converged[active[done]] = True
+                cycle2[active[cyc]] = True
+                still = ~finished
+                active, previous, current = active[still], current[still], new[still]
+                keep = None if keep is None else keep[still]
+            else:
+                previous, current = current, new
+        out[active] = current  # rows still moving after max_sweeps
+        return out, converged, sweeps, cycle2
 
     def recall(
         self,

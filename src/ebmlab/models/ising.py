@@ -46,9 +46,9 @@ def lattice_bonds(size: int, periodic: bool) -> torch.Tensor:
 
 
 def _bernoulli(p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Bernoulli(p) as u < p with u ~ U(0, 1] in float64: a float32 ``rand() < p`` fires with
-    probability 2^-24 (rand == 0) however small p is."""
-    u = 1.0 - torch.rand(p.shape, generator=generator, device=p.device, dtype=torch.float64)
+    """Bernoulli(p) as u < p with u = 1 - U[0, 1) in (0, 1]: a plain ``rand() < p`` fires with
+    probability 2^-24 (rand == 0 in float32) however small p is."""
+    u = 1.0 - torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype)
     return (u < p).to(p.dtype)
 
 

@@ -55,8 +55,10 @@ EnergyFn = Callable[[torch.Tensor], torch.Tensor]
 def geometric_sigmas(sigma_max: float, sigma_min: float, n_levels: int) -> list[float]:
     """sigma_1 = sigma_max > ... > sigma_L = sigma_min, geometric (computed in float64)."""
     if not 0 < sigma_min < sigma_max:
-        raise ValueError(f"sigma_min, sigma_max: expected 0 < sigma_min < sigma_max, got "
-                         f"{sigma_min}, {sigma_max}")
+        raise ValueError(
+            f"sigma_min, sigma_max: expected 0 < sigma_min < sigma_max, got "
+            f"{sigma_min}, {sigma_max}"
+        )
     if isinstance(n_levels, bool) or not isinstance(n_levels, int) or n_levels < 2:
         raise ValueError(f"n_levels: expected an integer >= 2, got {n_levels!r}")
     exponents = torch.linspace(0.0, 1.0, n_levels, dtype=torch.float64)
@@ -72,8 +74,13 @@ def energy_gradient(energy_fn: EnergyFn, x: torch.Tensor) -> torch.Tensor:
     return grad
 
 
-def _langevin_move(x: torch.Tensor, grad: torch.Tensor, step_size: float, noise_scale: float,
-                   generator: torch.Generator | None) -> torch.Tensor:
+def _langevin_move(
+    x: torch.Tensor,
+    grad: torch.Tensor,
+    step_size: float,
+    noise_scale: float,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
     try:  # the shared kernel piece (rejects non-finite moves)
         from ..samplers.langevin import langevin_move
     except ImportError:  # pragma: no cover - samplers not installed
@@ -151,8 +158,16 @@ def annealed_langevin(
     for sigma in ladder.tolist():
         alpha = eps * sigma**2 / sigma_last**2
         level = torch.full((x.shape[0],), sigma, device=x.device, dtype=x.dtype)
-        x = langevin_chain(lambda y, s=level: energy_fn(y, s), x, n_steps_each, alpha / 2.0,
-                           math.sqrt(alpha), generator, clamp=clamp, update_mask=update_mask)
+        x = langevin_chain(
+            lambda y, s=level: energy_fn(y, s),
+            x,
+            n_steps_each,
+            alpha / 2.0,
+            math.sqrt(alpha),
+            generator,
+            clamp=clamp,
+            update_mask=update_mask,
+        )
     if denoise:
         level = torch.full((x.shape[0],), sigma_last, device=x.device, dtype=x.dtype)
         grad = energy_gradient(lambda y: energy_fn(y, level), x)
@@ -185,24 +200,36 @@ class EnergyNetwork(Model):
         clamp: keep samples in ``data_range`` (images).
     """
 
-    def __init__(self, sigmas: Sequence[float] | None = None, langevin_step: float = 0.01,
-                 langevin_noise: float | None = None, langevin_steps: int = 200,
-                 data_range: Sequence[float] = (-4.5, 4.5), clamp: bool = False) -> None:
+    def __init__(
+        self,
+        sigmas: Sequence[float] | None = None,
+        langevin_step: float = 0.01,
+        langevin_noise: float | None = None,
+        langevin_steps: int = 200,
+        data_range: Sequence[float] = (-4.5, 4.5),
+        clamp: bool = False,
+    ) -> None:
         super().__init__()
         if sigmas is not None:
             ladder = torch.as_tensor(list(sigmas), dtype=torch.float64)
-            if ladder.numel() < 1 or not bool((ladder > 0).all()) or not bool(
-                    (ladder[:-1] > ladder[1:]).all()):
-                raise ValueError(f"sigmas: expected positive, strictly decreasing noise levels, "
-                                 f"got {list(sigmas)}")
+            if (
+                ladder.numel() < 1
+                or not bool((ladder > 0).all())
+                or not bool((ladder[:-1] > ladder[1:]).all())
+            ):
+                raise ValueError(
+                    f"sigmas: expected positive, strictly decreasing noise levels, "
+                    f"got {list(sigmas)}"
+                )
         else:
             ladder = torch.zeros(0, dtype=torch.float64)
         self.register_buffer("sigmas", ladder.to(torch.get_default_dtype()))
         if not langevin_step > 0:
             raise ValueError(f"langevin_step: expected a positive number, got {langevin_step}")
         if langevin_noise is not None and not langevin_noise >= 0:
-            raise ValueError(f"langevin_noise: expected None or a number >= 0, got "
-                             f"{langevin_noise}")
+            raise ValueError(
+                f"langevin_noise: expected None or a number >= 0, got {langevin_noise}"
+            )
         lo, hi = (float(v) for v in data_range)
         if not lo < hi:
             raise ValueError(f"data_range: expected (lo, hi) with lo < hi, got {data_range}")
@@ -228,12 +255,15 @@ class EnergyNetwork(Model):
         if level.dim() == 0:
             level = level.expand(x.shape[0])
         if level.shape != (x.shape[0],):
-            raise ValueError(f"sigma: expected a number or a tensor of shape ({x.shape[0]},), "
-                             f"got shape {tuple(level.shape)}")
+            raise ValueError(
+                f"sigma: expected a number or a tensor of shape ({x.shape[0]},), "
+                f"got shape {tuple(level.shape)}"
+            )
         return level
 
-    def energy(self, x: torch.Tensor, sigma: float | torch.Tensor | None = None,
-               temperature: float = 1.0) -> torch.Tensor:
+    def energy(
+        self, x: torch.Tensor, sigma: float | torch.Tensor | None = None, temperature: float = 1.0
+    ) -> torch.Tensor:
         """E(x) (batch,), divided by ``temperature``. Noise-conditional models: E(x, sigma) =
         g(x, log sigma) / sigma, with sigma = sigma_L (the finest level) when not given."""
         if x.dim() != 2 or x.shape[1] != self.dim:
@@ -243,8 +273,9 @@ class EnergyNetwork(Model):
             value = self.network(x, torch.log(level)) / level
         else:
             if sigma is not None:
-                raise ValueError("sigma: this model is not noise-conditional (built without "
-                                 "sigmas)")
+                raise ValueError(
+                    "sigma: this model is not noise-conditional (built without sigmas)"
+                )
             value = self.network(x, None)
         return value / temperature
 
@@ -259,8 +290,14 @@ class EnergyNetwork(Model):
         u = torch.rand(n, self.dim, generator=generator, device=self.device, dtype=self.dtype)
         return lo + (hi - lo) * u
 
-    def _run(self, x: torch.Tensor, n_steps: int, generator: torch.Generator | None,
-             temperature: float, update_mask: torch.Tensor | None) -> torch.Tensor:
+    def _run(
+        self,
+        x: torch.Tensor,
+        n_steps: int,
+        generator: torch.Generator | None,
+        temperature: float,
+        update_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
         clamp = self.data_range if self.clamp else None
         was_training = self.training
         self.eval()
@@ -268,16 +305,36 @@ class EnergyNetwork(Model):
             if self.noise_conditional:
                 each = max(1, n_steps // self.sigmas.numel())
                 return annealed_langevin(
-                    lambda y, s: self.energy(y, s, temperature), x, self.sigmas, each,
-                    self.langevin_step, generator, clamp=clamp, update_mask=update_mask)
-            return langevin_chain(lambda y: self.energy(y, temperature=temperature), x, n_steps,
-                                  self.langevin_step, self.langevin_noise, generator,
-                                  clamp=clamp, update_mask=update_mask)
+                    lambda y, s: self.energy(y, s, temperature),
+                    x,
+                    self.sigmas,
+                    each,
+                    self.langevin_step,
+                    generator,
+                    clamp=clamp,
+                    update_mask=update_mask,
+                )
+            return langevin_chain(
+                lambda y: self.energy(y, temperature=temperature),
+                x,
+                n_steps,
+                self.langevin_step,
+                self.langevin_noise,
+                generator,
+                clamp=clamp,
+                update_mask=update_mask,
+            )
         finally:
             self.train(was_training)
 
-    def sample(self, n: int, n_steps: int | None = None, generator: torch.Generator | None = None,
-               x0: torch.Tensor | None = None, temperature: float = 1.0) -> torch.Tensor:
+    def sample(
+        self,
+        n: int,
+        n_steps: int | None = None,
+        generator: torch.Generator | None = None,
+        x0: torch.Tensor | None = None,
+        temperature: float = 1.0,
+    ) -> torch.Tensor:
         """n samples by Langevin dynamics from uniform noise on the data box (or from ``x0``);
         annealed Langevin for noise-conditional models. ``n_steps`` defaults to
         ``langevin_steps``."""
@@ -285,12 +342,18 @@ class EnergyNetwork(Model):
         if x0 is None:
             x = self.noise(_positive_int("n", n), generator)
         else:
-            x = as_tensor(x0, "x0", dim=2, n_features=self.dim, device=self.device,
-                          dtype=self.dtype)
+            x = as_tensor(
+                x0, "x0", dim=2, n_features=self.dim, device=self.device, dtype=self.dtype
+            )
         return self._run(x, n_steps, generator, temperature, None).detach()
 
-    def inpaint(self, x: torch.Tensor, known: torch.Tensor, n_steps: int | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+    def inpaint(
+        self,
+        x: torch.Tensor,
+        known: torch.Tensor,
+        n_steps: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Fill the entries of ``x`` where ``known`` is False by Langevin dynamics on
         p(x_unknown | x_known) ∝ exp(-E(x)), starting them from uniform noise."""
         x = as_tensor(x, "x", dim=2, n_features=self.dim, device=self.device, dtype=self.dtype)
@@ -313,17 +376,28 @@ class MLPEnergy(EnergyNetwork):
             langevin_steps, data_range, clamp).
     """
 
-    def __init__(self, dim: int, hidden: int = 128, depth: int = 2, activation: str = "silu",
-                 sigmas: Sequence[float] | None = None, langevin_step: float = 0.01,
-                 langevin_noise: float | None = None, langevin_steps: int = 200,
-                 data_range: Sequence[float] = (-4.5, 4.5), clamp: bool = False) -> None:
+    def __init__(
+        self,
+        dim: int,
+        hidden: int = 128,
+        depth: int = 2,
+        activation: str = "silu",
+        sigmas: Sequence[float] | None = None,
+        langevin_step: float = 0.01,
+        langevin_noise: float | None = None,
+        langevin_steps: int = 200,
+        data_range: Sequence[float] = (-4.5, 4.5),
+        clamp: bool = False,
+    ) -> None:
         super().__init__(sigmas, langevin_step, langevin_noise, langevin_steps, data_range, clamp)
         self.dim = _positive_int("dim", dim)
         _positive_int("hidden", hidden)
         _positive_int("depth", depth)
         if activation not in SMOOTH_ACTIVATIONS:
-            raise ValueError(f"activation: expected a smooth activation, one of "
-                             f"{', '.join(SMOOTH_ACTIVATIONS)}, got {activation!r}")
+            raise ValueError(
+                f"activation: expected a smooth activation, one of "
+                f"{', '.join(SMOOTH_ACTIVATIONS)}, got {activation!r}"
+            )
         n_in = dim + (1 if self.noise_conditional else 0)
         layers: list[nn.Module] = []
         width = n_in
@@ -353,11 +427,18 @@ class ConvEnergy(EnergyNetwork):
         **sampling: see ``EnergyNetwork``; ``data_range`` defaults to (0, 1) with ``clamp``.
     """
 
-    def __init__(self, image_shape: Sequence[int], channels: Sequence[int] = (32, 64),
-                 activation: str = "silu", sigmas: Sequence[float] | None = None,
-                 langevin_step: float = 1.0, langevin_noise: float | None = 0.01,
-                 langevin_steps: int = 60, data_range: Sequence[float] = (0.0, 1.0),
-                 clamp: bool = True) -> None:
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        channels: Sequence[int] = (32, 64),
+        activation: str = "silu",
+        sigmas: Sequence[float] | None = None,
+        langevin_step: float = 1.0,
+        langevin_noise: float | None = 0.01,
+        langevin_steps: int = 60,
+        data_range: Sequence[float] = (0.0, 1.0),
+        clamp: bool = True,
+    ) -> None:
         super().__init__(sigmas, langevin_step, langevin_noise, langevin_steps, data_range, clamp)
         if len(image_shape) != 2:
             raise ValueError(f"image_shape: expected (H, W), got {image_shape}")
@@ -366,13 +447,17 @@ class ConvEnergy(EnergyNetwork):
         if not channels:
             raise ValueError("channels: expected at least one entry")
         if activation not in SMOOTH_ACTIVATIONS:
-            raise ValueError(f"activation: expected a smooth activation, one of "
-                             f"{', '.join(SMOOTH_ACTIVATIONS)}, got {activation!r}")
+            raise ValueError(
+                f"activation: expected a smooth activation, one of "
+                f"{', '.join(SMOOTH_ACTIVATIONS)}, got {activation!r}"
+            )
         self.image_shape = (h, w)
         self.dim = h * w
         n_in = 2 if self.noise_conditional else 1
-        layers: list[nn.Module] = [nn.Conv2d(n_in, channels[0], 3, padding=1),
-                                   activation_layer(activation)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(n_in, channels[0], 3, padding=1),
+            activation_layer(activation),
+        ]
         previous = channels[0]
         for c in channels:
             layers += [nn.Conv2d(previous, c, 3, stride=2, padding=1), activation_layer(activation)]
@@ -428,10 +513,10 @@ class QuadraticEnergy(Model):
         return -self.energy(x) - self.log_partition()
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None,
-               **_: object) -> torch.Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, **_: object) -> torch.Tensor:
         """Exact draws: x = mean + L^-T z."""
-        z = torch.randn(n, self.dim, generator=generator, device=self.mean.device,
-                        dtype=self.mean.dtype)
+        z = torch.randn(
+            n, self.dim, generator=generator, device=self.mean.device, dtype=self.mean.dtype
+        )
         chol = self.cholesky()
         return self.mean + torch.linalg.solve_triangular(chol.T, z.T, upper=True).T

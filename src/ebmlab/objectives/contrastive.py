@@ -67,7 +67,9 @@ class _InjectGradient(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        grads = tuple(g * grad_output for g in ctx.grads)
+        # the training loop calls loss.backward(): grad_output is 1 and the grads pass unscaled
+        one = grad_output.numel() == 1 and float(grad_output) == 1.0
+        grads = ctx.grads if one else tuple(g * grad_output for g in ctx.grads)
         return (None, None, *grads, *([None] * ctx.n))
 
 
@@ -95,6 +97,13 @@ class ContrastiveDivergence(Objective):
         gradient: "manual" (hand-written statistics, BernoulliRBM) or "autograd" (surrogate loss).
         binary_data: require binary data for a BernoulliRBM (False accepts probabilities in [0, 1]
             as mean-field visible states, as scikit-learn does).
+        scale_by_variance: for a GaussianBernoulliRBM, multiply the gradient of row i of W and of
+            b_i by sigma_i^2. In Cho et al.'s parametrization these gradients scale like
+            1 / sigma_i^2 (and their noise like 1 / sigma_i), so pixels that are nearly constant
+            (MNIST's border, sigma at its floor) dominate and SGD at ordinary learning rates
+            diverges (a test pins it); sigma_i^2 is the inverse Fisher information of a Gaussian
+            mean, which makes the step size per pixel scale-free. The variances' own gradient
+            is left as is.
         seed: seeds the initial persistent chains in ``setup``.
     """
 
@@ -110,6 +119,7 @@ class ContrastiveDivergence(Objective):
         init_visible_bias: bool = True,
         gradient: Literal["manual", "autograd"] = "manual",
         binary_data: bool = True,
+        scale_by_variance: bool = True,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -138,6 +148,7 @@ class ContrastiveDivergence(Objective):
         self.init_visible_bias = init_visible_bias
         self.gradient = gradient
         self.binary_data = binary_data
+        self.scale_by_variance = scale_by_variance
         self.seed = seed
         # state (sized in setup or at the first step; buffers go into checkpoints)
         self.register_buffer("chain_v", torch.empty(0))  # (T, n_chains, D) persistent visibles
@@ -222,32 +233,32 @@ class ContrastiveDivergence(Objective):
         ]
 
     # ----- sampling -----------------------------------------------------------------------------
-    def _sweeps_from_hidden(
-        self,
-        model: nn.Module,
-        h: torch.Tensor,
-        n_sweeps: int,
-        generator: torch.Generator,
-        sample_last_h: bool,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """n_sweeps of h -> v -> h; returns (v, hidden logits, p(h|v), last h sample or None)."""
-        v = a = ph = h_new = None
-        for sweep in range(n_sweeps):
-            if isinstance(model, BernoulliRBM):
-                v = bernoulli(torch.addmm(model.b, h, model.W.T).sigmoid_(), generator)
-            else:
-                v = model.sample_v(h, generator)
-            a = model.hidden_logits(v)
-            ph = torch.sigmoid(a)
-            if sweep < n_sweeps - 1 or sample_last_h:
-                h = h_new = bernoulli(ph, generator)
-        return v, a, ph, h_new
+    @staticmethod
+    def _sample_v(model: nn.Module, h: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if isinstance(model, BernoulliRBM):
+            return bernoulli(torch.addmm(model.b, h, model.W.T).sigmoid_(), generator)
+        return model.sample_v(h, generator)
 
-    def _pt_sweeps(
-        self, model: BernoulliRBM, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _persistent_visible(
+        self, model: nn.Module, v0: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Advance the persistent chains (pcd: k sweeps h -> v -> h, the last h left to the
+        caller; pt: tempered sweeps and swaps) and return the beta = 1 visible states."""
+        if self.chain_v.numel() == 0:  # setup was not called (e.g. scikit-learn's partial_fit)
+            self._init_state(model, v0, generator)
+        if self.method == "pt":
+            return self._pt_sweeps(model, generator)
+        h = self.chain_h[0]
+        for _ in range(self.k - 1):
+            v = self._sample_v(model, h, generator)
+            h = bernoulli(torch.sigmoid(model.hidden_logits(v)), generator)
+        v = self._sample_v(model, h, generator)
+        self.chain_v = v[None]
+        return v
+
+    def _pt_sweeps(self, model: BernoulliRBM, generator: torch.Generator) -> torch.Tensor:
         """k tempered sweeps of every chain, each followed by a round of neighbour swaps; returns
-        the beta = 1 chains' (v, hidden logits, p(h|v))."""
+        the beta = 1 chains' visible states."""
         T, N = self.n_temperatures, self.n_chains
         betas = self.betas.view(T, 1, 1)
         v, h = self.chain_v, self.chain_h
@@ -260,8 +271,7 @@ class ContrastiveDivergence(Objective):
             energy = -(v @ model.b) - (h * a).sum(-1)  # (T, N)
             v, h = self._swap(v, h, energy, generator)
         self.chain_v, self.chain_h = v, h
-        a1 = model.hidden_logits(v[0])  # the swaps may have brought a new state to beta = 1
-        return v[0], a1, torch.sigmoid(a1)
+        return v[0]
 
     def _swap(
         self, v: torch.Tensor, h: torch.Tensor, energy: torch.Tensor, generator: torch.Generator
@@ -298,15 +308,19 @@ class ContrastiveDivergence(Objective):
         """Negative samples: (v_neg, hidden logits at v_neg, p(h | v_neg))."""
         if self.method == "cd":
             h = bernoulli(ph0, generator)
-            v, a, ph, _ = self._sweeps_from_hidden(model, h, self.k, generator, False)
+            for sweep in range(self.k):
+                v = self._sample_v(model, h, generator)
+                a = model.hidden_logits(v)
+                ph = torch.sigmoid(a)
+                if sweep < self.k - 1:
+                    h = bernoulli(ph, generator)
             return v, a, ph
-        if self.chain_v.numel() == 0:  # setup was not called (e.g. scikit-learn's partial_fit)
-            self._init_state(model, v0, generator)
+        v = self._persistent_visible(model, v0, generator)
+        a = model.hidden_logits(v)
+        ph = torch.sigmoid(a)
         if self.method == "pcd":
-            v, a, ph, h = self._sweeps_from_hidden(model, self.chain_h[0], self.k, generator, True)
-            self.chain_v, self.chain_h = v[None], h[None]
-            return v, a, ph
-        return self._pt_sweeps(model, generator)
+            self.chain_h = bernoulli(ph, generator)[None]
+        return v, a, ph
 
     # ----- loss ---------------------------------------------------------------------------------
     def loss(
@@ -324,23 +338,55 @@ class ContrastiveDivergence(Objective):
             ph0 = model.p_h_given_v(batch)
             v_neg, _, _ = self.negative_phase(model, batch, ph0, generator)
         loss = model.free_energy(batch).mean() - model.free_energy(v_neg.detach()).mean()
+        if isinstance(model, GaussianBernoulliRBM) and self.scale_by_variance:
+            return self._variance_scaled(model, loss), {}
         return loss, {}
+
+    @staticmethod
+    def _variance_scaled(model: GaussianBernoulliRBM, loss: torch.Tensor) -> torch.Tensor:
+        """The gradient of W's rows and of b multiplied by sigma_i^2 (see the class docstring)."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(loss, params)
+        variance = model.sigma().detach().square()
+        scaled = [
+            g * variance[:, None] if p is model.W else g * variance if p is model.b else g
+            for p, g in zip(params, grads)
+        ]
+        return inject_gradient(loss.detach(), params, scaled)
 
     @torch.no_grad()
     def _manual_loss(
         self, model: BernoulliRBM, v0: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss gradient (negative statistics minus positive ones, each averaged over its own
+        rows) in 4 (CD-1) or 3 (PCD, PT) matmul calls: the outer products of both phases are one
+        product [v0; vn]^T [-p0 / n_pos; pn / n_neg], and for persistent chains, which do not
+        depend on the minibatch, the hidden inputs of both phases are one product too."""
         W, b, c = model.W, model.b, model.c
-        a0 = torch.addmm(c, v0, W)
-        ph0 = torch.sigmoid(a0)
-        vn, an, phn = self.negative_phase(model, v0, ph0, generator)
-        n_pos, n_neg = v0.shape[0], vn.shape[0]
+        n_pos = v0.shape[0]
+        if self.method == "cd":
+            a0 = torch.addmm(c, v0, W)
+            ph0 = torch.sigmoid(a0)
+            vn, an, phn = self.negative_phase(model, v0, ph0, generator)
+            stacked, a, p = torch.cat([v0, vn]), torch.cat([a0, an]), torch.cat([ph0, phn])
+        else:
+            vn = self._persistent_visible(model, v0, generator)
+            stacked = torch.cat([v0, vn])
+            a = torch.addmm(c, stacked, W)
+            p = torch.sigmoid(a)
+            if self.method == "pcd":
+                self.chain_h = bernoulli(p[n_pos:], generator)[None]
+        n_neg = stacked.shape[0] - n_pos
+        softplus = F.softplus(a)
+        # loss value: mean F(v0) - mean F(vn), from the hidden inputs already computed
         mean_v0, mean_vn = v0.mean(0), vn.mean(0)
-        mean_h0, mean_hn = ph0.mean(0), phn.mean(0)
-        # ascent direction: positive minus negative statistics, each averaged over its own rows
-        grad_w = torch.mm(v0.T, ph0).addmm_(vn.T, phn, beta=1.0 / n_pos, alpha=-1.0 / n_neg)
-        grad_b = mean_v0 - mean_vn
-        grad_c = mean_h0 - mean_hn
+        value = (mean_vn - mean_v0) @ b - softplus[:n_pos].sum() / n_pos
+        value = value + softplus[n_pos:].sum() / n_neg
+        mean_h0, mean_hn = p[:n_pos].mean(0), p[n_pos:].mean(0)
+        p[:n_pos] *= -1.0 / n_pos
+        p[n_pos:] *= 1.0 / n_neg
+        grad_w = torch.mm(stacked.T, p)  # d loss / dW
+        ascent_b, ascent_c = mean_v0 - mean_vn, mean_h0 - mean_hn
         if self.centering:
             if self.offset_v.numel() == 0:
                 self.offset_v = mean_v0.clone()
@@ -348,15 +394,14 @@ class ContrastiveDivergence(Objective):
             self.offset_v.lerp_(mean_v0, self.offset_rate)
             self.offset_h.lerp_(mean_h0, self.offset_rate)
             mu, lam = self.offset_v, self.offset_h
-            grad_w.addr_(mu, grad_c, alpha=-1.0).addr_(grad_b, lam, alpha=-1.0)
-            grad_b = grad_b - grad_w @ lam
-            grad_c = grad_c - mu @ grad_w
-        # loss value: mean F(v0) - mean F(v_neg), from the hidden inputs already computed
-        free_pos = -(mean_v0 @ b) - F.softplus(a0).sum() / n_pos
-        free_neg = -(mean_vn @ b) - F.softplus(an).sum() / n_neg
-        value = free_pos - free_neg
+            # centered: dW' = dW - mu dc^T - db lam^T (ascent form; signs flip for the loss)
+            grad_w.addr_(mu, ascent_c).addr_(ascent_b, lam)
+            grad_b = torch.addmv(ascent_b, grad_w, lam, beta=-1.0, alpha=-1.0)  # -(db - dW' lam)
+            grad_c = torch.addmv(ascent_c, grad_w.T, mu, beta=-1.0, alpha=-1.0)  # -(dc - dW'^T mu)
+        else:
+            grad_b, grad_c = ascent_b.neg_(), ascent_c.neg_()
         with torch.enable_grad():
-            loss = inject_gradient(value, [W, b, c], [grad_w.neg_(), grad_b.neg(), grad_c.neg()])
+            loss = inject_gradient(value, [W, b, c], [grad_w, grad_b, grad_c])
         return loss, {}
 
     @torch.no_grad()

@@ -16,6 +16,16 @@ x <- x - eps grad_x E(x) + noise_scale xi started from
     (persistent CD, Tieleman 2008), with the same reinitialization.
   * ``chains="noise"``: short-run chains from noise at every update (Nijkamp et al. 2019).
 
+Mode jumping (``jump_steps``, off by default). Langevin chains do not cross the low-density gaps
+between modes, so a buffer whose chains sit in the wrong proportions between modes never tells
+the model that one mode is too heavy: the learned density can put its mass on one ring of
+``rings`` while its short-run samples still show all four. Before the Langevin steps, each chain
+can make ``jump_steps`` independence Metropolis-Hastings moves with a uniform proposal x' on the
+noise box, accepted with probability min(1, exp(E(x) - E(x'))): a valid MCMC move for exp(-E)
+on the box that carries chains between modes. In two dimensions about a third of such proposals
+land in the data's support; in image dimensions they are never accepted (and cost one energy
+evaluation each), so use them for low-dimensional data only.
+
 Regularization and stability:
   * ``alpha``: the energy-magnitude (L2 energy) penalty alpha (mean E(x+)^2 + mean E(x-)^2) of
     Du & Mordatch; it keeps the energies near 0, where the Langevin step is calibrated.
@@ -115,6 +125,8 @@ class ContrastiveLangevin(StepCounter):
         n_chains: number of negatives per update for "persistent" and "noise" (None: the
             minibatch size); the buffer mode draws one negative per data point.
         reinit_fraction: fraction of the drawn chains restarted from noise at each update.
+        jump_steps: independence Metropolis moves (uniform proposals on the noise box) per chain
+            and update, before the Langevin steps; for low-dimensional data.
         alpha: L2 energy penalty alpha (E(x+)^2 + E(x-)^2).
         sampler_grad_clip: clamp of grad_x E entries in the sampler (None: off).
         clamp: keep negatives inside the noise box (images in [0, 1]).
@@ -123,18 +135,31 @@ class ContrastiveLangevin(StepCounter):
         seed: seeds the initial buffer in ``setup``.
     """
 
-    def __init__(self, n_steps: int = 20, step_size: float = 0.01,
-                 noise_scale: float | None = None, chains: Chains = "buffer",
-                 buffer_size: int = 10_000, n_chains: int | None = None,
-                 reinit_fraction: float = 0.05, alpha: float = 0.1,
-                 sampler_grad_clip: float | None = None, clamp: bool = False,
-                 box_margin: float = 0.1, energy_bound: float = 1e4, seed: int = 0) -> None:
+    def __init__(
+        self,
+        n_steps: int = 20,
+        step_size: float = 0.01,
+        noise_scale: float | None = None,
+        chains: Chains = "buffer",
+        buffer_size: int = 10_000,
+        n_chains: int | None = None,
+        reinit_fraction: float = 0.05,
+        jump_steps: int = 0,
+        alpha: float = 0.1,
+        sampler_grad_clip: float | None = None,
+        clamp: bool = False,
+        box_margin: float = 0.1,
+        energy_bound: float = 1e4,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         if chains not in ("buffer", "persistent", "noise"):
             raise ValueError(f"chains: expected 'buffer', 'persistent' or 'noise', got {chains!r}")
         for name, value in (("n_steps", n_steps), ("buffer_size", buffer_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+        if isinstance(jump_steps, bool) or not isinstance(jump_steps, int) or jump_steps < 0:
+            raise ValueError(f"jump_steps: expected an integer >= 0, got {jump_steps!r}")
         if n_chains is not None and (not isinstance(n_chains, int) or n_chains < 1):
             raise ValueError(f"n_chains: expected None or a positive integer, got {n_chains!r}")
         if not step_size > 0:
@@ -142,8 +167,9 @@ class ContrastiveLangevin(StepCounter):
         if noise_scale is not None and not noise_scale >= 0:
             raise ValueError(f"noise_scale: expected None or a number >= 0, got {noise_scale}")
         if not 0.0 <= reinit_fraction <= 1.0:
-            raise ValueError(f"reinit_fraction: expected a fraction in [0, 1], got "
-                             f"{reinit_fraction}")
+            raise ValueError(
+                f"reinit_fraction: expected a fraction in [0, 1], got {reinit_fraction}"
+            )
         if not alpha >= 0:
             raise ValueError(f"alpha: expected a number >= 0, got {alpha}")
         if not energy_bound > 0:
@@ -155,6 +181,7 @@ class ContrastiveLangevin(StepCounter):
         self.buffer_size = buffer_size
         self.n_chains = n_chains
         self.reinit_fraction = float(reinit_fraction)
+        self.jump_steps = jump_steps
         self.alpha = float(alpha)
         self.sampler_grad_clip = sampler_grad_clip
         self.clamp = bool(clamp)
@@ -172,8 +199,9 @@ class ContrastiveLangevin(StepCounter):
         uniform noise; a buffer already filled (a restart from a checkpoint) is kept."""
         low, high = data_box(x_train.detach().flatten(1), self.box_margin)
         self.box_low, self.box_high = low, high
-        size = {"buffer": self.buffer_size, "persistent": self.n_chains or 100,
-                "noise": 0}[self.chains]
+        size = {"buffer": self.buffer_size, "persistent": self.n_chains or 100, "noise": 0}[
+            self.chains
+        ]
         if self.buffer.dim() == 2 and self.buffer.shape == (size, low.numel()):
             return
         g = torch.Generator(device="cpu").manual_seed(self.seed)
@@ -184,8 +212,9 @@ class ContrastiveLangevin(StepCounter):
         if self.box_low.numel() == 0:
             raise RuntimeError("ContrastiveLangevin.setup(model, x_train) must run first")
         device = generator.device if generator is not None else self.box_low.device
-        u = torch.rand(n, self.box_low.numel(), generator=generator, device=device,
-                       dtype=self.box_low.dtype).to(self.box_low.device)
+        u = torch.rand(
+            n, self.box_low.numel(), generator=generator, device=device, dtype=self.box_low.dtype
+        ).to(self.box_low.device)
         return self.box_low + (self.box_high - self.box_low) * u
 
     def _reinitialize(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -195,8 +224,22 @@ class ContrastiveLangevin(StepCounter):
         fresh = (fresh < self.reinit_fraction).to(x.device).unsqueeze(-1)
         return torch.where(fresh, self.noise(x.shape[0], generator).to(x), x)
 
-    def negatives(self, model: nn.Module, batch_size: int,
-                  generator: torch.Generator) -> torch.Tensor:
+    @torch.no_grad()
+    def jump(self, model: nn.Module, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One independence Metropolis move per chain: x' uniform on the noise box, accepted
+        with probability min(1, exp(E(x) - E(x'))) (the uniform proposal density cancels)."""
+        proposal = self.noise(x.shape[0], generator).to(x)
+        log_ratio = model.energy(x) - model.energy(proposal)
+        u = torch.rand(x.shape[0], generator=generator, device=generator.device, dtype=x.dtype).to(
+            x.device
+        )
+        # log(1 - U) with U in [0, 1) is finite; a NaN ratio compares False: rejected
+        accept = (torch.log1p(-u) < log_ratio).unsqueeze(-1)
+        return torch.where(accept, proposal, x)
+
+    def negatives(
+        self, model: nn.Module, batch_size: int, generator: torch.Generator
+    ) -> torch.Tensor:
         """Draw (and write back) the negative samples of one update."""
         if self.box_low.numel() == 0:
             raise RuntimeError("ContrastiveLangevin.setup(model, x_train) must run first")
@@ -206,9 +249,12 @@ class ContrastiveLangevin(StepCounter):
         elif self.chains == "persistent":
             start = self._reinitialize(self.buffer, generator)
         else:
-            index = torch.randint(0, self.buffer.shape[0], (batch_size,), generator=generator,
-                                  device=generator.device).to(self.buffer.device)
+            index = torch.randint(
+                0, self.buffer.shape[0], (batch_size,), generator=generator, device=generator.device
+            ).to(self.buffer.device)
             start = self._reinitialize(self.buffer[index], generator)
+        for _ in range(self.jump_steps):
+            start = self.jump(model, start, generator)
         x = self.sample(model, start, generator)
         if self.chains == "persistent":
             self.buffer.copy_(x)
@@ -216,24 +262,33 @@ class ContrastiveLangevin(StepCounter):
             self.buffer[index] = x
         return x
 
-    def sample(self, model: nn.Module, start: torch.Tensor,
-               generator: torch.Generator) -> torch.Tensor:
+    def sample(
+        self, model: nn.Module, start: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
         """``n_steps`` Langevin steps from ``start`` under the model's energy."""
         clamp = (float(self.box_low.min()), float(self.box_high.max())) if self.clamp else None
         requires = [p.requires_grad for p in model.parameters()]
         for p in model.parameters():  # the sampler needs grad_x only
             p.requires_grad_(False)
         try:
-            return langevin_chain(model.energy, start, self.n_steps, self.step_size,
-                                  self.noise_scale, generator, clamp=clamp,
-                                  grad_clip=self.sampler_grad_clip)
+            return langevin_chain(
+                model.energy,
+                start,
+                self.n_steps,
+                self.step_size,
+                self.noise_scale,
+                generator,
+                clamp=clamp,
+                grad_clip=self.sampler_grad_clip,
+            )
         finally:
             for p, flag in zip(model.parameters(), requires):
                 p.requires_grad_(flag)
 
     # ----- loss -------------------------------------------------------------------------------
-    def loss(self, model: nn.Module, batch: torch.Tensor,
-             generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, model: nn.Module, batch: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         x_neg = self.negatives(model, batch.shape[0], generator)
         energy_pos = model.energy(batch)
         energy_neg = model.energy(x_neg)
@@ -241,11 +296,13 @@ class ContrastiveLangevin(StepCounter):
         check_energy(energy_pos.detach(), self.energy_bound, step, "data")
         check_energy(energy_neg.detach(), self.energy_bound, step, "Langevin samples")
         contrast = energy_pos.mean() - energy_neg.mean()
-        penalty = (energy_pos.square().mean() + energy_neg.square().mean())
+        penalty = energy_pos.square().mean() + energy_neg.square().mean()
         loss = contrast + self.alpha * penalty
-        metrics = {"energy_data": float(energy_pos.detach().mean()),
-                   "energy_samples": float(energy_neg.detach().mean()),
-                   "contrast": float(contrast.detach())}
+        metrics = {
+            "energy_data": float(energy_pos.detach().mean()),
+            "energy_samples": float(energy_neg.detach().mean()),
+            "contrast": float(contrast.detach()),
+        }
         return loss, metrics
 
     def apply_remedies(self, attempt: int) -> dict[str, Any]:

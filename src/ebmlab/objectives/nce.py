@@ -62,8 +62,13 @@ def reverse_gradient(x: torch.Tensor) -> torch.Tensor:
     return _ReverseGradient.apply(x)
 
 
-def nce_value(log_p_data: torch.Tensor, log_q_data: torch.Tensor, log_p_noise: torch.Tensor,
-              log_q_noise: torch.Tensor, noise_ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
+def nce_value(
+    log_p_data: torch.Tensor,
+    log_q_data: torch.Tensor,
+    log_p_noise: torch.Tensor,
+    log_q_noise: torch.Tensor,
+    noise_ratio: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """V = mean log sigmoid(G(x)) + nu mean log sigmoid(-G(y)), G = log p - log q - log nu;
     also returns the classification accuracy (data with G > 0, noise with G < 0)."""
     log_nu = math.log(noise_ratio)
@@ -82,8 +87,10 @@ def _n_noise(batch_size: int, noise_ratio: float) -> int:
 
 def _check_ratio(noise_ratio: float) -> float:
     if not noise_ratio > 0:
-        raise ValueError(f"noise_ratio: expected a positive number (noise samples per data "
-                         f"point), got {noise_ratio}")
+        raise ValueError(
+            f"noise_ratio: expected a positive number (noise samples per data "
+            f"point), got {noise_ratio}"
+        )
     return float(noise_ratio)
 
 
@@ -97,8 +104,12 @@ class NoiseContrastiveEstimation(StepCounter):
         energy_bound: |E| beyond which training is declared diverged.
     """
 
-    def __init__(self, noise_ratio: float = 4.0, noise_inflation: float = 1.0,
-                 energy_bound: float = DEFAULT_ENERGY_BOUND) -> None:
+    def __init__(
+        self,
+        noise_ratio: float = 4.0,
+        noise_inflation: float = 1.0,
+        energy_bound: float = DEFAULT_ENERGY_BOUND,
+    ) -> None:
         super().__init__()
         self.noise_ratio = _check_ratio(noise_ratio)
         if not noise_inflation > 0:
@@ -132,8 +143,13 @@ class NoiseContrastiveEstimation(StepCounter):
         if self.noise_mean.numel() == 0:
             raise RuntimeError("NoiseContrastiveEstimation.setup(model, x_train) must run first")
         device = generator.device if generator is not None else self.noise_mean.device
-        z = torch.randn(n, self.noise_mean.numel(), generator=generator, device=device,
-                        dtype=self.noise_mean.dtype)
+        z = torch.randn(
+            n,
+            self.noise_mean.numel(),
+            generator=generator,
+            device=device,
+            dtype=self.noise_mean.dtype,
+        )
         return self.noise_mean + z.to(self.noise_mean.device) @ self.noise_cholesky.T
 
     def log_noise(self, y: torch.Tensor) -> torch.Tensor:
@@ -144,23 +160,32 @@ class NoiseContrastiveEstimation(StepCounter):
         d = y.shape[1]
         return -0.5 * u.square().sum(0) - log_det - 0.5 * d * math.log(2 * math.pi)
 
-    def param_groups(self, model: nn.Module, lr: float,
-                     weight_decay: float) -> list[dict[str, Any]]:
+    def param_groups(
+        self, model: nn.Module, lr: float, weight_decay: float
+    ) -> list[dict[str, Any]]:
         return [
-            {"params": [p for p in model.parameters() if p.requires_grad], "lr": lr,
-             "weight_decay": weight_decay},
+            {
+                "params": [p for p in model.parameters() if p.requires_grad],
+                "lr": lr,
+                "weight_decay": weight_decay,
+            },
             {"params": [self.log_z], "lr": lr, "weight_decay": 0.0},
         ]
 
-    def loss(self, model: nn.Module, batch: torch.Tensor,
-             generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, model: nn.Module, batch: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         x = batch.flatten(1)
         y = self.sample_noise(_n_noise(x.shape[0], self.noise_ratio), generator)
         energy_data, energy_noise = model.energy(x), model.energy(y)
         check_energy(energy_data.detach(), self.energy_bound, self.current_step, "data")
-        value, accuracy = nce_value(-energy_data - self.log_z, self.log_noise(x),
-                                    -energy_noise - self.log_z, self.log_noise(y),
-                                    self.noise_ratio)
+        value, accuracy = nce_value(
+            -energy_data - self.log_z,
+            self.log_noise(x),
+            -energy_noise - self.log_z,
+            self.log_noise(y),
+            self.noise_ratio,
+        )
         return -value, {"accuracy": float(accuracy), "log_z": float(self.log_z.detach())}
 
 
@@ -179,18 +204,30 @@ class FlowContrastiveEstimation(StepCounter):
         seed: seeds the flow's initialization and pretraining.
     """
 
-    def __init__(self, dim: int, noise_ratio: float = 1.0, flow_layers: int = 6,
-                 flow_hidden: int = 64, flow_lr_ratio: float = 0.2,
-                 flow_pretrain_steps: int = 300, flow_pretrain_lr: float = 3e-3,
-                 energy_bound: float = DEFAULT_ENERGY_BOUND, seed: int = 0) -> None:
+    def __init__(
+        self,
+        dim: int,
+        noise_ratio: float = 1.0,
+        flow_layers: int = 6,
+        flow_hidden: int = 64,
+        flow_lr_ratio: float = 0.2,
+        flow_pretrain_steps: int = 300,
+        flow_pretrain_lr: float = 3e-3,
+        energy_bound: float = DEFAULT_ENERGY_BOUND,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self.noise_ratio = _check_ratio(noise_ratio)
         if not flow_lr_ratio > 0:
             raise ValueError(f"flow_lr_ratio: expected a positive number, got {flow_lr_ratio}")
-        if isinstance(flow_pretrain_steps, bool) or not isinstance(flow_pretrain_steps, int) or \
-                flow_pretrain_steps < 0:
-            raise ValueError(f"flow_pretrain_steps: expected an integer >= 0, got "
-                             f"{flow_pretrain_steps!r}")
+        if (
+            isinstance(flow_pretrain_steps, bool)
+            or not isinstance(flow_pretrain_steps, int)
+            or flow_pretrain_steps < 0
+        ):
+            raise ValueError(
+                f"flow_pretrain_steps: expected an integer >= 0, got {flow_pretrain_steps!r}"
+            )
         self.flow_lr_ratio = float(flow_lr_ratio)
         self.flow_pretrain_steps = flow_pretrain_steps
         self.flow_pretrain_lr = float(flow_pretrain_lr)
@@ -226,33 +263,51 @@ class FlowContrastiveEstimation(StepCounter):
             log_w = -model.energy(y) - log_q
             self.log_z.fill_(float(torch.logsumexp(log_w, 0) - math.log(y.shape[0])))
 
-    def param_groups(self, model: nn.Module, lr: float,
-                     weight_decay: float) -> list[dict[str, Any]]:
+    def param_groups(
+        self, model: nn.Module, lr: float, weight_decay: float
+    ) -> list[dict[str, Any]]:
         return [
-            {"params": [p for p in model.parameters() if p.requires_grad], "lr": lr,
-             "weight_decay": weight_decay},
+            {
+                "params": [p for p in model.parameters() if p.requires_grad],
+                "lr": lr,
+                "weight_decay": weight_decay,
+            },
             {"params": [self.log_z], "lr": lr, "weight_decay": 0.0},
-            {"params": list(self.flow.parameters()), "lr": lr * self.flow_lr_ratio,
-             "weight_decay": 0.0},
+            {
+                "params": list(self.flow.parameters()),
+                "lr": lr * self.flow_lr_ratio,
+                "weight_decay": 0.0,
+            },
         ]
 
-    def loss(self, model: nn.Module, batch: torch.Tensor,
-             generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, model: nn.Module, batch: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         x = batch.flatten(1)
         n = _n_noise(x.shape[0], self.noise_ratio)
-        z = torch.randn(n, x.shape[1], generator=generator, device=generator.device,
-                        dtype=x.dtype).to(x.device)
+        z = torch.randn(
+            n, x.shape[1], generator=generator, device=generator.device, dtype=x.dtype
+        ).to(x.device)
         y, inverse_ladj = self.flow.inverse(z)
-        log_q_noise = reverse_gradient(-0.5 * z.square().sum(-1) - 0.5 * x.shape[1] *
-                                       math.log(2 * math.pi) - inverse_ladj)
+        log_q_noise = reverse_gradient(
+            -0.5 * z.square().sum(-1) - 0.5 * x.shape[1] * math.log(2 * math.pi) - inverse_ladj
+        )
         y = reverse_gradient(y)
         log_q_data = reverse_gradient(self.flow.log_prob(x))
         energy_data, energy_noise = model.energy(x), model.energy(y)
         check_energy(energy_data.detach(), self.energy_bound, self.current_step, "data")
-        value, accuracy = nce_value(-energy_data - self.log_z, log_q_data,
-                                    -energy_noise - self.log_z, log_q_noise, self.noise_ratio)
-        return -value, {"accuracy": float(accuracy), "log_z": float(self.log_z.detach()),
-                        "flow_nll": float(-log_q_data.detach().mean())}
+        value, accuracy = nce_value(
+            -energy_data - self.log_z,
+            log_q_data,
+            -energy_noise - self.log_z,
+            log_q_noise,
+            self.noise_ratio,
+        )
+        return -value, {
+            "accuracy": float(accuracy),
+            "log_z": float(self.log_z.detach()),
+            "flow_nll": float(-log_q_data.detach().mean()),
+        }
 
 
 __all__ = [

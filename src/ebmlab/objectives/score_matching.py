@@ -70,15 +70,17 @@ def hessian_trace_of_energy(x_leaf: torch.Tensor, score: torch.Tensor) -> torch.
     return trace
 
 
-def random_projections(shape: tuple[int, ...], kind: Projection, generator: torch.Generator,
-                       like: torch.Tensor) -> torch.Tensor:
+def random_projections(
+    shape: tuple[int, ...], kind: Projection, generator: torch.Generator, like: torch.Tensor
+) -> torch.Tensor:
     """Directions v with E[v v^T] = I: Rademacher (+-1) or standard Gaussian."""
     if kind == "rademacher":
         bits = torch.randint(0, 2, shape, generator=generator, device=generator.device)
         return (2.0 * bits - 1.0).to(like)
     if kind == "gaussian":
-        return torch.randn(shape, generator=generator, device=generator.device,
-                           dtype=like.dtype).to(like.device)
+        return torch.randn(
+            shape, generator=generator, device=generator.device, dtype=like.dtype
+        ).to(like.device)
     raise ValueError(f"projection: expected 'rademacher' or 'gaussian', got {kind!r}")
 
 
@@ -96,20 +98,24 @@ class ExactScoreMatching(StepCounter):
         self.max_dim = int(max_dim)
         self.energy_bound = float(energy_bound)
 
-    def loss(self, model: nn.Module, batch: torch.Tensor,
-             generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, model: nn.Module, batch: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         if batch.shape[1] > self.max_dim:
             raise ValueError(
                 f"batch: exact score matching needs one backward pass per coordinate and is "
                 f"limited to max_dim={self.max_dim}; got {batch.shape[1]} coordinates (use "
-                "sliced score matching, objective 'ssm')")
+                "sliced score matching, objective 'ssm')"
+            )
         x_leaf, energy, score = energy_and_score(model, batch)
         check_energy(energy.detach(), self.energy_bound, self.current_step, "data")
         trace = hessian_trace_of_energy(x_leaf, score)
         norm = 0.5 * score.square().sum(-1)
         loss = (norm + trace).mean()
-        return loss, {"score_norm": float(norm.detach().mean()),
-                      "hessian_trace": float(trace.detach().mean())}
+        return loss, {
+            "score_norm": float(norm.detach().mean()),
+            "hessian_trace": float(trace.detach().mean()),
+        }
 
 
 class SlicedScoreMatching(StepCounter):
@@ -122,23 +128,30 @@ class SlicedScoreMatching(StepCounter):
         energy_bound: |E| of the data beyond which training is declared diverged.
     """
 
-    def __init__(self, n_projections: int = 1, projection: Projection = "rademacher",
-                 variance_reduction: bool = True,
-                 energy_bound: float = DEFAULT_ENERGY_BOUND) -> None:
+    def __init__(
+        self,
+        n_projections: int = 1,
+        projection: Projection = "rademacher",
+        variance_reduction: bool = True,
+        energy_bound: float = DEFAULT_ENERGY_BOUND,
+    ) -> None:
         super().__init__()
-        if isinstance(n_projections, bool) or not isinstance(n_projections, int) or \
-                n_projections < 1:
+        if (
+            isinstance(n_projections, bool)
+            or not isinstance(n_projections, int)
+            or n_projections < 1
+        ):
             raise ValueError(f"n_projections: expected a positive integer, got {n_projections!r}")
         if projection not in ("rademacher", "gaussian"):
-            raise ValueError(f"projection: expected 'rademacher' or 'gaussian', got "
-                             f"{projection!r}")
+            raise ValueError(f"projection: expected 'rademacher' or 'gaussian', got {projection!r}")
         self.n_projections = n_projections
         self.projection: Projection = projection
         self.variance_reduction = bool(variance_reduction)
         self.energy_bound = float(energy_bound)
 
-    def loss(self, model: nn.Module, batch: torch.Tensor,
-             generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, model: nn.Module, batch: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         x = batch.flatten(1).repeat(self.n_projections, 1)
         v = random_projections(tuple(x.shape), self.projection, generator, x)
         x_leaf, energy, score = energy_and_score(model, x)
@@ -151,8 +164,10 @@ class SlicedScoreMatching(StepCounter):
         else:
             first = 0.5 * projected.square()
         loss = (first + curvature).mean()
-        return loss, {"score_norm": float(first.detach().mean()),
-                      "hessian_trace": float(curvature.detach().mean())}
+        return loss, {
+            "score_norm": float(first.detach().mean()),
+            "hessian_trace": float(curvature.detach().mean()),
+        }
 
 
 def denoising_target(noise: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
@@ -175,10 +190,12 @@ class DenoisingScoreMatching(StepCounter):
         self.sigma = float(sigma)
         self.energy_bound = float(energy_bound)
 
-    def loss(self, model: nn.Module, batch: torch.Tensor,
-             generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
-        z = torch.randn(batch.shape, generator=generator, device=generator.device,
-                        dtype=batch.dtype).to(batch.device)
+    def loss(
+        self, model: nn.Module, batch: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        z = torch.randn(
+            batch.shape, generator=generator, device=generator.device, dtype=batch.dtype
+        ).to(batch.device)
         noisy = batch + self.sigma * z
         _, energy, score = energy_and_score(model, noisy, self.sigma)
         check_energy(energy.detach(), self.energy_bound, self.current_step, "noisy data")
@@ -203,17 +220,22 @@ class NoiseConditionalScoreMatching(StepCounter):
 
     def setup(self, model: nn.Module, x_train: torch.Tensor) -> None:
         if not _is_noise_conditional(model):
-            raise ValueError("model: noise-conditional score matching needs a model built with "
-                             "a noise ladder (sigmas=geometric_sigmas(...))")
+            raise ValueError(
+                "model: noise-conditional score matching needs a model built with "
+                "a noise ladder (sigmas=geometric_sigmas(...))"
+            )
 
-    def loss(self, model: nn.Module, batch: torch.Tensor,
-             generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, model: nn.Module, batch: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         sigmas = model.sigmas.to(batch)
-        level = torch.randint(0, sigmas.numel(), (batch.shape[0],), generator=generator,
-                              device=generator.device).to(batch.device)
+        level = torch.randint(
+            0, sigmas.numel(), (batch.shape[0],), generator=generator, device=generator.device
+        ).to(batch.device)
         sigma = sigmas[level]
-        z = torch.randn(batch.shape, generator=generator, device=generator.device,
-                        dtype=batch.dtype).to(batch.device)
+        z = torch.randn(
+            batch.shape, generator=generator, device=generator.device, dtype=batch.dtype
+        ).to(batch.device)
         noisy = batch + sigma.unsqueeze(-1) * z
         _, energy, score = energy_and_score(model, noisy, sigma)
         check_energy(energy.detach(), self.energy_bound, self.current_step, "noisy data")

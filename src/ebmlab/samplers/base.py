@@ -152,15 +152,14 @@ def uniform_open(
 
 
 def bernoulli_draw(p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Bernoulli(p) draws as u < p with u ~ U(0, 1] in float64.
+    """Bernoulli(p) draws as u < p with u = 1 - U[0, 1), i.e. u in (0, 1], in p's dtype.
 
-    ``torch.rand(...) < p`` in float32 is wrong for tiny p: rand returns exactly 0 with
-    probability 2^-24, so an event of probability 1e-30 happens with probability 6e-8. Over the
-    ~10^9 draws of one AIS run that lets a few chains jump into states they should never reach
-    and inflates log Z by tens of nats. With u in (0, 1] on the float64 grid no event of
-    probability below 2^-53 can occur.
+    The usual ``torch.rand(...) < p`` fires with probability at least 2^-24 (rand returns
+    exactly 0 that often in float32) however small p is; with u in (0, 1] no event of
+    probability below the grid of u (2^-24 in float32, 2^-53 in float64) can occur, and every
+    probability is resolved to that grid. Same cost as ``rand < p``.
     """
-    u = 1.0 - torch.rand(p.shape, generator=generator, device=p.device, dtype=torch.float64)
+    u = 1.0 - torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype)
     return (u < p).to(p.dtype)
 
 
@@ -209,15 +208,13 @@ def mh_transition(
 
 
 def full_info(x: torch.Tensor, state: ChainState | None = None) -> Info:
-    """Info of a move that is always accepted (Gibbs, ULA without failures)."""
+    """Info of a move that is always accepted (Gibbs, ULA without failures). The per-chain
+    fields are expanded scalars: no allocation per step."""
     n = x.shape[0]
-    ones = torch.ones(n, device=x.device, dtype=x.dtype)
-    return Info(
-        ones,
-        torch.ones(n, dtype=torch.bool, device=x.device),
-        torch.zeros(n, dtype=torch.bool, device=x.device),
-        state=state,
-    )
+    one = torch.ones((), device=x.device, dtype=x.dtype).expand(n)
+    true = torch.ones((), dtype=torch.bool, device=x.device).expand(n)
+    false = torch.zeros((), dtype=torch.bool, device=x.device).expand(n)
+    return Info(one, true, false, state=state)
 
 
 # ----- targets ---------------------------------------------------------------------------------

@@ -38,13 +38,13 @@ _SCANS = ("auto", "systematic", "random", "block")
 def energy_conditional_logits(
     target: Any, x: torch.Tensor, i: int, spin_values: tuple[float, float]
 ) -> torch.Tensor:
-    """logit p(x_i = hi | rest) = E(x_i = lo) - E(x_i = hi), from two energy evaluations."""
+    """logit p(x_i = hi | rest) = E(x_i = lo) - E(x_i = hi), from two energy evaluations (two
+    calls, not one stacked batch: a tempered target may carry one temperature per row)."""
     lo, hi = spin_values
-    both = torch.cat([x, x])
-    both[: x.shape[0], i] = lo
-    both[x.shape[0] :, i] = hi
-    energy = target(both)
-    return energy[: x.shape[0]] - energy[x.shape[0] :]
+    x_lo, x_hi = x.clone(), x.clone()
+    x_lo[:, i] = lo
+    x_hi[:, i] = hi
+    return target(x_lo) - target(x_hi)
 
 
 class Gibbs(Kernel):

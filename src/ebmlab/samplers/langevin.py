@@ -66,9 +66,9 @@ def langevin_move(
     """x - step_size * grad + noise_scale * xi, with non-finite results rejected."""
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     x_new = torch.add(x, grad, alpha=-step_size).add_(noise, alpha=noise_scale)
-    ok = _finite_rows(x_new)
     info = full_info(x)
-    if not bool(ok.all()):
+    if not bool(torch.isfinite(x_new).all()):  # rare: find and reject the failed chains
+        ok = _finite_rows(x_new)
         x_new = where_rows(ok, x_new, x)
         info.accepted = ok
         info.accept_prob = ok.to(x.dtype)

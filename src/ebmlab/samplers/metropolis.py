@@ -10,9 +10,11 @@ a NaN energy is a rejection (``base.mh_transition``).
 Proposals:
   * ``"gaussian"``: x' = x + scale * N(0, I);
   * ``"uniform"``: x' = x + scale * U(-1, 1)^d;
-  * ``"flip"``: flip ``n_flips`` distinct, uniformly chosen sites of a binary state, {0, 1} or
-    {-1, +1} (``spin_values``; inferred from the states when not given). Flipping k random sites
-    is its own reverse move with the same probability, so the proposal is symmetric;
+  * ``"flip"``: flip m distinct, uniformly chosen sites of a binary state, {0, 1} or {-1, +1}
+    (``spin_values``; inferred from the states when not given), with m uniform in
+    1..``n_flips``. The reverse move flips the same sites with the same probability, so the
+    proposal is symmetric. (Always flipping exactly an even number of sites would preserve the
+    parity of the state and never reach half of the state space; drawing m avoids that.)
   * a callable ``proposal(x, generator) -> x'`` (assumed symmetric) or
     ``-> (x', log q(x | x') - log q(x' | x))``.
 
@@ -59,18 +61,23 @@ def flip_sites(
     spin_values: tuple[float, float],
     generator: torch.Generator | None,
 ) -> torch.Tensor:
-    """Flip ``n_flips`` distinct random sites per chain: s -> lo + hi - s."""
+    """Flip m distinct random sites per chain, m uniform in 1..n_flips: s -> lo + hi - s."""
     n, d = x.shape[0], x[0].numel()
     flat = x.reshape(n, d)
     if n_flips == 1:
         sites = torch.randint(d, (n, 1), generator=generator, device=x.device)
+        active = None
     else:
-        # the k smallest of d uniforms are a uniformly random k-subset
+        # the k smallest of d uniforms are a uniformly random k-subset; keep its first m
         keys = torch.rand(n, d, generator=generator, device=x.device)
         sites = keys.topk(n_flips, dim=1, largest=False).indices
+        m = torch.randint(1, n_flips + 1, (n, 1), generator=generator, device=x.device)
+        active = torch.arange(n_flips, device=x.device) < m
     lo, hi = spin_values
+    old = flat.gather(1, sites)
+    new = lo + hi - old if active is None else torch.where(active, lo + hi - old, old)
     flipped = flat.clone()
-    flipped.scatter_(1, sites, lo + hi - flat.gather(1, sites))
+    flipped.scatter_(1, sites, new)
     return flipped.reshape(x.shape)
 
 
@@ -80,7 +87,8 @@ class MetropolisHastings(Kernel):
     Args:
         proposal: "gaussian", "uniform", "flip", or a callable (see the module docstring).
         scale: proposal scale for the continuous proposals.
-        n_flips: number of sites flipped per proposal ("flip").
+        n_flips: largest number of sites flipped per proposal ("flip"); each proposal flips a
+            uniformly drawn number 1..n_flips of them.
         spin_values: binary state values for "flip": (0.0, 1.0) or (-1.0, 1.0); None infers them.
     """
 

@@ -158,7 +158,7 @@ def sample(
     n_chains, dim = x0.shape
     n_draws = n_steps // thin
     samples = torch.empty((n_draws, n_chains, dim), dtype=x0.dtype, device=x0.device)
-    accepted = torch.zeros(n_chains, dtype=torch.float64, device=x0.device)
+    accepted = torch.zeros((), dtype=torch.float64, device=x0.device)  # total over chains
     nonfinite = torch.zeros((), dtype=torch.int64, device=x0.device)
     divergent = torch.zeros((), dtype=torch.int64, device=x0.device)
     extras_sum: dict[str, torch.Tensor] = {}
@@ -179,7 +179,7 @@ def sample(
                 kernel.step_size = adapter.final_step_size
             state = info.state  # energies and gradients do not depend on the step size
         if kept:
-            accepted += info.accepted
+            accepted += info.accepted.sum()
             if info.diverging is not None:
                 divergent += info.diverging.sum()
             for key, value in info.extras.items():
@@ -193,7 +193,8 @@ def sample(
         if progress and (t + 1) % update_every == 0:
             bar.update(update_every)
             if kept:
-                bar.set_postfix(accept=f"{float(accepted.mean()) / (t - burn_in + 1):.3f}")
+                rate = float(accepted) / (n_chains * (t - burn_in + 1))
+                bar.set_postfix(accept=f"{rate:.3f}")
     bar.close()
 
     if diagnostics:
@@ -206,7 +207,7 @@ def sample(
         extras[key] = torch.where(extras_count[key] > 0, extras[key], float("nan"))
     return SampleResult(
         samples=samples,
-        acceptance_rate=float(accepted.mean()) / n_steps,
+        acceptance_rate=float(accepted) / (n_chains * n_steps),
         ess=ess,
         rhat=rhat,
         n_nonfinite=int(nonfinite),

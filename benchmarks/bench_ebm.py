@@ -1,0 +1,274 @@
+"""Training time per 1,000 steps of every neural-EBM objective on 8gaussians, beside the
+equivalent losses and samplers of torchebm and ebmkit when they are installed (the optional
+``bench`` extras; a peer that is not installed is skipped).
+
+Every library trains the same energy network (an MLP 2 -> 128 -> 128 -> 128 -> 1 with SiLU,
+the recipe's default) with Adam on minibatches of 256 points, with matched settings: CD with 20
+Langevin steps (step 0.002, noise sqrt(2 * 0.002)) and a 10,000-chain replay buffer with 5%
+reinitialization; exact and sliced (1 Rademacher projection) score matching; DSM at
+sigma = 0.05; NCE with 4 noise samples per data point. One JSON line per (library, objective):
+
+    PYTHONPATH=src python benchmarks/bench_ebm.py [--quick]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+BATCH, HIDDEN, DEPTH = 256, 128, 3
+STEP_SIZE, LANGEVIN_STEPS, BUFFER, SIGMA, NU = 0.002, 20, 10_000, 0.05, 4
+
+
+def _mlp() -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = 2
+    for _ in range(DEPTH):
+        layers += [nn.Linear(width, HIDDEN), nn.SiLU()]
+        width = HIDDEN
+    layers.append(nn.Linear(width, 1))
+    return nn.Sequential(*layers)
+
+
+def _time_steps(step: Callable[[torch.Tensor], None], data: torch.Tensor, n_steps: int) -> float:
+    """Seconds per 1,000 optimizer steps (after 3 warm-up steps)."""
+    g = torch.Generator().manual_seed(0)
+
+    def batch() -> torch.Tensor:
+        return data[torch.randint(0, data.shape[0], (BATCH,), generator=g)]
+
+    for _ in range(3):
+        step(batch())
+    start = time.perf_counter()
+    for _ in range(n_steps):
+        step(batch())
+    return (time.perf_counter() - start) / n_steps * 1000
+
+
+# ----- ebmlab -----------------------------------------------------------------------------------
+def _ebmlab_objectives() -> dict[str, Callable[[], Any]]:
+    from ebmlab.objectives.contrastive_langevin import ContrastiveLangevin
+    from ebmlab.objectives.nce import FlowContrastiveEstimation, NoiseContrastiveEstimation
+    from ebmlab.objectives.score_matching import (
+        DenoisingScoreMatching,
+        ExactScoreMatching,
+        NoiseConditionalScoreMatching,
+        SlicedScoreMatching,
+    )
+
+    return {
+        "cd": lambda: ContrastiveLangevin(
+            n_steps=LANGEVIN_STEPS, step_size=STEP_SIZE, buffer_size=BUFFER, alpha=0.01
+        ),
+        "sm": ExactScoreMatching,
+        "ssm": SlicedScoreMatching,
+        "dsm": lambda: DenoisingScoreMatching(sigma=SIGMA),
+        "ncsn": NoiseConditionalScoreMatching,
+        "nce": lambda: NoiseContrastiveEstimation(noise_ratio=NU),
+        "fce": lambda: FlowContrastiveEstimation(2, flow_pretrain_steps=0),
+    }
+
+
+def bench_ebmlab(data: torch.Tensor, n_steps: int) -> list[dict[str, Any]]:
+    from ebmlab.models.neural import MLPEnergy, geometric_sigmas
+
+    records = []
+    for name, make in _ebmlab_objectives().items():
+        torch.manual_seed(0)
+        sigmas = geometric_sigmas(2.0, 0.02, 10) if name == "ncsn" else None
+        model = MLPEnergy(2, hidden=HIDDEN, depth=DEPTH, sigmas=sigmas)
+        objective = make()
+        objective.setup(model, data)
+        optimizer = torch.optim.Adam(objective.param_groups(model, 1e-3, 0.0), lr=1e-3)
+        generator = torch.Generator().manual_seed(1)
+
+        def step(
+            batch: torch.Tensor,
+            model=model,
+            objective=objective,
+            optimizer=optimizer,
+            generator=generator,
+        ) -> None:
+            optimizer.zero_grad(set_to_none=True)
+            loss, _ = objective.loss(model, batch, generator)
+            loss.backward()
+            optimizer.step()
+            objective.after_step(model, 0)
+
+        records.append(
+            {
+                "library": "ebmlab",
+                "objective": name,
+                "seconds_per_1000_steps": round(_time_steps(step, data, n_steps), 2),
+            }
+        )
+    return records
+
+
+# ----- torchebm ---------------------------------------------------------------------------------
+def bench_torchebm(data: torch.Tensor, n_steps: int) -> list[dict[str, Any]]:
+    from torchebm.core import BaseModel
+    from torchebm.losses import (
+        ContrastiveDivergence,
+        DenoisingScoreMatching,
+        ScoreMatching,
+        SlicedScoreMatching,
+    )
+    from torchebm.samplers import LangevinDynamics
+
+    class Energy(BaseModel):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = _mlp()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.net(x).squeeze(-1)
+
+    def losses(model: Energy) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+        # torchebm's Langevin adds sqrt(2 step) * noise_scale * xi: noise_scale 1 is T = 1
+        sampler = LangevinDynamics(model, step_size=STEP_SIZE, noise_scale=1.0)
+        cd = ContrastiveDivergence(
+            model=model,
+            sampler=sampler,
+            k_steps=LANGEVIN_STEPS,
+            persistent=True,
+            buffer_size=BUFFER,
+            new_sample_ratio=0.05,
+            energy_reg_weight=0.01,
+            init_steps=0,
+        )
+        return {
+            "cd": lambda x: cd(x)[0],
+            "sm": ScoreMatching(model=model, hessian_method="exact"),
+            "ssm": SlicedScoreMatching(model=model, n_projections=1),
+            "dsm": DenoisingScoreMatching(model=model, noise_scale=SIGMA),
+        }
+
+    records = []
+    for name in ("cd", "sm", "ssm", "dsm"):
+        torch.manual_seed(0)
+        model = Energy()
+        loss_fn = losses(model)[name]
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+        def step(batch: torch.Tensor, loss_fn=loss_fn, optimizer=optimizer) -> None:
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(batch).backward()
+            optimizer.step()
+
+        records.append(
+            {
+                "library": "torchebm",
+                "objective": name,
+                "seconds_per_1000_steps": round(_time_steps(step, data, n_steps), 2),
+            }
+        )
+    return records
+
+
+# ----- ebmkit (imported as ``ebm``) -------------------------------------------------------------
+def bench_ebmkit(data: torch.Tensor, n_steps: int) -> list[dict[str, Any]]:
+    import ebm
+
+    def losses() -> dict[str, nn.Module]:
+        sampler = ebm.LangevinDynamics(step_size=STEP_SIZE, steps=LANGEVIN_STEPS)
+        buffer = ebm.ReplayBuffer(
+            BUFFER, (2,), reinit_prob=0.05, init_fn=lambda shape: 6.6 * torch.rand(shape) - 3.3
+        )
+        mean, cov = data.mean(0), torch.cov(data.T)
+        noise = torch.distributions.MultivariateNormal(mean, cov)
+        return {
+            "cd": ebm.ContrastiveDivergence(sampler, buffer=buffer, energy_reg=0.01),
+            "sm": ebm.ExactScoreMatching(),
+            "ssm": ebm.SlicedScoreMatching(n_projections=1),
+            "dsm": ebm.DenoisingScoreMatching(sigma=SIGMA),
+            "ncsn": ebm.MultiSigmaDenoisingScoreMatching(ebm.geometric_sigmas(2.0, 0.02, 10)),
+            "nce": ebm.NoiseContrastiveEstimation(noise, noise_ratio=NU),
+        }
+
+    records = []
+    for name in ("cd", "sm", "ssm", "dsm", "ncsn", "nce"):
+        torch.manual_seed(0)
+        net = _mlp()
+        if name == "ncsn":  # a noise-conditional energy: sigma as an extra input
+            net[0] = nn.Linear(3, HIDDEN)
+
+            def energy(x: torch.Tensor, sigma: torch.Tensor, net=net) -> torch.Tensor:
+                column = torch.as_tensor(sigma, dtype=x.dtype).reshape(-1, 1).expand(x.shape[0], 1)
+                return net(torch.cat([x, torch.log(column)], 1)).squeeze(-1)
+        else:
+
+            def energy(x: torch.Tensor, net=net) -> torch.Tensor:
+                return net(x).squeeze(-1)
+
+        loss_fn = losses()[name]
+        optimizer = torch.optim.Adam([*net.parameters(), *loss_fn.parameters()], lr=1e-3)
+
+        def step(batch: torch.Tensor, loss_fn=loss_fn, optimizer=optimizer, energy=energy) -> None:
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(energy, batch).loss.backward()
+            optimizer.step()
+
+        records.append(
+            {
+                "library": "ebmkit",
+                "objective": name,
+                "seconds_per_1000_steps": round(_time_steps(step, data, n_steps), 2),
+            }
+        )
+    return records
+
+
+PEERS: dict[str, Callable[[torch.Tensor, int], list[dict[str, Any]]]] = {
+    "torchebm": bench_torchebm,
+    "ebmkit": bench_ebmkit,
+}
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    """Seconds per 1,000 training steps, per library and objective (peers when installed)."""
+    from ebmlab import data as datasets
+
+    data = datasets.toy2d("8gaussians", 20_000, seed=0)
+    n_steps = 20 if quick else 200
+    results = bench_ebmlab(data, n_steps)
+    for peer, bench in PEERS.items():
+        module = "ebm" if peer == "ebmkit" else peer
+        try:
+            __import__(module)
+        except ImportError:
+            results.append({"library": peer, "skipped": "not installed"})
+            continue
+        try:
+            results += bench(data, n_steps)
+        except Exception as error:  # a peer's API change must not hide our own numbers
+            results.append({"library": peer, "error": f"{type(error).__name__}: {error}"})
+    ours = {
+        r["objective"]: r["seconds_per_1000_steps"] for r in results if r.get("library") == "ebmlab"
+    }
+    for record in results:
+        record.update(
+            {
+                "benchmark": "ebm",
+                "data": "8gaussians",
+                "batch_size": BATCH,
+                "network": f"MLP 2-{HIDDEN}x{DEPTH}-1 SiLU",
+                "threads": torch.get_num_threads(),
+                "steps_timed": n_steps,
+            }
+        )
+        peer_time = record.get("seconds_per_1000_steps")
+        if record.get("library") != "ebmlab" and peer_time and record["objective"] in ours:
+            record["ebmlab_speedup"] = round(peer_time / ours[record["objective"]], 2)
+    return results
+
+
+if __name__ == "__main__":
+    for result in run(quick="--quick" in sys.argv):
+        print(json.dumps(result), flush=True)

@@ -1,0 +1,251 @@
+"""RBM training throughput: CD-1 and PCD-1, ebmlab against its peers, beside the matmul peak.
+
+Cases (issue 5): 784 visible x 500 hidden, batch 100, one MNIST epoch (60,000 examples; quick:
+6,000), and digits (64 x 100, batch 64, 1,797 examples). Implementations, same sizes, batch and
+learning rate (0.01 on the mean gradient), in the same run:
+
+* ebmlab: ``ContrastiveDivergence`` (hand-written statistics) + ``torch.optim.SGD``, the update
+  ``ebmlab.sklearn.BernoulliRBM`` and the training loop run; and the same objective with
+  ``gradient="autograd"`` (the surrogate-loss path) to show what the hand-written path saves;
+* scikit-learn's ``BernoulliRBM`` (PCD only) as users call it, on float64 data, and on float32;
+* learnergy's ``RBM`` (CD-k only; its ``fit`` also computes a pseudo-likelihood per batch, as its
+  users get it) and ebmkit's ``nets.RBM`` with ``ContrastiveDivergence`` + ``GibbsSampler``
+  (PCD through its ``ReplayBuffer``), when installed (``pip install learnergy ebmkit``).
+
+Each record: examples per second, GFLOP/s counting 5 matmuls of 2 * batch * visible * hidden
+flops per update, and that as a fraction of the float32 matmul peak measured in the same run
+(the best of 1024^3 and 2048^3 products). Run ``python benchmarks/bench_rbm.py [--quick]`` or
+``ebmlab bench rbm``; one JSON line per result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+LR = 0.01
+
+
+def _load(name: str, n: int | None) -> np.ndarray:
+    """Binary training data: the real dataset when available, else random bits of its density."""
+    try:
+        from ebmlab.data import load
+
+        x, _ = load(name, "train", binarize="stochastic" if name == "mnist" else "threshold")
+        x = x.numpy()
+    except Exception:  # offline without the files: same shape, same density
+        size, density = {"mnist": (60000, 784), "digits": (1797, 64)}[name], 0.13
+        x = (np.random.default_rng(0).random(size) < density).astype(np.float32)
+    return x[:n] if n else x
+
+
+def _peak_flops() -> float:
+    best = 0.0
+    for size in (1024, 2048):
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        torch.mm(a, b)
+        for _ in range(3):
+            start = time.perf_counter()
+            torch.mm(a, b)
+            best = max(best, 2 * size**3 / (time.perf_counter() - start))
+    return best
+
+
+def _shape_flops(batch: int, d: int, h: int) -> float:
+    a, w = torch.randn(batch, d), torch.randn(d, h)
+    torch.mm(a, w)
+    reps = max(10, int(2e9 / (2 * batch * d * h)))
+    start = time.perf_counter()
+    for _ in range(reps):
+        torch.mm(a, w)
+    return reps * 2 * batch * d * h / (time.perf_counter() - start)
+
+
+def _time_epoch(run_epoch: Callable[[], None], repeat: int) -> float:
+    run_epoch()  # warm-up (allocations, first-call overheads)
+    return min(_timed(run_epoch) for _ in range(repeat))
+
+
+def _timed(fn: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+# ----- implementations: each returns a function that trains one epoch ---------------------------
+def _ebmlab(x: np.ndarray, h: int, batch: int, method: str, gradient: str = "manual"):
+    from ebmlab.models.rbm import BernoulliRBM
+    from ebmlab.objectives.contrastive import ContrastiveDivergence
+
+    data = torch.from_numpy(x)
+    rbm = BernoulliRBM(x.shape[1], h, seed=0)
+    objective = ContrastiveDivergence(k=1, method=method, n_chains=batch, gradient=gradient)
+    objective.setup(rbm, data)
+    optimizer = torch.optim.SGD(objective.param_groups(rbm, LR, 0.0), lr=LR, fused=True)
+    generator = torch.Generator().manual_seed(0)
+    order = torch.randperm(len(data), generator=generator)
+    batches = [data[order[i : i + batch]] for i in range(0, len(data), batch)]
+
+    def epoch() -> None:
+        for v in batches:
+            optimizer.zero_grad(set_to_none=True)
+            loss, _ = objective.loss(rbm, v, generator)
+            loss.backward()
+            optimizer.step()
+
+    return epoch
+
+
+def _ebmlab_loop(x: np.ndarray, h: int, batch: int, method: str):
+    from ebmlab.models.rbm import BernoulliRBM
+    from ebmlab.objectives.contrastive import ContrastiveDivergence
+    from ebmlab.train import TrainConfig, train
+
+    data = torch.from_numpy(x)
+    rbm = BernoulliRBM(x.shape[1], h, seed=0)
+    objective = ContrastiveDivergence(k=1, method=method, n_chains=batch)
+    config = TrainConfig(
+        epochs=1,
+        batch_size=batch,
+        lr=LR,
+        optimizer="sgd",
+        progress=False,
+        device="cpu",
+        log_every_steps=10**9,
+    )
+    return lambda: train(rbm, objective, data, config)
+
+
+def _sklearn(x: np.ndarray, h: int, batch: int, dtype: Any):
+    from sklearn.neural_network import BernoulliRBM
+
+    data = x.astype(dtype)
+
+    def epoch() -> None:
+        BernoulliRBM(
+            n_components=h, learning_rate=LR, batch_size=batch, n_iter=1, random_state=0
+        ).fit(data)
+
+    return epoch
+
+
+def _learnergy(x: np.ndarray, h: int, batch: int):
+    import logging
+
+    from learnergy.models.bernoulli import RBM
+
+    logging.getLogger("learnergy").setLevel(logging.ERROR)
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.zeros(len(x)))
+    model = RBM(n_visible=x.shape[1], n_hidden=h, steps=1, learning_rate=LR)
+    return lambda: model.fit(dataset, batch_size=batch, epochs=1)
+
+
+def _ebmkit(x: np.ndarray, h: int, batch: int, method: str):
+    import ebm
+    from ebm.nets import RBM
+
+    data = torch.from_numpy(x)
+    model = RBM(x.shape[1], h)
+    sampler = ebm.GibbsSampler(1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+    if method == "pcd":
+        buffer = ebm.ReplayBuffer(
+            batch,
+            (x.shape[1],),
+            reinit_prob=0.0,
+            init_fn=lambda shape: torch.bernoulli(torch.full(shape, 0.5)),
+        )
+        loss_fn = ebm.ContrastiveDivergence(sampler, buffer=buffer)
+    batches = [data[i : i + batch] for i in range(0, len(data), batch)]
+
+    def epoch() -> None:
+        for v in batches:
+            optimizer.zero_grad()
+            if method == "pcd":
+                loss = loss_fn(model, v).loss
+            else:
+                negative = sampler.sample(model, v).detach()
+                loss = model(v).mean() - model(negative).mean()
+            loss.backward()
+            optimizer.step()
+
+    return epoch
+
+
+def _installed(module: str) -> bool:
+    try:
+        __import__(module)
+        return True
+    except Exception:
+        return False
+
+
+def _implementations(method: str) -> list[tuple[str, str, Callable]]:
+    impls: list[tuple[str, str, Callable]] = [
+        ("ebmlab", "float32", lambda x, h, b: _ebmlab(x, h, b, method)),
+        ("ebmlab-autograd", "float32", lambda x, h, b: _ebmlab(x, h, b, method, "autograd")),
+        ("ebmlab-train-loop", "float32", lambda x, h, b: _ebmlab_loop(x, h, b, method)),
+    ]
+    if method == "pcd":  # scikit-learn implements only PCD ("SML")
+        impls += [
+            ("scikit-learn", "float64", lambda x, h, b: _sklearn(x, h, b, np.float64)),
+            ("scikit-learn", "float32", lambda x, h, b: _sklearn(x, h, b, np.float32)),
+        ]
+    if method == "cd" and _installed("learnergy"):  # learnergy implements only CD-k
+        impls.append(("learnergy", "float32", _learnergy))
+    if _installed("ebm.nets"):
+        impls.append(("ebmkit", "float32", lambda x, h, b: _ebmkit(x, h, b, method)))
+    return impls
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    """Measure every case and implementation; print and return one record per result."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+    warnings.filterwarnings("ignore")
+    peak = _peak_flops()
+    cases = [("mnist", 784, 500, 100, 6000 if quick else None), ("digits", 64, 100, 64, None)]
+    records = []
+    for name, d, h, batch, n in cases:
+        x = _load(name, n)
+        assert x.shape[1] == d
+        shape_peak = _shape_flops(batch, d, h)
+        flops_per_update = 5 * 2 * batch * d * h
+        for method in ("cd", "pcd"):
+            for impl, dtype, make in _implementations(method):
+                seconds = _time_epoch(make(x, h, batch), repeat=1 if quick else 2)
+                updates = -(-len(x) // batch)
+                gflops = updates * flops_per_update / seconds / 1e9
+                record = {
+                    "benchmark": "rbm",
+                    "case": f"{name}-{d}x{h}-batch{batch}",
+                    "method": f"{method}1",
+                    "implementation": impl,
+                    "dtype": dtype,
+                    "examples": len(x),
+                    "seconds_per_epoch": round(seconds, 4),
+                    "examples_per_second": round(len(x) / seconds, 1),
+                    "gflops": round(gflops, 2),
+                    "fraction_of_matmul_peak": round(gflops * 1e9 / peak, 4),
+                    "fraction_of_same_shape_matmul": round(gflops * 1e9 / shape_peak, 4),
+                    "matmul_peak_gflops": round(peak / 1e9, 1),
+                    "same_shape_matmul_gflops": round(shape_peak / 1e9, 1),
+                    "threads": torch.get_num_threads(),
+                    "load_average": round(os.getloadavg()[0], 2),
+                    "machine": platform.processor() or platform.machine(),
+                }
+                print(json.dumps(record), flush=True)
+                records.append(record)
+    return records
+
+
+if __name__ == "__main__":
+    run(quick="--quick" in sys.argv)

@@ -1,0 +1,275 @@
+"""Neural energies, their Langevin samplers and contrastive divergence with Langevin negatives."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+import ebmlab
+from ebmlab.io import load_checkpoint
+from ebmlab.models.neural import (
+    ConvEnergy,
+    MLPEnergy,
+    QuadraticEnergy,
+    geometric_sigmas,
+    langevin_chain,
+)
+from ebmlab.objectives.contrastive_langevin import ContrastiveLangevin
+from ebmlab.objectives.nce import NoiseContrastiveEstimation
+from ebmlab.train import TrainConfig, TrainingDiverged, train
+
+
+def _mlp(seed: int = 0, **kwargs) -> MLPEnergy:
+    torch.manual_seed(seed)
+    return MLPEnergy(2, **{"hidden": 32, "depth": 2, **kwargs})
+
+
+# ----- networks ---------------------------------------------------------------------------------
+def test_energy_shapes_and_validation():
+    x = torch.randn(5, 2)
+    assert _mlp().energy(x).shape == (5,)
+    conv = ConvEnergy([8, 8], channels=[4, 8])
+    assert conv.energy(torch.rand(3, 64)).shape == (3,)
+    assert ConvEnergy([28, 28], channels=[4, 8]).energy(torch.rand(2, 784)).shape == (2,)
+    with pytest.raises(ValueError, match="activation"):
+        MLPEnergy(2, activation="relu")  # score matching needs second derivatives
+    with pytest.raises(ValueError, match="x"):
+        _mlp().energy(torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="sigma"):
+        _mlp().energy(x, sigma=0.1)  # not noise-conditional
+    with pytest.raises(ValueError, match="sigmas"):
+        MLPEnergy(2, sigmas=[0.1, 1.0])  # must decrease
+
+
+def test_temperature_divides_the_energy():
+    model, x = _mlp(), torch.randn(4, 2)
+    torch.testing.assert_close(model.energy(x, temperature=2.0), model.energy(x) / 2.0)
+
+
+def test_noise_conditional_energy_is_scaled_by_one_over_sigma():
+    sigmas = geometric_sigmas(1.0, 0.1, 4)
+    model = _mlp(sigmas=sigmas)
+    x = torch.randn(6, 2)
+    for sigma in sigmas:
+        column = torch.full((6, 1), math.log(sigma))
+        raw = model.net(torch.cat([x, column], 1)).squeeze(-1)
+        torch.testing.assert_close(model.energy(x, sigma), raw / sigma)
+    # without sigma: the finest level
+    torch.testing.assert_close(model.energy(x), model.energy(x, sigmas[-1]))
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [
+        lambda: _mlp(),
+        lambda: _mlp(sigmas=[1.0, 0.1]),
+        lambda: ConvEnergy([8, 8], channels=[4]),
+        lambda: QuadraticEnergy(3),
+    ],
+)
+def test_save_load_round_trip(factory, tmp_path):
+    model = factory()
+    path = ebmlab.save(model, tmp_path / "m.safetensors")
+    loaded = ebmlab.load(path)
+    assert loaded.config == model.config
+    x = torch.rand(4, model.dim)
+    torch.testing.assert_close(loaded.energy(x), model.energy(x))
+
+
+# ----- Langevin ---------------------------------------------------------------------------------
+def test_langevin_chain_has_the_ula_stationary_law_of_a_gaussian():
+    # E = P x^2 / 2: ULA's stationary variance is 1 / (P (1 - eps P / 2)) (O(eps) bias)
+    precision, eps = 4.0, 0.05
+    x0 = torch.zeros(20_000, 1, dtype=torch.float64)
+    x = langevin_chain(
+        lambda y: 0.5 * precision * y.square().sum(-1),
+        x0,
+        200,
+        eps,
+        generator=torch.Generator().manual_seed(0),
+    )
+    variance = 1 / (precision * (1 - eps * precision / 2))
+    n = x.shape[0]
+    assert abs(float(x.mean())) < 5 * math.sqrt(variance / n)
+    assert abs(float(x.var()) - variance) < 5 * variance * math.sqrt(2 / n)
+
+
+def test_langevin_respects_clamp_and_update_mask():
+    x0 = torch.full((10, 4), 0.5)
+    mask = torch.tensor([True, False, True, False]).expand(10, 4)
+    x = langevin_chain(
+        lambda y: -10 * y.sum(-1),
+        x0,
+        20,
+        0.1,
+        generator=torch.Generator().manual_seed(0),
+        clamp=(0.0, 1.0),
+        update_mask=mask,
+    )
+    assert float(x.max()) <= 1.0 and float(x.min()) >= 0.0
+    torch.testing.assert_close(x[:, 1], x0[:, 1])
+    assert bool((x[:, 0] == 1.0).all())  # pushed to the upper clamp
+
+
+def _eight_gaussians_log_density(x: torch.Tensor) -> torch.Tensor:
+    from ebmlab import data
+
+    return data.toy2d_log_density("8gaussians", x.double())
+
+
+def test_trained_energy_moves_noise_toward_the_data():
+    from ebmlab import data
+
+    x = data.toy2d("8gaussians", 4000, seed=0)
+    model = _mlp(hidden=64)
+    objective = NoiseContrastiveEstimation(noise_ratio=4.0)
+    train(model, objective, x, TrainConfig(epochs=8, batch_size=200, lr=5e-3, progress=False))
+    g = torch.Generator().manual_seed(1)
+    noise = model.noise(500, g)
+    samples = model.sample(500, n_steps=300, generator=g, x0=noise)
+    before = _eight_gaussians_log_density(noise)
+    after = _eight_gaussians_log_density(samples)
+    # the samples sit where the data density is high: mean log p_data up by several nats, and
+    # their mean distance to the circle of centers (radius 2.83) shrinks
+    assert float(after.mean()) > float(before.mean()) + 3.0
+    radius = 4 / 1.414
+    gap_before = (noise.norm(dim=1) - radius).abs().mean()
+    gap_after = (samples.norm(dim=1) - radius).abs().mean()
+    assert float(gap_after) < 0.5 * float(gap_before)
+
+
+def test_inpainting_keeps_the_known_entries():
+    model = ConvEnergy([8, 8], channels=[4], langevin_steps=5)
+    x = torch.rand(3, 64, generator=torch.Generator().manual_seed(0))
+    known = torch.zeros(3, 64, dtype=torch.bool)
+    known[:, :32] = True
+    filled = model.inpaint(x, known, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(filled[known], x[known])
+    assert float(filled.min()) >= 0.0 and float(filled.max()) <= 1.0
+
+
+# ----- contrastive divergence -------------------------------------------------------------------
+def _toy(n: int = 512) -> torch.Tensor:
+    return torch.randn(n, 2, generator=torch.Generator().manual_seed(0))
+
+
+def test_replay_buffer_is_a_checkpointed_buffer(tmp_path):
+    model, x = _mlp(), _toy()
+    objective = ContrastiveLangevin(n_steps=2, buffer_size=300)
+    train(model, objective, x, TrainConfig(epochs=1, batch_size=128, progress=False), tmp_path)
+    assert "buffer" in dict(objective.named_buffers())
+    ckpt = load_checkpoint(tmp_path / "checkpoint.safetensors")
+    assert isinstance(ckpt.objective, ContrastiveLangevin)
+    torch.testing.assert_close(ckpt.objective.buffer, objective.buffer)
+    assert ckpt.objective.buffer.shape == (300, 2)
+    assert int(ckpt.objective.steps_done) == 4
+
+
+def test_reinitialization_fraction():
+    objective = ContrastiveLangevin(reinit_fraction=0.05)
+    objective.setup(_mlp(), torch.rand(100, 2))  # noise box inside [-0.1, 1.1]^2
+    far = torch.full((20_000, 2), 50.0)
+    out = objective._reinitialize(far, torch.Generator().manual_seed(0))
+    fraction = float((out[:, 0] < 2).double().mean())
+    se = math.sqrt(0.05 * 0.95 / far.shape[0])
+    assert abs(fraction - 0.05) < 5 * se
+
+
+def test_independence_jumps_leave_the_target_invariant():
+    # exp(-E) on the box [0, 1]^2 with E = 3 x_1: chains started from it stay distributed so
+    objective = ContrastiveLangevin()
+    objective.setup(_mlp(), torch.tensor([[0.0, 0.0], [1.0, 1.0]]))
+    objective.box_low, objective.box_high = torch.zeros(2), torch.ones(2)
+
+    class Tilted(torch.nn.Module):
+        def energy(self, y):
+            return 3.0 * y[:, 0]
+
+    g = torch.Generator().manual_seed(0)
+    u = torch.rand(40_000, generator=g)
+    # inverse CDF of the truncated exponential density 3 e^{-3 t} / (1 - e^{-3}) on [0, 1]
+    start = torch.stack(
+        [-torch.log1p(-u * (1 - math.exp(-3))) / 3, torch.rand(40_000, generator=g)], 1
+    )
+    x = start
+    for _ in range(3):
+        x = objective.jump(Tilted(), x, g)
+    mean = (1 / 3) - math.exp(-3) / (1 - math.exp(-3))
+    second = 2 / 9 - (1 + 2 / 3) * math.exp(-3) / (1 - math.exp(-3))
+    sd = math.sqrt(second - mean**2)
+    assert abs(float(x[:, 0].mean()) - mean) < 5 * sd / math.sqrt(x.shape[0])
+    # and it mixes: a chain started at the heavy end moves
+    assert float((x != start).any(1).double().mean()) > 0.2
+
+
+def test_cd_gradient_is_positive_minus_negative_phase():
+    model, x = _mlp(), _toy(64)
+    objective = ContrastiveLangevin(n_steps=3, chains="noise", alpha=0.0)
+    objective.setup(model, x)
+    g = torch.Generator().manual_seed(3)
+    loss, _ = objective.loss(model, x, g)
+    got = torch.autograd.grad(loss, list(model.parameters()))
+    x_neg = objective.negatives(model, 64, torch.Generator().manual_seed(3))
+    want = torch.autograd.grad(
+        model.energy(x).mean() - model.energy(x_neg).mean(), list(model.parameters())
+    )
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("chains", ["buffer", "persistent", "noise"])
+def test_cd_runs_in_every_chain_mode(chains):
+    model, x = _mlp(), _toy(256)
+    objective = ContrastiveLangevin(n_steps=2, chains=chains, buffer_size=100, n_chains=50)
+    result = train(model, objective, x, TrainConfig(epochs=1, batch_size=64, progress=False))
+    assert result.step == 4
+
+
+def test_energy_explosion_is_reported_with_its_step(tmp_path):
+    model, x = _mlp(), _toy(256)
+    objective = ContrastiveLangevin(n_steps=2, alpha=0.0, energy_bound=3.0)
+    config = TrainConfig(epochs=30, batch_size=64, lr=0.05, progress=False)
+    with pytest.raises(TrainingDiverged) as caught:
+        train(model, objective, x, config, tmp_path)
+    error = caught.value
+    assert error.step == int(objective.steps_done) + 1
+    assert "energy" in error.quantity and f"step {error.step}" in str(error)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1] == {
+        "kind": "diverged",
+        "step": error.step,
+        "quantity": error.quantity,
+        "message": str(error),
+    }
+
+
+def test_remedies_restart_from_the_checkpoint_with_new_settings(tmp_path):
+    from ebmlab.families.ebm import train_with_remedies
+
+    model, x = _mlp(), _toy(64)  # one step per epoch: a checkpoint after every step
+    objective = ContrastiveLangevin(n_steps=2, alpha=0.0, energy_bound=3.0)
+    config = TrainConfig(epochs=100, batch_size=64, lr=0.05, progress=False, seed=0)
+    try:  # the restart may or may not diverge again; what it changed is logged either way
+        train_with_remedies(model, objective, x, config, tmp_path, max_restarts=1)
+    except TrainingDiverged:
+        pass
+    log = json.loads((tmp_path / "restarts.json").read_text())
+    assert len(log) == 1 and log[0]["attempt"] == 1
+    assert log[0]["lr"] == pytest.approx(0.025) and log[0]["seed"] == 1000
+    assert objective.n_steps == 4 and objective.alpha == pytest.approx(0.1)
+    assert objective.config["n_steps"] == 4  # a checkpoint rebuilds the strengthened objective
+    assert (tmp_path / "metrics-attempt0.jsonl").exists()
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="chains"):
+        ContrastiveLangevin(chains="nope")
+    with pytest.raises(ValueError, match="reinit_fraction"):
+        ContrastiveLangevin(reinit_fraction=1.5)
+    with pytest.raises(ValueError, match="step_size"):
+        ContrastiveLangevin(step_size=0.0)
+    with pytest.raises(RuntimeError, match="setup"):
+        ContrastiveLangevin().negatives(_mlp(), 4, torch.Generator())
