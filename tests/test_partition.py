@@ -24,7 +24,6 @@ from ebmlab.partition import (
     reverse_ais,
 )
 
-
 # ----- models ------------------------------------------------------------------------------------
 # Models are built from seeds far from the samplers' (0, 1, 2, ...): a model whose parameters
 # come from the same random stream as AIS's first draws starts some runs exactly in its modes.
@@ -292,3 +291,38 @@ def test_log_likelihood_matches_exact_and_combines_errors():
         log_likelihood(rbm, x, float("nan"))
     with pytest.raises(ValueError, match="x"):
         log_likelihood(rbm, x[0], log_z)
+
+
+def prototype_rbm(seed: int) -> BernoulliRBM:
+    """12 hidden units, each a +-2 prototype of 392 on-pixels, hidden biases about -250: the
+    mass sits on 'one unit on' states (v near a prototype), but at every beta < 1 the state with
+    all hidden units off dominates, so annealing never finds the prototypes (a first-order
+    transition)."""
+    g = torch.Generator().manual_seed(MODEL_SEED + seed)
+    patterns = (torch.rand(12, 784, generator=g).argsort(1) < 392).float()
+    rbm = BernoulliRBM(784, 12)
+    with torch.no_grad():
+        rbm.W.copy_((2.0 * (2 * patterns - 1)).T)
+        rbm.b.zero_()
+        rbm.c.copy_(-250.0 + torch.randn(12, generator=g))
+    return rbm
+
+
+def test_missed_modes_fool_ess_but_not_the_bracket():
+    # forward AIS misses every mode: its weights are all alike (ESS = 100%, no warning, a tiny
+    # standard error) and it is ~90 nats low; reverse AIS from exact samples lands far above,
+    # and the width of the bracket is what gives the failure away
+    rbm = prototype_rbm(0)
+    exact = exact_log_z(rbm)
+    forward = ais(rbm, n_betas=1000, n_runs=100, seed=0)
+    reverse = reverse_ais(
+        rbm,
+        exact_sample(rbm, 100, torch.Generator().manual_seed(1)),
+        n_betas=1000,
+        seed=1,
+        ess_warn_fraction=0.0,
+    )
+    assert forward.ess > 90 and forward.log_z_se < 0.1
+    assert forward.log_z < exact - 50
+    assert reverse.log_z > exact
+    assert reverse.log_z - forward.log_z > 50

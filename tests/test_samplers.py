@@ -645,3 +645,30 @@ def test_seed_reproducibility():
         progress=False,
     )
     assert torch.equal(a.samples, b.samples) and a.step_size == b.step_size
+
+
+def test_make_kernel_default_kernel_and_initial_states():
+    from ebmlab.models.ising import Ising
+    from ebmlab.samplers import default_kernel, initial_states, make_kernel
+
+    assert isinstance(make_kernel("mala", step_size=0.1), MALA)
+    assert make_kernel("langevin", step_size=0.1, noise_scale=0.1).temperature == pytest.approx(
+        0.05
+    )
+    pt = make_kernel("pt", base="mh", base_settings={"proposal": "flip"}, n_temps=4)
+    assert isinstance(pt, ParallelTempering) and isinstance(pt.kernel, MetropolisHastings)
+    assert isinstance(make_kernel("anneal", base="mh", t0=2.0), SimulatedAnnealing)
+    with pytest.raises(ValueError, match="valid names"):
+        make_kernel("nuts")
+    assert isinstance(default_kernel(tiny_rbm()), Gibbs)
+    assert isinstance(default_kernel(Ising(3)), Gibbs)
+    assert isinstance(default_kernel(TinyBoltzmann()), MetropolisHastings)
+    assert isinstance(default_kernel(gaussian_energy), MALA)
+    g = torch.Generator().manual_seed(0)
+    s = initial_states(Ising(3), 5, g)
+    assert s.shape == (5, 9) and ((s == 1) | (s == -1)).all()
+    v = initial_states(tiny_rbm(), 5, g)
+    assert v.shape == (5, 5) and ((v == 0) | (v == 1)).all()
+    assert initial_states(gaussian_energy, 3, g, dim=2).shape == (3, 2)
+    with pytest.raises(ValueError, match="dim"):
+        initial_states(gaussian_energy, 3, g)

@@ -31,7 +31,7 @@ class _UnitIntervalRBM(BernoulliRBM):
         return X / (1.0 + X)
 
 
-@parametrize_with_checks([_UnitIntervalRBM(n_components=8, n_iter=2, random_state=0)])
+@parametrize_with_checks([_UnitIntervalRBM(n_components=8, n_iter=2, batch_size=50, random_state=0)])
 def test_sklearn_estimator_checks(estimator, check) -> None:
     check(estimator)
 

@@ -382,19 +382,23 @@ def _finish(
 
 # ----- AIS for RBMs -----------------------------------------------------------------------------
 def _hidden_log_ratio(
-    hidden_in: torch.Tensor, p_hidden: torch.Tensor, beta: float, beta_prev: float
+    hidden_in: torch.Tensor,
+    p_hidden: torch.Tensor,
+    beta: float,
+    beta_prev: float,
+    hidden_bound: float,
 ) -> torch.Tensor:
-    """sum_j softplus(beta a_j) - softplus(beta_prev a_j) in float64, from a = c + v^T W and
-    p_hidden = sigmoid(beta a).
+    """sum_j softplus(beta a_j) - softplus(beta_prev a_j) in float64, from a = c + v^T W,
+    p_hidden = sigmoid(beta a) and a bound |a_j| <= hidden_bound.
 
     The two softplus values are large and nearly equal, so their difference is taken in a form
     that float32 computes to full relative precision:
-    softplus(x1) - softplus(x0) = -log1p(sigmoid(x1) expm1(x0 - x1)). It is valid while
-    |x0 - x1| stays moderate (below 5, where expm1 is far from -1); larger jumps (very short
-    schedules) take the direct difference in float64.
+    softplus(x1) - softplus(x0) = -log1p(sigmoid(x1) expm1(x0 - x1)). It is used while
+    |x0 - x1| <= 5 (expm1 stays far from -1); larger jumps (very short schedules) take the
+    direct difference in float64.
     """
     delta = beta_prev - beta
-    if abs(delta) * float(hidden_in.abs().max()) < 5.0:
+    if abs(delta) * hidden_bound <= 5.0:
         return -torch.log1p(p_hidden * torch.expm1(delta * hidden_in)).sum(-1, dtype=torch.float64)
     hidden64 = hidden_in.to(torch.float64)
     return (F.softplus(beta * hidden64) - F.softplus(beta_prev * hidden64)).sum(-1)
@@ -416,6 +420,8 @@ def _rbm_anneal(
     W, b, c = model.W, model.b, model.c
     b_base_model = b_base.to(W.dtype)
     bias_gap = b - b_base_model  # log f_k - log f_{k-1} has (beta_k - beta_{k-1}) v^T (b - b_A)
+    # |c_j + v^T W_j| <= |c_j| + sum_i |W_ij| for binary v: decides the form of the hidden term
+    hidden_bound = float((c.abs() + W.abs().sum(0)).max())
     log_w = torch.zeros(v.shape[0], dtype=torch.float64, device=v.device)
     beta_list = betas.tolist()
     last = len(beta_list) - 1
@@ -425,7 +431,7 @@ def _rbm_anneal(
         p_hidden = torch.sigmoid(beta * hidden_in)
         # float32 is enough for the visible term: it is multiplied by beta_k - beta_{k-1}
         log_w += (beta - beta_prev) * (v @ bias_gap).to(torch.float64)
-        log_w += _hidden_log_ratio(hidden_in, p_hidden, beta, beta_prev)
+        log_w += _hidden_log_ratio(hidden_in, p_hidden, beta, beta_prev, hidden_bound)
         if k < last:  # transition T_k, leaving f_k invariant
             h = bernoulli_draw(p_hidden, generator)
             visible_in = torch.addmm(b, h, W.T).mul_(beta).add_(b_base_model, alpha=1.0 - beta)

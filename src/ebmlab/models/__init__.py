@@ -2,6 +2,8 @@
 
 from .base import MODEL_CLASSES, Model
 from .baselines import DiagonalGaussian, IndependentBernoulli
+from .hopfield import Hopfield, ModernHopfield
 from .rbm import BernoulliRBM
 
-__all__ = ["MODEL_CLASSES", "BernoulliRBM", "DiagonalGaussian", "IndependentBernoulli", "Model"]
+__all__ = ["MODEL_CLASSES", "BernoulliRBM", "DiagonalGaussian", "Hopfield", "IndependentBernoulli", "Model",
+           "ModernHopfield"]

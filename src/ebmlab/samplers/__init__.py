@@ -28,7 +28,7 @@ from .gibbs import Gibbs
 from .hmc import HMC
 from .langevin import MALA, SGLD, Langevin, MinibatchGradient
 from .metropolis import MetropolisHastings
-from .runner import SampleResult, sample
+from .runner import SampleResult, default_kernel, initial_states, make_kernel, sample
 from .tempering import ParallelTempering, SimulatedAnnealing, geometric_betas, geometric_schedule
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "autocorrelation",
     "autocovariance",
     "box_muller",
+    "default_kernel",
     "effective_sample_size",
     "effective_sample_size_weights",
     "gaussian",
@@ -58,7 +59,9 @@ __all__ = [
     "geometric_betas",
     "geometric_schedule",
     "importance_sampling",
+    "initial_states",
     "inverse_cdf_categorical",
+    "make_kernel",
     "sample",
     "split_rhat",
 ]

@@ -219,4 +219,82 @@ def sample(
     )
 
 
-__all__ = ["SampleResult", "Target", "sample"]
+# ----- helpers for front ends (the CLI): kernels by name, a default kernel, initial states -------
+def _kernel_classes() -> dict[str, type[Kernel]]:
+    from .gibbs import Gibbs
+    from .hmc import HMC
+    from .langevin import MALA, SGLD, Langevin
+    from .metropolis import MetropolisHastings
+
+    return {
+        "mh": MetropolisHastings,
+        "gibbs": Gibbs,
+        "langevin": Langevin,
+        "ula": Langevin,
+        "mala": MALA,
+        "hmc": HMC,
+        "sgld": SGLD,
+    }
+
+
+def make_kernel(name: str, base: str | None = None, **settings: Any) -> Kernel:
+    """A kernel from its name and settings, e.g. ``make_kernel("mala", step_size=0.1)``.
+
+    Names: mh, gibbs, langevin (= ula), mala, hmc, sgld, and the wrappers pt (parallel
+    tempering: ``betas`` or ``n_temps``/``beta_min``) and anneal (simulated annealing:
+    ``schedule`` or ``t0``/``alpha``/``t_min``) around ``base`` (a name; its settings go in
+    ``base_settings``)."""
+    from .tempering import ParallelTempering, SimulatedAnnealing
+
+    classes = _kernel_classes()
+    if name in ("pt", "anneal"):
+        inner = make_kernel(base or "gibbs", **settings.pop("base_settings", {}))
+        wrapper = ParallelTempering if name == "pt" else SimulatedAnnealing
+        return wrapper(inner, **settings)
+    if name not in classes:
+        valid = ", ".join(sorted([*classes, "pt", "anneal"]))
+        raise ValueError(f"kernel: unknown name {name!r}; valid names: {valid}")
+    return classes[name](**settings)
+
+
+def default_kernel(model: Any) -> Kernel:
+    """Gibbs for binary models with exact conditionals (block Gibbs for RBMs), single-bit-flip
+    Metropolis-Hastings for other binary models (``spin_values``), MALA otherwise."""
+    from .gibbs import Gibbs
+    from .langevin import MALA
+    from .metropolis import MetropolisHastings
+
+    target = as_target(model)
+    if target.has_block_gibbs or target.has_conditionals:
+        return Gibbs()
+    if target.spin_values is not None:
+        return MetropolisHastings("flip")
+    return MALA(step_size=0.01)
+
+
+def initial_states(
+    model: Any, n_chains: int, generator: torch.Generator | None = None, dim: int | None = None
+) -> torch.Tensor:
+    """Random starting states, (n_chains, dim) on the model's device: uniform binary states for
+    binary models (``spin_values``, or an RBM's visible layer), N(0, I) otherwise. ``dim`` is
+    read from ``n_units``, ``n_visible`` or ``dim`` unless given."""
+    dim = dim or next(
+        (getattr(model, a) for a in ("n_units", "n_visible", "dim") if hasattr(model, a)), None
+    )
+    if dim is None:
+        raise ValueError("dim: the model has no n_units / n_visible / dim; pass dim")
+    params = (
+        list(model.parameters()) + list(model.buffers()) if hasattr(model, "parameters") else []
+    )
+    device = params[0].device if params else torch.device("cpu")
+    dtype = next((p.dtype for p in params if p.is_floating_point()), torch.get_default_dtype())
+    spins = getattr(model, "spin_values", None)
+    if spins is None and hasattr(model, "gibbs_vhv"):
+        spins = (0.0, 1.0)
+    if spins is not None:
+        u = torch.rand(n_chains, dim, generator=generator, device=device)
+        return torch.where(u < 0.5, spins[1], spins[0]).to(dtype)
+    return torch.randn(n_chains, dim, generator=generator, device=device, dtype=dtype)
+
+
+__all__ = ["SampleResult", "Target", "default_kernel", "initial_states", "make_kernel", "sample"]
