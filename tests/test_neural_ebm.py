@@ -141,8 +141,9 @@ def test_trained_energy_moves_noise_toward_the_data():
     assert float(gap_after) < 0.5 * float(gap_before)
 
 
-def test_inpainting_keeps_the_known_entries():
-    model = ConvEnergy([8, 8], channels=[4], langevin_steps=5)
+@pytest.mark.parametrize("sigmas", [None, [1.0, 0.1]])
+def test_inpainting_keeps_the_known_entries(sigmas):
+    model = ConvEnergy([8, 8], channels=[4], langevin_steps=5, sigmas=sigmas)
     x = torch.rand(3, 64, generator=torch.Generator().manual_seed(0))
     known = torch.zeros(3, 64, dtype=torch.bool)
     known[:, :32] = True

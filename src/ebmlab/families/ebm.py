@@ -62,6 +62,8 @@ AUTO: dict[str, dict[str, Any]] = {
         "noise_scale": None,
         "sample_steps": 1000,
         "sigma": 0.05,
+        "sigma_start": 1.0,
+        "anneal_steps": 1500,
         "sigma_max": 3.0,
         "sigma_min": 0.05,
         "jump_steps": 1,
@@ -73,6 +75,8 @@ AUTO: dict[str, dict[str, Any]] = {
         "noise_scale": 0.005,
         "sample_steps": 100,
         "sigma": 0.1,
+        "sigma_start": 0.1,
+        "anneal_steps": 0,
         "sigma_max": 1.0,
         "sigma_min": 0.02,
         "jump_steps": 0,
@@ -167,7 +171,11 @@ def build_objective(dim: int, ctx: Context) -> Objective:
     if name == "ssm":
         return SlicedScoreMatching(n_projections=o["projections"], projection=o["projection"])
     if name == "dsm":
-        return DenoisingScoreMatching(sigma=o["sigma"])
+        return DenoisingScoreMatching(
+            sigma=o["sigma"],
+            sigma_start=max(o["sigma_start"], o["sigma"]),
+            anneal_steps=o["anneal_steps"],
+        )
     if name == "ncsn":
         return NoiseConditionalScoreMatching()
     if name == "nce":
@@ -303,13 +311,13 @@ def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
 
     o = resolved(ctx)
     label = {
-        "cd": "contrastive divergence (Langevin)",
-        "sm": "exact score matching",
-        "ssm": "sliced score matching",
-        "dsm": "denoising score matching",
-        "ncsn": "NCSN (annealed Langevin)",
-        "nce": "NCE (Gaussian noise)",
-        "fce": "flow contrastive estimation",
+        "cd": "CD (Langevin)",
+        "sm": "exact SM",
+        "ssm": "sliced SM",
+        "dsm": "denoising SM",
+        "ncsn": "NCSN",
+        "nce": "NCE",
+        "fce": "FCE",
     }[o["objective"]]
     model.eval()
     if data.is_toy2d(ctx.data_name):
@@ -326,7 +334,12 @@ def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
                 path,
                 "Energy landscape and samples",
                 f"Left: exp(-E) of the {label} model normalized on the grid. Right: "
-                "Langevin samples started from uniform noise.",
+                "Langevin samples started from uniform noise"
+                + (
+                    " (annealed over the noise ladder)."
+                    if getattr(model, "noise_conditional", False)
+                    else "."
+                ),
             )
         ]
     assert isinstance(model, EnergyNetwork) and ctx.image_shape is not None
@@ -337,7 +350,7 @@ def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
         ctx.image_shape,
         ctx.out_dir / "samples.png",
         nrow=8,
-        title=f"{label}: Langevin samples from noise",
+        title=f"{label}: samples",
     )
     figures.append(
         Figure(
@@ -356,7 +369,7 @@ def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
         ctx.image_shape,
         ctx.out_dir / "inpainting.png",
         nrow=16,
-        title=f"{label}: inpainting the bottom half",
+        title=f"{label}: inpainting",
         row_labels=["test", "known", "filled"],
     )
     figures.append(
@@ -496,6 +509,19 @@ register(
                 float,
                 None,
                 "dsm noise level (default 0.05 on 2-D densities, 0.1 on images)",
+            ),
+            Option(
+                "sigma_start",
+                float,
+                None,
+                "dsm: anneal the noise level from this one down to sigma (default 1.0 on 2-D "
+                "densities; no annealing on images)",
+            ),
+            Option(
+                "anneal_steps",
+                int,
+                None,
+                "dsm: updates over which the noise level is annealed (default 1500 on 2-D)",
             ),
             Option("sigma_max", float, None, "ncsn largest noise level"),
             Option("sigma_min", float, None, "ncsn smallest noise level"),

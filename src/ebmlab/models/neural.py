@@ -141,6 +141,11 @@ def annealed_langevin(
 ) -> torch.Tensor:
     """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1).
 
+    With ``update_mask`` (inpainting), only the True entries move; the others are held at their
+    values in ``x`` plus fresh N(0, sigma_i^2) noise at level i, so that the chain sees the
+    noise level the energy was trained for (Song & Ermon 2019, appendix on inpainting), and
+    at their clean values after the last level.
+
     For sigma_1 > ... > sigma_L: alpha_i = eps sigma_i^2 / sigma_L^2 and ``n_steps_each`` steps
     x <- x + alpha_i / 2 s(x, sigma_i) + sqrt(alpha_i) xi with s = -grad_x E(x, sigma_i). With
     ``denoise``, a last step x <- x + sigma_L^2 s(x, sigma_L) removes the remaining N(0,
@@ -155,9 +160,13 @@ def annealed_langevin(
         raise ValueError("sigmas: expected a strictly decreasing noise ladder")
     sigma_last = float(ladder[-1])
     x = x.detach()
+    anchor = x
     for sigma in ladder.tolist():
         alpha = eps * sigma**2 / sigma_last**2
         level = torch.full((x.shape[0],), sigma, device=x.device, dtype=x.dtype)
+        if update_mask is not None:
+            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = torch.where(update_mask, x, anchor + sigma * noise)
         x = langevin_chain(
             lambda y, s=level: energy_fn(y, s),
             x,
@@ -171,11 +180,10 @@ def annealed_langevin(
     if denoise:
         level = torch.full((x.shape[0],), sigma_last, device=x.device, dtype=x.dtype)
         grad = energy_gradient(lambda y: energy_fn(y, level), x)
-        x_new = x - sigma_last**2 * grad
+        x = x - sigma_last**2 * grad
         if clamp is not None:
-            x_new = x_new.clamp(*clamp)
-        x = x_new if update_mask is None else torch.where(update_mask, x_new, x)
-    return x
+            x = x.clamp(*clamp)
+    return x if update_mask is None else torch.where(update_mask, x, anchor)
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -303,17 +311,19 @@ class EnergyNetwork(Model):
         self.eval()
         try:
             if self.noise_conditional:
+                # no clamp along the way: at level sigma the chains sample the data plus
+                # N(0, sigma^2) noise, which leaves the data box; only the result is clamped
                 each = max(1, n_steps // self.sigmas.numel())
-                return annealed_langevin(
+                x = annealed_langevin(
                     lambda y, s: self.energy(y, s, temperature),
                     x,
                     self.sigmas,
                     each,
                     self.langevin_step,
                     generator,
-                    clamp=clamp,
                     update_mask=update_mask,
                 )
+                return x if clamp is None else x.clamp(*clamp)
             return langevin_chain(
                 lambda y: self.energy(y, temperature=temperature),
                 x,

@@ -29,6 +29,7 @@ ladder fill the gaps between modes with noisy data, which is what lets them weig
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -178,30 +179,66 @@ def denoising_target(noise: torch.Tensor, sigma: torch.Tensor | float) -> torch.
 class DenoisingScoreMatching(StepCounter):
     """Vincent's DSM at one noise level: mean 1/2 |s(x + sigma z) + z / sigma|^2.
 
+    Noise annealing (``sigma_start``, ``anneal_steps``): the level starts at ``sigma_start`` and
+    decreases geometrically to ``sigma`` over the first ``anneal_steps`` updates (a continuation
+    method). DSM at a small sigma cannot tell how heavy separated modes are (nothing constrains
+    the energy in the empty gaps between them); at a large sigma the smoothed data fill the gaps
+    and the mode weights are learned, and the smaller levels then sharpen the modes without a
+    force that would undo those weights. While annealing, the loss is weighted by
+    (sigma_t / sigma)^2 (the NCSN weighting, rescaled so that the final loss is J_DSM).
+
     Args:
-        sigma: the noise level (the model learns the data convolved with N(0, sigma^2 I)).
+        sigma: the (final) noise level; the model learns the data convolved with N(0, sigma^2 I).
+        sigma_start: the first level of the annealing (None: no annealing).
+        anneal_steps: updates over which the level decreases from ``sigma_start`` to ``sigma``.
         energy_bound: |E| beyond which training is declared diverged.
     """
 
-    def __init__(self, sigma: float = 0.1, energy_bound: float = DEFAULT_ENERGY_BOUND) -> None:
+    def __init__(
+        self,
+        sigma: float = 0.1,
+        sigma_start: float | None = None,
+        anneal_steps: int = 0,
+        energy_bound: float = DEFAULT_ENERGY_BOUND,
+    ) -> None:
         super().__init__()
         if not sigma > 0:
             raise ValueError(f"sigma: expected a positive noise level, got {sigma}")
+        if sigma_start is not None and not sigma_start >= sigma:
+            raise ValueError(
+                f"sigma_start: expected None or a level >= sigma ({sigma}), got {sigma_start}"
+            )
+        if isinstance(anneal_steps, bool) or not isinstance(anneal_steps, int) or anneal_steps < 0:
+            raise ValueError(f"anneal_steps: expected an integer >= 0, got {anneal_steps!r}")
         self.sigma = float(sigma)
+        self.sigma_start = None if sigma_start is None else float(sigma_start)
+        self.anneal_steps = anneal_steps
         self.energy_bound = float(energy_bound)
+
+    def current_sigma(self) -> float:
+        """The noise level of the next update (geometric annealing, in float64)."""
+        if self.sigma_start is None or self.anneal_steps == 0:
+            return self.sigma
+        progress = min(int(self.steps_done) / self.anneal_steps, 1.0)
+        log_sigma = math.log(self.sigma_start) + progress * (
+            math.log(self.sigma) - math.log(self.sigma_start)
+        )
+        return math.exp(log_sigma)
 
     def loss(
         self, model: nn.Module, batch: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, dict[str, float]]:
+        sigma = self.current_sigma()
         z = torch.randn(
             batch.shape, generator=generator, device=generator.device, dtype=batch.dtype
         ).to(batch.device)
-        noisy = batch + self.sigma * z
-        _, energy, score = energy_and_score(model, noisy, self.sigma)
+        noisy = batch + sigma * z
+        _, energy, score = energy_and_score(model, noisy, sigma)
         check_energy(energy.detach(), self.energy_bound, self.current_step, "noisy data")
-        residual = score - denoising_target(z, self.sigma)
-        loss = 0.5 * residual.square().sum(-1).mean()
-        return loss, {}
+        residual = score - denoising_target(z, sigma)
+        weight = (sigma / self.sigma) ** 2
+        loss = 0.5 * weight * residual.square().sum(-1).mean()
+        return loss, {"sigma": sigma}
 
 
 class NoiseConditionalScoreMatching(StepCounter):

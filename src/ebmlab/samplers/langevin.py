@@ -67,7 +67,9 @@ def langevin_move(
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     x_new = torch.add(x, grad, alpha=-step_size).add_(noise, alpha=noise_scale)
     info = full_info(x)
-    if not bool(torch.isfinite(x_new).all()):  # rare: find and reject the failed chains
+    # one reduction: a NaN or inf anywhere makes the sum non-finite (a finite overflow of the
+    # sum only sends us through the exact per-row check below)
+    if not bool(torch.isfinite(x_new.sum())):  # rare: find and reject the failed chains
         ok = _finite_rows(x_new)
         x_new = where_rows(ok, x_new, x)
         info.accepted = ok
