@@ -18,8 +18,14 @@ def all_binary(n: int) -> torch.Tensor:
     return torch.tensor(list(itertools.product((0.0, 1.0), repeat=n)), dtype=torch.float64)
 
 
-def random_bm(v: int = 3, h: int = 2, labels: int = 0, scale: float = 1.0, seed: int = 0,
-              temperature: float = 1.0) -> BoltzmannMachine:
+def random_bm(
+    v: int = 3,
+    h: int = 2,
+    labels: int = 0,
+    scale: float = 1.0,
+    seed: int = 0,
+    temperature: float = 1.0,
+) -> BoltzmannMachine:
     bm = BoltzmannMachine(v, h, labels, temperature=temperature).double()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -69,8 +75,7 @@ def test_log_z_and_free_energy_by_enumeration() -> None:
     torch.testing.assert_close(bm.log_z(), log_z)
     assert abs(exact_log_z(bm) - float(log_z)) < 1e-9  # the partition helper agrees
     v = all_binary(3)
-    expected = torch.stack([-torch.logsumexp(-e[valid & (s[:, :3] == row).all(1)], 0)
-                            for row in v])
+    expected = torch.stack([-torch.logsumexp(-e[valid & (s[:, :3] == row).all(1)], 0) for row in v])
     torch.testing.assert_close(bm.free_energy(v), expected)
     assert torch.isinf(bm.energy(s[~valid])).all()
 
@@ -100,11 +105,20 @@ def test_p_class_given_v_exact_and_sampled() -> None:
     v = all_binary(4)
     s = bm.all_states()
     e = bm.energy(s)
-    exact = torch.stack([
-        torch.softmax(torch.stack([
-            torch.logsumexp(-e[(s[:, :4] == row).all(1) & (s[:, 4 + k] == 1)], 0)
-            for k in range(3)]), 0)
-        for row in v])
+    exact = torch.stack(
+        [
+            torch.softmax(
+                torch.stack(
+                    [
+                        torch.logsumexp(-e[(s[:, :4] == row).all(1) & (s[:, 4 + k] == 1)], 0)
+                        for k in range(3)
+                    ]
+                ),
+                0,
+            )
+            for row in v
+        ]
+    )
     torch.testing.assert_close(bm.p_class_given_v(v), exact)
     g = torch.Generator().manual_seed(1)
     rows = v[[3, 12]].repeat(200, 1)
@@ -167,8 +181,9 @@ def test_sampled_gradient_converges_to_exact_gradient() -> None:
     batch = data.repeat(400, 1)
     estimates = []
     for rep in range(12):
-        objective = BoltzmannLearning(n_chains=1200, free_sweeps=1, clamped_burn_in=10,
-                                      clamped_samples=3, seed=rep)
+        objective = BoltzmannLearning(
+            n_chains=1200, free_sweeps=1, clamped_burn_in=10, clamped_samples=3, seed=rep
+        )
         objective.setup(bm, data)
         g = torch.Generator().manual_seed(rep)
         for _ in range(10):
@@ -190,8 +205,15 @@ def test_training_increases_the_exact_likelihood() -> None:
     bm = BoltzmannMachine(5, n_hidden=2, seed=0)
     with torch.no_grad():
         before = float(bm.log_likelihood(data).mean())
-    config = TrainConfig(epochs=100, batch_size=30, lr=0.1, optimizer="sgd", momentum=0.5,
-                         progress=False, device="cpu")
+    config = TrainConfig(
+        epochs=100,
+        batch_size=30,
+        lr=0.1,
+        optimizer="sgd",
+        momentum=0.5,
+        progress=False,
+        device="cpu",
+    )
     train(bm, BoltzmannLearning(n_chains=50, clamped_burn_in=3), data.repeat(10, 1), config)
     with torch.no_grad():
         after = float(bm.log_likelihood(data).mean())

@@ -95,3 +95,17 @@ def test_torchrun_cli_only_rank0_writes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("run written to") == 1
     assert (run / "checkpoint.safetensors").exists()
+
+
+def test_sample_through_the_mcmc_runner_reports_diagnostics(tmp_path, capsys):
+    run = tmp_path / "g"
+    assert main(["train", "gaussian", "--data", "8gaussians", "--epochs", "1", "--out", str(run),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(run), "--sampler", "mala", "--step-size", "0.1", "--steps", "200",
+                 "--burn-in", "50", "--n", "8", "--json", "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["n_chains"] == 8 and summary["n_draws"] == 200
+    assert 0.0 < summary["acceptance_rate"] <= 1.0
+    for name in ("samples.png", "samples_trace.png", "samples_acf.png"):
+        assert (run / name).stat().st_size > 0

@@ -67,8 +67,7 @@ def cd1_transition(rbm: BernoulliRBM, v0: torch.Tensor, vs: torch.Tensor) -> tor
 
 
 def expected_loss_gradient(rbm: BernoulliRBM, data: torch.Tensor, neg: list[torch.Tensor]):
-    pos = statistics(rbm, torch.full((data.shape[0],), 1.0 / data.shape[0], dtype=data.dtype),
-                     data)
+    pos = statistics(rbm, torch.full((data.shape[0],), 1.0 / data.shape[0], dtype=data.dtype), data)
     return [-(p - n) for p, n in zip(pos, neg)]
 
 
@@ -121,8 +120,9 @@ def test_cd2_gradient_matches_enumeration() -> None:
     t1 = cd1_transition(rbm, vs, vs)
     neg_weights = (cd1_transition(rbm, DATA, vs) @ t1).mean(0)
     expected = expected_loss_gradient(rbm, DATA, statistics(rbm, neg_weights, vs))
-    samples = sampled_gradients(lambda r: ContrastiveDivergence(k=2), rbm, DATA.repeat(1000, 1),
-                                n_rep=20)
+    samples = sampled_gradients(
+        lambda r: ContrastiveDivergence(k=2), rbm, DATA.repeat(1000, 1), n_rep=20
+    )
     for s, e in zip(samples, expected):
         assert_within_se(s, e)
 
@@ -134,8 +134,9 @@ def test_persistent_gradient_matches_likelihood_gradient(method: str) -> None:
     expected = expected_loss_gradient(rbm, DATA, statistics(rbm, p, vs))
 
     def make(rep: int) -> ContrastiveDivergence:
-        objective = ContrastiveDivergence(method=method, n_chains=2000, n_temperatures=4,
-                                          init_visible_bias=False, seed=rep)
+        objective = ContrastiveDivergence(
+            method=method, n_chains=2000, n_temperatures=4, init_visible_bias=False, seed=rep
+        )
         objective.setup(rbm, DATA)
         return objective
 
@@ -148,8 +149,9 @@ def test_parallel_tempering_swaps_and_ladder() -> None:
     rbm = tiny_rbm(scale=3.0)
     objective = ParallelTemperingCD(n_chains=200, n_temperatures=5, init_visible_bias=False)
     objective.setup(rbm, DATA)
-    torch.testing.assert_close(objective.betas,
-                               torch.tensor([1.0, 0.75, 0.5, 0.25, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        objective.betas, torch.tensor([1.0, 0.75, 0.5, 0.25, 0.0], dtype=torch.float64)
+    )
     g = torch.Generator().manual_seed(0)
     for _ in range(300):
         objective.loss(rbm, DATA, g)
@@ -164,8 +166,9 @@ def test_manual_gradient_equals_autograd(method: str) -> None:
     results = []
     for gradient in ("manual", "autograd"):
         rbm = tiny_rbm(d=6, h=5)
-        objective = ContrastiveDivergence(k=2, method=method, n_chains=7, gradient=gradient,
-                                          n_temperatures=3)
+        objective = ContrastiveDivergence(
+            k=2, method=method, n_chains=7, gradient=gradient, n_temperatures=3
+        )
         x = torch.bernoulli(torch.full((30, 6), 0.4), generator=torch.Generator().manual_seed(1))
         objective.setup(rbm, x.double())
         g = torch.Generator().manual_seed(5)
@@ -202,8 +205,9 @@ def test_centered_gradient_is_a_reparametrized_centered_step() -> None:
     rbm = tiny_rbm(d=6, h=5)
     grads = {}
     for centering in (False, True):
-        objective = ContrastiveDivergence(k=1, centering=centering, offset_rate=0.0,
-                                          init_visible_bias=False)
+        objective = ContrastiveDivergence(
+            k=1, centering=centering, offset_rate=0.0, init_visible_bias=False
+        )
         objective.setup(rbm, x)
         rbm.zero_grad(set_to_none=True)
         loss, _ = objective.loss(rbm, x[:20], torch.Generator().manual_seed(3))
@@ -345,9 +349,17 @@ def test_trained_rbm_learns_and_generates() -> None:
     # CD-1 (centered): on this strongly multimodal toy, PCD-1 chains lag behind fast-moving
     # weights (Desjardins et al. 2010); the PCD gradient itself is checked exactly above
     objective = ContrastiveDivergence(k=1, centering=True)
-    config = TrainConfig(epochs=60, batch_size=40, lr=0.05, optimizer="sgd", momentum=0.9,
-                         initial_momentum=0.5, momentum_warmup_epochs=5, progress=False,
-                         device="cpu")
+    config = TrainConfig(
+        epochs=60,
+        batch_size=40,
+        lr=0.05,
+        optimizer="sgd",
+        momentum=0.9,
+        initial_momentum=0.5,
+        momentum_warmup_epochs=5,
+        progress=False,
+        device="cpu",
+    )
     train(rbm, objective, x, config)
     with torch.no_grad():
         ll = float(-rbm.free_energy(patterns).mean() - exact_log_z(rbm))

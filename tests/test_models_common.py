@@ -28,7 +28,7 @@ OPTIONAL = {
     "BoltzmannMachine": ("ebmlab.models.BoltzmannMachine", {"n_visible": 4, "n_hidden": 2}),
     "Hopfield": ("ebmlab.models.Hopfield", {"n_units": 8}),
     "ModernHopfield": ("ebmlab.models.ModernHopfield", {"n_units": 8}),
-    "Ising": ("ebmlab.models.Ising", {"side": 3}),
+    "Ising": ("ebmlab.models.Ising", {"size": 3}),
 }
 for _name, (_path, _kwargs) in OPTIONAL.items():
     try:

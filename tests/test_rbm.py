@@ -62,7 +62,7 @@ def test_conditionals_match_enumeration() -> None:
 
 def test_gibbs_samples_follow_exact_distribution() -> None:
     rbm = random_rbm(d=4, h=3, scale=0.8)
-    vs, _, neg_e = joint_table(rbm)
+    _, _, neg_e = joint_table(rbm)
     p = torch.softmax(torch.logsumexp(neg_e, 1), 0)
     g = torch.Generator().manual_seed(3)
     v = bernoulli(torch.full((20000, 4), 0.5, dtype=torch.float64), g)

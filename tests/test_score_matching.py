@@ -217,3 +217,28 @@ def test_bad_arguments_are_named():
         SlicedScoreMatching(n_projections=0)
     with pytest.raises(ValueError, match="sigma"):
         DenoisingScoreMatching(sigma=0.0)
+
+
+def test_noise_annealing_schedule():
+    from ebmlab.objectives.score_matching import annealed_noise_level
+
+    assert annealed_noise_level(None, 100, 5) == 0.0
+    assert annealed_noise_level(1.0, 100, 0) == pytest.approx(1.0)
+    assert annealed_noise_level(1.0, 100, 50) == pytest.approx(0.1)  # geometric to 1% of start
+    assert annealed_noise_level(1.0, 100, 100) == 0.0  # then plain score matching
+    assert annealed_noise_level(1.0, 100, 50, sigma_end=0.04) == pytest.approx(0.2)
+    assert annealed_noise_level(1.0, 100, 500, sigma_end=0.04) == pytest.approx(0.04)
+
+
+def test_annealed_score_matching_scores_the_smoothed_data():
+    # exact SM of the Gaussian energy on data perturbed by N(0, s^2): in expectation the closed
+    # form with the data covariance increased by s^2 I, i.e. + 1/2 s^2 |P|_F^2
+    model, x = _gaussian_energy(), _data()
+    objective = ExactScoreMatching(sigma_start=0.5, anneal_steps=10)
+    with torch.no_grad():
+        frobenius = float(model.precision().square().sum())
+    mean, se = _repeated(objective, model, x, repeats=300)
+    assert abs(mean - (_exact_sm(model, x) + 0.5 * 0.25 * frobenius)) < 5 * se
+    objective.steps_done.fill_(10)  # annealing over: exact again
+    loss, _ = objective.loss(model, x, torch.Generator())
+    assert float(loss.detach()) == pytest.approx(_exact_sm(model, x), rel=1e-10)

@@ -31,7 +31,9 @@ class _UnitIntervalRBM(BernoulliRBM):
         return X / (1.0 + X)
 
 
-@parametrize_with_checks([_UnitIntervalRBM(n_components=8, n_iter=2, batch_size=50, random_state=0)])
+@parametrize_with_checks(
+    [_UnitIntervalRBM(n_components=8, n_iter=2, batch_size=50, random_state=0)]
+)
 def test_sklearn_estimator_checks(estimator, check) -> None:
     check(estimator)
 
@@ -47,7 +49,7 @@ def test_out_of_range_input_is_rejected() -> None:
         BernoulliRBM(n_iter=1).fit(X * 16)
     with pytest.raises(ValueError, match="Negative"):
         BernoulliRBM(n_iter=1).fit(X - 0.5)
-    with pytest.raises(ValueError, match="NaN|infinity"):
+    with pytest.raises(ValueError, match=r"NaN|infinity"):
         BernoulliRBM(n_iter=1).fit(np.full((4, 3), np.nan))
     model = BernoulliRBM(n_components=4, n_iter=1, random_state=0).fit(X[:50])
     with pytest.raises(ValueError, match="features"):
@@ -62,11 +64,13 @@ def test_bad_parameters(name: str) -> None:
 
 def test_pipeline_classifies_digits() -> None:
     X, y = digits01()
-    pipe = Pipeline([
-        # the settings of scikit-learn's RBM-features example (it reaches 0.84 with them)
-        ("rbm", BernoulliRBM(n_components=100, learning_rate=0.06, n_iter=20, random_state=0)),
-        ("logistic", LogisticRegression(max_iter=2000)),
-    ])
+    pipe = Pipeline(
+        [
+            # the settings of scikit-learn's RBM-features example (it reaches 0.84 with them)
+            ("rbm", BernoulliRBM(n_components=100, learning_rate=0.06, n_iter=20, random_state=0)),
+            ("logistic", LogisticRegression(max_iter=2000)),
+        ]
+    )
     pipe.fit(X[:1400], y[:1400])
     # chance is 10%
     assert pipe.score(X[1400:], y[1400:]) > 0.8
@@ -110,8 +114,9 @@ def test_score_samples_is_the_exact_pseudo_likelihood() -> None:
         flipped[:, i] = 1 - flipped[:, i]
         expected += -np.logaddexp(0, free_energy(v) - free_energy(flipped))
     np.testing.assert_allclose(model.score_samples(v), expected, rtol=1e-9)
-    np.testing.assert_allclose(model.pseudo_log_likelihood(v, per="feature"), expected / 64,
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        model.pseudo_log_likelihood(v, per="feature"), expected / 64, rtol=1e-9
+    )
     # deterministic, unlike scikit-learn's one-random-feature estimate
     np.testing.assert_array_equal(model.score_samples(v), model.score_samples(v))
 
@@ -125,8 +130,14 @@ def test_short_last_minibatch_takes_an_ordinary_step() -> None:
     """
     X, _ = digits01()
     X = (X > 0.5).astype(np.float64)
-    model = BernoulliRBM(n_components=16, n_iter=1, batch_size=len(X) - 1, learning_rate=0.05,
-                         random_state=0, dtype="float64")
+    model = BernoulliRBM(
+        n_components=16,
+        n_iter=1,
+        batch_size=len(X) - 1,
+        learning_rate=0.05,
+        random_state=0,
+        dtype="float64",
+    )
     model.fit(X)
     short, full = copy.deepcopy(model), copy.deepcopy(model)
     short.partial_fit(X[:1])
@@ -138,10 +149,12 @@ def test_short_last_minibatch_takes_an_ordinary_step() -> None:
 def test_fit_is_reproducible_and_methods_run() -> None:
     X, _ = digits01()
     for method in ("cd", "pcd", "pt"):
-        a = BernoulliRBM(n_components=8, n_iter=2, method=method, momentum=0.5, centering=True,
-                         random_state=3).fit(X[:200])
-        b = BernoulliRBM(n_components=8, n_iter=2, method=method, momentum=0.5, centering=True,
-                         random_state=3).fit(X[:200])
+        a = BernoulliRBM(
+            n_components=8, n_iter=2, method=method, momentum=0.5, centering=True, random_state=3
+        ).fit(X[:200])
+        b = BernoulliRBM(
+            n_components=8, n_iter=2, method=method, momentum=0.5, centering=True, random_state=3
+        ).fit(X[:200])
         np.testing.assert_array_equal(a.components_, b.components_)
         assert np.isfinite(a.score_samples(X[:20])).all()
 

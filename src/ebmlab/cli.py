@@ -22,7 +22,8 @@ from .train import TrainConfig, TrainingDiverged, resolve_device, train
 
 EXAMPLES = {
     "train": "example: ebmlab train rbm --data mnist --hidden 500 --method pcd --epochs 100",
-    "sample": "example: ebmlab sample runs/rbm-mnist --n 64 --steps 1000",
+    "sample": "examples: ebmlab sample runs/rbm-mnist --n 64 --steps 1000\n"
+              "          ebmlab sample runs/ebm-8gaussians --sampler mala --step-size 0.05 --json",
     "eval": "example: ebmlab eval runs/rbm-mnist --json",
     "report": "example: ebmlab report runs/rbm-mnist   (writes runs/rbm-mnist/report.html)",
     "demo": "example: ebmlab demo --out runs/demo   (every family on digits, one report)",
@@ -211,28 +212,69 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sample(args: argparse.Namespace) -> int:
-    run_dir, config, recipe = _load_run(args.run)
-    model = io.load(run_dir / "checkpoint.safetensors")
-    if not hasattr(model, "sample"):
-        raise CLIError(f"RUN: model {type(model).__name__} cannot generate samples")
-    generator = torch.Generator().manual_seed(args.seed)
-    kwargs: dict[str, Any] = {"generator": generator}
-    if args.steps is not None:
-        kwargs["n_steps"] = args.steps
-    samples = model.sample(args.n, **kwargs)
-    out = Path(args.out) if args.out else run_dir / "samples.png"
+def _write_samples(samples: torch.Tensor, config: dict[str, Any], out: Path, title: str) -> Path:
     from . import viz
 
     shape = tuple(config["image_shape"]) if config.get("image_shape") else None
     if shape is not None:
-        viz.image_grid(samples, shape, out, title=f"{args.n} samples")
-    else:
-        import numpy as np
+        return viz.image_grid(samples, shape, out, title=title)
+    if samples.shape[-1] == 2:
+        import matplotlib.pyplot as plt
 
-        np.save(out.with_suffix(".npy"), samples.detach().cpu().numpy())
-        out = out.with_suffix(".npy")
-    print(f"wrote {out}")
+        fig, ax = plt.subplots(figsize=(4, 4))
+        points = samples.detach().cpu().numpy()
+        ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.5)
+        ax.set_aspect("equal")
+        ax.set_title(title, fontsize=9)
+        return viz._save(fig, out)
+    import numpy as np
+
+    target = out.with_suffix(".npy")
+    np.save(target, samples.detach().cpu().numpy())
+    return target
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    run_dir, config, _ = _load_run(args.run)
+    model = io.load(run_dir / "checkpoint.safetensors")
+    model.eval()
+    generator = torch.Generator().manual_seed(args.seed)
+    out = Path(args.out) if args.out else run_dir / "samples.png"
+    if args.sampler is None:
+        # the model's own generator (block Gibbs for RBMs, Langevin for neural EBMs, ...)
+        if not hasattr(model, "sample"):
+            raise CLIError(f"RUN: model {type(model).__name__} has no sampler of its own; "
+                           "choose one with --sampler")
+        kwargs: dict[str, Any] = {"generator": generator}
+        if args.steps is not None:
+            kwargs["n_steps"] = args.steps
+        samples = model.sample(args.n, **kwargs)
+        path = _write_samples(samples, config, out, f"{args.n} samples")
+        print(f"wrote {path}")
+        return 0
+    from . import samplers, viz_mcmc
+
+    settings: dict[str, Any] = {}
+    if args.step_size is not None:
+        settings["step_size"] = args.step_size
+    if args.sampler == "mh" and getattr(model, "spin_values", None) is not None:
+        # binary states: bit-flip proposals, not Gaussian moves
+        settings.update(proposal="flip", spin_values=tuple(model.spin_values))
+    kernel = samplers.make_kernel(args.sampler, **settings)
+    x0 = samplers.initial_states(model, args.n, generator)
+    result = samplers.sample(kernel, model, x0, args.steps or 1000, burn_in=args.burn_in,
+                             thin=args.thin, generator=generator, progress=not args.no_progress)
+    path = _write_samples(result.samples[-1], config, out,
+                          f"{args.n} chains, {args.sampler}, last draw")
+    viz_mcmc.plot_trace(result.samples, out.with_name(out.stem + "_trace.png"))
+    viz_mcmc.plot_autocorrelation(result.samples, out.with_name(out.stem + "_acf.png"))
+    summary = result.summary()
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for key, value in summary.items():
+            print(f"{key:<16} {value}")
+        print(f"wrote {path} and trace/autocorrelation plots beside it")
     return 0
 
 
@@ -349,7 +391,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("sample", "draw samples from a trained run")
     p.add_argument("run", help="run directory")
     p.add_argument("--n", type=int, default=64, help="number of samples")
-    p.add_argument("--steps", type=int, help="MCMC steps (models that sample by MCMC)")
+    p.add_argument("--steps", type=int, help="MCMC steps (default: the model's own, or 1000)")
+    p.add_argument("--sampler", help="run this kernel through the MCMC runner and report "
+                   "diagnostics: mh, gibbs, langevin, mala, hmc (default: the model's sampler)")
+    p.add_argument("--step-size", type=float, help="kernel step size (langevin, mala, hmc)")
+    p.add_argument("--burn-in", type=int, default=0, help="steps discarded before collecting")
+    p.add_argument("--thin", type=int, default=1, help="keep every THIN-th draw")
+    p.add_argument("--json", action="store_true", help="print the diagnostics as JSON")
+    p.add_argument("--no-progress", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="output PNG (default RUN/samples.png)")
     p.set_defaults(func=cmd_sample)

@@ -75,7 +75,7 @@ AUTO: dict[str, dict[str, Any]] = {
         "noise_scale": 0.005,
         "sample_steps": 100,
         "sigma": 0.1,
-        "sigma_start": 0.1,
+        "sigma_start": 0.0,
         "anneal_steps": 0,
         "sigma_max": 1.0,
         "sigma_min": 0.02,
@@ -166,10 +166,13 @@ def build_objective(dim: int, ctx: Context) -> Objective:
             clamp=ctx.image_shape is not None,
             seed=int(ctx.generator.initial_seed()) % (2**31),
         )
+    anneal = {"sigma_start": o["sigma_start"] or None, "anneal_steps": o["anneal_steps"]}
     if name == "sm":
-        return ExactScoreMatching()
+        return ExactScoreMatching(**anneal)
     if name == "ssm":
-        return SlicedScoreMatching(n_projections=o["projections"], projection=o["projection"])
+        return SlicedScoreMatching(
+            n_projections=o["projections"], projection=o["projection"], **anneal
+        )
     if name == "dsm":
         return DenoisingScoreMatching(
             sigma=o["sigma"],
@@ -514,14 +517,14 @@ register(
                 "sigma_start",
                 float,
                 None,
-                "dsm: anneal the noise level from this one down to sigma (default 1.0 on 2-D "
-                "densities; no annealing on images)",
+                "sm, ssm, dsm: anneal a data perturbation from this noise level down (to 0 for "
+                "sm/ssm, to sigma for dsm); default 1.0 on 2-D densities, none on images",
             ),
             Option(
                 "anneal_steps",
                 int,
                 None,
-                "dsm: updates over which the noise level is annealed (default 1500 on 2-D)",
+                "sm, ssm, dsm: updates over which the noise is annealed (default 1500 on 2-D)",
             ),
             Option("sigma_max", float, None, "ncsn largest noise level"),
             Option("sigma_min", float, None, "ncsn smallest noise level"),

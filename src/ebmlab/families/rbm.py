@@ -525,6 +525,6 @@ register(
             Option("fit_epochs", int, 20, "training epochs (the BM trains inside its fit rule)"),
             Option("fit_lr", float, 0.05, "learning rate"),
         ),
-        demo={"data": "digits"},
+        demo={"data": "digits", "options": {"fit_epochs": 5}},
     )
 )

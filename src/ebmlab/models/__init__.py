@@ -3,7 +3,8 @@
 from .base import MODEL_CLASSES, Model
 from .baselines import DiagonalGaussian, IndependentBernoulli
 from .hopfield import Hopfield, ModernHopfield
+from .ising import Ising
 from .rbm import BernoulliRBM
 
-__all__ = ["MODEL_CLASSES", "BernoulliRBM", "DiagonalGaussian", "Hopfield", "IndependentBernoulli", "Model",
+__all__ = ["MODEL_CLASSES", "BernoulliRBM", "DiagonalGaussian", "Hopfield", "IndependentBernoulli", "Ising", "Model",
            "ModernHopfield"]

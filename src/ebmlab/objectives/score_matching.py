@@ -85,18 +85,61 @@ def random_projections(
     raise ValueError(f"projection: expected 'rademacher' or 'gaussian', got {kind!r}")
 
 
+def annealed_noise_level(
+    sigma_start: float | None, anneal_steps: int, step: int, sigma_end: float = 0.0
+) -> float:
+    """Noise level of a continuation schedule: geometric from ``sigma_start`` down to
+    ``sigma_end`` over ``anneal_steps`` updates (to 1% of ``sigma_start`` and then 0 when
+    ``sigma_end`` is 0); ``sigma_end`` when there is no schedule."""
+    if sigma_start is None or anneal_steps == 0 or step >= anneal_steps:
+        return sigma_end
+    floor = sigma_end if sigma_end > 0 else 0.01 * sigma_start
+    progress = step / anneal_steps
+    return math.exp(math.log(sigma_start) + progress * (math.log(floor) - math.log(sigma_start)))
+
+
+def _check_anneal(sigma_start: float | None, anneal_steps: int) -> None:
+    if sigma_start is not None and not sigma_start > 0:
+        raise ValueError(f"sigma_start: expected None or a positive level, got {sigma_start}")
+    if isinstance(anneal_steps, bool) or not isinstance(anneal_steps, int) or anneal_steps < 0:
+        raise ValueError(f"anneal_steps: expected an integer >= 0, got {anneal_steps!r}")
+
+
+def _perturb(batch: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
+    if sigma == 0.0:
+        return batch
+    z = torch.randn(batch.shape, generator=generator, device=generator.device, dtype=batch.dtype)
+    return batch + sigma * z.to(batch.device)
+
+
 class ExactScoreMatching(StepCounter):
     """Hyvarinen's J = mean[1/2 |grad E|^2 - Laplacian E], Hessian trace by autograd.
+
+    Noise annealing (``sigma_start``, ``anneal_steps``; off by default): for the first
+    ``anneal_steps`` updates the data are perturbed by N(0, sigma_t^2 I), sigma_t decreasing
+    geometrically from ``sigma_start`` to 1% of it, then not at all: J then matches the score of
+    the smoothed data, whose filled gaps fix the relative weights of separated modes, and ends
+    as plain score matching, which keeps them (see ``DenoisingScoreMatching``).
 
     Args:
         max_dim: refuse inputs with more coordinates (cost grows with the dimension; use
             ``SlicedScoreMatching``).
+        sigma_start, anneal_steps: the noise annealing.
         energy_bound: |E| of the data beyond which training is declared diverged.
     """
 
-    def __init__(self, max_dim: int = 64, energy_bound: float = DEFAULT_ENERGY_BOUND) -> None:
+    def __init__(
+        self,
+        max_dim: int = 64,
+        sigma_start: float | None = None,
+        anneal_steps: int = 0,
+        energy_bound: float = DEFAULT_ENERGY_BOUND,
+    ) -> None:
         super().__init__()
+        _check_anneal(sigma_start, anneal_steps)
         self.max_dim = int(max_dim)
+        self.sigma_start = None if sigma_start is None else float(sigma_start)
+        self.anneal_steps = anneal_steps
         self.energy_bound = float(energy_bound)
 
     def loss(
@@ -108,7 +151,8 @@ class ExactScoreMatching(StepCounter):
                 f"limited to max_dim={self.max_dim}; got {batch.shape[1]} coordinates (use "
                 "sliced score matching, objective 'ssm')"
             )
-        x_leaf, energy, score = energy_and_score(model, batch)
+        sigma = annealed_noise_level(self.sigma_start, self.anneal_steps, int(self.steps_done))
+        x_leaf, energy, score = energy_and_score(model, _perturb(batch, sigma, generator))
         check_energy(energy.detach(), self.energy_bound, self.current_step, "data")
         trace = hessian_trace_of_energy(x_leaf, score)
         norm = 0.5 * score.square().sum(-1)
@@ -126,6 +170,7 @@ class SlicedScoreMatching(StepCounter):
         n_projections: directions v per example.
         projection: "rademacher" or "gaussian".
         variance_reduction: use 1/2 |s|^2 in place of 1/2 (v^T s)^2 (SSM-VR).
+        sigma_start, anneal_steps: noise annealing, as in ``ExactScoreMatching``.
         energy_bound: |E| of the data beyond which training is declared diverged.
     """
 
@@ -134,9 +179,14 @@ class SlicedScoreMatching(StepCounter):
         n_projections: int = 1,
         projection: Projection = "rademacher",
         variance_reduction: bool = True,
+        sigma_start: float | None = None,
+        anneal_steps: int = 0,
         energy_bound: float = DEFAULT_ENERGY_BOUND,
     ) -> None:
         super().__init__()
+        _check_anneal(sigma_start, anneal_steps)
+        self.sigma_start = None if sigma_start is None else float(sigma_start)
+        self.anneal_steps = anneal_steps
         if (
             isinstance(n_projections, bool)
             or not isinstance(n_projections, int)
@@ -153,7 +203,8 @@ class SlicedScoreMatching(StepCounter):
     def loss(
         self, model: nn.Module, batch: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        x = batch.flatten(1).repeat(self.n_projections, 1)
+        sigma = annealed_noise_level(self.sigma_start, self.anneal_steps, int(self.steps_done))
+        x = _perturb(batch.flatten(1), sigma, generator).repeat(self.n_projections, 1)
         v = random_projections(tuple(x.shape), self.projection, generator, x)
         x_leaf, energy, score = energy_and_score(model, x)
         check_energy(energy.detach(), self.energy_bound, self.current_step, "data")
@@ -208,22 +259,17 @@ class DenoisingScoreMatching(StepCounter):
             raise ValueError(
                 f"sigma_start: expected None or a level >= sigma ({sigma}), got {sigma_start}"
             )
-        if isinstance(anneal_steps, bool) or not isinstance(anneal_steps, int) or anneal_steps < 0:
-            raise ValueError(f"anneal_steps: expected an integer >= 0, got {anneal_steps!r}")
+        _check_anneal(sigma_start, anneal_steps)
         self.sigma = float(sigma)
         self.sigma_start = None if sigma_start is None else float(sigma_start)
         self.anneal_steps = anneal_steps
         self.energy_bound = float(energy_bound)
 
     def current_sigma(self) -> float:
-        """The noise level of the next update (geometric annealing, in float64)."""
-        if self.sigma_start is None or self.anneal_steps == 0:
-            return self.sigma
-        progress = min(int(self.steps_done) / self.anneal_steps, 1.0)
-        log_sigma = math.log(self.sigma_start) + progress * (
-            math.log(self.sigma) - math.log(self.sigma_start)
+        """The noise level of the next update (geometric annealing)."""
+        return annealed_noise_level(
+            self.sigma_start, self.anneal_steps, int(self.steps_done), self.sigma
         )
-        return math.exp(log_sigma)
 
     def loss(
         self, model: nn.Module, batch: torch.Tensor, generator: torch.Generator
@@ -288,6 +334,7 @@ __all__ = [
     "NoiseConditionalScoreMatching",
     "SlicedScoreMatching",
     "annealed_langevin",
+    "annealed_noise_level",
     "denoising_target",
     "energy_and_score",
     "geometric_sigmas",

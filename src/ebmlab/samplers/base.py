@@ -118,7 +118,7 @@ def energy_and_grad(energy_fn: EnergyFn, x: torch.Tensor) -> tuple[torch.Tensor,
 
 
 def check_current_energy(energy: torch.Tensor) -> torch.Tensor:
-    """The current state of every chain must have a finite (or +inf-free) energy."""
+    """The current state of every chain must have a finite energy."""
     bad = ~torch.isfinite(energy)
     if bad.any():
         chains = torch.nonzero(bad).flatten()[:10].tolist()
