@@ -77,7 +77,7 @@ AUTO: dict[str, dict[str, Any]] = {
         "sigma": 0.1,
         "sigma_start": 0.0,
         "anneal_steps": 0,
-        "sigma_max": 1.0,
+        "sigma_max": 3.0,
         "sigma_min": 0.02,
         "jump_steps": 0,
     },
@@ -271,6 +271,7 @@ def _evaluate(
     mse = float((filled - test)[unknown].square().mean())
     mean_image = x_train.mean(0, keepdim=True).expand_as(test)
     baseline = float((mean_image - test)[unknown].square().mean())
+    chance = float((model.noise(test.shape[0], ctx.generator) - test)[unknown].square().mean())
     energy_test = float(_energies(model, x_test).mean())
     energy_noise = float(_energies(model, model.noise(x_test.shape[0], ctx.generator)).mean())
     return {
@@ -279,6 +280,7 @@ def _evaluate(
         "AIS, not run); scored by inpainting the bottom half",
         "inpaint_mse": mse,
         "inpaint_mse_mean_image": baseline,
+        "inpaint_mse_uniform_noise": chance,
         "energy_test": energy_test,
         "energy_noise": energy_noise,
         "energy_gap": energy_noise - energy_test,
@@ -558,16 +560,11 @@ register(
         },
         demo={
             "data": "digits",
-            "options": {
-                "objective": "ncsn",
-                "network": "mlp",
-                "hidden": 256,
-                "depth": 2,
-                "sample_steps": 100,
-            },
-            "epochs": 60,
+            "options": {"objective": "ncsn", "network": "conv", "sample_steps": 500},
+            "epochs": 80,
             "batch_size": 128,
-            "lr": 1e-3,
+            "lr": 2e-3,
+            "checkpoint_every_epochs": 40,
         },
         data_kinds=("toy2d", "image"),
     )

@@ -157,7 +157,7 @@ class ContrastiveDivergence(Objective):
         self.register_buffer("swap_rate", torch.empty(0))  # (T - 1,) running swap acceptance
         self.register_buffer("offset_v", torch.empty(0))  # (D,) centering offset mu
         self.register_buffer("offset_h", torch.empty(0))  # (H,) centering offset lambda
-        self._swap_parity = 0
+        self.register_buffer("swap_rounds", torch.zeros((), dtype=torch.long))  # PT parity
 
     # ----- setup --------------------------------------------------------------------------------
     def _check_model(self, model: nn.Module) -> None:
@@ -278,8 +278,8 @@ class ContrastiveDivergence(Objective):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One round of swaps between rungs (t, t+1) for t of the current parity."""
         T = self.n_temperatures
-        lower = list(range(self._swap_parity, T - 1, 2))
-        self._swap_parity = 1 - self._swap_parity
+        lower = list(range(int(self.swap_rounds) % 2, T - 1, 2))
+        self.swap_rounds += 1
         if not lower:
             return v, h
         v, h = v.clone(), h.clone()
