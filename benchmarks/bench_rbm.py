@@ -125,6 +125,22 @@ def _ebmlab_loop(x: np.ndarray, h: int, batch: int, method: str):
     return lambda: train(rbm, objective, data, config)
 
 
+def _ebmlab_sklearn(x: np.ndarray, h: int, batch: int, method: str):
+    from ebmlab.sklearn import BernoulliRBM
+
+    def epoch() -> None:
+        BernoulliRBM(
+            n_components=h,
+            learning_rate=LR,
+            batch_size=batch,
+            n_iter=1,
+            method=method,
+            random_state=0,
+        ).fit(x)
+
+    return epoch
+
+
 def _sklearn(x: np.ndarray, h: int, batch: int, dtype: Any):
     from sklearn.neural_network import BernoulliRBM
 
@@ -194,6 +210,7 @@ def _implementations(method: str) -> list[tuple[str, str, Callable]]:
         ("ebmlab", "float32", lambda x, h, b: _ebmlab(x, h, b, method)),
         ("ebmlab-autograd", "float32", lambda x, h, b: _ebmlab(x, h, b, method, "autograd")),
         ("ebmlab-train-loop", "float32", lambda x, h, b: _ebmlab_loop(x, h, b, method)),
+        ("ebmlab.sklearn", "float32", lambda x, h, b: _ebmlab_sklearn(x, h, b, method)),
     ]
     if method == "pcd":  # scikit-learn implements only PCD ("SML")
         impls += [

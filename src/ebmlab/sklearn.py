@@ -165,6 +165,7 @@ class BernoulliRBM(TransformerMixin, BaseEstimator):
             centering=self.centering,
             init_visible_bias=self.init_visible_bias,
             binary_data=False,
+            monitor=False,  # fit() never reads the loss value: compute only the gradient
             seed=seed,
         )
         if self.init_visible_bias:

@@ -250,6 +250,12 @@ def bottom_half_mask(n: int, image_shape: tuple[int, int], device: torch.device)
     return known.flatten().expand(n, -1).clone()
 
 
+def _quick_steps(model: EnergyNetwork, ctx: Context) -> int | None:
+    """Langevin steps for image evaluation and figures: the model's default, capped at 200 in
+    quick runs (the demo)."""
+    return min(model.langevin_steps, 200) if ctx.quick else None
+
+
 def _evaluate(
     model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
@@ -263,10 +269,10 @@ def _evaluate(
             metrics["log_z_learned"] = learned  # NCE self-normalization: compare to log_z_grid
         return metrics
     assert isinstance(model, EnergyNetwork) and ctx.image_shape is not None
-    n = 64 if ctx.quick else 300
+    n = 32 if ctx.quick else 300
     test = x_test[:n]
     known = bottom_half_mask(test.shape[0], ctx.image_shape, test.device)
-    filled = model.inpaint(test, known, generator=ctx.generator)
+    filled = model.inpaint(test, known, n_steps=_quick_steps(model, ctx), generator=ctx.generator)
     unknown = ~known
     mse = float((filled - test)[unknown].square().mean())
     mean_image = x_train.mean(0, keepdim=True).expand_as(test)
@@ -349,7 +355,8 @@ def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
         ]
     assert isinstance(model, EnergyNetwork) and ctx.image_shape is not None
     figures = []
-    samples = model.sample(64, generator=ctx.generator)
+    steps = _quick_steps(model, ctx)
+    samples = model.sample(64, n_steps=steps, generator=ctx.generator)
     path = viz.image_grid(
         samples,
         ctx.image_shape,
@@ -361,13 +368,13 @@ def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
         Figure(
             path,
             "Samples from noise",
-            f"{model.langevin_steps} Langevin steps from uniform noise"
+            f"{steps or model.langevin_steps} Langevin steps from uniform noise"
             + (" (annealed over the noise ladder)." if model.noise_conditional else "."),
         )
     )
     test = x_test[:16]
     known = bottom_half_mask(test.shape[0], ctx.image_shape, test.device)
-    filled = model.inpaint(test, known, generator=ctx.generator)
+    filled = model.inpaint(test, known, n_steps=steps, generator=ctx.generator)
     masked = torch.where(known, test, torch.full_like(test, 0.5))
     path = viz.image_grid(
         torch.cat([test, masked, filled]),

@@ -242,7 +242,7 @@ RBM_TRAIN_DEFAULTS = {
     "momentum": 0.9,
     "initial_momentum": 0.5,
     "momentum_warmup_epochs": 5,
-    "weight_decay": 0.0,
+    "weight_decay": 2e-4,  # on W only; -87.26 against -87.59 without (100 epochs, AIS)
     "schedule": "linear",
     "final_lr_fraction": 0.0,
     "log_every_steps": 50,

@@ -104,6 +104,9 @@ class ContrastiveDivergence(Objective):
             diverges (a test pins it); sigma_i^2 is the inverse Fisher information of a Gaussian
             mean, which makes the step size per pixel scale-free. The variances' own gradient
             is left as is.
+        monitor: compute the loss value mean F(v0) - mean F(vn) (a softplus over both phases'
+            hidden inputs). With ``False`` (hand-written path only) the value is 0 and only the
+            gradient is computed: what ``ebmlab.sklearn`` uses, which never reads the loss.
         seed: seeds the initial persistent chains in ``setup``.
     """
 
@@ -120,6 +123,7 @@ class ContrastiveDivergence(Objective):
         gradient: Literal["manual", "autograd"] = "manual",
         binary_data: bool = True,
         scale_by_variance: bool = True,
+        monitor: bool = True,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -149,6 +153,7 @@ class ContrastiveDivergence(Objective):
         self.gradient = gradient
         self.binary_data = binary_data
         self.scale_by_variance = scale_by_variance
+        self.monitor = monitor
         self.seed = seed
         # state (sized in setup or at the first step; buffers go into checkpoints)
         self.register_buffer("chain_v", torch.empty(0))  # (T, n_chains, D) persistent visibles
@@ -377,11 +382,14 @@ class ContrastiveDivergence(Objective):
             if self.method == "pcd":
                 self.chain_h = bernoulli(p[n_pos:], generator)[None]
         n_neg = stacked.shape[0] - n_pos
-        softplus = F.softplus(a)
-        # loss value: mean F(v0) - mean F(vn), from the hidden inputs already computed
         mean_v0, mean_vn = v0.mean(0), vn.mean(0)
-        value = (mean_vn - mean_v0) @ b - softplus[:n_pos].sum() / n_pos
-        value = value + softplus[n_pos:].sum() / n_neg
+        if self.monitor:
+            # loss value: mean F(v0) - mean F(vn), from the hidden inputs already computed
+            softplus = F.softplus(a)
+            value = (mean_vn - mean_v0) @ b - softplus[:n_pos].sum() / n_pos
+            value = value + softplus[n_pos:].sum() / n_neg
+        else:
+            value = torch.zeros((), dtype=a.dtype, device=a.device)
         mean_h0, mean_hn = p[:n_pos].mean(0), p[n_pos:].mean(0)
         p[:n_pos] *= -1.0 / n_pos
         p[n_pos:] *= 1.0 / n_neg
