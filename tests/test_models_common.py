@@ -29,6 +29,10 @@ OPTIONAL = {
     "Hopfield": ("ebmlab.models.Hopfield", {"n_units": 8}),
     "ModernHopfield": ("ebmlab.models.ModernHopfield", {"n_units": 8}),
     "Ising": ("ebmlab.models.Ising", {"size": 3}),
+    "MLPEnergy": ("ebmlab.models.MLPEnergy", {"dim": 2}),
+    "ConvEnergy": ("ebmlab.models.ConvEnergy", {"image_shape": [8, 8]}),
+    "QuadraticEnergy": ("ebmlab.models.QuadraticEnergy", {"dim": 3}),
+    "RealNVP": ("ebmlab.models.RealNVP", {"dim": 2}),
 }
 for _name, (_path, _kwargs) in OPTIONAL.items():
     try:
@@ -70,3 +74,33 @@ def test_moves_between_devices_and_dtypes(name):
     if torch.cuda.is_available():  # pragma: no cover - exercised on GPU machines
         model.to("cuda")
         assert all(p.device.type == "cuda" for p in model.parameters())
+
+
+def _scalar_objective(model):
+    dim = next((getattr(model, a) for a in ("n_visible", "dim", "n_units") if hasattr(model, a)),
+               None)
+    if dim is None and hasattr(model, "image_shape"):
+        dim = int(torch.tensor(model.image_shape).prod())
+    g = torch.Generator().manual_seed(0)
+    if hasattr(model, "n_visible"):
+        x = (torch.rand(5, dim, generator=g) < 0.5).float()
+    elif getattr(model, "spin_values", None) is not None:
+        x = torch.where(torch.rand(5, dim, generator=g) < 0.5, 1.0, model.spin_values[0])
+    else:
+        x = torch.randn(5, dim, generator=g)
+    if hasattr(model, "free_energy"):
+        return model.free_energy(x).sum()
+    if hasattr(model, "energy"):
+        return model.energy(x).sum()
+    return -model.log_prob(x).sum()
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_every_parameter_gets_a_gradient(name):
+    model = _perturbed(FACTORIES[name]())
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not params:
+        pytest.skip(f"{name} has no trainable parameters (weights are set by a rule)")
+    _scalar_objective(model).backward()
+    for pname, p in params:
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname

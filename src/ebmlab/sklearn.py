@@ -170,19 +170,24 @@ class BernoulliRBM(TransformerMixin, BaseEstimator):
         )
         if self.init_visible_bias:
             self.rbm_.init_visible_from_data(X)
-        groups = self.objective_.param_groups(
-            self.rbm_, float(self.learning_rate), float(self.weight_decay)
-        )
-        # fused: one pass over each parameter for momentum and update
-        self.optimizer_ = torch.optim.SGD(
-            groups, lr=float(self.learning_rate), momentum=float(self.momentum), fused=True
-        )
+        # momentum buffers of the update (the estimator applies its own SGD step: no autograd,
+        # no optimizer object, three fused tensor-list operations per minibatch)
+        self.velocity_ = [torch.zeros_like(p) for p in self._params()]
 
+    def _params(self) -> list[torch.Tensor]:
+        return [self.rbm_.W.data, self.rbm_.b.data, self.rbm_.c.data]
+
+    @torch.no_grad()
     def _update(self, batch: torch.Tensor) -> None:
-        self.optimizer_.zero_grad(set_to_none=True)
-        loss, _ = self.objective_.loss(self.rbm_, batch, self.generator_)
-        loss.backward()
-        self.optimizer_.step()
+        _, grads = self.objective_.gradients(self.rbm_, batch, self.generator_)
+        params = self._params()
+        if self.weight_decay:
+            grads[0].add_(params[0], alpha=float(self.weight_decay))
+        if self.momentum:
+            torch._foreach_mul_(self.velocity_, float(self.momentum))
+            torch._foreach_add_(self.velocity_, grads)
+            grads = self.velocity_
+        torch._foreach_add_(params, grads, alpha=-float(self.learning_rate))
 
     def fit(self, X: Any, y: Any = None) -> BernoulliRBM:
         """Fit the model to ``X`` (n_samples, n_features) with values in [0, 1]."""
@@ -197,9 +202,9 @@ class BernoulliRBM(TransformerMixin, BaseEstimator):
         shuffle = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
         for iteration in range(1, int(self.n_iter) + 1):
             start = time.perf_counter()
-            order = torch.randperm(n, generator=shuffle)
+            shuffled = X_t[torch.randperm(n, generator=shuffle)]  # one gather; batches are views
             for i in range(0, n, batch):
-                self._update(X_t[order[i : i + batch]])
+                self._update(shuffled[i : i + batch])
             if self.verbose:
                 pll = float(self.score_samples(X_np).mean())
                 print(

@@ -1,7 +1,38 @@
-"""Training objectives: maximum likelihood, contrastive divergence (CD-k, PCD, PT), score
-matching, NCE."""
+"""Training objectives: maximum likelihood, contrastive divergence (CD-k, PCD, parallel
+tempering) for RBMs, Boltzmann learning, contrastive divergence with Langevin MCMC for neural
+energies, score matching (exact, sliced, denoising, noise-conditional) and noise contrastive
+estimation (Gaussian noise, flow contrastive estimation)."""
 
 from .base import OBJECTIVE_CLASSES, Objective
+from .boltzmann import BoltzmannLearning
+from .contrastive import (
+    ContrastiveDivergence,
+    ParallelTemperingCD,
+    PersistentContrastiveDivergence,
+)
+from .contrastive_langevin import ContrastiveLangevin
 from .likelihood import MaximumLikelihood
+from .nce import FlowContrastiveEstimation, NoiseContrastiveEstimation
+from .score_matching import (
+    DenoisingScoreMatching,
+    ExactScoreMatching,
+    NoiseConditionalScoreMatching,
+    SlicedScoreMatching,
+)
 
-__all__ = ["OBJECTIVE_CLASSES", "MaximumLikelihood", "Objective"]
+__all__ = [
+    "OBJECTIVE_CLASSES",
+    "BoltzmannLearning",
+    "ContrastiveDivergence",
+    "ContrastiveLangevin",
+    "DenoisingScoreMatching",
+    "ExactScoreMatching",
+    "FlowContrastiveEstimation",
+    "MaximumLikelihood",
+    "NoiseConditionalScoreMatching",
+    "NoiseContrastiveEstimation",
+    "Objective",
+    "ParallelTemperingCD",
+    "PersistentContrastiveDivergence",
+    "SlicedScoreMatching",
+]

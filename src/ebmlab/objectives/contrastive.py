@@ -359,11 +359,20 @@ class ContrastiveDivergence(Objective):
         ]
         return inject_gradient(loss.detach(), params, scaled)
 
-    @torch.no_grad()
     def _manual_loss(
         self, model: BernoulliRBM, v0: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """The loss gradient (negative statistics minus positive ones, each averaged over its own
+        value, grads = self.gradients(model, v0, generator)
+        loss = inject_gradient(value, [model.W, model.b, model.c], grads)
+        return loss, {}
+
+    @torch.no_grad()
+    def gradients(
+        self, model: BernoulliRBM, v0: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(loss value, [dloss/dW, dloss/db, dloss/dc]) for a BernoulliRBM, by hand.
+
+        The loss gradient (negative statistics minus positive ones, each averaged over its own
         rows) in 4 (CD-1) or 3 (PCD, PT) matmul calls: the outer products of both phases are one
         product [v0; vn]^T [-p0 / n_pos; pn / n_neg], and for persistent chains, which do not
         depend on the minibatch, the hidden inputs of both phases are one product too."""
@@ -408,9 +417,7 @@ class ContrastiveDivergence(Objective):
             grad_c = torch.addmv(ascent_c, grad_w.T, mu, beta=-1.0, alpha=-1.0)  # -(dc - dW'^T mu)
         else:
             grad_b, grad_c = ascent_b.neg_(), ascent_c.neg_()
-        with torch.enable_grad():
-            loss = inject_gradient(value, [W, b, c], [grad_w, grad_b, grad_c])
-        return loss, {}
+        return value, [grad_w, grad_b, grad_c]
 
     @torch.no_grad()
     def negative_samples(self) -> torch.Tensor:
