@@ -80,7 +80,7 @@ def test_every_command_has_help_with_an_example():
         proc = subprocess.run([sys.executable, "-m", "ebmlab", command, "--help"],
                               capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
-        assert "example:" in proc.stdout, command
+        assert "example" in proc.stdout, command
 
 
 def test_torchrun_cli_only_rank0_writes(tmp_path):
