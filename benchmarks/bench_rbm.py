@@ -15,7 +15,7 @@ learning rate (0.01 on the mean gradient), in the same run:
 Each record: examples per second, GFLOP/s counting 5 matmuls of 2 * batch * visible * hidden
 flops per update, and that as a fraction of the float32 matmul peak measured in the same run
 (the best of 1024^3 and 2048^3 products). Run ``python benchmarks/bench_rbm.py [--quick]`` or
-``ebmlab bench rbm``; one JSON line per result.
+```ebmlab bench rbm``; one JSON line per result.
 """
 
 from __future__ import annotations
@@ -225,7 +225,8 @@ def _implementations(method: str) -> list[tuple[str, str, Callable]]:
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
-    """Measure every case and implementation; print and return one record per result."""
+    """Measure every case and implementation; return one record per result (``ebmlab bench``
+    prints them; run as a script, this file prints them as they come)."""
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
     warnings.filterwarnings("ignore")
     peak = _peak_flops()
@@ -259,7 +260,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                     "load_average": round(os.getloadavg()[0], 2),
                     "machine": platform.processor() or platform.machine(),
                 }
-                print(json.dumps(record), flush=True)
+                if __name__ == "__main__":
+                    print(json.dumps(record), flush=True)
                 records.append(record)
     return records
 

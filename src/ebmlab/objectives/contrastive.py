@@ -391,19 +391,19 @@ class ContrastiveDivergence(Objective):
             if self.method == "pcd":
                 self.chain_h = bernoulli(p[n_pos:], generator)[None]
         n_neg = stacked.shape[0] - n_pos
-        mean_v0, mean_vn = v0.mean(0), vn.mean(0)
+        # row weights -1/n_pos (data) and +1/n_neg (chains): every loss gradient is a weighted
+        # sum over the stacked rows, so the means cost one matvec each
+        weights = self._row_weights(n_pos, n_neg, a)
+        if self.centering:
+            mean_v0, mean_h0 = v0.mean(0), p[:n_pos].mean(0)
+        grad_b = weights @ stacked  # mean vn - mean v0
+        grad_c = weights @ p  # mean p(h | vn) - mean p(h | v0)
         if self.monitor:
             # loss value: mean F(v0) - mean F(vn), from the hidden inputs already computed
-            softplus = F.softplus(a)
-            value = (mean_vn - mean_v0) @ b - softplus[:n_pos].sum() / n_pos
-            value = value + softplus[n_pos:].sum() / n_neg
+            value = grad_b @ b + weights @ F.softplus(a).sum(-1)
         else:
             value = torch.zeros((), dtype=a.dtype, device=a.device)
-        mean_h0, mean_hn = p[:n_pos].mean(0), p[n_pos:].mean(0)
-        p[:n_pos] *= -1.0 / n_pos
-        p[n_pos:] *= 1.0 / n_neg
-        grad_w = torch.mm(stacked.T, p)  # d loss / dW
-        ascent_b, ascent_c = mean_v0 - mean_vn, mean_h0 - mean_hn
+        grad_w = torch.mm(stacked.T, p.mul_(weights[:, None]))  # d loss / dW
         if self.centering:
             if self.offset_v.numel() == 0:
                 self.offset_v = mean_v0.clone()
@@ -411,13 +411,26 @@ class ContrastiveDivergence(Objective):
             self.offset_v.lerp_(mean_v0, self.offset_rate)
             self.offset_h.lerp_(mean_h0, self.offset_rate)
             mu, lam = self.offset_v, self.offset_h
-            # centered: dW' = dW - mu dc^T - db lam^T (ascent form; signs flip for the loss)
-            grad_w.addr_(mu, ascent_c).addr_(ascent_b, lam)
-            grad_b = torch.addmv(ascent_b, grad_w, lam, beta=-1.0, alpha=-1.0)  # -(db - dW' lam)
-            grad_c = torch.addmv(ascent_c, grad_w.T, mu, beta=-1.0, alpha=-1.0)  # -(dc - dW'^T mu)
-        else:
-            grad_b, grad_c = ascent_b.neg_(), ascent_c.neg_()
+            # centered (ascent form dW' = dW - mu dc^T - db lam^T, then b = b' - W lam and
+            # c = c' - W^T mu), written for the loss gradients gW, gb, gc = -(dW, db, dc):
+            grad_w.addr_(mu, grad_c, alpha=-1.0).addr_(grad_b, lam, alpha=-1.0)
+            grad_b = torch.addmv(grad_b, grad_w, lam, alpha=-1.0)  # gb - gW' lam
+            grad_c = torch.addmv(grad_c, grad_w.T, mu, alpha=-1.0)  # gc - gW'^T mu
         return value, [grad_w, grad_b, grad_c]
+
+    def _row_weights(self, n_pos: int, n_neg: int, like: torch.Tensor) -> torch.Tensor:
+        key = (n_pos, n_neg, like.dtype, like.device)
+        cached = getattr(self, "_weights_cache", None)
+        if cached is None or cached[0] != key:
+            weights = torch.cat(
+                [
+                    torch.full((n_pos,), -1.0 / n_pos, dtype=like.dtype, device=like.device),
+                    torch.full((n_neg,), 1.0 / n_neg, dtype=like.dtype, device=like.device),
+                ]
+            )
+            object.__setattr__(self, "_weights_cache", (key, weights))
+            return weights
+        return cached[1]
 
     @torch.no_grad()
     def negative_samples(self) -> torch.Tensor:
