@@ -109,3 +109,15 @@ def test_sample_through_the_mcmc_runner_reports_diagnostics(tmp_path, capsys):
     assert 0.0 < summary["acceptance_rate"] <= 1.0
     for name in ("samples.png", "samples_trace.png", "samples_acf.png"):
         assert (run / name).stat().st_size > 0
+
+
+def test_report_inlines_figures_for_a_relative_run_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "independent", "--data", "digits", "--out", "runs/rel",
+                 "--no-progress"]) == 0
+    manifest = json.loads((tmp_path / "runs/rel/figures.json").read_text())
+    assert manifest and all(not m["path"].startswith("runs/") for m in manifest)
+    html = (tmp_path / "runs/rel/report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(manifest)
+    mode = (tmp_path / "runs/rel/checkpoint.safetensors").stat().st_mode & 0o777
+    assert mode & 0o044  # readable by others like any file written with open(), not 0600

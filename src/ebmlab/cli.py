@@ -66,10 +66,17 @@ def _write_json(path: Path, value: Any) -> None:
     os.replace(tmp, path)
 
 
+def _relative_to_run(path: Path, out: Path) -> str:
+    """A figure's path relative to the run directory (recipes may return either form)."""
+    try:
+        return str(Path(path).resolve().relative_to(out.resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _figures_manifest(out: Path, figures: list[Figure]) -> None:
     _write_json(out / "figures.json", [
-        {"path": str(Path(f.path).relative_to(out)) if Path(f.path).is_absolute()
-         else str(f.path), "title": f.title, "caption": f.caption}
+        {"path": _relative_to_run(f.path, out), "title": f.title, "caption": f.caption}
         for f in figures
     ])
 

@@ -77,6 +77,8 @@ def section_from_run(run_dir: str | os.PathLike[str], title: str | None = None) 
     if (run / "figures.json").exists():
         for entry in json.loads((run / "figures.json").read_text()):
             path = run / entry["path"]
+            if not path.exists():  # manifests written with paths relative to another folder
+                path = run / Path(entry["path"]).name
             if path.exists():
                 figures.append((path, entry.get("title", path.stem), entry.get("caption", "")))
     else:

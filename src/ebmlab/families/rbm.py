@@ -2,9 +2,11 @@
 ``bm`` (general Boltzmann machine with label units).
 
 ``rbm`` defaults are the MNIST recipe: 500 hidden units, PCD-1 with 100 persistent chains and a
-centered gradient (Melchior et al. 2016), SGD with momentum and a linearly decaying learning rate,
-visible biases from the data marginals. Evaluation is AIS with the protocol of Salakhutdinov &
-Murray (2008): 14,500 inverse temperatures, 100 runs, the base-rate model of the training data;
+centered gradient (Melchior et al. 2016), SGD (lr 0.01, momentum 0.5 then 0.9) with a learning
+rate decaying linearly to 0, weight decay 2e-4 on W, visible biases from the data marginals; it
+reaches -87.0 nats on MNIST in 100 epochs (notes/README_rbm.md). Evaluation is AIS with the
+protocol of Salakhutdinov & Murray (2008): 14,500 inverse temperatures, 100 runs, the base-rate
+model of the training data;
 the reverse-AIS estimate (Burda et al. 2015) from 100 long Gibbs chains gives the other side of
 the bracket, and with at most 20 hidden (or visible) units the exact value by enumeration is
 reported as well and becomes ``test_log_likelihood``.
