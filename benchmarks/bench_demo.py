@@ -20,14 +20,16 @@ def run(quick: bool = False) -> list[dict]:
         seconds = time.perf_counter() - start
         with open(os.path.join(out, "summary.json")) as handle:
             families = json.load(handle)["families"]
-    return [{
-        "benchmark": "demo",
-        "seconds": round(seconds, 1),
-        "target_seconds": 180,
-        "ratio_to_target": round(seconds / 180, 3),
-        "threads": torch.get_num_threads(),
-        "families": {k: v.get("seconds") for k, v in families.items()},
-    }]
+    return [
+        {
+            "benchmark": "demo",
+            "seconds": round(seconds, 1),
+            "target_seconds": 180,
+            "ratio_to_target": round(seconds / 180, 3),
+            "threads": torch.get_num_threads(),
+            "families": {k: v.get("seconds") for k, v in families.items()},
+        }
+    ]
 
 
 if __name__ == "__main__":

@@ -16,8 +16,16 @@ def data() -> torch.Tensor:
 
 
 def config() -> TrainConfig:
-    return TrainConfig(epochs=3, batch_size=16, lr=0.05, optimizer="sgd", momentum=0.9,
-                       seed=4, device="cpu", progress=False)
+    return TrainConfig(
+        epochs=3,
+        batch_size=16,
+        lr=0.05,
+        optimizer="sgd",
+        momentum=0.9,
+        seed=4,
+        device="cpu",
+        progress=False,
+    )
 
 
 if __name__ == "__main__":

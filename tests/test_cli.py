@@ -44,8 +44,9 @@ def test_unknown_dataset_lists_valid_ones(tmp_path, capsys):
 
 def test_train_eval_report_sample_round_trip(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "independent", "--data", "digits", "--out", str(run),
-                 "--no-progress"]) == 0
+    assert (
+        main(["train", "independent", "--data", "digits", "--out", str(run), "--no-progress"]) == 0
+    )
     for name in ("config.json", "checkpoint.safetensors", "report.html", "figures.json"):
         assert (run / name).exists(), name
     capsys.readouterr()
@@ -62,8 +63,23 @@ def test_train_eval_report_sample_round_trip(tmp_path, capsys):
 
 def test_gradient_trained_family_on_toy_data(tmp_path, capsys):
     run = tmp_path / "g"
-    assert main(["train", "gaussian", "--data", "8gaussians", "--epochs", "3", "--out", str(run),
-                 "--no-progress", "--eval"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "gaussian",
+                "--data",
+                "8gaussians",
+                "--epochs",
+                "3",
+                "--out",
+                str(run),
+                "--no-progress",
+                "--eval",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((run / "eval.json").read_text())
     assert metrics["kl"] > 0  # a single Gaussian cannot fit eight modes
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
@@ -77,8 +93,9 @@ def test_eval_on_a_folder_that_is_not_a_run(tmp_path, capsys):
 
 def test_every_command_has_help_with_an_example():
     for command in ("train", "sample", "eval", "report", "demo", "list", "bench"):
-        proc = subprocess.run([sys.executable, "-m", "ebmlab", command, "--help"],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "ebmlab", command, "--help"], capture_output=True, text=True
+        )
         assert proc.returncode == 0, proc.stderr
         assert "example" in proc.stdout, command
 
@@ -87,10 +104,30 @@ def test_torchrun_cli_only_rank0_writes(tmp_path):
     run = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "ebmlab", "train", "gaussian", "--data", "8gaussians", "--epochs", "1",
-         "--out", str(run), "--no-progress", "--device", "cpu"],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "ebmlab",
+            "train",
+            "gaussian",
+            "--data",
+            "8gaussians",
+            "--epochs",
+            "1",
+            "--out",
+            str(run),
+            "--no-progress",
+            "--device",
+            "cpu",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("run written to") == 1
@@ -99,11 +136,44 @@ def test_torchrun_cli_only_rank0_writes(tmp_path):
 
 def test_sample_through_the_mcmc_runner_reports_diagnostics(tmp_path, capsys):
     run = tmp_path / "g"
-    assert main(["train", "gaussian", "--data", "8gaussians", "--epochs", "1", "--out", str(run),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "gaussian",
+                "--data",
+                "8gaussians",
+                "--epochs",
+                "1",
+                "--out",
+                str(run),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert main(["sample", str(run), "--sampler", "mala", "--step-size", "0.1", "--steps", "200",
-                 "--burn-in", "50", "--n", "8", "--json", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "sample",
+                str(run),
+                "--sampler",
+                "mala",
+                "--step-size",
+                "0.1",
+                "--steps",
+                "200",
+                "--burn-in",
+                "50",
+                "--n",
+                "8",
+                "--json",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["n_chains"] == 8 and summary["n_draws"] == 200
     assert 0.0 < summary["acceptance_rate"] <= 1.0
@@ -113,8 +183,10 @@ def test_sample_through_the_mcmc_runner_reports_diagnostics(tmp_path, capsys):
 
 def test_report_inlines_figures_for_a_relative_run_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert main(["train", "independent", "--data", "digits", "--out", "runs/rel",
-                 "--no-progress"]) == 0
+    assert (
+        main(["train", "independent", "--data", "digits", "--out", "runs/rel", "--no-progress"])
+        == 0
+    )
     manifest = json.loads((tmp_path / "runs/rel/figures.json").read_text())
     assert manifest and all(not m["path"].startswith("runs/") for m in manifest)
     html = (tmp_path / "runs/rel/report.html").read_text()

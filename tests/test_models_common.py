@@ -45,7 +45,9 @@ for _name, (_path, _kwargs) in OPTIONAL.items():
 def _perturbed(model):
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        for tensor in list(model.parameters()) + [b for b in model.buffers() if b.is_floating_point()]:
+        for tensor in list(model.parameters()) + [
+            b for b in model.buffers() if b.is_floating_point()
+        ]:
             tensor.add_(torch.randn(tensor.shape, generator=g, dtype=tensor.dtype))
     return model
 
@@ -77,8 +79,9 @@ def test_moves_between_devices_and_dtypes(name):
 
 
 def _scalar_objective(model):
-    dim = next((getattr(model, a) for a in ("n_visible", "dim", "n_units") if hasattr(model, a)),
-               None)
+    dim = next(
+        (getattr(model, a) for a in ("n_visible", "dim", "n_units") if hasattr(model, a)), None
+    )
     if dim is None and hasattr(model, "image_shape"):
         dim = int(torch.tensor(model.image_shape).prod())
     g = torch.Generator().manual_seed(0)

@@ -33,20 +33,39 @@ def binary_data(n=50, d=6, seed=0):
 
 def test_maximum_likelihood_converges_to_sample_moments():
     x = torch.randn(200, 2, generator=torch.Generator().manual_seed(1)) * 2 + 3
-    result = train(DiagonalGaussian(2), MaximumLikelihood(), x,
-                   TrainConfig(epochs=500, batch_size=200, lr=0.05, seed=0, progress=False))
+    result = train(
+        DiagonalGaussian(2),
+        MaximumLikelihood(),
+        x,
+        TrainConfig(epochs=500, batch_size=200, lr=0.05, seed=0, progress=False),
+    )
     model = result.model
     torch.testing.assert_close(model.mu.detach(), x.mean(0), atol=1e-2, rtol=0)
-    torch.testing.assert_close(torch.exp(model.log_sigma.detach()), x.std(0, unbiased=False),
-                               atol=2e-2, rtol=0)
+    torch.testing.assert_close(
+        torch.exp(model.log_sigma.detach()), x.std(0, unbiased=False), atol=2e-2, rtol=0
+    )
 
 
 def test_resume_equals_uninterrupted(tmp_path):
     x = binary_data()
-    cfg = dict(batch_size=16, lr=0.05, optimizer="sgd", momentum=0.9, initial_momentum=0.5,
-               momentum_warmup_epochs=1, schedule="linear", seed=3, progress=False)
-    full = train(BernoulliRBM(6, 4, seed=0), NoisyFreeEnergy(), x,
-                 TrainConfig(epochs=4, **cfg), tmp_path / "full")
+    cfg = dict(
+        batch_size=16,
+        lr=0.05,
+        optimizer="sgd",
+        momentum=0.9,
+        initial_momentum=0.5,
+        momentum_warmup_epochs=1,
+        schedule="linear",
+        seed=3,
+        progress=False,
+    )
+    full = train(
+        BernoulliRBM(6, 4, seed=0),
+        NoisyFreeEnergy(),
+        x,
+        TrainConfig(epochs=4, **cfg),
+        tmp_path / "full",
+    )
 
     def interrupt(model, epoch):
         if epoch == 2:  # killed during the third epoch, after the checkpoint of the second
@@ -54,11 +73,23 @@ def test_resume_equals_uninterrupted(tmp_path):
         return {}
 
     with pytest.raises(KeyboardInterrupt):
-        train(BernoulliRBM(6, 4, seed=0), NoisyFreeEnergy(), x, TrainConfig(epochs=4, **cfg),
-              tmp_path / "part", epoch_callback=interrupt)
+        train(
+            BernoulliRBM(6, 4, seed=0),
+            NoisyFreeEnergy(),
+            x,
+            TrainConfig(epochs=4, **cfg),
+            tmp_path / "part",
+            epoch_callback=interrupt,
+        )
     assert load_checkpoint(tmp_path / "part").meta["meta"]["train_state"]["epoch"] == 2
-    resumed = train(BernoulliRBM(6, 4, seed=0), NoisyFreeEnergy(), x,
-                    TrainConfig(epochs=4, **cfg), tmp_path / "part", resume=True)
+    resumed = train(
+        BernoulliRBM(6, 4, seed=0),
+        NoisyFreeEnergy(),
+        x,
+        TrainConfig(epochs=4, **cfg),
+        tmp_path / "part",
+        resume=True,
+    )
     for name, p in full.model.named_parameters():
         assert torch.equal(p, dict(resumed.model.named_parameters())[name]), name
     lines = (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()
@@ -81,7 +112,7 @@ def test_nan_guard_names_step_and_keeps_last_checkpoint(tmp_path):
 
     x = torch.randn(40, 2, generator=torch.Generator().manual_seed(0))
     cfg = TrainConfig(epochs=3, batch_size=20, lr=0.01, progress=False)
-    with pytest.raises(TrainingDiverged, match="step 5 .*loss is nan") as info:
+    with pytest.raises(TrainingDiverged, match=r"step 5 .*loss is nan") as info:
         train(DiagonalGaussian(2), PoisonAt(), x, cfg, tmp_path)
     assert info.value.quantity == "loss"
     ckpt = load_checkpoint(tmp_path / "checkpoint.safetensors")
@@ -99,8 +130,12 @@ def test_nan_parameter_is_reported_by_name():
             return model.mu.sum() * 3e38, {}  # gradient 3e38, times lr 10: overflows float32
 
     with pytest.raises(TrainingDiverged, match="parameter 'mu'"):
-        train(DiagonalGaussian(2), BigGradient(), x,
-              TrainConfig(epochs=1, batch_size=8, lr=10.0, optimizer="sgd", progress=False))
+        train(
+            DiagonalGaussian(2),
+            BigGradient(),
+            x,
+            TrainConfig(epochs=1, batch_size=8, lr=10.0, optimizer="sgd", progress=False),
+        )
 
 
 def test_config_errors_name_the_argument():
@@ -116,20 +151,41 @@ def test_ddp_two_processes_match_single_process(tmp_path):
     sys.path.insert(0, str(HERE))
     import ddp_worker
 
-    single = train(DiagonalGaussian(3), MaximumLikelihood(), ddp_worker.data(),
-                   ddp_worker.config(), tmp_path / "single")
-    env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(HERE.parent / "src"), str(HERE)]))
+    single = train(
+        DiagonalGaussian(3),
+        MaximumLikelihood(),
+        ddp_worker.data(),
+        ddp_worker.config(),
+        tmp_path / "single",
+    )
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join([str(HERE.parent / "src"), str(HERE)]),
+    )
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(HERE / "ddp_worker.py"), str(tmp_path / "ddp")],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(HERE / "ddp_worker.py"),
+            str(tmp_path / "ddp"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     ddp_model = ebmlab.load(tmp_path / "ddp" / "checkpoint.safetensors")
     for name, p in single.model.named_parameters():
-        torch.testing.assert_close(dict(ddp_model.named_parameters())[name], p,
-                                   atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(
+            dict(ddp_model.named_parameters())[name], p, atol=1e-6, rtol=1e-6
+        )
     # only rank 0 wrote: one checkpoint, one metrics file, no stray temporary files
     assert sorted(f.name for f in (tmp_path / "ddp").iterdir()) == [
-        "checkpoint.safetensors", "metrics.jsonl"]
+        "checkpoint.safetensors",
+        "metrics.jsonl",
+    ]

@@ -1,4 +1,4 @@
-"""Input validation shared across the library: every error names the argument and what was expected."""
+"""Input validation shared across the library: errors name the argument and what was expected."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ def as_tensor(
         try:
             x = torch.as_tensor(x)
         except (TypeError, ValueError) as error:
-            raise TypeError(f"{name}: expected an array or tensor, got {type(x).__name__}") from error
+            raise TypeError(
+                f"{name}: expected an array or tensor, got {type(x).__name__}"
+            ) from error
     if dim is not None and x.dim() != dim:
         expected = "(batch, features)" if dim == 2 else f"{dim} dimensions"
         raise ValueError(f"{name}: expected shape {expected}, got shape {tuple(x.shape)}")

@@ -68,7 +68,10 @@ def timeit(fn: Any, repeat: int = 3, min_seconds: float = 0.2) -> float:
 
 
 def matmul_peak(
-    m: int = 1024, k: int = 1024, n: int = 1024, dtype: torch.dtype = torch.float32,
+    m: int = 1024,
+    k: int = 1024,
+    n: int = 1024,
+    dtype: torch.dtype = torch.float32,
     device: str = "cpu",
 ) -> float:
     """Measured matmul throughput in FLOP/s for an (m x k) @ (k x n) product."""

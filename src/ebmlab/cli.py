@@ -23,7 +23,7 @@ from .train import TrainConfig, TrainingDiverged, resolve_device, train
 EXAMPLES = {
     "train": "example: ebmlab train rbm --data mnist --hidden 500 --method pcd --epochs 100",
     "sample": "examples: ebmlab sample runs/rbm-mnist --n 64 --steps 1000\n"
-              "          ebmlab sample runs/ebm-8gaussians --sampler mala --step-size 0.05 --json",
+    "          ebmlab sample runs/ebm-8gaussians --sampler mala --step-size 0.05 --json",
     "eval": "example: ebmlab eval runs/rbm-mnist --json",
     "report": "example: ebmlab report runs/rbm-mnist   (writes runs/rbm-mnist/report.html)",
     "demo": "example: ebmlab demo --out runs/demo   (every family on digits, one report)",
@@ -53,10 +53,15 @@ def load_split(
 def _check_data_kind(recipe: Recipe, name: str) -> None:
     kind = "toy2d" if data.is_toy2d(name) else "image"
     if kind not in recipe.data_kinds:
-        valid = [d for d in data.list_datasets() if ("toy2d" if data.is_toy2d(d) else "image")
-                 in recipe.data_kinds]
-        raise CLIError(f"--data: model {recipe.name!r} does not take {name!r}; valid datasets "
-                       f"for it: {', '.join(valid)}")
+        valid = [
+            d
+            for d in data.list_datasets()
+            if ("toy2d" if data.is_toy2d(d) else "image") in recipe.data_kinds
+        ]
+        raise CLIError(
+            f"--data: model {recipe.name!r} does not take {name!r}; valid datasets "
+            f"for it: {', '.join(valid)}"
+        )
 
 
 # ----- running one family ------------------------------------------------------------------------
@@ -75,10 +80,13 @@ def _relative_to_run(path: Path, out: Path) -> str:
 
 
 def _figures_manifest(out: Path, figures: list[Figure]) -> None:
-    _write_json(out / "figures.json", [
-        {"path": _relative_to_run(f.path, out), "title": f.title, "caption": f.caption}
-        for f in figures
-    ])
+    _write_json(
+        out / "figures.json",
+        [
+            {"path": _relative_to_run(f.path, out), "title": f.title, "caption": f.caption}
+            for f in figures
+        ],
+    )
 
 
 def make_context(run_config: dict[str, Any], out: Path, quick: bool = False) -> Context:
@@ -128,8 +136,7 @@ def run_family(
     ctx = make_context(run_config, out, quick)
     torch.manual_seed(train_config.seed)  # for libraries that use the global generator only
     model, objective = recipe.build(x_train, ctx)
-    meta = {"dataset": data_name, "binarize": binarize, "options": options,
-            "recipe": recipe.name}
+    meta = {"dataset": data_name, "binarize": binarize, "options": options, "recipe": recipe.name}
     started = time.perf_counter()
     if objective is not None:
         train(model, objective, x_train, train_config, out, resume=resume, meta=meta)
@@ -152,8 +159,9 @@ def run_family(
     _figures_manifest(out, figures)
     from .report import section_from_run, write_report
 
-    write_report([section_from_run(out)], out / "report.html",
-                 title=f"ebmlab: {recipe.name} on {data_name}")
+    write_report(
+        [section_from_run(out)], out / "report.html", title=f"ebmlab: {recipe.name} on {data_name}"
+    )
     return metrics
 
 
@@ -176,11 +184,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         saved = json.loads((out / "config.json").read_text())
         options = saved["options"]
-        config = TrainConfig(**{**saved["train"], "epochs": args.epochs or saved["train"]["epochs"],
-                                "progress": not args.no_progress})
+        config = TrainConfig(
+            **{
+                **saved["train"],
+                "epochs": args.epochs or saved["train"]["epochs"],
+                "progress": not args.no_progress,
+            }
+        )
         args.data = saved["data"]
-    metrics = run_family(recipe, args.data, options, config, out, resume=args.resume,
-                         evaluate=args.eval, data_dir=args.data_dir)
+    metrics = run_family(
+        recipe,
+        args.data,
+        options,
+        config,
+        out,
+        resume=args.resume,
+        evaluate=args.eval,
+        data_dir=args.data_dir,
+    )
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"run written to {out}/ (checkpoint.safetensors, metrics.jsonl, report.html)")
         if metrics:
@@ -193,8 +214,9 @@ def _load_run(run: str) -> tuple[Path, dict[str, Any], Recipe]:
     run_dir = path if path.is_dir() else path.parent
     config_path = run_dir / "config.json"
     if not config_path.exists():
-        raise CLIError(f"RUN: {run_dir} is not a run directory (no config.json); train one with "
-                       "`ebmlab train`")
+        raise CLIError(
+            f"RUN: {run_dir} is not a run directory (no config.json); train one with `ebmlab train`"
+        )
     config = json.loads(config_path.read_text())
     return run_dir, config, recipes.get_recipe(config["model"])
 
@@ -206,8 +228,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     ctx = make_context(config, run_dir, quick=args.quick)
     model = io.load(run_dir / "checkpoint.safetensors", device=str(ctx.device))
     model.eval()
-    x_train, x_test, _ = load_split(config["data"], config.get("binarize"),
-                                    config["train"]["seed"], args.data_dir)
+    x_train, x_test, _ = load_split(
+        config["data"], config.get("binarize"), config["train"]["seed"], args.data_dir
+    )
     metrics = recipe.evaluate(model, x_train.to(ctx.device), x_test.to(ctx.device), ctx)
     _write_json(run_dir / "eval.json", metrics)
     if args.json:
@@ -250,8 +273,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.sampler is None:
         # the model's own generator (block Gibbs for RBMs, Langevin for neural EBMs, ...)
         if not hasattr(model, "sample"):
-            raise CLIError(f"RUN: model {type(model).__name__} has no sampler of its own; "
-                           "choose one with --sampler")
+            raise CLIError(
+                f"RUN: model {type(model).__name__} has no sampler of its own; "
+                "choose one with --sampler"
+            )
         kwargs: dict[str, Any] = {"generator": generator}
         if args.steps is not None:
             kwargs["n_steps"] = args.steps
@@ -269,10 +294,19 @@ def cmd_sample(args: argparse.Namespace) -> int:
         settings.update(proposal="flip", spin_values=tuple(model.spin_values))
     kernel = samplers.make_kernel(args.sampler, **settings)
     x0 = samplers.initial_states(model, args.n, generator)
-    result = samplers.sample(kernel, model, x0, args.steps or 1000, burn_in=args.burn_in,
-                             thin=args.thin, generator=generator, progress=not args.no_progress)
-    path = _write_samples(result.samples[-1], config, out,
-                          f"{args.n} chains, {args.sampler}, last draw")
+    result = samplers.sample(
+        kernel,
+        model,
+        x0,
+        args.steps or 1000,
+        burn_in=args.burn_in,
+        thin=args.thin,
+        generator=generator,
+        progress=not args.no_progress,
+    )
+    path = _write_samples(
+        result.samples[-1], config, out, f"{args.n} chains, {args.sampler}, last draw"
+    )
     viz_mcmc.plot_trace(result.samples, out.with_name(out.stem + "_trace.png"))
     viz_mcmc.plot_autocorrelation(result.samples, out.with_name(out.stem + "_acf.png"))
     summary = result.summary()
@@ -289,8 +323,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import section_from_run, write_report
 
     run_dir, _, _ = _load_run(args.run)
-    path = write_report([section_from_run(run_dir)], run_dir / "report.html",
-                        title=f"ebmlab report: {run_dir.name}")
+    path = write_report(
+        [section_from_run(run_dir)], run_dir / "report.html", title=f"ebmlab report: {run_dir.name}"
+    )
     print(f"wrote {path}")
     return 0
 
@@ -319,18 +354,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
         data_name = demo.pop("data", "digits")
         options = {opt.name: opt.default for opt in recipe.options}
         options.update(demo.pop("options", {}))
-        settings = {**recipe.train_defaults, **demo, "seed": args.seed, "device": args.device,
-                    "progress": not args.no_progress}
+        settings = {
+            **recipe.train_defaults,
+            **demo,
+            "seed": args.seed,
+            "device": args.device,
+            "progress": not args.no_progress,
+        }
         print(f"[demo] {name} on {data_name} ...", flush=True)
         t0 = time.perf_counter()
-        metrics = run_family(recipe, data_name, options, TrainConfig(**settings), out / name,
-                             evaluate=True, quick=True)
+        metrics = run_family(
+            recipe,
+            data_name,
+            options,
+            TrainConfig(**settings),
+            out / name,
+            evaluate=True,
+            quick=True,
+        )
         metrics["seconds"] = round(time.perf_counter() - t0, 1)
         summary[name] = metrics
         sections.append(section_from_run(out / name, title=f"{name}: {recipe.summary}"))
     total = time.perf_counter() - started
-    intro = (f"Every model family on the {args.data if hasattr(args, 'data') else 'digits'} data, "
-             f"trained and sampled by <code>ebmlab demo</code> in {total:.0f} s.")
+    intro = (
+        f"Every model family on the {args.data if hasattr(args, 'data') else 'digits'} data, "
+        f"trained and sampled by <code>ebmlab demo</code> in {total:.0f} s."
+    )
     path = write_report(sections, out / "report.html", title="ebmlab demo", intro=intro)
     _write_json(out / "summary.json", {"seconds": round(total, 1), "families": summary})
     print(f"demo finished in {total:.0f} s; open {path}")
@@ -343,8 +392,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     names = args.names or sorted(available())
     for name in names:
         for record in run_benchmark(name, quick=args.quick):
-            print(json.dumps(record) if args.json else
-                  "  ".join(f"{k}={v}" for k, v in record.items()), flush=True)
+            print(
+                json.dumps(record)
+                if args.json
+                else "  ".join(f"{k}={v}" for k, v in record.items()),
+                flush=True,
+            )
     return 0
 
 
@@ -361,7 +414,9 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="run directory (default runs/MODEL-DATA)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--eval", action="store_true", help="evaluate after training")
-    parser.add_argument("--data-dir", help="dataset folder (default $EBMLAB_DATA or ~/.cache/ebmlab)")
+    parser.add_argument(
+        "--data-dir", help="dataset folder (default $EBMLAB_DATA or ~/.cache/ebmlab)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -372,37 +427,60 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: ebmlab demo",
     )
     parser.add_argument("--version", action="version", version=f"ebmlab {__version__}")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's own; "
-                        "`demo` uses 1, which is much faster for its small models)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for torch (default: torch's own; "
+        "`demo` uses 1, which is much faster for its small models)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_text, description=help_text,
-                              epilog=EXAMPLES.get(name),
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        return sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EXAMPLES.get(name),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
     train_parser = command("train", "train a model on a dataset")
     models = train_parser.add_subparsers(dest="model", required=True, metavar="MODEL")
     for name, recipe in recipes.all_recipes().items():
-        p = models.add_parser(name, help=recipe.summary, description=recipe.summary,
-                              epilog=EXAMPLES["train"])
+        p = models.add_parser(
+            name, help=recipe.summary, description=recipe.summary, epilog=EXAMPLES["train"]
+        )
         _add_train_options(p)
         for opt in recipe.options:
             flag = "--" + opt.name.replace("_", "-")
             if opt.type is bool:
-                p.add_argument(flag, dest=opt.name, action=argparse.BooleanOptionalAction,
-                               default=opt.default, help=opt.help)
+                p.add_argument(
+                    flag,
+                    dest=opt.name,
+                    action=argparse.BooleanOptionalAction,
+                    default=opt.default,
+                    help=opt.help,
+                )
             else:
-                p.add_argument(flag, dest=opt.name, type=opt.type, default=opt.default,
-                               choices=opt.choices, help=f"{opt.help} (default {opt.default})")
+                p.add_argument(
+                    flag,
+                    dest=opt.name,
+                    type=opt.type,
+                    default=opt.default,
+                    choices=opt.choices,
+                    help=f"{opt.help} (default {opt.default})",
+                )
         p.set_defaults(func=cmd_train)
 
     p = command("sample", "draw samples from a trained run")
     p.add_argument("run", help="run directory")
     p.add_argument("--n", type=int, default=64, help="number of samples")
     p.add_argument("--steps", type=int, help="MCMC steps (default: the model's own, or 1000)")
-    p.add_argument("--sampler", help="run this kernel through the MCMC runner and report "
-                   "diagnostics: mh, gibbs, langevin, mala, hmc (default: the model's sampler)")
+    p.add_argument(
+        "--sampler",
+        help="run this kernel through the MCMC runner and report "
+        "diagnostics: mh, gibbs, langevin, mala, hmc (default: the model's sampler)",
+    )
     p.add_argument("--step-size", type=float, help="kernel step size (langevin, mala, hmc)")
     p.add_argument("--burn-in", type=int, default=0, help="steps discarded before collecting")
     p.add_argument("--thin", type=int, default=1, help="keep every THIN-th draw")
@@ -463,8 +541,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except TrainingDiverged as error:
-        print(f"ebmlab: {error}. The run's checkpoint is the last good one; lower the learning "
-              "rate or change the seed and resume.", file=sys.stderr)
+        print(
+            f"ebmlab: {error}. The run's checkpoint is the last good one; lower the learning "
+            "rate or change the seed and resume.",
+            file=sys.stderr,
+        )
         return 3
     except (CLIError, ValueError, FileNotFoundError, io.CheckpointError) as error:
         if os.environ.get("EBMLAB_DEBUG"):

@@ -56,8 +56,9 @@ def _format(value: Any) -> str:
 
 
 def _table(rows: dict[str, Any]) -> str:
-    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_format(v)}</td></tr>"
-                   for k, v in rows.items())
+    body = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{_format(v)}</td></tr>" for k, v in rows.items()
+    )
     return f"<table>{body}</table>"
 
 
@@ -88,8 +89,9 @@ def section_from_run(run_dir: str | os.PathLike[str], title: str | None = None) 
     section.figures = figures
     diverged = [r for r in section.history if r.get("kind") == "diverged"]
     if diverged:
-        section.notes.append(f"Training stopped: {diverged[-1]['message']} The checkpoint is the "
-                             "last good one.")
+        section.notes.append(
+            f"Training stopped: {diverged[-1]['message']} The checkpoint is the last good one."
+        )
     return section
 
 
@@ -97,29 +99,43 @@ def _curves(section: Section, work_dir: Path, index: int) -> str:
     epochs = [r for r in section.history if r.get("kind") == "epoch"]
     if len(epochs) < 2:
         return ""
-    keys = [k for k in epochs[-1] if k not in ("kind", "step", "epoch", "seconds")
-            and isinstance(epochs[-1][k], int | float)]
+    keys = [
+        k
+        for k in epochs[-1]
+        if k not in ("kind", "step", "epoch", "seconds") and isinstance(epochs[-1][k], int | float)
+    ]
     path = viz.plot_curves(epochs, keys[:4], work_dir / f".curves_{index}.png")
-    out = f"<figure>{_img(path)}<figcaption>Training curves (per-epoch means).</figcaption></figure>"
+    out = (
+        f"<figure>{_img(path)}<figcaption>Training curves (per-epoch means).</figcaption></figure>"
+    )
     path.unlink(missing_ok=True)
     return out
 
 
 def write_report(
-    sections: Sequence[Section], path: str | os.PathLike[str], title: str = "ebmlab report",
+    sections: Sequence[Section],
+    path: str | os.PathLike[str],
+    title: str = "ebmlab report",
     intro: str = "",
 ) -> Path:
     """Write one self-contained HTML page with every section; returns its path."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-             f"</title><style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+        f"</title><style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+    ]
     if intro:
         parts.append(f"<p>{intro}</p>")
     if len(sections) > 1:
-        parts.append("<ul>" + "".join(
-            f"<li><a href='#s{i}'>{html.escape(s.title)}</a></li>" for i, s in enumerate(sections)
-        ) + "</ul>")
+        parts.append(
+            "<ul>"
+            + "".join(
+                f"<li><a href='#s{i}'>{html.escape(s.title)}</a></li>"
+                for i, s in enumerate(sections)
+            )
+            + "</ul>"
+        )
     for i, section in enumerate(sections):
         parts.append(f"<h2 id='s{i}'>{html.escape(section.title)}</h2>")
         for note in section.notes:
@@ -127,8 +143,10 @@ def write_report(
         if section.metrics:
             parts.append("<h3>Metrics</h3>" + _table(section.metrics))
         for png, fig_title, caption in section.figures:
-            parts.append(f"<figure>{_img(png)}<figcaption><b>{html.escape(fig_title)}</b> "
-                         f"{html.escape(caption)}</figcaption></figure>")
+            parts.append(
+                f"<figure>{_img(png)}<figcaption><b>{html.escape(fig_title)}</b> "
+                f"{html.escape(caption)}</figcaption></figure>"
+            )
         parts.append(_curves(section, target.parent, i))
         if section.config:
             parts.append("<h3>Configuration</h3>" + _table(section.config))

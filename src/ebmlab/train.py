@@ -84,8 +84,9 @@ class TrainConfig:
                 f"schedule: expected one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
             )
         if not 0.0 <= self.final_lr_fraction <= 1.0:
-            raise ValueError(f"final_lr_fraction: expected a value in [0, 1], got "
-                             f"{self.final_lr_fraction}")
+            raise ValueError(
+                f"final_lr_fraction: expected a value in [0, 1], got {self.final_lr_fraction}"
+            )
 
 
 def _constant(progress: float, final: float) -> float:
@@ -169,7 +170,9 @@ def init_distributed(device: torch.device) -> Distributed:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
         torch.cuda.set_device(local_rank)
-    return Distributed(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank)
+    return Distributed(
+        rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank
+    )
 
 
 def _average_gradients(params: list[nn.Parameter], world_size: int) -> None:
@@ -238,7 +241,9 @@ class _MetricsWriter:
         if self.tb is not None and "step" in record:
             for key, value in record.items():
                 if isinstance(value, int | float) and key not in ("step", "epoch"):
-                    self.tb.add_scalar(f"{record.get('kind', 'train')}/{key}", value, record["step"])
+                    self.tb.add_scalar(
+                        f"{record.get('kind', 'train')}/{key}", value, record["step"]
+                    )
 
     def close(self) -> None:
         if self.tb is not None:
@@ -304,8 +309,9 @@ def train(
     n = x_train.shape[0]
     batches_per_epoch = n // config.batch_size if config.drop_last else -(-n // config.batch_size)
     if batches_per_epoch == 0:
-        raise ValueError(f"batch_size: {config.batch_size} exceeds the {n} training examples "
-                         "with drop_last=True")
+        raise ValueError(
+            f"batch_size: {config.batch_size} exceeds the {n} training examples with drop_last=True"
+        )
     total_steps = batches_per_epoch * config.epochs
 
     sampler_gen = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + ddp.rank)
@@ -319,16 +325,18 @@ def train(
             raise FileNotFoundError(f"resume: no checkpoint at {checkpoint_path}")
         document, tensors = io.read_checkpoint(checkpoint_path)
         io.load_module_state(model, io.tensor_group(tensors, "model"), "resume")
-        io.load_module_state(objective, io.tensor_group(tensors, "objective"),
-                             "resume (objective)")
+        io.load_module_state(objective, io.tensor_group(tensors, "objective"), "resume (objective)")
         model.to(device)
         objective.to(device)
         optimizer = _make_optimizer(
             objective.param_groups(model, config.lr, config.weight_decay), config
         )
         if "optimizer" in document:
-            optimizer.load_state_dict(io.optimizer_state_from_tensors(
-                io.tensor_group(tensors, "optimizer"), document["optimizer"]))
+            optimizer.load_state_dict(
+                io.optimizer_state_from_tensors(
+                    io.tensor_group(tensors, "optimizer"), document["optimizer"]
+                )
+            )
         rng = io.tensor_group(tensors, "rng")
         own_rng = f"sampler{ddp.rank}"
         if own_rng in rng:
@@ -371,8 +379,14 @@ def train(
             return
         run_meta = dict(base_meta)
         run_meta["train_state"] = {"step": step, "epoch": epoch_done, "history": history}
-        io.save(model, checkpoint_path, objective=objective, optimizer=optimizer,
-                generators=gens, meta=run_meta)
+        io.save(
+            model,
+            checkpoint_path,
+            objective=objective,
+            optimizer=optimizer,
+            generators=gens,
+            meta=run_meta,
+        )
 
     start_time = time.perf_counter()
     try:
@@ -386,8 +400,12 @@ def train(
             if config.progress and ddp.is_main:
                 from tqdm.auto import tqdm
 
-                bar = tqdm(total=batches_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}",
-                           leave=False, dynamic_ncols=True)
+                bar = tqdm(
+                    total=batches_per_epoch,
+                    desc=f"epoch {epoch + 1}/{config.epochs}",
+                    leave=False,
+                    dynamic_ncols=True,
+                )
             for b in range(batches_per_epoch):
                 index = order[b * config.batch_size : (b + 1) * config.batch_size]
                 if ddp.active:
@@ -421,8 +439,9 @@ def train(
                     bar.set_postfix(loss=f"{metrics['loss']:.4g}", refresh=False)
                     bar.update()
                 if step % config.log_every_steps == 0:
-                    writer.write({"kind": "step", "step": step, "epoch": epoch + 1, "lr": lr,
-                                  **metrics})
+                    writer.write(
+                        {"kind": "step", "step": step, "epoch": epoch + 1, "lr": lr, **metrics}
+                    )
             if bar is not None:
                 bar.close()
             record: dict[str, Any] = {
@@ -442,8 +461,14 @@ def train(
         if config.epochs == 0 or start_epoch >= config.epochs:
             save_checkpoint(max(start_epoch, config.epochs))
     except TrainingDiverged as error:
-        writer.write({"kind": "diverged", "step": error.step, "quantity": error.quantity,
-                      "message": str(error)})
+        writer.write(
+            {
+                "kind": "diverged",
+                "step": error.step,
+                "quantity": error.quantity,
+                "message": str(error),
+            }
+        )
         raise
     finally:
         writer.close()

@@ -12,9 +12,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -24,7 +24,10 @@ def _to_numpy(x: Any) -> np.ndarray:
 
 
 def tile_images(
-    images: Any, image_shape: tuple[int, int], nrow: int | None = None, pad: int = 1,
+    images: Any,
+    image_shape: tuple[int, int],
+    nrow: int | None = None,
+    pad: int = 1,
     normalize: bool = False,
 ) -> np.ndarray:
     """Arrange (N, H*W) images in a grid with ``nrow`` images per row; returns a 2-D array.
@@ -35,8 +38,9 @@ def tile_images(
     x = _to_numpy(images)
     h, w = image_shape
     if x.ndim != 2 or x.shape[1] != h * w:
-        raise ValueError(f"images: expected shape (N, {h * w}) for image_shape {image_shape}, "
-                         f"got {x.shape}")
+        raise ValueError(
+            f"images: expected shape (N, {h * w}) for image_shape {image_shape}, got {x.shape}"
+        )
     n = x.shape[0]
     nrow = nrow or max(1, math.ceil(math.sqrt(n)))
     ncol_rows = math.ceil(n / nrow)
@@ -66,7 +70,9 @@ def image_grid(
     canvas = tile_images(images, image_shape, nrow=nrow, normalize=normalize)
     height, width = canvas.shape
     scale = max(2.0, 6.0 / max(width, height) * 40)
-    fig, ax = plt.subplots(figsize=(max(2.5, width / 40 * scale / 2), max(2.5, height / 40 * scale / 2)))
+    fig, ax = plt.subplots(
+        figsize=(max(2.5, width / 40 * scale / 2), max(2.5, height / 40 * scale / 2))
+    )
     ax.imshow(canvas, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_xticks([])
     if row_labels:
@@ -89,8 +95,9 @@ def plot_curves(
 ) -> Path:
     """Plot ``keys`` of a list of metric records against ``x_key``; one panel per key."""
     keys = [k for k in keys if any(k in r for r in history)]
-    fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(4 * max(len(keys), 1), 3),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, max(len(keys), 1), figsize=(4 * max(len(keys), 1), 3), squeeze=False
+    )
     for ax, key in zip(axes[0], keys):
         points = [(r[x_key], r[key]) for r in history if key in r and x_key in r]
         if points:
@@ -116,8 +123,9 @@ def density_2d(
     n_panels = 2 if samples is not None else 1
     fig, axes = plt.subplots(1, n_panels, figsize=(3.2 * n_panels, 3.2), squeeze=False)
     lo, hi = bounds
-    axes[0][0].imshow(np.exp(values - values.max()).T, origin="lower", extent=(lo, hi, lo, hi),
-                      cmap="viridis")
+    axes[0][0].imshow(
+        np.exp(values - values.max()).T, origin="lower", extent=(lo, hi, lo, hi), cmap="viridis"
+    )
     axes[0][0].set_title("density", fontsize=9)
     if samples is not None:
         s = _to_numpy(samples)

@@ -10,8 +10,8 @@ from typing import Any
 import torch
 
 from .. import viz
-from ..models.baselines import DiagonalGaussian, IndependentBernoulli
 from ..models.base import Model
+from ..models.baselines import DiagonalGaussian, IndependentBernoulli
 from ..objectives.likelihood import MaximumLikelihood
 from ..recipes import Context, Figure, Option, Recipe, register
 
@@ -34,35 +34,49 @@ def _fit_independent(model: Model, x_train: torch.Tensor, ctx: Context) -> dict[
     return {"n_train": x_train.shape[0]}
 
 
-def _evaluate_exact(model: Model, x_train: torch.Tensor, x_test: torch.Tensor,
-                    ctx: Context) -> dict[str, Any]:
+def _evaluate_exact(
+    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+) -> dict[str, Any]:
     with torch.no_grad():
         test, test_se = mean_and_se(model.log_prob(x_test))
         train, _ = mean_and_se(model.log_prob(x_train))
-    return {"test_log_likelihood": test, "test_log_likelihood_se": test_se,
-            "train_log_likelihood": train, "log_likelihood_method": "exact"}
+    return {
+        "test_log_likelihood": test,
+        "test_log_likelihood_se": test_se,
+        "train_log_likelihood": train,
+        "log_likelihood_method": "exact",
+    }
 
 
 def _figures_independent(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     shape = ctx.image_shape or (1, x_test.shape[1])
     samples = model.sample(64, generator=ctx.generator)
-    path = viz.image_grid(samples, shape, ctx.out_dir / "samples.png", nrow=8,
-                          title="independent Bernoulli: samples")
-    return [Figure(path, "Samples", "Every pixel drawn independently from its marginal: the "
-                   "floor every model with structure must beat.")]
+    path = viz.image_grid(
+        samples, shape, ctx.out_dir / "samples.png", nrow=8, title="independent Bernoulli: samples"
+    )
+    return [
+        Figure(
+            path,
+            "Samples",
+            "Every pixel drawn independently from its marginal: the "
+            "floor every model with structure must beat.",
+        )
+    ]
 
 
-register(Recipe(
-    name="independent",
-    summary="product of independent Bernoullis (exact likelihood; the baseline)",
-    build=_build_independent,
-    evaluate=_evaluate_exact,
-    figures=_figures_independent,
-    fit=_fit_independent,
-    binarize="stochastic",
-    options=(Option("pseudocount", float, 1.0, "added to on and off counts of every pixel"),),
-    demo={"data": "digits"},
-))
+register(
+    Recipe(
+        name="independent",
+        summary="product of independent Bernoullis (exact likelihood; the baseline)",
+        build=_build_independent,
+        evaluate=_evaluate_exact,
+        figures=_figures_independent,
+        fit=_fit_independent,
+        binarize="stochastic",
+        options=(Option("pseudocount", float, 1.0, "added to on and off counts of every pixel"),),
+        demo={"data": "digits"},
+    )
+)
 
 
 # ----- diagonal Gaussian ------------------------------------------------------------------------
@@ -70,8 +84,9 @@ def _build_gaussian(x_train: torch.Tensor, ctx: Context) -> tuple[Model, Maximum
     return DiagonalGaussian(x_train.shape[1]), MaximumLikelihood()
 
 
-def _evaluate_gaussian(model: Model, x_train: torch.Tensor, x_test: torch.Tensor,
-                       ctx: Context) -> dict[str, Any]:
+def _evaluate_gaussian(
+    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+) -> dict[str, Any]:
     metrics = _evaluate_exact(model, x_train, x_test, ctx)
     from .. import data
 
@@ -79,7 +94,8 @@ def _evaluate_gaussian(model: Model, x_train: torch.Tensor, x_test: torch.Tensor
         # KL(p_data || p_model) = E_data[log p_data - log p_model], Monte Carlo on the test set
         with torch.no_grad():
             gap = data.toy2d_log_density(ctx.data_name, x_test.cpu()).to(x_test) - model.log_prob(
-                x_test)
+                x_test
+            )
         metrics["kl"], metrics["kl_se"] = mean_and_se(gap)
     return metrics
 
@@ -94,17 +110,24 @@ def _figures_gaussian(model: Model, x_test: torch.Tensor, ctx: Context) -> list[
     grid = torch.cartesian_prod(axis, axis)
     with torch.no_grad():
         logp = model.log_prob(grid).reshape(200, 200)
-    path = viz.density_2d(logp, (lo, hi), ctx.out_dir / "density.png",
-                          samples=model.sample(2000, ctx.generator), title="diagonal Gaussian")
+    path = viz.density_2d(
+        logp,
+        (lo, hi),
+        ctx.out_dir / "density.png",
+        samples=model.sample(2000, ctx.generator),
+        title="diagonal Gaussian",
+    )
     return [Figure(path, "Density and samples", "Maximum-likelihood diagonal Gaussian.")]
 
 
-register(Recipe(
-    name="gaussian",
-    summary="diagonal Gaussian fitted by maximum likelihood (exact; toy 2-D baseline)",
-    build=_build_gaussian,
-    evaluate=_evaluate_gaussian,
-    figures=_figures_gaussian,
-    train_defaults={"epochs": 20, "batch_size": 500, "lr": 0.05},
-    data_kinds=("toy2d",),
-))
+register(
+    Recipe(
+        name="gaussian",
+        summary="diagonal Gaussian fitted by maximum likelihood (exact; toy 2-D baseline)",
+        build=_build_gaussian,
+        evaluate=_evaluate_gaussian,
+        figures=_figures_gaussian,
+        train_defaults={"epochs": 20, "batch_size": 500, "lr": 0.05},
+        data_kinds=("toy2d",),
+    )
+)

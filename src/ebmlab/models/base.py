@@ -66,9 +66,7 @@ def record_config(cls: type, registry: dict[str, Any]) -> None:
                             )
                     else:
                         arguments[name] = value
-                object.__setattr__(
-                    self, "config", _json_safe(arguments, f"{type(self).__name__}")
-                )
+                object.__setattr__(self, "config", _json_safe(arguments, f"{type(self).__name__}"))
                 object.__setattr__(self, "_recording_config", False)
 
     cls.__init__ = init  # type: ignore[method-assign]

@@ -44,8 +44,9 @@ class DiagonalGaussian(Model):
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Normalized log density in nats, shape (batch,)."""
-        x = as_tensor(x, "x", dim=2, n_features=self.dim, device=self.mu.device,
-                      dtype=self.mu.dtype)
+        x = as_tensor(
+            x, "x", dim=2, n_features=self.dim, device=self.mu.device, dtype=self.mu.dtype
+        )
         return -self.energy(x) - self.log_partition()
 
     @torch.no_grad()
@@ -83,8 +84,9 @@ class IndependentBernoulli(Model):
 
     def log_prob(self, v: torch.Tensor) -> torch.Tensor:
         """Normalized log probability in nats, shape (batch,)."""
-        v = as_tensor(v, "v", dim=2, n_features=self.n_visible, device=self.a.device,
-                      dtype=self.a.dtype)
+        v = as_tensor(
+            v, "v", dim=2, n_features=self.n_visible, device=self.a.device, dtype=self.a.dtype
+        )
         return -self.energy(check_binary(v, "v")) - self.log_partition()
 
     @torch.no_grad()

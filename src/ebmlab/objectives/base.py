@@ -50,8 +50,13 @@ class Objective(nn.Module):
     def param_groups(
         self, model: nn.Module, lr: float, weight_decay: float
     ) -> list[dict[str, Any]]:
-        return [{"params": [p for p in model.parameters() if p.requires_grad],
-                 "lr": lr, "weight_decay": weight_decay}]
+        return [
+            {
+                "params": [p for p in model.parameters() if p.requires_grad],
+                "lr": lr,
+                "weight_decay": weight_decay,
+            }
+        ]
 
     def after_step(self, model: nn.Module, step: int) -> None:
         """Called after every optimizer step."""
