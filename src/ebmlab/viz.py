@@ -149,3 +149,16 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
     fig.savefig(target, dpi=110)
     plt.close(fig)
     return target
+
+
+# MCMC trace and autocorrelation plots live beside the diagnostics they draw
+from .viz_mcmc import plot_autocorrelation, plot_trace  # noqa: E402
+
+__all__ = [
+    "density_2d",
+    "image_grid",
+    "plot_autocorrelation",
+    "plot_curves",
+    "plot_trace",
+    "tile_images",
+]
