@@ -31,3 +31,5 @@ def config() -> TrainConfig:
 if __name__ == "__main__":
     torch.set_num_threads(1)
     train(DiagonalGaussian(3), MaximumLikelihood(), data(), config(), sys.argv[1])
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
