@@ -405,6 +405,7 @@ def train(
                     desc=f"epoch {epoch + 1}/{config.epochs}",
                     leave=False,
                     dynamic_ncols=True,
+                    disable=None,  # no bar when stderr is not a terminal (logs, CI)
                 )
             for b in range(batches_per_epoch):
                 index = order[b * config.batch_size : (b + 1) * config.batch_size]
