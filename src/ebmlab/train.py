@@ -209,6 +209,15 @@ def _set_hyperparameters(
 
 
 def _check_finite(model: nn.Module, step: int, epoch: int) -> None:
+    params = [p for p in model.parameters() if p.is_floating_point()]
+    if not params:
+        return
+    # one float64 sum per parameter: NaN and Inf propagate, and float32 values cannot overflow
+    # in float64; this is several times cheaper than isfinite(p).all() on every step
+    with torch.no_grad():
+        total = torch.stack([p.detach().sum(dtype=torch.float64) for p in params]).sum()
+    if torch.isfinite(total):
+        return
     for name, p in model.named_parameters():
         if not torch.isfinite(p).all():
             raise TrainingDiverged(
