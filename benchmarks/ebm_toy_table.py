@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 
 METHODS = ("cd", "sm", "ssm", "dsm", "ncsn", "nce", "fce")
 DENSITIES = (
@@ -117,7 +118,7 @@ def run_one(
         n_samples=1000,
     )
     record["figure"] = str(figure)
-    torch.save({"grid": _grid_density(model)}, run_dir / "grid.pt")
+    save_file({"grid": _grid_density(model).detach().contiguous()}, run_dir / "grid.safetensors")
     return record
 
 
@@ -182,8 +183,8 @@ def write_montage(records: list[dict[str, Any]], out: Path) -> Path:
     for i, d in enumerate(densities):
         panels = [("data", _reference_density(d))]
         for m in methods:
-            path = out / f"{m}-{d}" / "grid.pt"
-            panels.append((m, torch.load(path)["grid"] if path.exists() else None))
+            path = out / f"{m}-{d}" / "grid.safetensors"
+            panels.append((m, load_file(path)["grid"] if path.exists() else None))
         for j, (title, values) in enumerate(panels):
             ax = axes[i][j]
             ax.set_xticks([])

@@ -38,9 +38,8 @@ def test_unknown_class_is_refused_without_importing_anything(checkpoint):
     doc["model_class"] = "os.system"
     header["__metadata__"]["ebmlab"] = json.dumps(doc)
     raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (n - len(raw)) if len(raw) <= n else b""
-    if len(raw) != n:
-        pytest.skip("header grew; covered by the digest test")
+    assert len(raw) <= n  # the class name got shorter, so the header can be padded in place
+    raw += b" " * (n - len(raw))
     checkpoint.write_bytes(data[:8] + raw + data[8 + n :])
     with pytest.raises(CheckpointError, match=r"unknown class 'os\.system'"):
         ebmlab.load(checkpoint)
