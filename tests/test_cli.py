@@ -193,3 +193,17 @@ def test_report_inlines_figures_for_a_relative_run_directory(tmp_path, monkeypat
     assert html.count("data:image/png;base64,") == len(manifest)
     mode = (tmp_path / "runs/rel/checkpoint.safetensors").stat().st_mode & 0o777
     assert mode & 0o044  # readable by others like any file written with open(), not 0600
+
+
+def test_resume_from_the_command_line(tmp_path, capsys):
+    run = tmp_path / "r"
+    args = ["train", "gaussian", "--data", "8gaussians", "--out", str(run), "--no-progress"]
+    assert main([*args, "--epochs", "2"]) == 0
+    assert (
+        main(["train", "gaussian", "--out", str(run), "--resume", "--epochs", "4", "--no-progress"])
+        == 0
+    )
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2, 3, 4]
+    assert main(["train", "gaussian", "--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert "no run to resume" in capsys.readouterr().err

@@ -182,6 +182,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = _train_config_from_args(recipe, args)
     out = Path(args.out or f"runs/{recipe.name}-{args.data}")
     if args.resume:
+        if not (out / "config.json").exists():
+            raise CLIError(
+                f"--resume: {out} holds no run to resume (no config.json); pass the "
+                "run directory with --out"
+            )
         saved = json.loads((out / "config.json").read_text())
         options = saved["options"]
         config = TrainConfig(
