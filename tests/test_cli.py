@@ -22,6 +22,12 @@ def offline_data(monkeypatch):
         monkeypatch.setenv("EBMLAB_DATA", str(SHARED_DATA))
 
 
+def train_toy(run, epochs, *extra):
+    """`ebmlab train gaussian` on 8gaussians for ``epochs`` epochs into ``run``."""
+    args = ["train", "gaussian", "--data", "8gaussians", "--epochs", str(epochs)]
+    return main([*args, "--out", str(run), "--no-progress", *extra])
+
+
 def test_list_names_models_and_datasets(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
@@ -63,23 +69,7 @@ def test_train_eval_report_sample_round_trip(tmp_path, capsys):
 
 def test_gradient_trained_family_on_toy_data(tmp_path, capsys):
     run = tmp_path / "g"
-    assert (
-        main(
-            [
-                "train",
-                "gaussian",
-                "--data",
-                "8gaussians",
-                "--epochs",
-                "3",
-                "--out",
-                str(run),
-                "--no-progress",
-                "--eval",
-            ]
-        )
-        == 0
-    )
+    assert train_toy(run, 3, "--eval") == 0
     metrics = json.loads((run / "eval.json").read_text())
     assert metrics["kl"] > 0  # a single Gaussian cannot fit eight modes
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
@@ -136,22 +126,7 @@ def test_torchrun_cli_only_rank0_writes(tmp_path):
 
 def test_sample_through_the_mcmc_runner_reports_diagnostics(tmp_path, capsys):
     run = tmp_path / "g"
-    assert (
-        main(
-            [
-                "train",
-                "gaussian",
-                "--data",
-                "8gaussians",
-                "--epochs",
-                "1",
-                "--out",
-                str(run),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert train_toy(run, 1) == 0
     capsys.readouterr()
     assert (
         main(

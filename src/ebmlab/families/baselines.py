@@ -4,7 +4,6 @@ set the floor of the cross-family comparison."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -14,13 +13,7 @@ from ..models.base import Model
 from ..models.baselines import DiagonalGaussian, IndependentBernoulli
 from ..objectives.likelihood import MaximumLikelihood
 from ..recipes import Context, Figure, Option, Recipe, register
-
-
-def mean_and_se(values: torch.Tensor) -> tuple[float, float]:
-    """Mean of ``values`` and its standard error (sample std / sqrt(n))."""
-    values = values.double()
-    se = values.std(unbiased=True) / math.sqrt(values.numel()) if values.numel() > 1 else 0.0
-    return float(values.mean()), float(se)
+from ..stats import mean_and_se
 
 
 # ----- independent Bernoulli --------------------------------------------------------------------

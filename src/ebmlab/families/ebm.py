@@ -25,7 +25,6 @@ more Langevin steps, a larger L2 energy penalty).
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -46,6 +45,7 @@ from ..objectives.score_matching import (
     SlicedScoreMatching,
 )
 from ..recipes import Context, Figure, Option, Recipe, register
+from ..stats import mean_and_se
 
 OBJECTIVES = ("cd", "sm", "ssm", "dsm", "ncsn", "nce", "fce")
 
@@ -199,12 +199,6 @@ def _build(x_train: torch.Tensor, ctx: Context) -> tuple[Model, Objective]:
 
 
 # ----- evaluation -------------------------------------------------------------------------------
-def _mean_and_se(values: torch.Tensor) -> tuple[float, float]:
-    values = values.double()
-    se = float(values.std() / math.sqrt(values.numel())) if values.numel() > 1 else 0.0
-    return float(values.mean()), se
-
-
 @torch.no_grad()
 def _energies(model: Model, x: torch.Tensor, chunk: int = 65_536) -> torch.Tensor:
     return torch.cat([model.energy(part) for part in x.split(chunk)])
@@ -219,7 +213,7 @@ def grid_scores(
     grid = data.toy2d_grid(name, n=grid_size)
     neg_energy = -_energies(model, grid.points.to(x_test.device)).double()
     log_z = float(grid.log_normalizer(neg_energy))
-    test, test_se = _mean_and_se(-_energies(model, x_test).double() - log_z)
+    test, test_se = mean_and_se(-_energies(model, x_test).double() - log_z)
     return {
         "test_log_likelihood": test,
         "test_log_likelihood_se": test_se,

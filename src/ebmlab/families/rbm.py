@@ -14,7 +14,6 @@ reported as well and becomes ``test_log_likelihood``.
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from typing import Any
@@ -30,6 +29,7 @@ from ..models.rbm import BernoulliRBM
 from ..objectives.boltzmann import BoltzmannLearning
 from ..objectives.contrastive import ContrastiveDivergence
 from ..recipes import Context, Figure, Option, Recipe, register
+from ..stats import mean_and_se
 
 #: Largest layer enumerated for the exact log-likelihood reported beside AIS.
 EXACT_MAX_UNITS = 20
@@ -37,11 +37,6 @@ EXACT_MAX_UNITS = 20
 
 def _seed(ctx: Context) -> int:
     return int(torch.randint(2**31 - 1, (1,), generator=ctx.generator, device=ctx.generator.device))
-
-
-def _mean_se(values: torch.Tensor) -> tuple[float, float]:
-    values = values.double()
-    return float(values.mean()), float(values.std() / math.sqrt(max(values.numel(), 1)))
 
 
 # ----- Bernoulli RBM -----------------------------------------------------------------------------
@@ -160,10 +155,10 @@ def _evaluate_rbm(
         }
     with torch.no_grad():
         subset = x_test[:1000]
-        pll, pll_se = _mean_se(model.pseudo_log_likelihood(subset, per="feature"))
+        pll, pll_se = mean_and_se(model.pseudo_log_likelihood(subset, per="feature"))
         metrics["test_pseudo_log_likelihood_per_feature"] = pll
         metrics["test_pseudo_log_likelihood_per_feature_se"] = pll_se
-        metrics["test_reconstruction_error"] = _mean_se(model.reconstruction_error(x_test))[0]
+        metrics["test_reconstruction_error"] = mean_and_se(model.reconstruction_error(x_test))[0]
     return metrics
 
 
@@ -293,7 +288,7 @@ def _evaluate_grbm(
     assert isinstance(model, GaussianBernoulliRBM)
     with torch.no_grad():
         metrics: dict[str, Any] = {
-            "test_reconstruction_error": _mean_se(model.reconstruction_error(x_test))[0],
+            "test_reconstruction_error": mean_and_se(model.reconstruction_error(x_test))[0],
             "mean_sigma": float(model.sigma().mean()),
             "log_likelihood_method": "none",
         }
