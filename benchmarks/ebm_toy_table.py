@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-METHODS = ("cd", "sm", "ssm", "dsm", "ncsn", "nce", "fce")
+METHODS = ("cd", "sm", "ssm", "dsm", "ncsn", "nsm", "nce", "fce")
 DENSITIES = (
     "8gaussians",
     "rings",

@@ -182,3 +182,14 @@ def test_resume_from_the_command_line(tmp_path, capsys):
     assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2, 3, 4]
     assert main(["train", "gaussian", "--out", str(tmp_path / "none"), "--resume"]) == 2
     assert "no run to resume" in capsys.readouterr().err
+
+
+def test_restarts_after_divergence_from_the_command_line(tmp_path, capsys):
+    run = tmp_path / "r"
+    # a learning rate this large makes the Gaussian's log-variance overflow within an epoch
+    code = train_toy(run, 3, "--lr", "1e30", "--restarts", "1")
+    assert code != 0 and "diverged" in capsys.readouterr().err
+    log = json.loads((run / "restarts.json").read_text())
+    assert len(log) == 1 and log[0]["lr"] == pytest.approx(5e29) and log[0]["seed"] == 1000
+    assert (run / "metrics-attempt0.jsonl").exists()
+    assert main(["train", "gaussian", "--out", str(run), "--restarts", "-1"]) == 2

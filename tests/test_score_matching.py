@@ -25,6 +25,7 @@ from ebmlab.models.neural import MLPEnergy, QuadraticEnergy, annealed_langevin, 
 from ebmlab.objectives.score_matching import (
     DenoisingScoreMatching,
     ExactScoreMatching,
+    NoiseAugmentedScoreMatching,
     NoiseConditionalScoreMatching,
     SlicedScoreMatching,
     energy_and_score,
@@ -242,3 +243,57 @@ def test_annealed_score_matching_scores_the_smoothed_data():
     objective.steps_done.fill_(10)  # annealing over: exact again
     loss, _ = objective.loss(model, x, torch.Generator())
     assert float(loss.detach()) == pytest.approx(_exact_sm(model, x), rel=1e-10)
+
+
+class SeparableAugmentedEnergy(nn.Module):
+    """g(x, u) = a/2 |x - mu|^2 + b/2 (u - m)^2 + c u with u = log sigma: a joint energy on the
+    augmented space whose score-matching loss has a closed form under log-normal sigma."""
+
+    noise_conditional = True
+    noise_scaling = "none"
+
+    def __init__(self, a: float, b: float, c: float, m: float, mu: torch.Tensor) -> None:
+        super().__init__()
+        self.a, self.b, self.c, self.m, self.mu = a, b, c, m, mu
+        self.register_buffer("sigmas", torch.tensor([0.1], dtype=torch.float64))
+
+    def energy(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        u = torch.log(sigma)
+        return (
+            0.5 * self.a * (x - self.mu).square().sum(-1)
+            + 0.5 * self.b * (u - self.m).square()
+            + self.c * u
+        )
+
+
+def test_noise_augmented_loss_equals_closed_form():
+    a, b, c, m = 0.8, 1.3, -0.4, -1.0
+    mean_u, std_u = math.log(0.3), 0.5
+    mu = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    model, x = SeparableAugmentedEnergy(a, b, c, m, mu), _data()
+    # x~ = x + e^u z with u ~ N(mean_u, std_u^2): E|x~ - mu|^2 = mean |x - mu|^2 + D E[e^{2u}]
+    spread = float((x - mu).square().sum(-1).mean()) + DIM * math.exp(2 * mean_u + 2 * std_u**2)
+    du = b * (mean_u - m) + c  # E[d g / d u] = b (E u - m) + c
+    expected = 0.5 * a**2 * spread + 0.5 * (du**2 + b**2 * std_u**2) - (a * DIM + b)
+    objective = NoiseAugmentedScoreMatching(log_sigma_mean=mean_u, log_sigma_std=std_u)
+    objective.setup(model, x)
+    mean, se = _repeated(objective, model, x, repeats=300)
+    assert abs(mean - expected) < 5 * se
+
+
+def test_noise_augmented_score_matching_checks_its_model():
+    with pytest.raises(ValueError, match="noise_scaling='none'"):
+        NoiseAugmentedScoreMatching().setup(MLPEnergy(2), torch.zeros(4, 2))
+    ncsn_style = MLPEnergy(2, sigmas=[1.0, 0.1])
+    with pytest.raises(ValueError, match="noise_scaling='none'"):
+        NoiseAugmentedScoreMatching().setup(ncsn_style, torch.zeros(4, 2))
+    with pytest.raises(ValueError, match="log_sigma_std"):
+        NoiseAugmentedScoreMatching(log_sigma_std=0.0)
+    with pytest.raises(ValueError, match="noise_scaling"):
+        MLPEnergy(2, sigmas=[0.1], noise_scaling="sqrt")
+    augmented = MLPEnergy(2, sigmas=[0.5, 0.02], noise_scaling="none").double()
+    x = torch.randn(5, 2, dtype=torch.float64)
+    # "none": E(x, sigma) is the network itself, not divided by sigma
+    assert torch.allclose(
+        augmented.energy(x, 0.5), augmented.network(x, torch.full((5,), math.log(0.5)).double())
+    )

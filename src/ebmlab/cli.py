@@ -18,7 +18,7 @@ import torch
 
 from . import __version__, data, io, recipes
 from .recipes import Context, Figure, Recipe
-from .train import TrainConfig, TrainingDiverged, resolve_device, train
+from .train import TrainConfig, TrainingDiverged, resolve_device, train, train_with_restarts
 
 EXAMPLES = {
     "train": "example: ebmlab train rbm --data mnist --hidden 500 --method pcd --epochs 100",
@@ -113,6 +113,7 @@ def run_family(
     evaluate: bool = False,
     quick: bool = False,
     data_dir: str | None = None,
+    restarts: int = 0,
 ) -> dict[str, Any]:
     """Train (or fit) one family on one dataset, write checkpoint, figures and report; returns
     the evaluation metrics (empty unless ``evaluate``)."""
@@ -138,7 +139,11 @@ def run_family(
     model, objective = recipe.build(x_train, ctx)
     meta = {"dataset": data_name, "binarize": binarize, "options": options, "recipe": recipe.name}
     started = time.perf_counter()
-    if objective is not None:
+    if objective is not None and restarts > 0 and not resume:
+        train_with_restarts(
+            model, objective, x_train, train_config, out, max_restarts=restarts, meta=meta
+        )
+    elif objective is not None:
         train(model, objective, x_train, train_config, out, resume=resume, meta=meta)
     else:
         if recipe.fit is None:
@@ -181,6 +186,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     options = {opt.name: getattr(args, opt.name.replace("-", "_")) for opt in recipe.options}
     config = _train_config_from_args(recipe, args)
     out = Path(args.out or f"runs/{recipe.name}-{args.data}")
+    if args.restarts < 0:
+        raise CLIError(f"--restarts: expected an integer >= 0, got {args.restarts}")
     if args.resume:
         if not (out / "config.json").exists():
             raise CLIError(
@@ -206,6 +213,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         evaluate=args.eval,
         data_dir=args.data_dir,
+        restarts=args.restarts,
     )
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"run written to {out}/ (checkpoint.safetensors, metrics.jsonl, report.html)")
@@ -440,6 +448,13 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     parser.add_argument("--out", help="run directory (default runs/MODEL-DATA)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument(
+        "--restarts",
+        type=int,
+        default=0,
+        help="on divergence (NaN/exploding energies) restart from the last good checkpoint "
+        "with a new seed, half the learning rate and the objective's remedies, up to N times",
+    )
     parser.add_argument("--eval", action="store_true", help="evaluate after training")
     parser.add_argument(
         "--data-dir", help="dataset folder (default $EBMLAB_DATA or ~/.cache/ebmlab)"

@@ -23,7 +23,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -491,3 +491,71 @@ def train(
         checkpoint=checkpoint_path if writes else None,
         seconds=time.perf_counter() - start_time,
     )
+
+
+def train_with_restarts(
+    model: Model,
+    objective: Objective,
+    x_train: torch.Tensor,
+    config: TrainConfig,
+    out_dir: str | os.PathLike[str],
+    *,
+    max_restarts: int = 2,
+    lr_factor: float = 0.5,
+    meta: dict[str, Any] | None = None,
+    epoch_callback: Callable[[Model, int], dict[str, float]] | None = None,
+) -> TrainResult:
+    """``train`` that, on ``TrainingDiverged``, restarts from the last good checkpoint with a new
+    seed and ``lr_factor`` x the learning rate, after calling the objective's ``apply_remedies``
+    where it has one (CD with Langevin: twice the Langevin steps, a larger L2 energy penalty).
+
+    Each restart trains the remaining epochs as a fresh run in ``out_dir`` (fresh optimizer
+    state; the objective keeps its buffer, log Z and step count); the previous attempt's
+    ``metrics.jsonl`` is kept as ``metrics-attempt<k>.jsonl`` and ``restarts.json`` lists what
+    changed. Raises the last ``TrainingDiverged`` after ``max_restarts`` restarts.
+    """
+    out = Path(out_dir)
+    log: list[dict[str, Any]] = []
+    attempt = 0
+    # a divergence before the first checkpoint restarts the model from its initial state (the
+    # objective's state, e.g. a replay buffer, is built again by its ``setup``)
+    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    while True:
+        try:
+            return train(
+                model, objective, x_train, config, out, meta=meta, epoch_callback=epoch_callback
+            )
+        except TrainingDiverged as error:
+            checkpoint = out / CHECKPOINT_NAME
+            if attempt >= max_restarts:
+                raise
+            attempt += 1
+            if checkpoint.exists():
+                document, tensors = io.read_checkpoint(checkpoint)
+                io.load_module_state(model, io.tensor_group(tensors, "model"), "restart")
+                io.load_module_state(objective, io.tensor_group(tensors, "objective"), "restart")
+                done = int(document["meta"].get("train_state", {}).get("epoch", 0))
+            else:
+                model.load_state_dict(initial)
+                done = 0
+            changes: dict[str, Any] = {
+                "attempt": attempt,
+                "diverged_at_step": error.step,
+                "quantity": error.quantity,
+                "from_epoch": done,
+            }
+            remedies = getattr(objective, "apply_remedies", None)
+            if callable(remedies):
+                changes.update(remedies(attempt))
+            config = replace(
+                config,
+                epochs=max(config.epochs - done, 1),
+                seed=config.seed + 1000 * attempt,
+                lr=config.lr * lr_factor,
+            )
+            changes.update({"seed": config.seed, "lr": config.lr})
+            log.append(changes)
+            (out / "restarts.json").write_text(json.dumps(log, indent=2) + "\n")
+            metrics = out / "metrics.jsonl"
+            if metrics.exists():
+                metrics.rename(out / f"metrics-attempt{attempt - 1}.jsonl")

@@ -7,6 +7,8 @@
   ssm   sliced score matching (Song et al. 2019)
   dsm   denoising score matching at one noise level (Vincent 2011)
   ncsn  multi-level denoising score matching + annealed Langevin (Song & Ermon 2019)
+  nsm   exact score matching on (x + sigma z, log sigma) jointly, read at a small sigma
+        (noise-augmented; after Qin & Risteski 2023): score matching that weighs separated modes
   nce   noise contrastive estimation against a fitted Gaussian (Gutmann & Hyvarinen 2010)
   fce   flow contrastive estimation, a RealNVP noise trained adversarially (Gao et al. 2020)
 
@@ -17,16 +19,15 @@ Images have no tractable likelihood here (a neural energy's log Z would need AIS
 they are scored by inpainting error against a mean-image baseline and by the energy gap between
 test images and noise, and shown as Langevin samples from noise and inpaintings.
 
-``train_with_remedies`` wraps ``ebmlab.train.train`` with the divergence remedies of the JEM
-maintainers (restart from the last good checkpoint with a new seed and a lower learning rate,
-more Langevin steps, a larger L2 energy penalty).
+Divergence remedies (the JEM maintainers' advice: restart from the last good checkpoint with a
+new seed and a lower learning rate, more Langevin steps, a larger L2 energy penalty) are
+``ebmlab.train.train_with_restarts`` (``ebmlab train ... --restarts N``), which calls the
+objective's ``apply_remedies``.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import replace
+import math
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +42,14 @@ from ..objectives.nce import FlowContrastiveEstimation, NoiseContrastiveEstimati
 from ..objectives.score_matching import (
     DenoisingScoreMatching,
     ExactScoreMatching,
+    NoiseAugmentedScoreMatching,
     NoiseConditionalScoreMatching,
     SlicedScoreMatching,
 )
 from ..recipes import Context, Figure, Option, Recipe, register
 from ..stats import mean_and_se
 
-OBJECTIVES = ("cd", "sm", "ssm", "dsm", "ncsn", "nce", "fce")
+OBJECTIVES = ("cd", "sm", "ssm", "dsm", "ncsn", "nsm", "nce", "fce")
 
 #: Grid on which toy densities are normalized: 360 x 360 cells of side 0.025 on [-4.5, 4.5]^2
 #: (a multiple of 18, so the checkerboard's edges fall on cell edges).
@@ -112,21 +114,24 @@ def _channels(text: str) -> list[int]:
 def build_model(dim: int, ctx: Context) -> EnergyNetwork:
     """The energy network the options ask for (noise-conditional for ``ncsn``)."""
     o = resolved(ctx)
-    sigmas = (
-        geometric_sigmas(o["sigma_max"], o["sigma_min"], o["n_levels"])
-        if o["objective"] == "ncsn"
-        else None
-    )
+    sigmas = None
+    step = o["step_size"]
     if o["objective"] == "ncsn":
+        sigmas = geometric_sigmas(o["sigma_max"], o["sigma_min"], o["n_levels"])
+    elif o["objective"] == "nsm":
+        # the ladder of annealed Langevin sampling: from two standard deviations above the
+        # centre of the training levels down to the level where the density is read
+        top = o["sigma_center"] * math.exp(2 * o["sigma_spread"])
+        sigmas = geometric_sigmas(max(top, 2 * o["sigma_eval"]), o["sigma_eval"], o["n_levels"])
+    if sigmas is not None:
         # annealed Langevin: eps at the finest level (Song & Ermon use 2e-5 at sigma_L = 0.01)
-        step = 2e-5 * (o["sigma_min"] / 0.01) ** 2
-    else:
-        step = o["step_size"]
+        step = 2e-5 * (sigmas[-1] / 0.01) ** 2
     sampling = {
         "sigmas": sigmas,
         "langevin_step": step,
         "langevin_noise": o["noise_scale"],
         "langevin_steps": o["sample_steps"],
+        "noise_scaling": "none" if o["objective"] == "nsm" else "inverse",
     }
     if o["network"] == "conv":
         if ctx.image_shape is None:
@@ -181,6 +186,10 @@ def build_objective(dim: int, ctx: Context) -> Objective:
         )
     if name == "ncsn":
         return NoiseConditionalScoreMatching()
+    if name == "nsm":
+        return NoiseAugmentedScoreMatching(
+            log_sigma_mean=math.log(o["sigma_center"]), log_sigma_std=o["sigma_spread"]
+        )
     if name == "nce":
         return NoiseContrastiveEstimation(noise_ratio=o["noise_ratio"])
     if name == "fce":
@@ -321,6 +330,7 @@ def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
         "ssm": "sliced SM",
         "dsm": "denoising SM",
         "ncsn": "NCSN",
+        "nsm": "noise-augmented SM",
         "nce": "NCE",
         "fce": "FCE",
     }[o["objective"]]
@@ -387,68 +397,6 @@ def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
         )
     )
     return figures
-
-
-# ----- divergence remedies ----------------------------------------------------------------------
-def train_with_remedies(
-    model: Model,
-    objective: Objective,
-    x_train: torch.Tensor,
-    config: Any,
-    out_dir: str | os.PathLike[str],
-    *,
-    max_restarts: int = 2,
-    lr_factor: float = 0.5,
-    meta: dict[str, Any] | None = None,
-) -> Any:
-    """``ebmlab.train.train`` that, on ``TrainingDiverged``, restarts from the last good
-    checkpoint with a new seed and ``lr_factor`` x the learning rate, after calling the
-    objective's ``apply_remedies`` (CD: twice the Langevin steps, a larger L2 energy penalty).
-
-    Each restart trains the remaining epochs as a fresh run in ``out_dir`` (fresh optimizer
-    state; the objective keeps its buffer, log Z and step count); the previous attempt's
-    ``metrics.jsonl`` is kept as ``metrics-attempt<k>.jsonl`` and ``restarts.json`` lists what
-    changed. Raises the last ``TrainingDiverged`` after ``max_restarts`` restarts.
-    """
-    from ..io import load_module_state, read_checkpoint, tensor_group
-    from ..train import CHECKPOINT_NAME, TrainingDiverged, train
-
-    out = Path(out_dir)
-    log: list[dict[str, Any]] = []
-    attempt = 0
-    while True:
-        try:
-            return train(model, objective, x_train, config, out, meta=meta)
-        except TrainingDiverged as error:
-            checkpoint = out / CHECKPOINT_NAME
-            if attempt >= max_restarts or not checkpoint.exists():
-                raise
-            attempt += 1
-            document, tensors = read_checkpoint(checkpoint)
-            load_module_state(model, tensor_group(tensors, "model"), "restart")
-            load_module_state(objective, tensor_group(tensors, "objective"), "restart")
-            done = int(document["meta"].get("train_state", {}).get("epoch", 0))
-            changes: dict[str, Any] = {
-                "attempt": attempt,
-                "diverged_at_step": error.step,
-                "quantity": error.quantity,
-                "from_epoch": done,
-            }
-            remedies = getattr(objective, "apply_remedies", None)
-            if callable(remedies):
-                changes.update(remedies(attempt))
-            config = replace(
-                config,
-                epochs=max(config.epochs - done, 1),
-                seed=config.seed + 1000 * attempt,
-                lr=config.lr * lr_factor,
-            )
-            changes.update({"seed": config.seed, "lr": config.lr})
-            log.append(changes)
-            (out / "restarts.json").write_text(json.dumps(log, indent=2) + "\n")
-            metrics = out / "metrics.jsonl"
-            if metrics.exists():
-                metrics.rename(out / f"metrics-attempt{attempt - 1}.jsonl")
 
 
 register(
@@ -531,7 +479,20 @@ register(
             ),
             Option("sigma_max", float, None, "ncsn largest noise level"),
             Option("sigma_min", float, None, "ncsn smallest noise level"),
-            Option("n_levels", int, 10, "ncsn noise levels (geometric)"),
+            Option("n_levels", int, 10, "ncsn noise levels (geometric); nsm sampling levels"),
+            Option(
+                "sigma_center",
+                float,
+                0.1,
+                "nsm: training noise levels are log-normal around this level",
+            ),
+            Option("sigma_spread", float, 1.0, "nsm: standard deviation of log sigma"),
+            Option(
+                "sigma_eval",
+                float,
+                0.02,
+                "nsm: the (small) noise level at which the model's density is read",
+            ),
             Option("projections", int, 1, "ssm projections per example"),
             Option(
                 "projection",

@@ -192,6 +192,10 @@ def _positive_int(name: str, value: object) -> int:
     return value
 
 
+#: How a noise-conditional energy depends on sigma (see ``EnergyNetwork``).
+NOISE_SCALINGS = ("inverse", "none")
+
+
 class EnergyNetwork(Model):
     """Shared part of the neural energies: noise conditioning, energy, score, Langevin sampling.
 
@@ -206,6 +210,10 @@ class EnergyNetwork(Model):
             over the levels of a noise-conditional model).
         data_range: (lo, hi): ``sample`` starts from uniform noise on [lo, hi]^D.
         clamp: keep samples in ``data_range`` (images).
+        noise_scaling: how a noise-conditional energy uses sigma: "inverse" for
+            E(x, sigma) = g(x, log sigma) / sigma (NCSN's parametrization, scores of size
+            1/sigma), "none" for E(x, sigma) = g(x, log sigma), a smooth function of
+            (x, log sigma) jointly (noise-augmented score matching differentiates it in log sigma).
     """
 
     def __init__(
@@ -216,8 +224,14 @@ class EnergyNetwork(Model):
         langevin_steps: int = 200,
         data_range: Sequence[float] = (-4.5, 4.5),
         clamp: bool = False,
+        noise_scaling: str = "inverse",
     ) -> None:
         super().__init__()
+        if noise_scaling not in NOISE_SCALINGS:
+            raise ValueError(
+                f"noise_scaling: expected one of {', '.join(NOISE_SCALINGS)}, got {noise_scaling!r}"
+            )
+        self.noise_scaling = noise_scaling
         if sigmas is not None:
             ladder = torch.as_tensor(list(sigmas), dtype=torch.float64)
             if (
@@ -273,12 +287,15 @@ class EnergyNetwork(Model):
         self, x: torch.Tensor, sigma: float | torch.Tensor | None = None, temperature: float = 1.0
     ) -> torch.Tensor:
         """E(x) (batch,), divided by ``temperature``. Noise-conditional models: E(x, sigma) =
-        g(x, log sigma) / sigma, with sigma = sigma_L (the finest level) when not given."""
+        g(x, log sigma) / sigma (or g(x, log sigma) with ``noise_scaling="none"``), with
+        sigma = sigma_L (the finest level) when not given."""
         if x.dim() != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x: expected shape (batch, {self.dim}), got {tuple(x.shape)}")
         if self.noise_conditional:
             level = self._sigma_column(sigma, x)
-            value = self.network(x, torch.log(level)) / level
+            value = self.network(x, torch.log(level))
+            if self.noise_scaling == "inverse":
+                value = value / level
         else:
             if sigma is not None:
                 raise ValueError(
@@ -383,7 +400,7 @@ class MLPEnergy(EnergyNetwork):
         hidden, depth: width and number of hidden layers.
         activation: one of ``SMOOTH_ACTIVATIONS``.
         **sampling: see ``EnergyNetwork`` (sigmas, langevin_step, langevin_noise,
-            langevin_steps, data_range, clamp).
+            langevin_steps, data_range, clamp, noise_scaling).
     """
 
     def __init__(
@@ -398,8 +415,17 @@ class MLPEnergy(EnergyNetwork):
         langevin_steps: int = 200,
         data_range: Sequence[float] = (-4.5, 4.5),
         clamp: bool = False,
+        noise_scaling: str = "inverse",
     ) -> None:
-        super().__init__(sigmas, langevin_step, langevin_noise, langevin_steps, data_range, clamp)
+        super().__init__(
+            sigmas,
+            langevin_step,
+            langevin_noise,
+            langevin_steps,
+            data_range,
+            clamp,
+            noise_scaling,
+        )
         self.dim = _positive_int("dim", dim)
         _positive_int("hidden", hidden)
         _positive_int("depth", depth)
@@ -448,8 +474,17 @@ class ConvEnergy(EnergyNetwork):
         langevin_steps: int = 60,
         data_range: Sequence[float] = (0.0, 1.0),
         clamp: bool = True,
+        noise_scaling: str = "inverse",
     ) -> None:
-        super().__init__(sigmas, langevin_step, langevin_noise, langevin_steps, data_range, clamp)
+        super().__init__(
+            sigmas,
+            langevin_step,
+            langevin_noise,
+            langevin_steps,
+            data_range,
+            clamp,
+            noise_scaling,
+        )
         if len(image_shape) != 2:
             raise ValueError(f"image_shape: expected (H, W), got {image_shape}")
         h, w = (_positive_int("image_shape", int(v)) for v in image_shape)

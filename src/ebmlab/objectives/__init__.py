@@ -16,6 +16,7 @@ from .nce import FlowContrastiveEstimation, NoiseContrastiveEstimation
 from .score_matching import (
     DenoisingScoreMatching,
     ExactScoreMatching,
+    NoiseAugmentedScoreMatching,
     NoiseConditionalScoreMatching,
     SlicedScoreMatching,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "ExactScoreMatching",
     "FlowContrastiveEstimation",
     "MaximumLikelihood",
+    "NoiseAugmentedScoreMatching",
     "NoiseConditionalScoreMatching",
     "NoiseContrastiveEstimation",
     "Objective",

@@ -34,7 +34,7 @@ Regularization and stability:
   * ``energy_bound``: an energy of the data or of a negative with |E| above the bound raises
     ``TrainingDiverged`` naming the step; the run keeps its last good checkpoint.
 
-Divergence remedies (the advice of the JEM maintainers; ``ebmlab.families.ebm.train_with_remedies``
+Divergence remedies (the advice of the JEM maintainers; ``ebmlab.train.train_with_restarts``
 applies them automatically after a ``TrainingDiverged``):
   * energies grow without bound / samples saturate: raise ``alpha`` (L2 energy penalty, e.g.
     0.1 -> 1);
@@ -97,7 +97,7 @@ class StepCounter(Objective):
 
     def after_step(self, model: nn.Module, step: int) -> None:
         # counted here rather than copied from ``step``: a restart from a checkpoint as a fresh
-        # run (``train_with_remedies``) goes on counting from the checkpoint's step
+        # run (``train_with_restarts``) goes on counting from the checkpoint's step
         self.steps_done += 1
 
     @property
