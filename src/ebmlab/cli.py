@@ -26,6 +26,7 @@ EXAMPLES = {
     "          ebmlab sample runs/ebm-8gaussians --sampler mala --step-size 0.05 --json",
     "eval": "example: ebmlab eval runs/rbm-mnist --json",
     "report": "example: ebmlab report runs/rbm-mnist   (writes runs/rbm-mnist/report.html)",
+    "compare": "example: ebmlab compare runs/*-mnist --eval --out docs/compare.md",
     "demo": "example: ebmlab demo --out runs/demo   (every family on digits, one report)",
     "list": "example: ebmlab list",
     "bench": "example: ebmlab bench rbm --quick --json",
@@ -234,24 +235,57 @@ def _load_run(run: str) -> tuple[Path, dict[str, Any], Recipe]:
     return run_dir, config, recipes.get_recipe(config["model"])
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
-    run_dir, config, recipe = _load_run(args.run)
-    if args.device:
-        config["train"]["device"] = args.device
-    ctx = make_context(config, run_dir, quick=args.quick)
+def evaluate_run(
+    run: str | os.PathLike[str],
+    device: str | None = None,
+    quick: bool = False,
+    data_dir: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate a run directory with its recipe; writes and returns ``RUN/eval.json``."""
+    run_dir, config, recipe = _load_run(str(run))
+    if device:
+        config["train"]["device"] = device
+    ctx = make_context(config, run_dir, quick=quick)
     model = io.load(run_dir / "checkpoint.safetensors", device=str(ctx.device))
     model.eval()
     x_train, x_test, _ = load_split(
-        config["data"], config.get("binarize"), config["train"]["seed"], args.data_dir
+        config["data"], config.get("binarize"), config["train"]["seed"], data_dir
     )
     metrics = recipe.evaluate(model, x_train.to(ctx.device), x_test.to(ctx.device), ctx)
     _write_json(run_dir / "eval.json", metrics)
+    return metrics
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    metrics = evaluate_run(args.run, args.device, args.quick, args.data_dir)
     if args.json:
         print(json.dumps(metrics))
     else:
         width = max(len(k) for k in metrics) if metrics else 0
         for key, value in metrics.items():
             print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import collect, markdown_table
+
+    runs = [Path(r) for r in args.runs]
+    for run in runs:
+        if not (run / "config.json").exists():
+            raise CLIError(f"compare: {run} is not a run directory (no config.json)")
+        if args.eval and not (run / "eval.json").exists():
+            print(f"[compare] evaluating {run} ...", file=sys.stderr, flush=True)
+            evaluate_run(run)
+    records = collect(runs)
+    if args.json:
+        for record in records:
+            print(json.dumps(record))
+        return 0
+    table = markdown_table(records)
+    print(table)
+    if args.out:
+        Path(args.out).write_text(table)
     return 0
 
 
@@ -539,6 +573,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--data-dir", help="dataset folder")
     p.set_defaults(func=cmd_eval)
+
+    p = command("compare", "one table of test log-likelihoods (nats) across runs and families")
+    p.add_argument("runs", nargs="+", help="run directories")
+    p.add_argument(
+        "--eval", action="store_true", help="evaluate the runs that have no eval.json first"
+    )
+    p.add_argument("--json", action="store_true", help="print the records as JSON lines")
+    p.add_argument("--out", help="also write the markdown table to this file")
+    p.set_defaults(func=cmd_compare)
 
     p = command("report", "write RUN/report.html from a run directory")
     p.add_argument("run", help="run directory")

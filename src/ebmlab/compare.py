@@ -1,0 +1,114 @@
+"""One table across families: every run's test log-likelihood in nats, and how it was obtained.
+
+A run directory (``ebmlab train ... --out RUN``) holds ``config.json`` (model, data, binarization)
+and, once evaluated, ``eval.json`` (``test_log_likelihood`` in nats per example with its standard
+error and ``log_likelihood_method``). ``collect`` reads them; ``markdown_table`` lays them out one
+row per run, grouped by dataset and binarization, best first.
+
+How to read the methods side by side (DESIGN: "exact", "ais", "ais-lower-bound", "elbo",
+"iwae-K", "dequantized", "grid"):
+
+- exact / grid: the log-likelihood itself (grid: a 2-D density normalized on a fine grid).
+- ais: log Z by annealed importance sampling; AIS tends to overestimate log-likelihoods (its
+  log Z estimate is stochastically low), so it is an optimistic estimate; reverse AIS brackets it.
+- ais-lower-bound, elbo, iwae-K: lower bounds on log p(x) in expectation (a variational posterior
+  over hidden units or latents; for the DBN and DBM combined with an AIS log Z).
+- dequantized: a continuous density on x + U[0, 1)^D; by Jensen's inequality a lower bound on the
+  log-probability of the binary image, so it sits in the same column as the discrete models.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+#: What each ``log_likelihood_method`` means, for table footnotes.
+METHOD_NOTES: dict[str, str] = {
+    "exact": "exact",
+    "grid": "exact up to a fine grid's quadrature",
+    "ais": "AIS estimate of log Z (optimistic on average)",
+    "ais-lower-bound": "variational lower bound with an AIS log Z",
+    "elbo": "evidence lower bound",
+    "dequantized": "continuous density on uniformly dequantized data (a lower bound)",
+}
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from error
+
+
+def collect(run_dirs: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+    """One record per run directory: model, data, binarization, metrics of ``eval.json``.
+
+    Runs without ``eval.json`` are kept with ``evaluated=False`` so the table can say so.
+    Raises ``ValueError`` naming a directory that is not a run (no ``config.json``).
+    """
+    records = []
+    for entry in run_dirs:
+        run = Path(entry)
+        config = _read_json(run / "config.json")
+        if config is None:
+            raise ValueError(f"runs: {run} is not a run directory (no config.json)")
+        metrics = _read_json(run / "eval.json")
+        record: dict[str, Any] = {
+            "run": str(run),
+            "model": config.get("model"),
+            "data": config.get("data"),
+            "binarize": config.get("binarize"),
+            "epochs": config.get("train", {}).get("epochs"),
+            "evaluated": metrics is not None,
+        }
+        record.update(metrics or {})
+        records.append(record)
+    return records
+
+
+def _cell(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown_table(records: list[dict[str, Any]]) -> str:
+    """Markdown: one block per (dataset, binarization), rows sorted by test log-likelihood."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((str(r.get("data")), str(r.get("binarize") or "none")), []).append(r)
+    blocks = []
+    for (data_name, binarize), rows in groups.items():
+        rows = sorted(rows, key=lambda r: -float(r.get("test_log_likelihood", float("-inf"))))
+        lines = [
+            f"**{data_name}** (binarization: {binarize})",
+            "",
+            "| model | test log-likelihood (nats) | how | train LL | epochs | other | run |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            ll = r.get("test_log_likelihood")
+            se = r.get("test_log_likelihood_se")
+            value = "" if ll is None else _cell(ll) + (f" ± {se:.2f}" if se else "")
+            if not r["evaluated"]:
+                value = "(not evaluated)"
+            other = []
+            for key in ("kl", "reconstruction_error", "frechet_distance", "fid"):
+                if key in r and isinstance(r[key], (int, float)):
+                    other.append(f"{key} {r[key]:.3g}")
+            lines.append(
+                f"| {r['model']} | {value} | {r.get('log_likelihood_method', '')} | "
+                f"{_cell(r.get('train_log_likelihood'))} | {_cell(r.get('epochs'))} | "
+                f"{', '.join(other)} | {r['run']} |"
+            )
+        blocks.append("\n".join(lines))
+    used = sorted({str(r.get("log_likelihood_method")) for r in records} & set(METHOD_NOTES))
+    notes = "; ".join(f"{m}: {METHOD_NOTES[m]}" for m in used)
+    return "\n\n".join(blocks) + (f"\n\nHow: {notes}.\n" if notes else "\n")
