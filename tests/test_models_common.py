@@ -33,6 +33,9 @@ OPTIONAL = {
     "ConvEnergy": ("ebmlab.models.ConvEnergy", {"image_shape": [8, 8]}),
     "QuadraticEnergy": ("ebmlab.models.QuadraticEnergy", {"dim": 3}),
     "RealNVP": ("ebmlab.models.RealNVP", {"dim": 2}),
+    "PCA": ("ebmlab.models.PCA", {"n_visible": 6, "n_components": 2}),
+    "ProbabilisticPCA": ("ebmlab.models.ProbabilisticPCA", {"n_visible": 6, "n_components": 2}),
+    "FactorAnalysis": ("ebmlab.models.FactorAnalysis", {"n_visible": 6, "n_components": 2}),
 }
 for _name, (_path, _kwargs) in OPTIONAL.items():
     try:

@@ -103,7 +103,7 @@ def _load_builtin() -> None:
     # each family module registers its recipe on import; a missing module is simply absent
     import importlib
 
-    for module in ("baselines", "hopfield", "rbm", "ebm"):
+    for module in ("baselines", "hopfield", "rbm", "ebm", "linear"):
         try:
             importlib.import_module(f"ebmlab.families.{module}")
         except ModuleNotFoundError as error:

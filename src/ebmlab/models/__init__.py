@@ -18,11 +18,13 @@ from .flows import (
 from .gaussian_rbm import GaussianBernoulliRBM
 from .hopfield import Hopfield, ModernHopfield
 from .ising import Ising
+from .linear_gaussian import PCA, FactorAnalysis, LinearGaussian, ProbabilisticPCA
 from .neural import ConvEnergy, EnergyNetwork, MLPEnergy, QuadraticEnergy, geometric_sigmas
 from .rbm import BernoulliRBM
 
 __all__ = [
     "MODEL_CLASSES",
+    "PCA",
     "AffineCoupling",
     "BernoulliRBM",
     "BoltzmannMachine",
@@ -31,15 +33,18 @@ __all__ = [
     "DiagonalGaussian",
     "ElementwiseAffine",
     "EnergyNetwork",
+    "FactorAnalysis",
     "Flow",
     "GaussianBernoulliRBM",
     "Hopfield",
     "IndependentBernoulli",
     "Ising",
+    "LinearGaussian",
     "MLPEnergy",
     "Model",
     "ModernHopfield",
     "Permutation",
+    "ProbabilisticPCA",
     "QuadraticEnergy",
     "RealNVP",
     "Transform",
