@@ -58,6 +58,7 @@ def _ebmlab_objectives() -> dict[str, Callable[[], Any]]:
     from ebmlab.objectives.score_matching import (
         DenoisingScoreMatching,
         ExactScoreMatching,
+        NoiseAugmentedScoreMatching,
         NoiseConditionalScoreMatching,
         SlicedScoreMatching,
     )
@@ -70,6 +71,7 @@ def _ebmlab_objectives() -> dict[str, Callable[[], Any]]:
         "ssm": SlicedScoreMatching,
         "dsm": lambda: DenoisingScoreMatching(sigma=SIGMA),
         "ncsn": NoiseConditionalScoreMatching,
+        "nsm": NoiseAugmentedScoreMatching,
         "nce": lambda: NoiseContrastiveEstimation(noise_ratio=NU),
         "fce": lambda: FlowContrastiveEstimation(2, flow_pretrain_steps=0),
     }
@@ -81,8 +83,9 @@ def bench_ebmlab(data: torch.Tensor) -> dict[str, Step]:
     steps: dict[str, Step] = {}
     for name, make in _ebmlab_objectives().items():
         torch.manual_seed(0)
-        sigmas = geometric_sigmas(2.0, 0.02, 10) if name == "ncsn" else None
-        model = MLPEnergy(2, hidden=HIDDEN, depth=DEPTH, sigmas=sigmas)
+        sigmas = geometric_sigmas(2.0, 0.02, 10) if name in ("ncsn", "nsm") else None
+        scaling = "none" if name == "nsm" else "inverse"
+        model = MLPEnergy(2, hidden=HIDDEN, depth=DEPTH, sigmas=sigmas, noise_scaling=scaling)
         objective = make()
         objective.setup(model, data)
         optimizer = torch.optim.Adam(objective.param_groups(model, 1e-3, 0.0), lr=1e-3)
