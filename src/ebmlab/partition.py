@@ -383,7 +383,7 @@ def _finish(
 # ----- AIS for RBMs -----------------------------------------------------------------------------
 def _hidden_log_ratio(
     hidden_in: torch.Tensor,
-    p_hidden: torch.Tensor,
+    p_hidden: torch.Tensor | None,
     beta: float,
     beta_prev: float,
     hidden_bound: float,
@@ -398,7 +398,7 @@ def _hidden_log_ratio(
     direct difference in float64.
     """
     delta = beta_prev - beta
-    if abs(delta) * hidden_bound <= 5.0:
+    if p_hidden is not None and abs(delta) * hidden_bound <= 5.0:
         return -torch.log1p(p_hidden * torch.expm1(delta * hidden_in)).sum(-1, dtype=torch.float64)
     hidden64 = hidden_in.to(torch.float64)
     return (F.softplus(beta * hidden64) - F.softplus(beta_prev * hidden64)).sum(-1)
@@ -462,11 +462,49 @@ def _rbm_base(
 
 
 def _check_rbm_for_ais(model: Any) -> None:
-    if not _is_bernoulli_rbm(model):
+    if not (_is_bernoulli_rbm(model) or _is_gaussian_rbm(model)):
         raise TypeError(
-            f"model: AIS is implemented for Bernoulli RBMs and fully visible binary models; got "
-            f"{type(model).__name__} (Gaussian-visible RBMs are not supported)"
+            f"model: AIS is implemented for Bernoulli and Gaussian-Bernoulli RBMs and fully "
+            f"visible binary models; got {type(model).__name__}"
         )
+
+
+def _is_gaussian_rbm(model: Any) -> bool:
+    return all(hasattr(model, a) for a in ("precision", "sigma", "mean_v_given_h", "W"))
+
+
+def _grbm_base_log_z(model: Any) -> float:
+    """log Z of the W = 0 model: N(b, diag sigma^2) over v times 2^H (hidden biases annealed
+    too, so the base hidden units are uniform)."""
+    log_sigma = model.sigma().detach().log().to(torch.float64)
+    return float((log_sigma + 0.5 * math.log(2 * math.pi)).sum()) + model.n_hidden * math.log(2.0)
+
+
+@torch.no_grad()
+def _grbm_anneal(
+    model: Any, v: torch.Tensor, betas: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Log weights for a Gaussian-Bernoulli RBM on the path
+    f_beta(v) = exp(-sum_i (v_i - b_i)^2 / (2 sigma_i^2)) prod_j (1 + exp(beta a_j(v))),
+    a_j = c_j + (v / sigma^2)^T W_j: beta = 0 is N(b, sigma^2) times 2^H, beta = 1 the model.
+    The transition at beta is block Gibbs: h_j ~ sigmoid(beta a_j), v ~ N(b + beta W h, sigma^2).
+    The hidden inputs of Gaussian visibles are unbounded, so the softplus differences are taken
+    in float64 directly."""
+    W, b, c = model.W, model.b, model.c
+    precision, sigma = model.precision(), model.sigma()
+    log_w = torch.zeros(v.shape[0], dtype=torch.float64, device=v.device)
+    beta_list = betas.tolist()
+    last = len(beta_list) - 1
+    for k in range(1, last + 1):
+        beta, beta_prev = beta_list[k], beta_list[k - 1]
+        hidden_in = torch.addmm(c, v * precision, W)
+        log_w += _hidden_log_ratio(hidden_in, None, beta, beta_prev, math.inf)
+        if k < last:
+            h = bernoulli_draw(torch.sigmoid(beta * hidden_in), generator)
+            mean = torch.addmm(b, h, W.T, alpha=beta)
+            noise = torch.randn(mean.shape, generator=generator, device=v.device, dtype=v.dtype)
+            v = mean + sigma * noise
+    return log_w
 
 
 def _make_generator(
@@ -523,7 +561,12 @@ def ais(
     schedule = _schedule(n_betas, betas)
     device = _model_device(model)
     generator = _make_generator(seed, generator, device)
-    if is_rbm(model):
+    if is_rbm(model) and _is_gaussian_rbm(model):
+        log_z_base = _grbm_base_log_z(model)
+        mean = model.b.detach().expand(n_runs, -1)
+        noise = torch.randn(mean.shape, generator=generator, device=device, dtype=mean.dtype)
+        log_w = _grbm_anneal(model, mean + model.sigma().detach() * noise, schedule, generator)
+    elif is_rbm(model):
         _check_rbm_for_ais(model)
         b_base, log_z_base = _rbm_base(model, data, base_bias)
         p0 = torch.sigmoid(b_base).to(model.W.dtype).expand(n_runs, -1)
@@ -563,7 +606,11 @@ def reverse_ais(
     schedule = _schedule(n_betas, betas).flip(0)
     device = _model_device(model)
     generator = _make_generator(seed, generator, device)
-    if is_rbm(model):
+    if is_rbm(model) and _is_gaussian_rbm(model):
+        v = model.check_visible(v_init, "v_init")
+        log_w = _grbm_anneal(model, v, schedule, generator)
+        log_z_base = _grbm_base_log_z(model)
+    elif is_rbm(model):
         _check_rbm_for_ais(model)
         v = model.check_visible(v_init, "v_init") if hasattr(model, "check_visible") else v_init
         b_base, log_z_base = _rbm_base(model, data, base_bias)

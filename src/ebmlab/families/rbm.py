@@ -40,6 +40,10 @@ def _seed(ctx: Context) -> int:
 
 
 # ----- Bernoulli RBM -----------------------------------------------------------------------------
+AIS_OPTIONS = (
+    Option("ais_betas", int, 14500, "AIS inverse temperatures (Salakhutdinov & Murray: 14500)"),
+    Option("ais_runs", int, 100, "AIS runs"),
+)
 RBM_OPTIONS = (
     Option("hidden", int, 500, "number of hidden units"),
     Option(
@@ -53,8 +57,7 @@ RBM_OPTIONS = (
     Option("centering", bool, True, "centered gradient (Melchior et al. 2016)"),
     Option("n_chains", int, 100, "persistent chains (pcd, pt)"),
     Option("n_temperatures", int, 10, "parallel-tempering rungs (pt)"),
-    Option("ais_betas", int, 14500, "AIS inverse temperatures (Salakhutdinov & Murray: 14500)"),
-    Option("ais_runs", int, 100, "AIS runs"),
+    *AIS_OPTIONS,
     Option("sample_steps", int, 5000, "Gibbs sweeps for the samples figure"),
 )
 
@@ -292,6 +295,10 @@ def _evaluate_grbm(
             "mean_sigma": float(model.sigma().mean()),
             "log_likelihood_method": "none",
         }
+        note = (
+            "a density of continuous pixels: not comparable with the discrete likelihoods of "
+            "binarized data"
+        )
         if model.n_hidden <= EXACT_MAX_UNITS:
             log_z = partition.exact_log_z(model)
             test = partition.log_likelihood(model, x_test, log_z)
@@ -300,10 +307,13 @@ def _evaluate_grbm(
                     "test_log_likelihood": test.mean,
                     "test_log_likelihood_se": test.se,
                     "log_likelihood_method": "exact",
-                    "log_likelihood_note": "a density of continuous pixels: not comparable with "
-                    "the discrete likelihoods of binarized data",
                 }
             )
+        else:
+            o = ctx.options
+            n_betas = min(o["ais_betas"], 1000) if ctx.quick else o["ais_betas"]
+            metrics.update(_ais_metrics(model, x_train, x_test, ctx, n_betas, o["ais_runs"]))
+        metrics["log_likelihood_note"] = note
     return metrics
 
 
@@ -371,6 +381,7 @@ register(
             Option("n_chains", int, 100, "persistent chains (pcd)"),
             Option("learn_sigma", bool, True, "learn one standard deviation per pixel"),
             Option("min_sigma", float, 0.05, "floor on the standard deviations"),
+            *AIS_OPTIONS,
         ),
         train_defaults={
             "epochs": 20,
