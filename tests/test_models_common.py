@@ -36,6 +36,23 @@ OPTIONAL = {
     "PCA": ("ebmlab.models.PCA", {"n_visible": 6, "n_components": 2}),
     "ProbabilisticPCA": ("ebmlab.models.ProbabilisticPCA", {"n_visible": 6, "n_components": 2}),
     "FactorAnalysis": ("ebmlab.models.FactorAnalysis", {"n_visible": 6, "n_components": 2}),
+    "VAE": ("ebmlab.models.VAE", {"n_visible": 6, "hidden": [5], "latent": 2, "seed": 0}),
+    "DeepBeliefNet": ("ebmlab.models.DeepBeliefNet", {"layer_sizes": [6, 4, 3], "seed": 0}),
+    "DeepBoltzmannMachine": (
+        "ebmlab.models.DeepBoltzmannMachine",
+        {"layer_sizes": [6, 4, 3], "seed": 0},
+    ),
+    "DeepAutoencoder": ("ebmlab.models.DeepAutoencoder", {"layer_sizes": [6, 4, 2], "seed": 0}),
+    "GaussianHiddenRBM": ("ebmlab.models.GaussianHiddenRBM", {"n_visible": 6, "n_hidden": 2}),
+    "PixelCNN": (
+        "ebmlab.models.PixelCNN",
+        {"image_shape": [4, 4], "channels": 4, "n_layers": 2, "first_kernel": 3},
+    ),
+    "ImageRealNVP": (
+        "ebmlab.models.ImageRealNVP",
+        {"image_shape": [4, 4], "levels": 2, "n_couplings": 2, "channels": 4, "n_blocks": 1},
+    ),
+    "GAN": ("ebmlab.models.GAN", {"dim": 6, "latent_dim": 2, "hidden": 8, "seed": 0}),
 }
 for _name, (_path, _kwargs) in OPTIONAL.items():
     try:
@@ -94,6 +111,16 @@ def _scalar_objective(model):
         x = torch.where(torch.rand(5, dim, generator=g) < 0.5, 1.0, model.spin_values[0])
     else:
         x = torch.randn(5, dim, generator=g)
+    if hasattr(model, "latent_dim") and hasattr(model, "value"):
+        # a GAN: the value of the game involves both networks
+        return model.value(x, torch.randn(5, model.latent_dim, generator=g))
+    if hasattr(model, "rbms"):
+        # a DBN is a stack of RBMs, each trained on the layer below's hidden probabilities
+        total = torch.zeros(())
+        for rbm in model.rbms:
+            total = total + rbm.free_energy(x).sum()
+            x = rbm.p_h_given_v(x).detach()
+        return total
     if hasattr(model, "free_energy"):
         return model.free_energy(x).sum()
     if hasattr(model, "energy"):

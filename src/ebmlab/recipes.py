@@ -103,7 +103,19 @@ def _load_builtin() -> None:
     # each family module registers its recipe on import; a missing module is simply absent
     import importlib
 
-    for module in ("baselines", "hopfield", "rbm", "ebm", "linear"):
+    for module in (
+        "baselines",
+        "hopfield",
+        "rbm",
+        "deep",
+        "dbm",
+        "ebm",
+        "linear",
+        "vae",
+        "flows",
+        "autoregressive",
+        "gan",
+    ):
         try:
             importlib.import_module(f"ebmlab.families.{module}")
         except ModuleNotFoundError as error:

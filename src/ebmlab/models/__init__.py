@@ -3,9 +3,13 @@
 Sign convention: ``energy(x)`` is -log of the unnormalized density, p(x) = exp(-E(x)) / Z.
 """
 
+from .autoencoder import DeepAutoencoder, GaussianHiddenRBM
+from .autoregressive import PixelCNN
 from .base import MODEL_CLASSES, Model
 from .baselines import DiagonalGaussian, IndependentBernoulli
 from .boltzmann import BoltzmannMachine
+from .dbm import DeepBoltzmannMachine
+from .dbn import DeepBeliefNet
 from .flows import (
     AffineCoupling,
     ComposedTransform,
@@ -15,28 +19,38 @@ from .flows import (
     RealNVP,
     Transform,
 )
+from .gan import GAN
 from .gaussian_rbm import GaussianBernoulliRBM
 from .hopfield import Hopfield, ModernHopfield
+from .image_flows import ImageRealNVP
 from .ising import Ising
 from .linear_gaussian import PCA, FactorAnalysis, LinearGaussian, ProbabilisticPCA
 from .neural import ConvEnergy, EnergyNetwork, MLPEnergy, QuadraticEnergy, geometric_sigmas
 from .rbm import BernoulliRBM
+from .vae import VAE
 
 __all__ = [
+    "GAN",
     "MODEL_CLASSES",
     "PCA",
+    "VAE",
     "AffineCoupling",
     "BernoulliRBM",
     "BoltzmannMachine",
     "ComposedTransform",
     "ConvEnergy",
+    "DeepAutoencoder",
+    "DeepBeliefNet",
+    "DeepBoltzmannMachine",
     "DiagonalGaussian",
     "ElementwiseAffine",
     "EnergyNetwork",
     "FactorAnalysis",
     "Flow",
     "GaussianBernoulliRBM",
+    "GaussianHiddenRBM",
     "Hopfield",
+    "ImageRealNVP",
     "IndependentBernoulli",
     "Ising",
     "LinearGaussian",
@@ -44,6 +58,7 @@ __all__ = [
     "Model",
     "ModernHopfield",
     "Permutation",
+    "PixelCNN",
     "ProbabilisticPCA",
     "QuadraticEnergy",
     "RealNVP",

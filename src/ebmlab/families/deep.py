@@ -1,0 +1,457 @@
+"""Recipes for deep models built from RBM stacks: ``dbn`` (deep belief net) and ``autoencoder``
+(RBM-pretrained deep autoencoder).
+
+``dbn`` (Hinton, Osindero & Teh 2006) trains its RBMs greedily, each with the one training loop
+(per-layer checkpoints and metrics under RUN/layers/layerK/), with the ``rbm`` recipe's settings
+(PCD-1, centered, SGD with momentum, linear lr decay, weight decay 2e-4). Evaluation is the
+variational lower bound of Salakhutdinov & Murray (2008) with log Z of the top RBM from AIS
+(their protocol: 14,500 inverse temperatures, 100 runs), tagged ``ais-lower-bound``, beside the
+importance-weighted bound with the same samples, the first RBM's own AIS log-likelihood (is the
+second layer worth it?), and, for models small enough to enumerate, the exact log-likelihood.
+
+``autoencoder`` (Hinton & Salakhutdinov 2006) pretrains a stack of RBMs (logistic layers, a linear
+code layer on top), unrolls it and fine-tunes it with the training loop on cross-entropy; it is
+scored by the summed squared reconstruction error per test image, beside PCA with as many
+components as the code has units. It has no likelihood.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from typing import Any
+
+import torch
+
+from .. import partition, viz
+from ..models.autoencoder import DeepAutoencoder, ReconstructionObjective
+from ..models.base import Model
+from ..models.dbn import DeepBeliefNet
+from ..recipes import Context, Figure, Option, Recipe, register
+from ..stats import mean_and_se
+from ..train import TrainConfig
+
+#: Largest hidden layer (below the top) enumerated for an exact DBN log-likelihood.
+EXACT_MAX_UNITS = 16
+#: Largest top-RBM layer (the smaller of its two) enumerated for an exact log Z.
+EXACT_MAX_TOP_UNITS = 20
+#: Training examples used for train-set scores (as the ``rbm`` recipe).
+TRAIN_SUBSET = 10_000
+
+
+def _seed(ctx: Context) -> int:
+    return int(torch.randint(2**31 - 1, (1,), generator=ctx.generator, device=ctx.generator.device))
+
+
+def parse_layers(text: Any, name: str = "--layers") -> list[int]:
+    """'500,2000' -> [500, 2000] (hidden layer sizes, bottom first)."""
+    try:
+        sizes = [int(part) for part in str(text).replace(" ", "").split(",") if part]
+    except ValueError as error:
+        raise ValueError(
+            f"{name}: expected comma-separated layer sizes like 500,2000, got {text!r}"
+        ) from error
+    if not sizes or any(n < 1 for n in sizes):
+        raise ValueError(f"{name}: expected positive layer sizes like 500,2000, got {text!r}")
+    return sizes
+
+
+def _labels(ctx: Context, n: int) -> torch.Tensor | None:
+    from .. import data
+
+    try:
+        _, y = data.load(ctx.data_name, "test")
+    except (ValueError, OSError):  # no labels to colour by: plain scatter
+        return None
+    return y if y is not None and y.shape[0] == n else None
+
+
+# ----- deep belief net ---------------------------------------------------------------------------
+DBN_OPTIONS = (
+    Option("layers", str, "500,2000", "hidden layer sizes, bottom first (comma-separated)"),
+    Option("layer_epochs", int, 100, "training epochs of every RBM of the stack"),
+    Option("method", str, "pcd", "negative phase of every RBM", choices=("cd", "pcd")),
+    Option("k", int, 1, "Gibbs sweeps per update"),
+    Option("centering", bool, True, "centered gradient (Melchior et al. 2016)"),
+    Option("n_chains", int, 100, "persistent chains (pcd)"),
+    Option("layer_lr", float, 0.01, "SGD learning rate of every RBM (decays linearly to 0)"),
+    Option("layer_batch_size", int, 100, "minibatch size of every RBM"),
+    Option(
+        "propagate",
+        str,
+        "probabilities",
+        "data for the next RBM: hidden probabilities or one binary sample",
+        choices=("probabilities", "samples"),
+    ),
+    Option("ais_betas", int, 14500, "AIS inverse temperatures (Salakhutdinov & Murray: 14500)"),
+    Option("ais_runs", int, 100, "AIS runs"),
+    Option("bound_samples", int, 10, "samples of the hidden layers per test image for the bound"),
+    Option("compare_first_rbm", bool, True, "also score the first RBM alone (one more AIS)"),
+    Option("sample_steps", int, 1000, "Gibbs sweeps in the top RBM for the samples figure"),
+)
+
+
+def _build_dbn(x_train: torch.Tensor, ctx: Context) -> tuple[Model, None]:
+    layers = parse_layers(ctx.options["layers"])
+    return DeepBeliefNet([x_train.shape[1], *layers], seed=_seed(ctx)), None
+
+
+def _fit_dbn(model: Model, x_train: torch.Tensor, ctx: Context) -> dict[str, Any]:
+    """Greedy layer-wise training; the CLI's --epochs/--lr/--batch-size do not apply here (they
+    set the loop of gradient-trained families): use --layer-epochs, --layer-lr,
+    --layer-batch-size."""
+    assert isinstance(model, DeepBeliefNet)
+    o = ctx.options
+    epochs = o["layer_epochs"]
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=o["layer_batch_size"],
+        lr=o["layer_lr"],
+        optimizer="sgd",
+        momentum=0.9,
+        initial_momentum=0.5,
+        momentum_warmup_epochs=min(5, epochs),
+        weight_decay=2e-4,
+        schedule="linear",
+        seed=_seed(ctx),
+        device=str(x_train.device),
+        log_every_steps=50,
+    )
+    start = time.perf_counter()
+    results = model.fit_greedy(
+        x_train,
+        config,
+        method=o["method"],
+        k=o["k"],
+        n_chains=o["n_chains"],
+        centering=o["centering"],
+        propagate=o["propagate"],
+        out_dir=ctx.out_dir / "layers",
+        seed=_seed(ctx),
+    )
+    return {
+        "epochs_per_layer": epochs,
+        "layer_seconds": [round(r.seconds, 2) for r in results],
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+
+
+def _mean_with_log_z(values: torch.Tensor, log_z: float, log_z_se: float) -> tuple[float, float]:
+    """Mean of per-example bounds minus log Z, with se = sqrt(var / n + se(log Z)^2)."""
+    mean, se = mean_and_se(values)
+    return mean - log_z, math.sqrt(se**2 + log_z_se**2)
+
+
+def _evaluate_dbn(
+    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+) -> dict[str, Any]:
+    assert isinstance(model, DeepBeliefNet)
+    o = ctx.options
+    n_betas = min(o["ais_betas"], 1000) if ctx.quick else o["ais_betas"]
+    n_samples = o["bound_samples"]
+    generator = torch.Generator(device=ctx.device).manual_seed(_seed(ctx))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", partition.AISWarning)
+        start = time.perf_counter()
+        ais = model.top_log_z(x_train, n_betas=n_betas, n_runs=o["ais_runs"], seed=_seed(ctx))
+        first = None
+        if o["compare_first_rbm"] and model.n_layers > 1:
+            rbm = model.rbms[0]
+            first_ais = partition.ais(
+                rbm, n_betas=n_betas, n_runs=o["ais_runs"], seed=_seed(ctx), data=x_train
+            )
+            first = partition.log_likelihood(rbm, x_test, first_ais)
+        ais_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    test_values = model.lower_bound(x_test, 0.0, n_samples, generator)
+    test_iw = model.lower_bound(x_test, 0.0, n_samples, generator, method="importance")
+    train_values = model.lower_bound(x_train[:TRAIN_SUBSET], 0.0, n_samples, generator)
+    bound_seconds = time.perf_counter() - start
+    test, test_se = _mean_with_log_z(test_values, ais.log_z, ais.log_z_se)
+    iw, iw_se = _mean_with_log_z(test_iw, ais.log_z, ais.log_z_se)
+    metrics: dict[str, Any] = {
+        "test_log_likelihood": test,
+        "test_log_likelihood_se": test_se,
+        "log_likelihood_method": "ais-lower-bound",
+        "train_log_likelihood": _mean_with_log_z(train_values, ais.log_z, 0.0)[0],
+        f"test_log_likelihood_iw{n_samples}": iw,
+        f"test_log_likelihood_iw{n_samples}_se": iw_se,
+        "bound_samples": n_samples,
+        "top_log_z": ais.log_z,
+        "top_log_z_se": ais.log_z_se,
+        "ais_ess": ais.ess,
+        "ais_betas": n_betas,
+        "ais_runs": o["ais_runs"],
+        "ais_seconds": round(ais_seconds, 2),
+        "bound_seconds": round(bound_seconds, 2),
+    }
+    if first is not None:
+        metrics["first_rbm_test_log_likelihood"] = first.mean
+        metrics["first_rbm_test_log_likelihood_se"] = first.se
+    messages = [str(w.message) for w in caught if issubclass(w.category, partition.AISWarning)]
+    if messages:
+        metrics["ais_warnings"] = messages
+    below_top = model.layer_sizes[1:-1]
+    top_small = min(model.top.n_visible, model.top.n_hidden) <= EXACT_MAX_TOP_UNITS
+    if top_small and all(n <= EXACT_MAX_UNITS for n in below_top):
+        # small enough to enumerate: the exact value becomes the headline, the bound stays
+        exact_mean, exact_se = mean_and_se(model.exact_log_prob(x_test, EXACT_MAX_UNITS))
+        train_exact = model.exact_log_prob(x_train[:TRAIN_SUBSET], EXACT_MAX_UNITS)
+        metrics["test_log_likelihood_bound"] = metrics["test_log_likelihood"]
+        metrics["test_log_likelihood_bound_se"] = metrics["test_log_likelihood_se"]
+        metrics["train_log_likelihood_bound"] = metrics["train_log_likelihood"]
+        metrics.update(
+            {
+                "test_log_likelihood": exact_mean,
+                "test_log_likelihood_se": exact_se,
+                "log_likelihood_method": "exact",
+                "train_log_likelihood": mean_and_se(train_exact)[0],
+                "top_log_z_exact": partition.exact_log_z(model.top),
+            }
+        )
+    return metrics
+
+
+def _figures_dbn(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
+    assert isinstance(model, DeepBeliefNet)
+    shape = ctx.image_shape
+    if shape is None:
+        return []
+    steps = min(ctx.options["sample_steps"], 1000) if ctx.quick else ctx.options["sample_steps"]
+    samples = model.sample(64, n_steps=steps, generator=ctx.generator)
+    figures = [
+        Figure(
+            viz.image_grid(
+                samples,
+                shape,
+                ctx.out_dir / "samples.png",
+                nrow=8,
+                title=f"DBN samples ({steps} Gibbs sweeps in the top RBM)",
+            ),
+            "Samples",
+            f"64 chains: {steps} block-Gibbs sweeps of the top RBM from uniform noise, then one "
+            "top-down pass through the directed layers; each image is p(v | h1).",
+        )
+    ]
+    originals = x_test[:10]
+    grid = torch.cat([originals, model.reconstruct(originals)])
+    figures.append(
+        Figure(
+            viz.image_grid(
+                grid,
+                shape,
+                ctx.out_dir / "reconstructions.png",
+                nrow=10,
+                row_labels=["data", "up-down"],
+                title="mean-field up-pass to the top layer and back down",
+            ),
+            "Reconstructions",
+            "Test digits passed up the recognition weights (probabilities) to the top layer and "
+            "down the generative weights: what the stack keeps of each image.",
+        )
+    )
+    rbm = model.rbms[0]
+    n_filters = min(rbm.n_hidden, 100)
+    figures.append(
+        Figure(
+            viz.image_grid(
+                rbm.W.detach()[:, :n_filters].T,
+                shape,
+                ctx.out_dir / "filters.png",
+                nrow=10,
+                normalize=True,
+                title=f"first-layer filters (first {n_filters})",
+            ),
+            "Filters",
+            "Weights of the first RBM's hidden units, each rescaled to [0, 1].",
+        )
+    )
+    return figures
+
+
+register(
+    Recipe(
+        name="dbn",
+        summary="deep belief net: greedy RBM stack; AIS variational lower bound",
+        build=_build_dbn,
+        evaluate=_evaluate_dbn,
+        figures=_figures_dbn,
+        fit=_fit_dbn,
+        binarize="stochastic",
+        options=DBN_OPTIONS,
+        demo={
+            "data": "digits",
+            "options": {
+                "layers": "16,32",
+                "layer_epochs": 20,
+                "layer_lr": 0.05,
+                "layer_batch_size": 20,
+                "ais_betas": 1000,
+                "bound_samples": 20,
+                "sample_steps": 1000,
+            },
+        },
+    )
+)
+
+
+# ----- deep autoencoder ---------------------------------------------------------------------------
+AUTOENCODER_OPTIONS = (
+    Option("layers", str, "1000,500,250,30", "encoder layer sizes, code last (comma-separated)"),
+    Option("pretrain", bool, True, "initialise from a greedily trained RBM stack"),
+    Option("pretrain_epochs", int, 50, "epochs of every RBM (Hinton & Salakhutdinov: 50)"),
+    Option("pretrain_lr", float, 0.1, "SGD learning rate of the logistic RBMs"),
+    Option("code_lr", float, 0.001, "SGD learning rate of the linear-code RBM"),
+    Option("pretrain_batch_size", int, 100, "minibatch size of the RBMs"),
+    Option("linear_code", bool, True, "linear code units (Gaussian top RBM); else logistic"),
+    Option(
+        "loss",
+        str,
+        "cross_entropy",
+        "fine-tuning loss",
+        choices=("cross_entropy", "squared_error"),
+    ),
+)
+
+
+def _build_autoencoder(
+    x_train: torch.Tensor, ctx: Context
+) -> tuple[Model, ReconstructionObjective]:
+    o = ctx.options
+    layers = parse_layers(o["layers"])
+    model = DeepAutoencoder(
+        [x_train.shape[1], *layers], linear_code=o["linear_code"], seed=_seed(ctx)
+    )
+    objective = ReconstructionObjective(
+        loss=o["loss"],
+        pretrain_epochs=o["pretrain_epochs"] if o["pretrain"] else 0,
+        pretrain_lr=o["pretrain_lr"],
+        pretrain_code_lr=o["code_lr"],
+        pretrain_batch_size=o["pretrain_batch_size"],
+        seed=_seed(ctx),
+    )
+    return model, objective
+
+
+@torch.no_grad()
+def pca_reconstruction(x_train: torch.Tensor, x: torch.Tensor, n_components: int) -> torch.Tensor:
+    """Reconstruction of ``x`` from its first ``n_components`` principal components of
+    ``x_train`` (eigenvectors of the covariance, float64)."""
+    train64 = x_train.to(torch.float64)
+    mean = train64.mean(0)
+    centred = train64 - mean
+    cov = centred.T @ centred / max(len(train64) - 1, 1)
+    _, vectors = torch.linalg.eigh(cov)  # ascending eigenvalues
+    basis = vectors[:, -n_components:]
+    x64 = x.to(torch.float64) - mean
+    return (x64 @ basis @ basis.T + mean).to(x.dtype)
+
+
+def _evaluate_autoencoder(
+    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+) -> dict[str, Any]:
+    assert isinstance(model, DeepAutoencoder)
+    with torch.no_grad():
+        test, test_se = mean_and_se(model.reconstruction_error(x_test))
+        train, _ = mean_and_se(model.reconstruction_error(x_train[:TRAIN_SUBSET]))
+        cross_entropy, _ = mean_and_se(model.cross_entropy(model.check_input(x_test)))
+        pca = pca_reconstruction(x_train, x_test, model.code_size)
+        pca_error, pca_se = mean_and_se((pca - x_test).square().sum(-1))
+    return {
+        "test_reconstruction_error": test,
+        "test_reconstruction_error_se": test_se,
+        "train_reconstruction_error": train,
+        "test_cross_entropy": cross_entropy,
+        f"pca{model.code_size}_reconstruction_error": pca_error,
+        f"pca{model.code_size}_reconstruction_error_se": pca_se,
+        "reconstruction_error_note": "summed squared error per image (Hinton & Salakhutdinov "
+        "2006: 3.00 for 784-1000-500-250-30 on MNIST, PCA-30 13.87)",
+        "log_likelihood_method": "none",
+    }
+
+
+def _codes_figure(model: DeepAutoencoder, x_test: torch.Tensor, ctx: Context) -> Figure:
+    import matplotlib.pyplot as plt
+
+    codes = model.transform(x_test).cpu().numpy()
+    labels = _labels(ctx, x_test.shape[0])
+    fig, ax = plt.subplots(figsize=(5, 5))
+    if labels is None:
+        ax.scatter(codes[:, 0], codes[:, 1], s=3, alpha=0.6)
+    else:
+        points = ax.scatter(codes[:, 0], codes[:, 1], c=labels.numpy(), cmap="tab10", s=3)
+        fig.colorbar(points, ax=ax, ticks=range(10))
+    ax.set_title("2-D codes of the test images", fontsize=10)
+    path = ctx.out_dir / "codes.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return Figure(
+        path,
+        "Codes",
+        "The two code units of every test image, coloured by class (Hinton & Salakhutdinov's "
+        "Fig. 3 shows the same for MNIST against PCA).",
+    )
+
+
+def _figures_autoencoder(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
+    assert isinstance(model, DeepAutoencoder)
+    figures = []
+    shape = ctx.image_shape
+    if shape is not None:
+        originals = x_test[:10]
+        with torch.no_grad():
+            recon = model(originals)
+        # PCA fitted on the test images themselves (figures see no training data): if anything
+        # this favours PCA; the evaluation fits it on the training set
+        pca = pca_reconstruction(x_test, originals, model.code_size)
+        figures.append(
+            Figure(
+                viz.image_grid(
+                    torch.cat([originals, recon, pca]),
+                    shape,
+                    ctx.out_dir / "reconstructions.png",
+                    nrow=10,
+                    row_labels=["data", "autoenc.", f"PCA-{model.code_size}"],
+                    title=f"reconstructions from {model.code_size} numbers",
+                ),
+                "Reconstructions",
+                f"Test images, their autoencoder reconstructions, and PCA with "
+                f"{model.code_size} components fitted on the test images (the comparison of "
+                "Hinton & Salakhutdinov, Fig. 2).",
+            )
+        )
+    if model.code_size == 2:
+        figures.append(_codes_figure(model, x_test, ctx))
+    return figures
+
+
+register(
+    Recipe(
+        name="autoencoder",
+        summary="deep autoencoder, RBM-pretrained then fine-tuned (Hinton & Salakhutdinov 2006)",
+        build=_build_autoencoder,
+        evaluate=_evaluate_autoencoder,
+        figures=_figures_autoencoder,
+        binarize=None,
+        options=AUTOENCODER_OPTIONS,
+        train_defaults={
+            "epochs": 200,
+            "batch_size": 100,
+            "lr": 1e-3,
+            "optimizer": "adam",
+            "log_every_steps": 50,
+        },
+        demo={
+            "data": "digits",
+            "options": {
+                "layers": "100,50,25,2",
+                "pretrain_epochs": 20,
+                "pretrain_batch_size": 50,
+            },
+            "epochs": 20,
+            "batch_size": 50,
+            "lr": 3e-3,
+        },
+    )
+)
