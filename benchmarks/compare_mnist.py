@@ -34,11 +34,11 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     "ppca": ("ppca", ["--binarize", "stochastic"]),
     "fa": ("fa", ["--binarize", "stochastic"]),
     "rbm": ("rbm", ["--hidden", "500", "--method", "pcd", "--epochs", "100"]),
-    "dbn": ("dbn", []),
-    "dbm": ("dbm", []),
-    "vae": ("vae", []),
-    "pixelcnn": ("pixelcnn", []),
-    "realnvp": ("realnvp", []),
+    "dbn": ("dbn", ["--layers", "500,2000", "--layer-epochs", "20"]),
+    "dbm": ("dbm", ["--layers", "500,1000", "--epochs", "20"]),
+    "vae": ("vae", ["--epochs", "50"]),
+    "pixelcnn": ("pixelcnn", ["--epochs", "2"]),
+    "realnvp": ("realnvp", ["--epochs", "2"]),
 }
 
 
