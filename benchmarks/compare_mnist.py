@@ -39,6 +39,9 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     "vae": ("vae", ["--epochs", "50"]),
     "pixelcnn": ("pixelcnn", ["--epochs", "1"]),
     "realnvp": ("realnvp", ["--epochs", "2"]),
+    # no likelihood: scored by reconstruction error and by the Frechet distance of samples
+    "autoencoder": ("autoencoder", ["--pretrain-epochs", "10", "--epochs", "20"]),
+    "gan": ("gan", ["--epochs", "20"]),
 }
 
 

@@ -36,6 +36,16 @@ METHOD_NOTES: dict[str, str] = {
 }
 
 
+#: Metrics shown beside the log-likelihood when a run has them (key in eval.json: label).
+OTHER_METRICS: dict[str, str] = {
+    "kl": "KL",
+    "test_reconstruction_error": "reconstruction error",
+    "reconstruction_error": "reconstruction error",
+    "test_frechet_distance": "Frechet distance",
+    "test_frechet_distance_train_floor": "Frechet floor (training images)",
+}
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
@@ -100,9 +110,9 @@ def markdown_table(records: list[dict[str, Any]]) -> str:
             if not r["evaluated"]:
                 value = "(not evaluated)"
             other = []
-            for key in ("kl", "reconstruction_error", "frechet_distance", "fid"):
-                if key in r and isinstance(r[key], (int, float)):
-                    other.append(f"{key} {r[key]:.3g}")
+            for key, label in OTHER_METRICS.items():
+                if isinstance(r.get(key), (int, float)) and not isinstance(r[key], bool):
+                    other.append(f"{label} {r[key]:.3g}")
             lines.append(
                 f"| {r['model']} | {value} | {r.get('log_likelihood_method', '')} | "
                 f"{_cell(r.get('train_log_likelihood'))} | {_cell(r.get('epochs'))} | "
