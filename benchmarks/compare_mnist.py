@@ -37,7 +37,7 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     "dbn": ("dbn", ["--layers", "500,2000", "--layer-epochs", "20"]),
     "dbm": ("dbm", ["--layers", "500,1000", "--epochs", "20"]),
     "vae": ("vae", ["--epochs", "50"]),
-    "pixelcnn": ("pixelcnn", ["--epochs", "1"]),
+    "pixelcnn": ("pixelcnn", ["--epochs", "3"]),
     "realnvp": ("realnvp", ["--epochs", "2"]),
     # no likelihood: scored by reconstruction error and by the Frechet distance of samples
     "autoencoder": ("autoencoder", ["--pretrain-epochs", "10", "--epochs", "20"]),

@@ -55,6 +55,23 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         raise ValueError(f"{path}: not valid JSON ({error})") from error
 
 
+def _budget(config: dict[str, Any]) -> str | int | None:
+    """How long the run trained: loop epochs (plus pretraining epochs per RBM), epochs per RBM
+    of a greedy stack, or "fit" for families fitted in closed form or by EM."""
+    from .recipes import all_recipes
+
+    options = config.get("options") or {}
+    epochs = config.get("train", {}).get("epochs")
+    if options.get("layer_epochs"):
+        return f"{options['layer_epochs']} per RBM"
+    recipe = all_recipes().get(str(config.get("model")))
+    if recipe is not None and recipe.fit is not None:
+        return "fit"
+    if options.get("pretrain_epochs"):
+        return f"{epochs} (+{options['pretrain_epochs']} per RBM)"
+    return epochs
+
+
 def collect(run_dirs: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
     """One record per run directory: model, data, binarization, metrics of ``eval.json``.
 
@@ -73,7 +90,7 @@ def collect(run_dirs: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
             "model": config.get("model"),
             "data": config.get("data"),
             "binarize": config.get("binarize"),
-            "epochs": config.get("train", {}).get("epochs"),
+            "epochs": _budget(config),
             "evaluated": metrics is not None,
         }
         record.update(metrics or {})
