@@ -387,25 +387,35 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_table(summary: dict[str, dict[str, Any]]) -> str:
-    """HTML table: one row per family with its test log-likelihood (and how it was obtained)."""
+def _demo_table(summary: dict[str, dict[str, Any]], data_names: dict[str, str]) -> str:
+    """HTML table: one row per family with its data, test log-likelihood (and how it was
+    obtained) and the other scores of ``ebmlab.compare.OTHER_METRICS``."""
     import html
+
+    from .compare import OTHER_METRICS
 
     rows = []
     for name, m in summary.items():
         ll = m.get("test_log_likelihood")
         se = m.get("test_log_likelihood_se")
         value = "" if ll is None else f"{ll:.2f}" + (f" ± {se:.2f}" if se else "")
+        other = ", ".join(
+            f"{label} {m[key]:.3g}"
+            for key, label in OTHER_METRICS.items()
+            if isinstance(m.get(key), (int, float)) and not isinstance(m[key], bool)
+        )
         rows.append(
-            f"<tr><td>{html.escape(name)}</td><td>{value}</td>"
+            f"<tr><td>{html.escape(name)}</td><td>{html.escape(data_names.get(name, ''))}</td>"
+            f"<td>{value}</td>"
             f"<td>{html.escape(str(m.get('log_likelihood_method', '')))}</td>"
-            f"<td>{m.get('seconds', '')}</td></tr>"
+            f"<td>{html.escape(other)}</td><td>{m.get('seconds', '')}</td></tr>"
         )
     return (
-        "<table><tr><th>family</th><th>test log-likelihood (nats per image)</th>"
-        "<th>how</th><th>seconds</th></tr>" + "".join(rows) + "</table>"
+        "<table><tr><th>family</th><th>data</th><th>test log-likelihood (nats per example)</th>"
+        "<th>how</th><th>other scores</th><th>seconds</th></tr>" + "".join(rows) + "</table>"
         "<p>Binary families score stochastically binarized digits; the Gaussian-Bernoulli RBM "
-        "scores grey levels (a density, not comparable with the binary ones).</p>"
+        "scores grey levels (a density, not comparable with the binary ones); the flow and the "
+        "neural energy run on a 2-D density, scored against its exact density.</p>"
     )
 
 
@@ -415,6 +425,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     sections = []
     summary: dict[str, Any] = {}
+    data_names: dict[str, str] = {}
     started = time.perf_counter()
     for name, recipe in recipes.all_recipes().items():
         if not recipe.demo or (args.only and name not in args.only):
@@ -443,11 +454,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         metrics["seconds"] = round(time.perf_counter() - t0, 1)
         summary[name] = metrics
+        data_names[name] = data_name
         sections.append(section_from_run(out / name, title=f"{name}: {recipe.summary}"))
     total = time.perf_counter() - started
     intro = (
         "Every model family on the digits data, trained and sampled by "
-        f"<code>ebmlab demo</code> in {total:.0f} s.</p>" + _demo_table(summary) + "<p>"
+        f"<code>ebmlab demo</code> in {total:.0f} s.</p>" + _demo_table(summary, data_names) + "<p>"
     )
     path = write_report(sections, out / "report.html", title="ebmlab demo", intro=intro)
     _write_json(out / "summary.json", {"seconds": round(total, 1), "families": summary})
