@@ -166,7 +166,7 @@ register(
         demo={
             "data": "digits",
             "options": {"channels": 16, "layers": 4, "first_kernel": 5},
-            "epochs": 6,
+            "epochs": 5,
             "batch_size": 32,
             "lr": 3e-3,
         },
