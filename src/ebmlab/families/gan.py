@@ -284,9 +284,9 @@ register(
         binarize=None,
         options=OPTIONS,
         train_defaults={
-            "epochs": 20,
+            "epochs": 30,
             "batch_size": 64,
-            "lr": 1e-3,
+            "lr": 5e-4,
             "optimizer": "adam",
             "schedule": "constant",
             "log_every_steps": 50,
@@ -296,6 +296,7 @@ register(
             "options": {"latent_dim": 16, "hidden": 128},
             "epochs": 30,
             "batch_size": 64,
+            "lr": 1e-3,
         },
         data_kinds=("image", "toy2d"),
     )

@@ -1,7 +1,8 @@
 """Training objectives: maximum likelihood, contrastive divergence (CD-k, PCD, parallel
 tempering) for RBMs, Boltzmann learning, contrastive divergence with Langevin MCMC for neural
 energies, score matching (exact, sliced, denoising, noise-conditional) and noise contrastive
-estimation (Gaussian noise, flow contrastive estimation)."""
+estimation (Gaussian noise, flow contrastive estimation); the DBM's variational PCD, the VAE's
+ELBO/IWAE bounds and the GAN's two-player objective."""
 
 from .base import OBJECTIVE_CLASSES, Objective
 from .boltzmann import BoltzmannLearning
@@ -11,6 +12,8 @@ from .contrastive import (
     PersistentContrastiveDivergence,
 )
 from .contrastive_langevin import ContrastiveLangevin
+from .dbm import TiedCopiesCD, VariationalPCD
+from .gan import GANObjective
 from .likelihood import MaximumLikelihood
 from .nce import FlowContrastiveEstimation, NoiseContrastiveEstimation
 from .score_matching import (
@@ -20,6 +23,7 @@ from .score_matching import (
     NoiseConditionalScoreMatching,
     SlicedScoreMatching,
 )
+from .vae import VariationalBound
 
 __all__ = [
     "OBJECTIVE_CLASSES",
@@ -29,6 +33,7 @@ __all__ = [
     "DenoisingScoreMatching",
     "ExactScoreMatching",
     "FlowContrastiveEstimation",
+    "GANObjective",
     "MaximumLikelihood",
     "NoiseAugmentedScoreMatching",
     "NoiseConditionalScoreMatching",
@@ -37,4 +42,7 @@ __all__ = [
     "ParallelTemperingCD",
     "PersistentContrastiveDivergence",
     "SlicedScoreMatching",
+    "TiedCopiesCD",
+    "VariationalBound",
+    "VariationalPCD",
 ]
