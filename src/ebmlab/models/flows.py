@@ -132,7 +132,34 @@ class Permutation(Transform):
         return y[:, self.inverse_order], y.new_zeros(y.shape[0])
 
 
-class AffineCoupling(Transform):
+class MaskedAffineCoupling(Transform):
+    """y_m = x_m, y_u = x_u * exp(s(x_m)) + t(x_m) on the entries where the ``mask`` buffer is 0;
+    ladj = sum of s over those entries. Subclasses give the raw (s, t) of the kept entries
+    (``conditioner_output``); s is soft-bounded by ``scale_bound`` (s = bound * tanh(raw / bound))
+    and both are zeroed on the kept entries here."""
+
+    mask: torch.Tensor
+    scale_bound: float
+
+    def conditioner_output(self, kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _scale_shift(self, kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raw_s, t = self.conditioner_output(kept)
+        free = 1.0 - self.mask
+        s = self.scale_bound * torch.tanh(raw_s / self.scale_bound) * free
+        return s, t * free
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s, t = self._scale_shift(x * self.mask)
+        return x * torch.exp(s) + t, s.sum(-1)
+
+    def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s, t = self._scale_shift(y * self.mask)
+        return (y - t) * torch.exp(-s), -s.sum(-1)
+
+
+class AffineCoupling(MaskedAffineCoupling):
     """Real NVP affine coupling: y_m = x_m, y_u = x_u * exp(s(x_m)) + t(x_m) (m: mask == 1).
 
     Args:
@@ -166,19 +193,9 @@ class AffineCoupling(Transform):
         nn.init.zeros_(last.weight)  # a fresh coupling is the identity
         nn.init.zeros_(last.bias)
 
-    def _scale_shift(self, kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def conditioner_output(self, kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raw_s, t = self.conditioner(kept).chunk(2, dim=-1)
-        free = 1.0 - self.mask
-        s = self.scale_bound * torch.tanh(raw_s / self.scale_bound) * free
-        return s, t * free
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s, t = self._scale_shift(x * self.mask)
-        return x * torch.exp(s) + t, s.sum(-1)
-
-    def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s, t = self._scale_shift(y * self.mask)
-        return (y - t) * torch.exp(-s), -s.sum(-1)
+        return raw_s, t
 
 
 class ComposedTransform(Transform):

@@ -33,7 +33,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .flows import DEFAULT_SCALE_BOUND, ComposedTransform, ElementwiseAffine, Flow, Transform
+from .flows import (
+    DEFAULT_SCALE_BOUND,
+    ComposedTransform,
+    ElementwiseAffine,
+    Flow,
+    MaskedAffineCoupling,
+    Transform,
+)
 
 
 def checkerboard(image_shape: Sequence[int], parity: int) -> torch.Tensor:
@@ -79,7 +86,7 @@ class _ResidualBlock(nn.Module):
         return x + self.conv2(F.relu(self.conv1(F.relu(x))))
 
 
-class CheckerboardCoupling(Transform):
+class CheckerboardCoupling(MaskedAffineCoupling):
     """Affine coupling on flattened images: pixels where the checkerboard mask is 1 are kept and
     condition y_u = x_u * exp(s) + t on the others; ladj = sum s over the free pixels.
 
@@ -107,24 +114,13 @@ class CheckerboardCoupling(Transform):
         nn.init.zeros_(self.out.weight)  # a fresh coupling is the identity
         nn.init.zeros_(self.out.bias)
 
-    def _scale_shift(self, kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def conditioner_output(self, kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h, w = self.image_shape
         n = kept.shape[0]
         mask_map = self.mask.reshape(1, 1, h, w).expand(n, 1, h, w).to(kept.dtype)
         features = torch.cat([kept.reshape(n, 1, h, w), mask_map], dim=1)
         raw = self.out(F.relu(self.blocks(self.inp(features))))
-        raw_s, t = raw[:, 0].reshape(n, -1), raw[:, 1].reshape(n, -1)
-        free = 1.0 - self.mask
-        s = self.scale_bound * torch.tanh(raw_s / self.scale_bound) * free
-        return s, t * free
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s, t = self._scale_shift(x * self.mask)
-        return x * torch.exp(s) + t, s.sum(-1)
-
-    def inverse(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s, t = self._scale_shift(y * self.mask)
-        return (y - t) * torch.exp(-s), -s.sum(-1)
+        return raw[:, 0].reshape(n, -1), raw[:, 1].reshape(n, -1)
 
 
 class ImageRealNVP(Flow):
