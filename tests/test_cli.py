@@ -193,3 +193,11 @@ def test_restarts_after_divergence_from_the_command_line(tmp_path, capsys):
     assert len(log) == 1 and log[0]["lr"] == pytest.approx(5e29) and log[0]["seed"] == 1000
     assert (run / "metrics-attempt0.jsonl").exists()
     assert main(["train", "gaussian", "--out", str(run), "--restarts", "-1"]) == 2
+
+
+def test_loop_flags_on_a_fitted_family_say_they_have_no_effect(tmp_path, capsys):
+    run = tmp_path / "ind"
+    args = ["train", "independent", "--data", "digits", "--epochs", "3", "--lr", "0.1"]
+    assert main([*args, "--out", str(run), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "fitted by its own rule" in err and "--epochs, --lr" in err

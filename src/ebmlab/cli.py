@@ -189,6 +189,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/{recipe.name}-{args.data}")
     if args.restarts < 0:
         raise CLIError(f"--restarts: expected an integer >= 0, got {args.restarts}")
+    if recipe.fit is not None:
+        ignored = [
+            f"--{key.replace('_', '-')}"
+            for key in ("epochs", "lr", "batch_size", "optimizer", "schedule")
+            if getattr(args, key, None) is not None
+        ]
+        if ignored:
+            print(
+                f"ebmlab: note: {recipe.name!r} is fitted by its own rule, not the training loop, "
+                f"so {', '.join(ignored)} has no effect; see `ebmlab train {recipe.name} --help` "
+                "for its options",
+                file=sys.stderr,
+            )
     if args.resume:
         if not (out / "config.json").exists():
             raise CLIError(
