@@ -525,42 +525,42 @@ def train_with_restarts(
     changed. Raises the last ``TrainingDiverged`` after ``max_restarts`` restarts.
     """
     out = Path(out_dir)
+    checkpoint = out / CHECKPOINT_NAME
     log: list[dict[str, Any]] = []
-    attempt = 0
+    total_epochs, done = config.epochs, 0  # ``done``: epochs behind the state an attempt starts
     # a divergence before the first checkpoint restarts the model from its initial state (the
     # objective's state, e.g. a replay buffer, is built again by its ``setup``)
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    while True:
+    for attempt in range(max_restarts + 1):
+        stamp = checkpoint.stat().st_mtime_ns if checkpoint.exists() else None
         try:
             return train(
                 model, objective, x_train, config, out, meta=meta, epoch_callback=epoch_callback
             )
         except TrainingDiverged as error:
-            checkpoint = out / CHECKPOINT_NAME
-            if attempt >= max_restarts:
+            if attempt == max_restarts:
                 raise
-            attempt += 1
             if checkpoint.exists():
                 document, tensors = io.read_checkpoint(checkpoint)
                 io.load_module_state(model, io.tensor_group(tensors, "model"), "restart")
                 io.load_module_state(objective, io.tensor_group(tensors, "objective"), "restart")
-                done = int(document["meta"].get("train_state", {}).get("epoch", 0))
+                if checkpoint.stat().st_mtime_ns != stamp:  # written by this attempt
+                    done += int(document["meta"].get("train_state", {}).get("epoch", 0))
             else:
                 model.load_state_dict(initial)
-                done = 0
             changes: dict[str, Any] = {
-                "attempt": attempt,
+                "attempt": attempt + 1,
                 "diverged_at_step": error.step,
                 "quantity": error.quantity,
                 "from_epoch": done,
             }
             remedies = getattr(objective, "apply_remedies", None)
             if callable(remedies):
-                changes.update(remedies(attempt))
+                changes.update(remedies(attempt + 1))
             config = replace(
                 config,
-                epochs=max(config.epochs - done, 1),
-                seed=config.seed + 1000 * attempt,
+                epochs=max(total_epochs - done, 1),
+                seed=config.seed + 1000,
                 lr=config.lr * lr_factor,
             )
             changes.update({"seed": config.seed, "lr": config.lr})
@@ -568,4 +568,5 @@ def train_with_restarts(
             (out / "restarts.json").write_text(json.dumps(log, indent=2) + "\n")
             metrics = out / "metrics.jsonl"
             if metrics.exists():
-                metrics.rename(out / f"metrics-attempt{attempt - 1}.jsonl")
+                metrics.rename(out / f"metrics-attempt{attempt}.jsonl")
+    raise AssertionError("unreachable: the last attempt returns or raises")
