@@ -285,9 +285,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     runs = [Path(r) for r in args.runs]
     for run in runs:
-        if not (run / "config.json").exists():
-            raise CLIError(f"compare: {run} is not a run directory (no config.json)")
-        if args.eval and not (run / "eval.json").exists():
+        if args.eval and (run / "config.json").exists() and not (run / "eval.json").exists():
             print(f"[compare] evaluating {run} ...", file=sys.stderr, flush=True)
             evaluate_run(run)
     records = collect(runs)
@@ -402,33 +400,27 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _demo_table(summary: dict[str, dict[str, Any]], data_names: dict[str, str]) -> str:
     """HTML table: one row per family with its data, test log-likelihood (and how it was
-    obtained) and the other scores of ``ebmlab.compare.OTHER_METRICS``."""
+    obtained) and its other scores (``ebmlab.compare.other_scores``)."""
     import html
 
-    from .compare import OTHER_METRICS
+    from .compare import other_scores
 
     rows = []
     for name, m in summary.items():
         ll = m.get("test_log_likelihood")
         se = m.get("test_log_likelihood_se")
         value = "" if ll is None else f"{ll:.2f}" + (f" ± {se:.2f}" if se else "")
-        other = ", ".join(
-            f"{label} {m[key]:.3g}"
-            for key, label in OTHER_METRICS.items()
-            if isinstance(m.get(key), (int, float)) and not isinstance(m[key], bool)
-        )
         rows.append(
             f"<tr><td>{html.escape(name)}</td><td>{html.escape(data_names.get(name, ''))}</td>"
             f"<td>{value}</td>"
             f"<td>{html.escape(str(m.get('log_likelihood_method', '')))}</td>"
-            f"<td>{html.escape(other)}</td><td>{m.get('seconds', '')}</td></tr>"
+            f"<td>{html.escape(other_scores(m))}</td><td>{m.get('seconds', '')}</td></tr>"
         )
     return (
         "<table><tr><th>family</th><th>data</th><th>test log-likelihood (nats per example)</th>"
         "<th>how</th><th>other scores</th><th>seconds</th></tr>" + "".join(rows) + "</table>"
         "<p>Binary families score stochastically binarized digits; the Gaussian-Bernoulli RBM "
-        "scores grey levels (a density, not comparable with the binary ones); the flow and the "
-        "neural energy run on a 2-D density, scored against its exact density.</p>"
+        "scores grey levels (a density, not comparable with the binary ones).</p>"
     )
 
 

@@ -46,6 +46,15 @@ OTHER_METRICS: dict[str, str] = {
 }
 
 
+def other_scores(metrics: dict[str, Any]) -> str:
+    """The ``OTHER_METRICS`` a run has, as "label value" joined by commas."""
+    return ", ".join(
+        f"{label} {metrics[key]:.3g}"
+        for key, label in OTHER_METRICS.items()
+        if isinstance(metrics.get(key), (int, float)) and not isinstance(metrics[key], bool)
+    )
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
@@ -126,14 +135,10 @@ def markdown_table(records: list[dict[str, Any]]) -> str:
             value = "" if ll is None else _cell(ll) + (f" ± {se:.2f}" if se else "")
             if not r["evaluated"]:
                 value = "(not evaluated)"
-            other = []
-            for key, label in OTHER_METRICS.items():
-                if isinstance(r.get(key), (int, float)) and not isinstance(r[key], bool):
-                    other.append(f"{label} {r[key]:.3g}")
             lines.append(
                 f"| {r['model']} | {value} | {r.get('log_likelihood_method', '')} | "
                 f"{_cell(r.get('train_log_likelihood'))} | {_cell(r.get('epochs'))} | "
-                f"{', '.join(other)} | {r['run']} |"
+                f"{other_scores(r)} | {r['run']} |"
             )
         blocks.append("\n".join(lines))
     used = sorted({str(r.get("log_likelihood_method")) for r in records} & set(METHOD_NOTES))
