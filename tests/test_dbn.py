@@ -88,7 +88,7 @@ def test_bernoulli_helpers_closed_forms() -> None:
     expected = (x * p.log() + (1 - x) * (1 - p).log()).sum(-1)
     torch.testing.assert_close(bernoulli_log_prob(logits, x), expected)
     entropy = -(p * p.log() + (1 - p) * (1 - p).log()).sum(-1)
-    torch.testing.assert_close(bernoulli_entropy(logits), entropy)
+    torch.testing.assert_close(bernoulli_entropy(logits).sum(-1), entropy)
 
 
 # ----- exact log-likelihood ----------------------------------------------------------------------

@@ -15,10 +15,10 @@ import torch
 from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
 import ebmlab
+from ebmlab.models.rbm import bernoulli_log_prob
 from ebmlab.models.vae import (
     VAE,
     gaussian_kl_to_standard_normal,
-    log_bernoulli_logits,
     log_normal_diag,
 )
 from ebmlab.objectives.vae import VariationalBound
@@ -120,15 +120,15 @@ def test_gaussian_kl_matches_monte_carlo():
     assert abs(float(mean) - exact) < Z * float(se)
 
 
-def test_log_bernoulli_logits_matches_torch_and_normalizes():
+def test_bernoulli_log_prob_matches_torch_and_normalizes():
     g = _gen(3)
     logits = torch.cat([torch.randn(4, 6, generator=g) * 3, torch.full((1, 6), 60.0)]).double()
     logits[-1, ::2] = -60.0  # saturated units: no overflow, no log(0)
     x = (torch.rand(5, 6, generator=g) < 0.5).double()
     expected = torch.distributions.Bernoulli(logits=logits).log_prob(x).sum(-1)
-    torch.testing.assert_close(log_bernoulli_logits(x, logits), expected, atol=1e-8, rtol=0)
+    torch.testing.assert_close(bernoulli_log_prob(logits, x), expected, atol=1e-8, rtol=0)
     states = torch.cartesian_prod(*[torch.tensor([0.0, 1.0], dtype=torch.float64)] * 6)
-    total = torch.logsumexp(log_bernoulli_logits(states, logits[0].expand(64, 6)), 0)
+    total = torch.logsumexp(bernoulli_log_prob(logits[0].expand(64, 6), states), 0)
     assert float(total) == pytest.approx(0.0, abs=1e-12)
 
 

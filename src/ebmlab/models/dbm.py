@@ -48,7 +48,7 @@ from torch.nn import functional as F
 
 from .._checks import as_tensor, check_binary
 from .base import Model
-from .rbm import bernoulli
+from .rbm import bernoulli, bernoulli_entropy
 
 #: Elements of the (batch, states, units) tensors the enumerations build at once (32 MB float64).
 _CHUNK_ELEMENTS = 1 << 22
@@ -62,12 +62,6 @@ def _enumerate(n_units: int, start: int, stop: int, like: torch.Tensor) -> torch
     """States ``start``..``stop``-1 of {0,1}^n_units (unit i is bit i of the index)."""
     index = torch.arange(start, stop, device=like.device)
     return ((index[:, None] >> torch.arange(n_units, device=like.device)) & 1).to(like.dtype)
-
-
-def bernoulli_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """H(sigmoid(a)) = softplus(a) - a sigmoid(a), elementwise (from log mu = -softplus(-a) and
-    log(1 - mu) = -softplus(a)); exact at saturation, where the mu log mu form gives 0 * inf."""
-    return F.softplus(logits) - logits * torch.sigmoid(logits)
 
 
 class DeepBoltzmannMachine(Model):

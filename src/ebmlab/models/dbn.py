@@ -55,7 +55,7 @@ from torch.nn import functional as F
 
 from .. import partition
 from .base import Model
-from .rbm import BernoulliRBM, bernoulli
+from .rbm import BernoulliRBM, bernoulli, bernoulli_entropy, bernoulli_log_prob
 
 Propagate = Literal["probabilities", "samples"]
 
@@ -78,18 +78,6 @@ def check_layer_sizes(layer_sizes: Any, name: str = "layer_sizes", min_len: int 
             f"got {layer_sizes!r}"
         )
     return sizes
-
-
-def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """sum_i log Bernoulli(x_i; sigmoid(logits_i)) = sum_i x_i l_i - softplus(l_i), over the last
-    dimension (written as a stable cross-entropy)."""
-    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
-
-
-def bernoulli_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy of independent Bernoullis with these logits: sum_i softplus(l_i) - l_i sigmoid(l_i)
-    (from -p log p - (1 - p) log(1 - p) with log p = l - softplus(l))."""
-    return (F.softplus(logits) - logits * torch.sigmoid(logits)).sum(-1)
 
 
 @torch.no_grad()
@@ -372,7 +360,7 @@ class DeepBeliefNet(Model):
                 linear = linear + self.top.b  # the top RBM's b^T h^1 when h^1 is its visible
             centred = ((h1 - q1) * linear).sum(-1)  # zero mean under q
             value = (log_w - centred).to(torch.float64).mean(0)
-            return value + bernoulli_entropy(logits1).to(torch.float64)
+            return value + bernoulli_entropy(logits1).sum(-1).to(torch.float64)
 
         return self._chunked(v, n_samples, chunk, batch_size) - float(log_z)
 

@@ -47,6 +47,19 @@ def bernoulli(p: torch.Tensor, generator: torch.Generator | None = None) -> torc
     return torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype).lt_(p)
 
 
+def bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log prod_d Bernoulli(x_d; sigmoid(l_d)) = sum_d x_d l_d - softplus(l_d) over the last
+    dimension (``x`` broadcasts against ``logits``). Two reductions instead of the fused binary
+    cross-entropy, which runs log-sigmoid per entry and is twice as slow on CPU."""
+    return (logits * x).sum(-1) - F.softplus(logits).sum(-1)
+
+
+def bernoulli_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """H(sigmoid(a)) = softplus(a) - a sigmoid(a), elementwise (from log mu = -softplus(-a) and
+    log(1 - mu) = -softplus(a)); exact at saturation, where the mu log mu form gives 0 * inf."""
+    return F.softplus(logits) - logits * torch.sigmoid(logits)
+
+
 def _check_size(value: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
