@@ -65,7 +65,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="2 epochs each (smoke test)")
     args = parser.parse_args()
 
-    from ebmlab.recipes import all_recipes
+    from ebmlab.app.recipes import all_recipes
 
     available = all_recipes()
     out = Path(args.out)
@@ -91,7 +91,7 @@ def main() -> int:
         command = [
             sys.executable,
             "-m",
-            "ebmlab.cli",
+            "ebmlab.app.cli",
             "--threads",
             str(args.threads),
             "train",
@@ -114,7 +114,7 @@ def main() -> int:
         print(f"[compare] {name}: {status} in {time.perf_counter() - started:.0f} s", flush=True)
     if not runs:
         return 0
-    from ebmlab.cli import main as cli
+    from ebmlab.app.cli import main as cli
 
     done = [r for r in runs if (r / "config.json").exists()]
     return cli(["compare", *map(str, done), "--out", str(out / "table.md")])

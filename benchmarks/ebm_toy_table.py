@@ -59,8 +59,8 @@ def run_one(
 ) -> dict[str, Any]:
     """Train and score one (method, density); returns the result record."""
     from ebmlab import data
-    from ebmlab.families import ebm  # registers the recipe
-    from ebmlab.recipes import RECIPES, Context
+    from ebmlab.app.families import ebm  # registers the recipe
+    from ebmlab.app.recipes import RECIPES, Context
     from ebmlab.train import TrainConfig, TrainingDiverged, train
 
     recipe = RECIPES["ebm"]

@@ -11,7 +11,7 @@ import torch
 
 import ebmlab
 from ebmlab import data, partition
-from ebmlab.families.deep import pca_reconstruction
+from ebmlab.app.families.deep import pca_reconstruction
 from ebmlab.models.autoencoder import (
     DeepAutoencoder,
     GaussianHiddenCD,
@@ -269,8 +269,8 @@ def test_bad_input_is_named() -> None:
 
 # ----- the recipe --------------------------------------------------------------------------------
 def test_recipe_through_the_cli(tmp_path) -> None:
-    import ebmlab.families.deep  # noqa: F401  (registers the recipes)
-    from ebmlab.cli import main
+    import ebmlab.app.families.deep  # noqa: F401  (registers the recipes)
+    from ebmlab.app.cli import main
 
     out = tmp_path / "run"
     args = ["--layers", "16,2", "--pretrain-epochs", "1", "--epochs", "1", "--no-progress"]

@@ -12,7 +12,7 @@ import torch
 from scipy import stats
 
 import ebmlab
-import ebmlab.families.autoregressive  # registers the recipe
+import ebmlab.app.families.autoregressive  # registers the recipe
 from ebmlab import data
 from ebmlab.models.autoregressive import PixelCNN, horizontal_mask, raster_mask, vertical_mask
 from ebmlab.models.baselines import IndependentBernoulli
@@ -241,7 +241,7 @@ def test_maximum_likelihood_beats_independent_pixels_on_digits():
 
 
 def test_pixelcnn_recipe_through_the_cli(tmp_path):
-    from ebmlab.cli import main
+    from ebmlab.app.cli import main
 
     out = tmp_path / "run"
     argv = ["--threads", "1", "train", "pixelcnn", "--data", "digits", "--epochs", "1"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ebmlab.cli import main
+from ebmlab.app.cli import main
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from ebmlab.cli import main
-from ebmlab.compare import collect, markdown_table
+from ebmlab.app.cli import main
+from ebmlab.app.compare import collect, markdown_table
 
 
 def _run(tmp_path, name, model, data, metrics=None, binarize="stochastic"):

@@ -13,7 +13,7 @@ import torch
 from scipy import stats
 
 import ebmlab
-from ebmlab.families import dbm as family
+from ebmlab.app.families import dbm as family
 from ebmlab.models.dbm import DeepBoltzmannMachine, bernoulli_entropy
 from ebmlab.models.rbm import BernoulliRBM
 from ebmlab.objectives.dbm import TiedCopiesCD, VariationalPCD
@@ -469,8 +469,8 @@ def test_compose_and_pretrain():
 
 # ----- recipe ------------------------------------------------------------------------------------
 def test_recipe_on_digits_reports_exact_and_bounds(tmp_path):
-    from ebmlab.cli import run_family
-    from ebmlab.recipes import RECIPES
+    from ebmlab.app.cli import run_family
+    from ebmlab.app.recipes import RECIPES
 
     recipe = RECIPES["dbm"]
     options = {opt.name: opt.default for opt in recipe.options}

@@ -302,7 +302,7 @@ def test_bad_input_is_named() -> None:
 
 # ----- the recipe --------------------------------------------------------------------------------
 def test_parse_layers() -> None:
-    from ebmlab.families.deep import parse_layers
+    from ebmlab.app.families.deep import parse_layers
 
     assert parse_layers("500, 2000") == [500, 2000]
     for bad in ("", "500,x", "0,3", "-1"):
@@ -311,8 +311,8 @@ def test_parse_layers() -> None:
 
 
 def test_recipe_trains_evaluates_and_draws_through_the_cli(tmp_path) -> None:
-    import ebmlab.families.deep  # noqa: F401  (registers the recipes)
-    from ebmlab.cli import main
+    import ebmlab.app.families.deep  # noqa: F401  (registers the recipes)
+    from ebmlab.app.cli import main
 
     out = tmp_path / "run"
     args = ["--layers", "8,8", "--layer-epochs", "2", "--ais-betas", "200", "--ais-runs", "20"]
@@ -329,8 +329,8 @@ def test_recipe_trains_evaluates_and_draws_through_the_cli(tmp_path) -> None:
 
 
 def test_recipe_reports_the_ais_bound_for_large_layers(tmp_path) -> None:
-    from ebmlab.families import deep
-    from ebmlab.recipes import Context
+    from ebmlab.app.families import deep
+    from ebmlab.app.recipes import Context
 
     options = {opt.name: opt.default for opt in deep.DBN_OPTIONS}
     options.update(layers="20,8", layer_epochs=1, ais_runs=10, bound_samples=3)

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import ebmlab
-import ebmlab.families.flows  # registers the recipe
+import ebmlab.app.families.flows  # registers the recipe
 from ebmlab import data
-from ebmlab.families.flows import DequantizedMaximumLikelihood, dequantized_log_likelihoods
+from ebmlab.app.families.flows import DequantizedMaximumLikelihood, dequantized_log_likelihoods
 from ebmlab.models.flows import ComposedTransform, ElementwiseAffine, standard_normal_log_prob
 from ebmlab.models.image_flows import (
     CheckerboardCoupling,
@@ -226,7 +226,7 @@ def test_dequantized_training_improves_the_bound_on_digits():
 
 # ----- the recipe ---------------------------------------------------------------------------------
 def _run(tmp_path, argv):
-    from ebmlab.cli import main
+    from ebmlab.app.cli import main
 
     out = tmp_path / "run"
     base = ["--threads", "1", "train", "realnvp", "--eval", "--no-progress", "--out", str(out)]

@@ -240,8 +240,8 @@ def test_resumed_training_repeats_the_uninterrupted_run(tmp_path):
 # ----- the recipe ---------------------------------------------------------------------------------
 def test_recipe_trains_evaluates_and_draws_on_digits_and_a_toy(tmp_path, monkeypatch):
     monkeypatch.setenv("EBMLAB_CACHE", str(tmp_path / "cache"))
-    from ebmlab.cli import run_family
-    from ebmlab.recipes import get_recipe
+    from ebmlab.app.cli import run_family
+    from ebmlab.app.recipes import get_recipe
 
     recipe = get_recipe("gan")
     options = {opt.name: opt.default for opt in recipe.options}

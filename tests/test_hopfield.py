@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from ebmlab.hopfield_experiments import (
+from ebmlab.app.hopfield_experiments import (
     capacity_summary,
     capacity_sweep,
     completion_rows,
@@ -548,7 +548,7 @@ def test_save_and_load(tmp_path):
 
 
 def test_recipe_on_digits(tmp_path):
-    from ebmlab.recipes import Context, get_recipe
+    from ebmlab.app.recipes import Context, get_recipe
 
     recipe = get_recipe("hopfield")
     x, _ = digits_binary()
@@ -574,7 +574,7 @@ def test_recipe_on_digits(tmp_path):
 
 
 def run_cli(*argv: str) -> int:
-    from ebmlab.hopfield_cli import add_hopfield_parser
+    from ebmlab.app.hopfield_cli import add_hopfield_parser
 
     parser = argparse.ArgumentParser(prog="ebmlab")
     add_hopfield_parser(parser.add_subparsers(dest="command", required=True))

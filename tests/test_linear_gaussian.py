@@ -14,7 +14,7 @@ from sklearn.decomposition import PCA as SklearnPCA
 from sklearn.decomposition import FactorAnalysis as SklearnFA
 
 import ebmlab
-from ebmlab.families.linear import fit_statistics, is_binary
+from ebmlab.app.families.linear import fit_statistics, is_binary
 from ebmlab.models.linear_gaussian import (
     PCA,
     ConvergenceWarning,
@@ -380,7 +380,7 @@ def test_dequantized_statistics_are_the_moments_of_x_plus_uniform_noise() -> Non
 @pytest.mark.parametrize("name", ["pca", "ppca", "fa"])
 def test_recipes_fit_evaluate_and_draw_on_digits(name: str, binarize: str | None, tmp_path: Path):
     from ebmlab import data
-    from ebmlab.recipes import Context
+    from ebmlab.app.recipes import Context
 
     recipe = _registered()[name]
     x_train, _ = data.load("digits", "train", binarize=binarize)
@@ -419,8 +419,8 @@ def test_recipes_fit_evaluate_and_draw_on_digits(name: str, binarize: str | None
 
 
 def _registered() -> dict:
-    import ebmlab.families.linear  # noqa: F401  (registers the recipes until _load_builtin does)
-    from ebmlab.recipes import RECIPES
+    import ebmlab.app.families.linear  # noqa: F401  (registers the recipes until _load_builtin does)
+    from ebmlab.app.recipes import RECIPES
 
     return RECIPES
 

@@ -281,7 +281,7 @@ def test_bad_arguments_are_named():
 # ----- the ebm recipe ---------------------------------------------------------------------------
 def test_grid_scores_of_the_true_density():
     from ebmlab import data
-    from ebmlab.families.ebm import grid_scores
+    from ebmlab.app.families.ebm import grid_scores
 
     class TrueEnergy(torch.nn.Module):
         def energy(self, x):
@@ -298,8 +298,8 @@ def test_grid_scores_of_the_true_density():
 
 @pytest.mark.parametrize("objective", ["cd", "sm", "ssm", "dsm", "ncsn", "nsm", "nce", "fce"])
 def test_recipe_builds_every_objective(objective, tmp_path):
-    from ebmlab.families.ebm import OBJECTIVES, build_model, build_objective
-    from ebmlab.recipes import RECIPES, Context
+    from ebmlab.app.families.ebm import OBJECTIVES, build_model, build_objective
+    from ebmlab.app.recipes import RECIPES, Context
 
     assert objective in OBJECTIVES
     options = {opt.name: opt.default for opt in RECIPES["ebm"].options}
@@ -331,8 +331,8 @@ def test_recipe_builds_every_objective(objective, tmp_path):
 def test_noise_augmented_score_matching_weighs_the_rings():
     """The must-show for score matching on `rings`: KL <= 0.1 nats with the recipe's defaults
     (plain exact score matching stays above 0.14: it cannot weigh separated modes)."""
-    from ebmlab.families.ebm import build_model, build_objective, grid_scores
-    from ebmlab.recipes import RECIPES, Context
+    from ebmlab.app.families.ebm import build_model, build_objective, grid_scores
+    from ebmlab.app.recipes import RECIPES, Context
 
     recipe = RECIPES["ebm"]
     options = {opt.name: opt.default for opt in recipe.options}

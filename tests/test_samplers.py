@@ -600,7 +600,7 @@ def test_simulated_annealing_finds_global_minimum():
 def test_summary_is_json_safe_and_plots_are_written(tmp_path):
     import json
 
-    from ebmlab.viz_mcmc import plot_autocorrelation, plot_trace
+    from ebmlab.app.viz_mcmc import plot_autocorrelation, plot_trace
 
     result = sample(
         ParallelTempering(MALA(step_size=0.3, adapt=False), betas=[1.0, 0.5]),

@@ -16,11 +16,7 @@ from torch.distributions import MultivariateNormal, Normal, kl_divergence
 
 import ebmlab
 from ebmlab.models.rbm import bernoulli_log_prob
-from ebmlab.models.vae import (
-    VAE,
-    gaussian_kl_to_standard_normal,
-    log_normal_diag,
-)
+from ebmlab.models.vae import VAE, gaussian_kl_to_standard_normal, log_normal_diag
 from ebmlab.objectives.vae import VariationalBound
 
 Z = 5.0  # tolerance in standard errors
@@ -476,9 +472,9 @@ def test_training_on_digits_raises_the_bound(bound):
 def test_recipe_trains_evaluates_and_draws(tmp_path):
     import json
 
-    import ebmlab.families.vae as family
-    from ebmlab.cli import run_family
-    from ebmlab.recipes import RECIPES
+    import ebmlab.app.families.vae as family
+    from ebmlab.app.cli import run_family
+    from ebmlab.app.recipes import RECIPES
     from ebmlab.train import TrainConfig
 
     recipe = RECIPES["vae"]
@@ -496,7 +492,7 @@ def test_recipe_trains_evaluates_and_draws(tmp_path):
 
 
 def test_parse_hidden():
-    from ebmlab.families.vae import parse_hidden
+    from ebmlab.app.families.vae import parse_hidden
 
     assert parse_hidden("200,200") == [200, 200]
     assert parse_hidden("none") == [] and parse_hidden("") == []

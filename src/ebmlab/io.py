@@ -234,7 +234,7 @@ def load_module_state(module: nn.Module, tensors: dict[str, torch.Tensor], what:
 def _build(registry: dict[str, Any], name: str, config: dict[str, Any], what: str) -> Any:
     if name not in registry:
         # the class may live in a family module that is not imported yet
-        from .recipes import all_recipes
+        from .app.recipes import all_recipes
 
         all_recipes()
     if name not in registry:

@@ -13,13 +13,7 @@ grid on which models are normalized and compared with the data (KL, log-likeliho
 from __future__ import annotations
 
 from .binarize import BINARIZATIONS, binarize, stochastic_seed
-from .files import (
-    ENV_DATA_DIR,
-    ENV_OFFLINE,
-    ChecksumError,
-    DatasetNotFoundError,
-    resolve_data_dir,
-)
+from .files import ENV_DATA_DIR, ENV_OFFLINE, ChecksumError, DatasetNotFoundError, resolve_data_dir
 from .images import digits_split_indices, load
 from .registry import DATASETS, DatasetInfo, image_shape, is_toy2d, list_datasets
 from .toy2d_density import toy2d_log_density

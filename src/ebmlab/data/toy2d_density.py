@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._checks import as_tensor
+from ..validation import as_tensor
 from .registry import dataset_info, toy2d_names
 from .toy2d_generators import (
     CHECKERBOARD_SCALE,

@@ -44,8 +44,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._checks import as_tensor
 from ..models.base import Model
+from ..validation import as_tensor
 
 #: Bumped whenever the classifier's architecture or training recipe changes (new cache files).
 CLASSIFIER_VERSION = 1

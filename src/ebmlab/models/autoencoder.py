@@ -38,8 +38,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._checks import as_tensor
 from ..objectives.base import Objective
+from ..validation import as_tensor
 from .base import Model
 from .dbn import check_layer_sizes, fit_greedy
 from .rbm import BernoulliRBM, bernoulli

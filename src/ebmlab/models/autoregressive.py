@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._checks import as_tensor, check_binary
+from ..validation import as_tensor, check_binary
 from .base import Model
 
 ARCHITECTURES = ("gated", "plain")

@@ -27,7 +27,7 @@ E at the means, and
 
     log p(v) >= -E(v, mu_1, ..., mu_L) + sum_l H(mu_l) - log Z = -F_q(v) - log Z,
 
-``variational_free_energy`` being F_q(v) >= F(v). With log Z from AIS (``ebmlab.families.dbm``)
+``variational_free_energy`` being F_q(v) >= F(v). With log Z from AIS (``ebmlab.app.families.dbm``)
 this is the "ais-lower-bound" of the paper's Table 1.
 
 Parameters: ``weights[l]`` (n_l x n_{l+1}) and ``biases[l]`` (n_l), l = 0 the visible layer.
@@ -46,7 +46,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._checks import as_tensor, check_binary
+from ..validation import as_tensor, check_binary
 from .base import Model
 from .rbm import bernoulli, bernoulli_entropy
 
@@ -253,7 +253,7 @@ class DeepBoltzmannMachine(Model):
         if n > max_units:
             raise ValueError(
                 f"model: exact log Z needs 2^{n} states, above the limit of 2^{max_units}; use "
-                "ebmlab.families.dbm.dbm_ais"
+                "ebmlab.app.families.dbm.dbm_ais"
             )
         given = parities[parity]
         weights, biases = self._float64_params()

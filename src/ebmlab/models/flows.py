@@ -43,7 +43,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .._checks import as_tensor
+from ..validation import as_tensor
 from .base import Model
 
 #: Soft bound on a coupling's log-scale per coordinate and layer (exp(+-5) ~ 150x at most).

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._checks import as_tensor
+from ..validation import as_tensor
 from .base import Model
 from .rbm import bernoulli
 

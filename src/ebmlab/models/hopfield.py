@@ -55,7 +55,7 @@ from typing import Any
 
 import torch
 
-from .._checks import as_tensor
+from ..validation import as_tensor
 from .base import Model
 
 SPIN_VALUES = (-1.0, 1.0)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import as_tensor
+from ..validation import as_tensor
 from .base import Model
 
 

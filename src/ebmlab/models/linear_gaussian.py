@@ -52,7 +52,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._checks import as_tensor, check_positive
+from ..validation import as_tensor, check_positive
 from .base import Model
 
 #: Rows per chunk when accumulating moments: bounds the float64 copy of the data in memory.

@@ -42,7 +42,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from .._checks import as_tensor
+from ..validation import as_tensor
 from .base import Model
 from .flows import activation_layer
 

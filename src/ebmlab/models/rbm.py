@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._checks import as_tensor, check_binary
+from ..validation import as_tensor, check_binary
 from .base import Model
 
 #: Elements of the (batch, D, H) tensor the pseudo-likelihood builds at once (about 32 MB float32).

@@ -36,7 +36,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .._checks import as_tensor, check_binary
+from ..validation import as_tensor, check_binary
 from .base import Model
 from .rbm import bernoulli_log_prob
 

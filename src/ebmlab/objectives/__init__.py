@@ -6,11 +6,7 @@ ELBO/IWAE bounds and the GAN's two-player objective."""
 
 from .base import OBJECTIVE_CLASSES, Objective
 from .boltzmann import BoltzmannLearning
-from .contrastive import (
-    ContrastiveDivergence,
-    ParallelTemperingCD,
-    PersistentContrastiveDivergence,
-)
+from .contrastive import ContrastiveDivergence, ParallelTemperingCD, PersistentContrastiveDivergence
 from .contrastive_langevin import ContrastiveLangevin
 from .dbm import TiedCopiesCD, VariationalPCD
 from .gan import GANObjective

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._checks import as_tensor, check_binary
 from ..models.boltzmann import BoltzmannMachine
+from ..validation import as_tensor, check_binary
 from .base import Objective
 
 

@@ -48,9 +48,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._checks import as_tensor, check_binary
 from ..models.gaussian_rbm import GaussianBernoulliRBM
 from ..models.rbm import BernoulliRBM, bernoulli
+from ..validation import as_tensor, check_binary
 from .base import Objective
 
 Method = Literal["cd", "pcd", "pt"]

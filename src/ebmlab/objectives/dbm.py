@@ -34,7 +34,7 @@ the top RBM with two tied copies of its hidden layer (top-down input doubled), t
 with both. An RBM whose visible layer has r_v tied copies and hidden layer r_h copies is a proper
 RBM (energy -b^T s - c^T t - s^T W t with s, t the sums of the copies); its free energy given the
 copies' sum s is -b^T s - r_h sum_j softplus(c_j + (s^T W)_j), data clamp every copy to v
-(s = r_v v), and CD-k samples each copy independently. ``ebmlab.families.dbm.pretrain`` composes
+(s = r_v v), and CD-k samples each copy independently. ``ebmlab.app.families.dbm.pretrain`` composes
 the trained RBMs into the DBM (biases of a shared layer averaged: each RBM's bias goes with the
 doubled input, the DBM's with half of each).
 """
@@ -47,9 +47,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._checks import as_tensor, check_binary
 from ..models.dbm import DeepBoltzmannMachine, Layers
 from ..models.rbm import BernoulliRBM, bernoulli
+from ..validation import as_tensor, check_binary
 from .base import Objective
 from .contrastive import inject_gradient
 

@@ -12,7 +12,7 @@ import torch
 
 
 def run(quick: bool = False) -> list[dict]:
-    from ebmlab.cli import main
+    from ebmlab.app.cli import main
 
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()

@@ -42,15 +42,16 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from .. import partition, viz
-from ..models.base import Model
-from ..models.dbm import DeepBoltzmannMachine
-from ..models.rbm import BernoulliRBM, bernoulli
-from ..objectives.dbm import TiedCopiesCD, VariationalPCD
-from ..partition import AISResult
+from ... import partition
+from ...models.base import Model
+from ...models.dbm import DeepBoltzmannMachine
+from ...models.rbm import BernoulliRBM, bernoulli
+from ...objectives.dbm import TiedCopiesCD, VariationalPCD
+from ...partition import AISResult
+from ...stats import mean_and_se
+from ...train import TrainConfig, train
+from .. import viz
 from ..recipes import Context, Figure, Option, Recipe, register
-from ..stats import mean_and_se
-from ..train import TrainConfig, train
 
 #: Largest enumerations used for the exact figures reported beside the bounds.
 EXACT_MAX_EVEN_UNITS = 20

@@ -22,11 +22,11 @@ from typing import Any
 
 import torch
 
+from ...models.base import Model
+from ...models.linear_gaussian import PCA, FactorAnalysis, LinearGaussian, ProbabilisticPCA, moments
+from ...stats import mean_and_se
 from .. import viz
-from ..models.base import Model
-from ..models.linear_gaussian import PCA, FactorAnalysis, LinearGaussian, ProbabilisticPCA, moments
 from ..recipes import Context, Figure, Option, Recipe, register
-from ..stats import mean_and_se
 
 #: Variance of U[0, 1): what uniform dequantization adds to every pixel's variance.
 _UNIFORM_VARIANCE = 1.0 / 12.0

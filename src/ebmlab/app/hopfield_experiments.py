@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from .models.hopfield import (
+from ..models.hopfield import (
     RULES,
     Hopfield,
     HopfieldCapacityWarning,

@@ -8,12 +8,12 @@ from typing import Any
 
 import torch
 
+from ...models.base import Model
+from ...models.baselines import DiagonalGaussian, IndependentBernoulli
+from ...objectives.likelihood import MaximumLikelihood
+from ...stats import mean_and_se
 from .. import viz
-from ..models.base import Model
-from ..models.baselines import DiagonalGaussian, IndependentBernoulli
-from ..objectives.likelihood import MaximumLikelihood
 from ..recipes import Context, Figure, Option, Recipe, register
-from ..stats import mean_and_se
 
 
 # ----- independent Bernoulli --------------------------------------------------------------------
@@ -81,7 +81,7 @@ def _evaluate_gaussian(
     model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
     metrics = _evaluate_exact(model, x_train, x_test, ctx)
-    from .. import data
+    from ... import data
 
     if data.is_toy2d(ctx.data_name):
         # KL(p_data || p_model) = E_data[log p_data - log p_model], Monte Carlo on the test set
@@ -94,7 +94,7 @@ def _evaluate_gaussian(
 
 
 def _figures_gaussian(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
-    from .. import data
+    from ... import data
 
     if not data.is_toy2d(ctx.data_name):
         return []

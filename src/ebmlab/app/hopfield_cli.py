@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .models.hopfield import RULES, Hopfield, flip_bits, to_binary, to_spins
+from ..models.hopfield import RULES, Hopfield, flip_bits, to_binary, to_spins
 
 EPILOG = """examples:
   ebmlab hopfield store --data digits --n-patterns 10 --out runs/hopfield/digits.safetensors
@@ -183,7 +183,7 @@ def _load_source(args: argparse.Namespace) -> tuple[torch.Tensor, tuple | None, 
     shape = tuple(args.shape) if args.shape else None
     labels = None
     if args.data:
-        from . import data
+        from .. import data
 
         x, labels = data.load(args.data, args.split, data_dir=args.data_dir)
         shape = shape or data.image_shape(args.data)
@@ -205,7 +205,7 @@ def _grid_shape(n_units: int, shape: Any) -> tuple[int, int]:
 
 # ----- commands ----------------------------------------------------------------------------------
 def cmd_store(args: argparse.Namespace) -> int:
-    from . import io
+    from .. import io
     from .hopfield_experiments import select_patterns
 
     states, shape, labels = _load_source(args)
@@ -236,7 +236,7 @@ def cmd_store(args: argparse.Namespace) -> int:
 
 
 def cmd_recall(args: argparse.Namespace) -> int:
-    from . import io
+    from .. import io
     from .hopfield_experiments import completion_grid, hide_half
 
     ckpt = io.load_checkpoint(args.checkpoint)

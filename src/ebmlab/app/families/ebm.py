@@ -33,21 +33,21 @@ from typing import Any
 
 import torch
 
-from .. import viz
-from ..models.base import Model
-from ..models.neural import ConvEnergy, EnergyNetwork, MLPEnergy, geometric_sigmas
-from ..objectives.base import Objective
-from ..objectives.contrastive_langevin import ContrastiveLangevin
-from ..objectives.nce import FlowContrastiveEstimation, NoiseContrastiveEstimation
-from ..objectives.score_matching import (
+from ...models.base import Model
+from ...models.neural import ConvEnergy, EnergyNetwork, MLPEnergy, geometric_sigmas
+from ...objectives.base import Objective
+from ...objectives.contrastive_langevin import ContrastiveLangevin
+from ...objectives.nce import FlowContrastiveEstimation, NoiseContrastiveEstimation
+from ...objectives.score_matching import (
     DenoisingScoreMatching,
     ExactScoreMatching,
     NoiseAugmentedScoreMatching,
     NoiseConditionalScoreMatching,
     SlicedScoreMatching,
 )
+from ...stats import mean_and_se
+from .. import viz
 from ..recipes import Context, Figure, Option, Recipe, register
-from ..stats import mean_and_se
 
 OBJECTIVES = ("cd", "sm", "ssm", "dsm", "ncsn", "nsm", "nce", "fce")
 
@@ -217,7 +217,7 @@ def grid_scores(
     model: Model, name: str, x_test: torch.Tensor, grid_size: int = GRID_SIZE
 ) -> dict[str, Any]:
     """Normalize exp(-E) on the grid; test log-likelihood (nats) and KL(p_data || p_model)."""
-    from .. import data
+    from ... import data
 
     grid = data.toy2d_grid(name, n=grid_size)
     neg_energy = -_energies(model, grid.points.to(x_test.device)).double()
@@ -238,7 +238,7 @@ def _learned_log_z(ctx: Context) -> float | None:
     path = ctx.out_dir / "checkpoint.safetensors"
     if not path.exists():
         return None
-    from ..io import read_checkpoint
+    from ...io import read_checkpoint
 
     _, tensors = read_checkpoint(path)
     value = tensors.get("objective.log_z")
@@ -262,7 +262,7 @@ def _quick_steps(model: EnergyNetwork, ctx: Context) -> int | None:
 def _evaluate(
     model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
-    from .. import data
+    from ... import data
 
     model.eval()
     if data.is_toy2d(ctx.data_name):
@@ -308,7 +308,7 @@ def landscape_figure(
     grid_size: int = 180,
 ) -> Path:
     """Density exp(-E) normalized on the grid beside Langevin samples from noise."""
-    from .. import data
+    from ... import data
 
     grid = data.toy2d_grid(None, n=grid_size)
     with torch.no_grad():
@@ -321,7 +321,7 @@ def landscape_figure(
 
 
 def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
-    from .. import data
+    from ... import data
 
     o = resolved(ctx)
     label = {

@@ -19,12 +19,12 @@ from typing import Any
 
 import torch
 
+from ...models.autoregressive import ARCHITECTURES, PixelCNN
+from ...models.base import Model
+from ...objectives.likelihood import MaximumLikelihood
+from ...stats import mean_and_se
 from .. import viz
-from ..models.autoregressive import ARCHITECTURES, PixelCNN
-from ..models.base import Model
-from ..objectives.likelihood import MaximumLikelihood
 from ..recipes import Context, Figure, Option, Recipe, register
-from ..stats import mean_and_se
 
 #: Images per forward pass in evaluation (bounds memory on 28 x 28 images).
 EVAL_CHUNK = 500

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
+from ...models.base import Model
+from ...models.hopfield import RULES, Hopfield, to_binary, to_spins
 from ..hopfield_experiments import completion_grid, completion_rows, select_patterns
-from ..models.base import Model
-from ..models.hopfield import RULES, Hopfield, to_binary, to_spins
 from ..recipes import Context, Figure, Option, Recipe, register
 
 #: At most this many training images are searched when picking the patterns.

@@ -21,12 +21,12 @@ from typing import Any
 
 import torch
 
+from ...models.base import Model
+from ...models.vae import VAE, gaussian_kl_to_standard_normal
+from ...objectives.vae import VariationalBound
+from ...stats import mean_and_se
 from .. import viz
-from ..models.base import Model
-from ..models.vae import VAE, gaussian_kl_to_standard_normal
-from ..objectives.vae import VariationalBound
 from ..recipes import Context, Figure, Option, Recipe, register
-from ..stats import mean_and_se
 
 #: Importance samples per example in quick (demo) evaluations.
 QUICK_EVAL_K = 500
@@ -154,7 +154,7 @@ def _manifold_figure(model: VAE, ctx: Context, n: int = 15) -> Figure:
 
 
 def _test_labels(ctx: Context, n: int) -> Any:
-    from .. import data
+    from ... import data
 
     try:
         _, y = data.load(ctx.data_name, "test")

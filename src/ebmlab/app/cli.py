@@ -16,9 +16,10 @@ from typing import Any
 
 import torch
 
-from . import __version__, data, io, recipes
+from .. import __version__, data, io
+from ..train import TrainConfig, TrainingDiverged, resolve_device, train, train_with_restarts
+from . import recipes
 from .recipes import Context, Figure, Recipe
-from .train import TrainConfig, TrainingDiverged, resolve_device, train, train_with_restarts
 
 EXAMPLES = {
     "train": "example: ebmlab train rbm --data mnist --hidden 500 --method pcd --epochs 100",
@@ -342,7 +343,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         path = _write_samples(samples, config, out, f"{args.n} samples")
         print(f"wrote {path}")
         return 0
-    from . import samplers, viz_mcmc
+    from .. import samplers
+    from . import viz_mcmc
 
     settings: dict[str, Any] = {}
     if args.step_size is not None:
@@ -400,7 +402,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _demo_table(summary: dict[str, dict[str, Any]], data_names: dict[str, str]) -> str:
     """HTML table: one row per family with its data, test log-likelihood (and how it was
-    obtained) and its other scores (``ebmlab.compare.other_scores``)."""
+    obtained) and its other scores (``ebmlab.app.compare.other_scores``)."""
     import html
 
     from .compare import other_scores

@@ -21,15 +21,16 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from .. import partition, viz
-from ..models.base import Model
-from ..models.boltzmann import BoltzmannMachine
-from ..models.gaussian_rbm import GaussianBernoulliRBM
-from ..models.rbm import BernoulliRBM
-from ..objectives.boltzmann import BoltzmannLearning
-from ..objectives.contrastive import ContrastiveDivergence
+from ... import partition
+from ...models.base import Model
+from ...models.boltzmann import BoltzmannMachine
+from ...models.gaussian_rbm import GaussianBernoulliRBM
+from ...models.rbm import BernoulliRBM
+from ...objectives.boltzmann import BoltzmannLearning
+from ...objectives.contrastive import ContrastiveDivergence
+from ...stats import mean_and_se
+from .. import viz
 from ..recipes import Context, Figure, Option, Recipe, register
-from ..stats import mean_and_se
 
 #: Largest layer enumerated for the exact log-likelihood reported beside AIS.
 EXACT_MAX_UNITS = 20
@@ -409,7 +410,7 @@ def _build_bm(x_train: torch.Tensor, ctx: Context) -> tuple[Model, None]:
 
 
 def _labels(ctx: Context, split: str, n: int) -> torch.Tensor | None:
-    from .. import data
+    from ... import data
 
     _, y = data.load(ctx.data_name, split)
     if y is None or y.shape[0] != n:
@@ -420,7 +421,7 @@ def _labels(ctx: Context, split: str, n: int) -> torch.Tensor | None:
 def _fit_bm(model: Model, x_train: torch.Tensor, ctx: Context) -> dict[str, Any]:
     """Lecture 001's learning rule with the one training loop; the labels (one-hot) are clamped
     with the pixels in the clamped phase."""
-    from ..train import TrainConfig, train
+    from ...train import TrainConfig, train
 
     assert isinstance(model, BoltzmannMachine)
     o = ctx.options

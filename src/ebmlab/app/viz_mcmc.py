@@ -14,7 +14,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .samplers.diagnostics import autocorrelation, effective_sample_size, split_rhat
+from ..samplers.diagnostics import autocorrelation, effective_sample_size, split_rhat
 
 
 def _check_draws(samples: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ maximum likelihood, on 2-D toy densities and on images.
 
 2-D densities: the flow's density is exact, so ``test_log_likelihood`` is mean log q(x_test)
 (tag ``"exact"``); KL(p_data || q) is summed on the grid of the ``ebm`` family
-(``ebmlab.families.ebm.grid_scores``: 360 x 360 cells on [-4.5, 4.5]^2, q renormalized on the
+(``ebmlab.app.families.ebm.grid_scores``: 360 x 360 cells on [-4.5, 4.5]^2, q renormalized on the
 grid), with ``log_z_grid`` (the flow's mass on the grid, about 0) as a check, and a Monte Carlo
 KL on the test points (``kl_mc``: mean log p_data - log q) beside it.
 
@@ -27,14 +27,14 @@ from typing import Any
 
 import torch
 
+from ...models.base import Model
+from ...models.flows import RealNVP
+from ...models.image_flows import ImageRealNVP, infer_levels
+from ...objectives.base import Objective
+from ...objectives.likelihood import MaximumLikelihood
+from ...stats import mean_and_se
 from .. import viz
-from ..models.base import Model
-from ..models.flows import RealNVP
-from ..models.image_flows import ImageRealNVP, infer_levels
-from ..objectives.base import Objective
-from ..objectives.likelihood import MaximumLikelihood
 from ..recipes import Context, Figure, Option, Recipe, register
-from ..stats import mean_and_se
 from .ebm import grid_scores
 
 #: Images per forward pass in evaluation.
@@ -136,7 +136,7 @@ def _evaluate_images(
 
 
 def _evaluate_toy(model: RealNVP, x_test: torch.Tensor, ctx: Context) -> dict[str, Any]:
-    from .. import data
+    from ... import data
 
     with torch.no_grad():
         log_q = torch.cat([model.log_prob(p) for p in x_test.split(65_536)])
@@ -173,7 +173,7 @@ def density_figure(
     model: RealNVP, path: Path, title: str, generator: torch.Generator, n_samples: int = 2000
 ) -> Path:
     """The flow's log density on a 180 x 180 grid of [-4.5, 4.5]^2 beside its samples."""
-    from .. import data
+    from ... import data
 
     grid = data.toy2d_grid(None, n=180)
     with torch.no_grad():

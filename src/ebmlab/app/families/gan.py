@@ -29,11 +29,11 @@ from typing import Any
 import matplotlib.pyplot as plt
 import torch
 
+from ...metrics.frechet import frechet_distance, frechet_distance_features, frechet_metrics
+from ...models.base import Model
+from ...models.gan import ARCHITECTURES, GAN
+from ...objectives.gan import GENERATOR_LOSSES, GANObjective
 from .. import viz
-from ..metrics.frechet import frechet_distance, frechet_distance_features, frechet_metrics
-from ..models.base import Model
-from ..models.gan import ARCHITECTURES, GAN
-from ..objectives.gan import GENERATOR_LOSSES, GANObjective
 from ..recipes import Context, Figure, Option, Recipe, register
 
 #: Per data kind, the value an option left at None takes.
@@ -125,7 +125,7 @@ def _is_binary(x: torch.Tensor) -> bool:
 def _evaluate(
     model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
-    from .. import data
+    from ... import data
 
     assert isinstance(model, GAN)
     n = ctx.options.get("fd_samples") or x_test.shape[0]
@@ -268,7 +268,7 @@ def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     assert isinstance(model, GAN)
     if ctx.image_shape is None:
         return _toy_figures(model, x_test, ctx)
-    from .. import data
+    from ... import data
 
     x_train, _ = data.load(ctx.data_name, "train")
     return _image_figures(model, x_train, ctx)

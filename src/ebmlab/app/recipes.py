@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from .models.base import Model
-from .objectives.base import Objective
+from ..models.base import Model
+from ..objectives.base import Objective
 
 
 @dataclass(frozen=True)
@@ -117,9 +117,9 @@ def _load_builtin() -> None:
         "gan",
     ):
         try:
-            importlib.import_module(f"ebmlab.families.{module}")
+            importlib.import_module(f"ebmlab.app.families.{module}")
         except ModuleNotFoundError as error:
-            if error.name != f"ebmlab.families.{module}":
+            if error.name != f"ebmlab.app.families.{module}":
                 raise
 
 

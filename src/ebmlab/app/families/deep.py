@@ -24,13 +24,14 @@ from typing import Any
 
 import torch
 
-from .. import partition, viz
-from ..models.autoencoder import DeepAutoencoder, ReconstructionObjective
-from ..models.base import Model
-from ..models.dbn import DeepBeliefNet
+from ... import partition
+from ...models.autoencoder import DeepAutoencoder, ReconstructionObjective
+from ...models.base import Model
+from ...models.dbn import DeepBeliefNet
+from ...stats import mean_and_se
+from ...train import TrainConfig
+from .. import viz
 from ..recipes import Context, Figure, Option, Recipe, register
-from ..stats import mean_and_se
-from ..train import TrainConfig
 
 #: Largest hidden layer (below the top) enumerated for an exact DBN log-likelihood.
 EXACT_MAX_UNITS = 16
@@ -58,7 +59,7 @@ def parse_layers(text: Any, name: str = "--layers") -> list[int]:
 
 
 def _labels(ctx: Context, n: int) -> torch.Tensor | None:
-    from .. import data
+    from ... import data
 
     try:
         _, y = data.load(ctx.data_name, "test")

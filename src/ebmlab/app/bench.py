@@ -1,8 +1,9 @@
 """Benchmark discovery and the shared machine-limit measurement.
 
-Benchmarks live in ``benchmarks/bench_<name>.py`` at the repository root; each defines
-``run(quick: bool) -> list[dict]`` and prints one JSON line per result when run as a script.
-``ebmlab bench`` finds that folder (the current directory's, else the source checkout's).
+Benchmarks ship inside the package, in ``ebmlab/app/benchmarks/bench_<name>.py``, so that
+``ebmlab bench`` works from an installed wheel; each defines ``run(quick: bool) -> list[dict]``
+and prints one JSON line per result when run as a script (``python -m
+ebmlab.app.benchmarks.bench_rbm``).
 Speed is reported beside the machine's own float32 matmul throughput, measured in the same run
 by ``matmul_peak``.
 """
@@ -19,9 +20,7 @@ import torch
 
 
 def _folders() -> list[Path]:
-    here = Path(__file__).resolve()
-    candidates = [Path.cwd() / "benchmarks", here.parents[2] / "benchmarks"]
-    return [c for c in dict.fromkeys(candidates) if c.is_dir()]
+    return [Path(__file__).resolve().parent / "benchmarks"]
 
 
 def available() -> dict[str, Path]:
@@ -34,19 +33,14 @@ def available() -> dict[str, Path]:
 
 
 def _module(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"ebmlab_bench_{path.stem}", path)
-    if spec is None or spec.loader is None:  # pragma: no cover - path exists
-        raise ImportError(path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"ebmlab.app.benchmarks.{path.stem}")
 
 
 def run_benchmark(name: str, quick: bool = False) -> list[dict[str, Any]]:
     """Run benchmark ``name`` and return its result records."""
     found = available()
     if name not in found:
-        valid = ", ".join(sorted(found)) or "(no benchmarks folder found: run from the repository)"
+        valid = ", ".join(sorted(found)) or "(none installed)"
         raise ValueError(f"unknown benchmark {name!r}; valid benchmarks: {valid}")
     return list(_module(found[name]).run(quick=quick))
 

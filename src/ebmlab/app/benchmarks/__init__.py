@@ -1,0 +1,1 @@
+"""Speed and quality benchmarks: ``ebmlab bench NAME`` runs ``bench_NAME.run(quick)``."""
