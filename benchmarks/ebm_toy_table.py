@@ -61,7 +61,7 @@ def run_one(
     from ebmlab import data
     from ebmlab.app.families import ebm  # registers the recipe
     from ebmlab.app.recipes import RECIPES, Context
-    from ebmlab.train import TrainConfig, TrainingDiverged, train
+    from ebmlab.training import TrainConfig, TrainingDiverged, train
 
     recipe = RECIPES["ebm"]
     options = {opt.name: opt.default for opt in recipe.options}

@@ -7,7 +7,7 @@ import torch
 
 from ebmlab.models import DiagonalGaussian
 from ebmlab.objectives import MaximumLikelihood
-from ebmlab.train import TrainConfig, train
+from ebmlab.training import TrainConfig, train
 
 
 def data() -> torch.Tensor:

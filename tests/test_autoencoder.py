@@ -19,7 +19,7 @@ from ebmlab.models.autoencoder import (
     ReconstructionObjective,
 )
 from ebmlab.models.rbm import BernoulliRBM
-from ebmlab.train import TrainConfig, train
+from ebmlab.training import TrainConfig, train
 
 
 def random_grbm(d: int = 4, h: int = 2, seed: int = 0, scale: float = 0.7) -> GaussianHiddenRBM:

@@ -17,7 +17,7 @@ from ebmlab import data
 from ebmlab.models.autoregressive import PixelCNN, horizontal_mask, raster_mask, vertical_mask
 from ebmlab.models.baselines import IndependentBernoulli
 from ebmlab.objectives.likelihood import MaximumLikelihood
-from ebmlab.train import TrainConfig, train
+from ebmlab.training import TrainConfig, train
 
 ARCHS = ("gated", "plain")
 

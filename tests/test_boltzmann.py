@@ -199,7 +199,7 @@ def test_sampled_gradient_converges_to_exact_gradient() -> None:
 
 
 def test_training_increases_the_exact_likelihood() -> None:
-    from ebmlab.train import TrainConfig, train
+    from ebmlab.training import TrainConfig, train
 
     data = torch.tensor([[1.0, 1, 0, 0, 1], [0, 0, 1, 1, 0], [1, 1, 0, 0, 0]])
     bm = BoltzmannMachine(5, n_hidden=2, seed=0)

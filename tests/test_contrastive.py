@@ -341,7 +341,7 @@ def bars_and_stripes(n: int = 3) -> torch.Tensor:
 
 def test_trained_rbm_learns_and_generates() -> None:
     from ebmlab.partition import exact_log_z
-    from ebmlab.train import TrainConfig, train
+    from ebmlab.training import TrainConfig, train
 
     patterns = bars_and_stripes()  # 14 patterns of 9 pixels
     x = patterns.repeat(40, 1)

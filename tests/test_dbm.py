@@ -17,7 +17,7 @@ from ebmlab.app.families import dbm as family
 from ebmlab.models.dbm import DeepBoltzmannMachine, bernoulli_entropy
 from ebmlab.models.rbm import BernoulliRBM
 from ebmlab.objectives.dbm import TiedCopiesCD, VariationalPCD
-from ebmlab.train import TrainConfig, train
+from ebmlab.training import TrainConfig, train
 
 # model parameters come from seeds far from the samplers' (0, 1, 2, ...)
 MODEL_SEED = 1_000_003

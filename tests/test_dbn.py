@@ -20,7 +20,7 @@ from ebmlab.models.dbn import (
     propagate_up,
 )
 from ebmlab.objectives.contrastive import ContrastiveDivergence
-from ebmlab.train import TrainConfig
+from ebmlab.training import TrainConfig
 
 
 def all_binary(n: int) -> torch.Tensor:

@@ -23,7 +23,7 @@ from ebmlab.models.image_flows import (
     checkerboard,
     infer_levels,
 )
-from ebmlab.train import TrainConfig, train
+from ebmlab.training import TrainConfig, train
 
 
 def _perturb(module: torch.nn.Module, seed: int, scale: float = 0.3) -> torch.nn.Module:

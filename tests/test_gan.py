@@ -22,7 +22,7 @@ from ebmlab.objectives.gan import (
     optimal_logit,
     r1_penalty,
 )
-from ebmlab.train import TrainConfig, train
+from ebmlab.training import TrainConfig, train
 
 
 def _normal_log_pdf(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:

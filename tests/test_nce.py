@@ -18,7 +18,7 @@ from ebmlab.objectives.nce import (
     nce_value,
     reverse_gradient,
 )
-from ebmlab.train import TrainConfig, TrainingDiverged, train
+from ebmlab.training import TrainConfig, TrainingDiverged, train
 
 
 def test_nce_value_matches_its_definition():

@@ -21,7 +21,7 @@ from ebmlab.models.neural import (
 )
 from ebmlab.objectives.contrastive_langevin import ContrastiveLangevin
 from ebmlab.objectives.nce import NoiseContrastiveEstimation
-from ebmlab.train import TrainConfig, TrainingDiverged, train
+from ebmlab.training import TrainConfig, TrainingDiverged, train
 
 
 def _mlp(seed: int = 0, **kwargs) -> MLPEnergy:
@@ -250,7 +250,7 @@ def test_energy_explosion_is_reported_with_its_step(tmp_path):
 
 
 def test_remedies_restart_from_the_checkpoint_with_new_settings(tmp_path):
-    from ebmlab.train import train_with_restarts
+    from ebmlab.training import train_with_restarts
 
     model, x = _mlp(), _toy(64)  # one step per epoch: a checkpoint after every step
     objective = ContrastiveLangevin(n_steps=2, alpha=0.0, energy_bound=3.0)

@@ -11,7 +11,7 @@ import ebmlab
 from ebmlab.io import load_checkpoint
 from ebmlab.models import BernoulliRBM, DiagonalGaussian
 from ebmlab.objectives import MaximumLikelihood, Objective
-from ebmlab.train import TrainConfig, TrainingDiverged, train
+from ebmlab.training import TrainConfig, TrainingDiverged, train
 
 HERE = Path(__file__).parent
 

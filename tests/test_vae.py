@@ -413,7 +413,7 @@ def test_output_bias_starts_at_the_data_marginals():
 
 
 def test_kl_warmup_is_linear_in_examples_seen_and_checkpointed(tmp_path):
-    from ebmlab.train import TrainConfig, train
+    from ebmlab.training import TrainConfig, train
 
     x = _binary(40, 6, 4)
     model = VAE(6, hidden=[5], latent=2, seed=0)
@@ -455,7 +455,7 @@ def test_objective_rejects_bad_settings_and_data():
 @pytest.mark.parametrize("bound", ["elbo", "iwae"])
 def test_training_on_digits_raises_the_bound(bound):
     from ebmlab import data
-    from ebmlab.train import TrainConfig, train
+    from ebmlab.training import TrainConfig, train
 
     x, _ = data.load("digits", "train", binarize="stochastic")
     x_test, _ = data.load("digits", "test", binarize="stochastic")
@@ -475,7 +475,7 @@ def test_recipe_trains_evaluates_and_draws(tmp_path):
     import ebmlab.app.families.vae as family
     from ebmlab.app.cli import run_family
     from ebmlab.app.recipes import RECIPES
-    from ebmlab.train import TrainConfig
+    from ebmlab.training import TrainConfig
 
     recipe = RECIPES["vae"]
     options = {opt.name: opt.default for opt in recipe.options}

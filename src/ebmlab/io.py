@@ -233,10 +233,10 @@ def load_module_state(module: nn.Module, tensors: dict[str, torch.Tensor], what:
 
 def _build(registry: dict[str, Any], name: str, config: dict[str, Any], what: str) -> Any:
     if name not in registry:
-        # the class may live in a family module that is not imported yet
-        from .app.recipes import all_recipes
+        # every model and objective class lives in the library's own packages: importing them
+        # fills the registries (nothing of the application layer is needed to rebuild a model)
+        from . import models, objectives  # noqa: F401
 
-        all_recipes()
     if name not in registry:
         raise CheckpointError(
             f"{what}: unknown class {name!r}; known: {', '.join(sorted(registry))}"

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from .. import __version__, data, io
-from ..train import TrainConfig, TrainingDiverged, resolve_device, train, train_with_restarts
+from ..training import TrainConfig, TrainingDiverged, resolve_device, train, train_with_restarts
 from . import recipes
 from .recipes import Context, Figure, Recipe
 

@@ -359,7 +359,7 @@ class DeepAutoencoder(Model):
         0.9 after 5 epochs, weight decay 2e-4 on W, lr 0.1, and ``code_lr`` for the linear code
         layer), then ``init_from_rbms``. Returns the per-layer ``TrainResult``s."""
         from ..objectives.contrastive import ContrastiveDivergence
-        from ..train import TrainConfig
+        from ..training import TrainConfig
 
         x = self.check_input(x)
         rbms = self.rbm_stack(seed=seed)

@@ -122,7 +122,7 @@ def fit_greedy(
     Returns:
         The ``TrainResult`` of every layer.
     """
-    from ..train import TrainConfig, train  # train imports models: import here, not at the top
+    from ..training import TrainConfig, train  # train imports models: import here, not at the top
 
     layers = list(layers)
     if not layers:

@@ -58,7 +58,7 @@ import torch
 from torch import nn
 
 from ..models.neural import energy_gradient, langevin_chain
-from ..train import TrainingDiverged
+from ..training import TrainingDiverged
 from .base import Objective
 
 Chains = Literal["buffer", "persistent", "noise"]

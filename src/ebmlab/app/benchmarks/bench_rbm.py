@@ -108,7 +108,7 @@ def _ebmlab(x: np.ndarray, h: int, batch: int, method: str, gradient: str = "man
 def _ebmlab_loop(x: np.ndarray, h: int, batch: int, method: str):
     from ebmlab.models.rbm import BernoulliRBM
     from ebmlab.objectives.contrastive import ContrastiveDivergence
-    from ebmlab.train import TrainConfig, train
+    from ebmlab.training import TrainConfig, train
 
     data = torch.from_numpy(x)
     rbm = BernoulliRBM(x.shape[1], h, seed=0)

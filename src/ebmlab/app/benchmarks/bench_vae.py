@@ -127,7 +127,7 @@ def _ebmlab(x: torch.Tensor, batch: int) -> Callable[[], None]:
 def _ebmlab_loop(x: torch.Tensor, batch: int) -> Callable[[], None]:
     from ebmlab.models.vae import VAE
     from ebmlab.objectives.vae import VariationalBound
-    from ebmlab.train import TrainConfig, train
+    from ebmlab.training import TrainConfig, train
 
     model = VAE(D, hidden=[HIDDEN, HIDDEN], latent=LATENT, seed=0)
     objective = VariationalBound()

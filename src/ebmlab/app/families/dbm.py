@@ -49,7 +49,7 @@ from ...models.rbm import BernoulliRBM, bernoulli
 from ...objectives.dbm import TiedCopiesCD, VariationalPCD
 from ...partition import AISResult
 from ...stats import mean_and_se
-from ...train import TrainConfig, train
+from ...training import TrainConfig, train
 from .. import viz
 from ..recipes import Context, Figure, Option, Recipe, register
 

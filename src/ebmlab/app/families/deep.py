@@ -29,7 +29,7 @@ from ...models.autoencoder import DeepAutoencoder, ReconstructionObjective
 from ...models.base import Model
 from ...models.dbn import DeepBeliefNet
 from ...stats import mean_and_se
-from ...train import TrainConfig
+from ...training import TrainConfig
 from .. import viz
 from ..recipes import Context, Figure, Option, Recipe, register
 

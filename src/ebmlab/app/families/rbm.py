@@ -421,7 +421,7 @@ def _labels(ctx: Context, split: str, n: int) -> torch.Tensor | None:
 def _fit_bm(model: Model, x_train: torch.Tensor, ctx: Context) -> dict[str, Any]:
     """Lecture 001's learning rule with the one training loop; the labels (one-hot) are clamped
     with the pixels in the clamped phase."""
-    from ...train import TrainConfig, train
+    from ...training import TrainConfig, train
 
     assert isinstance(model, BoltzmannMachine)
     o = ctx.options
