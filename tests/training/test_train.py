@@ -161,7 +161,7 @@ def test_ddp_two_processes_match_single_process(tmp_path):
     env = dict(
         os.environ,
         OMP_NUM_THREADS="1",
-        PYTHONPATH=os.pathsep.join([str(HERE.parent / "src"), str(HERE)]),
+        PYTHONPATH=os.pathsep.join([str(HERE.parents[1] / "src"), str(HERE)]),
     )
     proc = subprocess.run(
         [
