@@ -25,7 +25,7 @@ visible states); values outside [0, 1] raise a ValueError. Sparse input is densi
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .models.rbm import BernoulliRBM as _TorchRBM
 from .models.rbm import bernoulli
 from .objectives.contrastive import ContrastiveDivergence
+from .validation import Constraint, Integral, OneOf, Real, check_params
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -59,6 +60,20 @@ class BernoulliRBM(TransformerMixin, BaseEstimator):
         init_visible_bias: start the visible biases at the logit of the data marginals.
         dtype: "float32" or "float64" computation.
     """
+
+    #: what each parameter may be, checked when fitting (scikit-learn sets parameters freely)
+    _constraints: ClassVar[dict[str, Constraint]] = {
+        "n_components": Integral(1),
+        "learning_rate": Real(0, closed="neither"),
+        "batch_size": Integral(1),
+        "n_iter": Integral(1),
+        "method": OneOf("cd", "pcd", "pt"),
+        "k": Integral(1),
+        "momentum": Real(0, 1, closed="left"),
+        "weight_decay": Real(0),
+        "n_chains": Integral(1) | None,
+        "dtype": OneOf(*_DTYPES),
+    }
 
     def __init__(
         self,
@@ -102,22 +117,7 @@ class BernoulliRBM(TransformerMixin, BaseEstimator):
 
     # ----- validation ---------------------------------------------------------------------------
     def _check_params(self) -> None:
-        for name in ("n_components", "batch_size", "n_iter", "k"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-        if not (isinstance(self.learning_rate, int | float) and self.learning_rate > 0):
-            raise ValueError(
-                f"learning_rate: expected a positive number, got {self.learning_rate!r}"
-            )
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum: expected a value in [0, 1), got {self.momentum!r}")
-        if not self.weight_decay >= 0:
-            raise ValueError(f"weight_decay: expected >= 0, got {self.weight_decay!r}")
-        if self.method not in ("cd", "pcd", "pt"):
-            raise ValueError(f"method: expected 'cd', 'pcd' or 'pt', got {self.method!r}")
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"dtype: expected 'float32' or 'float64', got {self.dtype!r}")
+        check_params(self._constraints, self.get_params(deep=False))
 
     def _validate(self, X: Any, reset: bool) -> np.ndarray:
         X = validate_data(

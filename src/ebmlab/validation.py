@@ -1,13 +1,407 @@
-"""Input validation shared across the library: errors name the argument and what was expected."""
+"""Argument and input checks shared across the library: one place writes each error message.
+
+Inputs: ``as_tensor`` (array or tensor, shape, dtype, finiteness), ``check_binary``,
+``check_known_mask``.
+
+Arguments: small declarative constraints in the spirit of scikit-learn's parameter constraints
+(``sklearn/utils/_param_validation.py``): ``Integral``, ``Real``, ``OneOf``, ``Boolean``,
+``SequenceOf`` and ``ImageShape``, combined with ``|`` (``Real(0, closed="neither") | None``) and
+narrowed with ``.where(predicate, description)``. A constructor declares its arguments with
+
+    @validate(n_hidden=Integral(1), lr=Real(0, None, closed="neither"), kind=OneOf("a", "b"))
+    def __init__(self, n_hidden: int, lr: float = 0.1, kind: str = "a") -> None: ...
+
+and the arguments (defaults included) are checked before the body runs. ``check_params`` checks
+a mapping of values (e.g. an estimator's ``get_params()``), and ``check_positive_int``,
+``check_nonnegative_int``, ``check_positive``, ``check_in_range``, ``check_choice`` one value.
+
+Every refusal raises ``InvalidArgumentError``, a ``ValueError`` and a ``TypeError`` alike (a value
+of the wrong type is one way to miss a constraint), whose message reads
+``"<name>: expected <description>, got <value>"``, e.g. ``"k: expected a positive integer, got
+0"``. ``bool`` is not an integer nor a number here (``n_chains=True`` is a mistake), NaN is never
+a number, and NumPy scalars are accepted wherever the Python number is.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import inspect
+import math
+import numbers
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
 
+Closed = Literal["both", "left", "right", "neither"]
+_CLOSED = ("both", "left", "right", "neither")
+_Function = TypeVar("_Function", bound=Callable[..., Any])
 
+
+class InvalidArgumentError(ValueError, TypeError):
+    """An argument outside its constraint (both a ``ValueError`` and a ``TypeError``)."""
+
+
+def _shown(value: Any) -> str:
+    """How a refused value appears in a message: NumPy scalars as the Python number."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
+
+
+def _article(phrase: str) -> str:
+    return ("an " if phrase[:1] in "aeiou" else "a ") + phrase
+
+
+def _bound(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool | np.bool_)
+
+
+# ----- constraints -------------------------------------------------------------------------------
+class Constraint:
+    """A set of admissible values with a phrase that describes it ("a positive integer").
+
+    Subclasses implement ``accepts`` and ``_describe``; ``description`` overrides the phrase
+    (e.g. "an odd kernel size").
+    """
+
+    def __init__(self, *, description: str | None = None) -> None:
+        self._description = description
+
+    def accepts(self, value: Any) -> bool:
+        raise NotImplementedError
+
+    def _describe(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def description(self) -> str:
+        """The phrase after "expected" in the error message."""
+        return self._description or self._describe()
+
+    @property
+    def plural(self) -> str:
+        """The description of several such values ("positive integers")."""
+        return f"values, each {self.description}"
+
+    def check(self, value: Any, name: str) -> Any:
+        """``value`` itself if it satisfies the constraint, else ``InvalidArgumentError``."""
+        if not self.accepts(value):
+            raise InvalidArgumentError(f"{name}: expected {self.description}, got {_shown(value)}")
+        return value
+
+    def where(self, predicate: Callable[[Any], bool], description: str) -> Constraint:
+        """This constraint narrowed by ``predicate`` (called only on values it accepts)."""
+        return Refined(self, predicate, description)
+
+    def __or__(self, other: Constraint | None) -> AnyOf:
+        return AnyOf(self, other)
+
+    def __ror__(self, other: Constraint | None) -> AnyOf:
+        return AnyOf(other, self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.description}>"
+
+
+class _Interval(Constraint):
+    """Numbers between ``low`` and ``high`` (None: unbounded); ``closed`` says which ends are in."""
+
+    noun = "number"
+
+    def __init__(
+        self,
+        low: float | None = None,
+        high: float | None = None,
+        closed: Closed = "both",
+        *,
+        description: str | None = None,
+    ) -> None:
+        super().__init__(description=description)
+        if closed not in _CLOSED:
+            raise ValueError(f"closed: expected one of {', '.join(_CLOSED)}, got {closed!r}")
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"low: expected low <= high, got low={low}, high={high}")
+        self.low, self.high = low, high
+        self.low_closed = closed in ("both", "left")
+        self.high_closed = closed in ("both", "right")
+
+    def _in_bounds(self, value: Any) -> bool:
+        low, high = self.low, self.high
+        above = low is None or (value >= low if self.low_closed else value > low)
+        below = high is None or (value <= high if self.high_closed else value < high)
+        return bool(above and below)
+
+    def _phrase(self, noun: str) -> str:
+        low, high = self.low, self.high
+        if low is None and high is None:
+            return noun
+        if high is None:
+            sign = self._sign()
+            if sign:
+                return f"{sign} {noun}"
+            return f"{noun} {'>=' if self.low_closed else '>'} {_bound(low)}"
+        if low is None:
+            return f"{noun} {'<=' if self.high_closed else '<'} {_bound(high)}"
+        left, right = "[" if self.low_closed else "(", "]" if self.high_closed else ")"
+        return f"{noun} in {left}{_bound(low)}, {_bound(high)}{right}"
+
+    def _sign(self) -> str | None:
+        """The word ("positive", "non-negative") for an interval one names, else None."""
+        if self.low == 0:
+            return "non-negative" if self.low_closed else "positive"
+        return None
+
+    def _describe(self) -> str:
+        return _article(self._phrase(self.noun))
+
+    @property
+    def plural(self) -> str:
+        return self._description or self._phrase(self.noun + "s")
+
+
+class Integral(_Interval):
+    """Integers (Python or NumPy, never ``bool``) in an interval; open ends are made closed, so
+    ``Integral(0, closed="neither")`` is ``Integral(1)``, "a positive integer"."""
+
+    noun = "integer"
+
+    def __init__(
+        self,
+        low: int | None = None,
+        high: int | None = None,
+        closed: Closed = "both",
+        *,
+        description: str | None = None,
+    ) -> None:
+        super().__init__(low, high, closed, description=description)
+        if self.low is not None and not self.low_closed:
+            self.low, self.low_closed = self.low + 1, True
+        if self.high is not None and not self.high_closed:
+            self.high, self.high_closed = self.high - 1, True
+
+    def _sign(self) -> str | None:
+        return {0: "non-negative", 1: "positive"}.get(self.low) if self.high is None else None
+
+    def accepts(self, value: Any) -> bool:
+        if _is_bool(value) or not isinstance(value, numbers.Integral):
+            return False
+        return self._in_bounds(value)
+
+
+class Real(_Interval):
+    """Real numbers (int, float or NumPy, never ``bool`` or NaN) in an interval; infinite values
+    only with ``finite=False``."""
+
+    def __init__(
+        self,
+        low: float | None = None,
+        high: float | None = None,
+        closed: Closed = "both",
+        *,
+        finite: bool = True,
+        description: str | None = None,
+    ) -> None:
+        super().__init__(low, high, closed, description=description)
+        self.finite = finite
+
+    def accepts(self, value: Any) -> bool:
+        if _is_bool(value) or not isinstance(value, numbers.Real):
+            return False
+        x = float(value)
+        if math.isnan(x) or (self.finite and math.isinf(x)):
+            return False
+        return self._in_bounds(x)
+
+    def _phrase(self, noun: str) -> str:
+        if self.low is None and self.high is None and self.finite:
+            return f"finite {noun}"
+        return super()._phrase(noun)
+
+
+class OneOf(Constraint):
+    """One of the given values (compared with ``==``; ``True`` is not ``1`` here)."""
+
+    def __init__(self, *values: Any, description: str | None = None) -> None:
+        super().__init__(description=description)
+        if not values:
+            raise ValueError("values: expected at least one admissible value")
+        self.values = values
+
+    def accepts(self, value: Any) -> bool:
+        if _is_bool(value) and not any(isinstance(v, bool) for v in self.values):
+            return False
+        try:
+            return any(bool(value == v) for v in self.values)
+        except (TypeError, ValueError, RuntimeError):  # e.g. an array compared with a string
+            return False
+
+    def _describe(self) -> str:
+        return "one of " + ", ".join(v if isinstance(v, str) else repr(v) for v in self.values)
+
+
+class Boolean(Constraint):
+    """``True`` or ``False`` (Python or NumPy)."""
+
+    def accepts(self, value: Any) -> bool:
+        return _is_bool(value)
+
+    def _describe(self) -> str:
+        return "True or False"
+
+
+class NoneValue(Constraint):
+    """Only ``None``; what ``constraint | None`` adds."""
+
+    def accepts(self, value: Any) -> bool:
+        return value is None
+
+    def _describe(self) -> str:
+        return "None"
+
+
+class AnyOf(Constraint):
+    """Values that satisfy at least one of ``constraints`` (``None`` stands for ``NoneValue``)."""
+
+    def __init__(self, *constraints: Constraint | None, description: str | None = None) -> None:
+        super().__init__(description=description)
+        self.constraints = tuple(NoneValue() if c is None else c for c in constraints)
+
+    def accepts(self, value: Any) -> bool:
+        return any(c.accepts(value) for c in self.constraints)
+
+    def _describe(self) -> str:
+        phrases = [c.description for c in self.constraints]
+        return ", ".join(phrases[:-1]) + " or " + phrases[-1]
+
+
+class Refined(Constraint):
+    """Values of ``base`` for which ``predicate`` holds (see ``Constraint.where``)."""
+
+    def __init__(self, base: Constraint, predicate: Callable[[Any], bool], description: str):
+        super().__init__(description=description)
+        self.base, self.predicate = base, predicate
+
+    def accepts(self, value: Any) -> bool:
+        return self.base.accepts(value) and bool(self.predicate(value))
+
+
+class SequenceOf(Constraint):
+    """A list or tuple (``length`` items, if given) whose every item satisfies ``item``."""
+
+    def __init__(
+        self, item: Constraint, length: int | None = None, *, description: str | None = None
+    ) -> None:
+        super().__init__(description=description)
+        self.item, self.length = item, length
+
+    def accepts(self, value: Any) -> bool:
+        if not isinstance(value, list | tuple):
+            return False
+        if self.length is not None and len(value) != self.length:
+            return False
+        return all(self.item.accepts(v) for v in value)
+
+    def _describe(self) -> str:
+        count = "" if self.length is None else f"{self.length} "
+        return f"a list of {count}{self.item.plural}"
+
+
+class ImageShape(SequenceOf):
+    """[height, width]: two positive integers, with at least ``min_pixels`` pixels."""
+
+    def __init__(self, min_pixels: int = 1) -> None:
+        more = f" with >= {min_pixels} pixels" if min_pixels > 1 else ""
+        super().__init__(Integral(1), 2, description=f"[height, width] (positive integers){more}")
+        self.min_pixels = min_pixels
+
+    def accepts(self, value: Any) -> bool:
+        return super().accepts(value) and value[0] * value[1] >= self.min_pixels
+
+
+# ----- checking arguments ------------------------------------------------------------------------
+def check_params(constraints: Mapping[str, Constraint], values: Mapping[str, Any]) -> None:
+    """Check ``values[name]`` against ``constraints[name]`` for every name in ``constraints``
+    (in their order); a name missing from ``values`` is an error of the caller."""
+    for name, constraint in constraints.items():
+        constraint.check(values[name], name)
+
+
+def validate(**constraints: Constraint) -> Callable[[_Function], _Function]:
+    """Decorator: check the named arguments of every call (defaults included) before the body
+    runs. The constraints stay readable as ``function.constraints``.
+
+    >>> @validate(n=Integral(1))
+    ... def draws(n: int = 1) -> int:
+    ...     return n
+    >>> draws(0)
+    Traceback (most recent call last):
+    ...
+    ebmlab.validation.InvalidArgumentError: n: expected a positive integer, got 0
+    """
+
+    def decorate(function: _Function) -> _Function:
+        signature = inspect.signature(function)
+        unknown = sorted(set(constraints) - set(signature.parameters))
+        if unknown:
+            raise TypeError(f"validate: {function.__qualname__} has no argument {unknown[0]!r}")
+
+        @functools.wraps(function)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            check_params(constraints, bound.arguments)
+            return function(*args, **kwargs)
+
+        checked.constraints = MappingProxyType(dict(constraints))  # type: ignore[attr-defined]
+        return checked  # type: ignore[return-value]
+
+    return decorate
+
+
+_POSITIVE_INT = Integral(1)
+_NONNEGATIVE_INT = Integral(0)
+_POSITIVE = Real(0, closed="neither")
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """``value`` if it is an integer >= 1, else ``InvalidArgumentError``."""
+    return _POSITIVE_INT.check(value, name)
+
+
+def check_nonnegative_int(value: Any, name: str) -> int:
+    """``value`` if it is an integer >= 0, else ``InvalidArgumentError``."""
+    return _NONNEGATIVE_INT.check(value, name)
+
+
+def check_positive(value: Any, name: str) -> float:
+    """``value`` if it is a finite number > 0, else ``InvalidArgumentError``."""
+    return _POSITIVE.check(value, name)
+
+
+def check_in_range(
+    value: Any,
+    name: str,
+    low: float | None = None,
+    high: float | None = None,
+    closed: Closed = "both",
+) -> float:
+    """``value`` if it is a finite number between ``low`` and ``high`` (ends per ``closed``)."""
+    return Real(low, high, closed).check(value, name)
+
+
+def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
+    """``value`` if it is one of ``choices``, else ``InvalidArgumentError`` listing them."""
+    return OneOf(*choices).check(value, name)
+
+
+# ----- checking inputs ---------------------------------------------------------------------------
 def as_tensor(
     x: Any,
     name: str,
@@ -63,7 +457,14 @@ def check_binary(x: torch.Tensor, name: str) -> torch.Tensor:
     return x
 
 
-def check_positive(value: float, name: str) -> float:
-    if not value > 0:
-        raise ValueError(f"{name}: expected a positive number, got {value}")
-    return value
+def check_known_mask(mask: Any, x: torch.Tensor, name: str = "mask") -> torch.Tensor:
+    """A bool mask of the known entries of the (batch, D) ``x``: shape (D,) or that of ``x``, on
+    ``x``'s device (True = known pixel)."""
+    mask = torch.as_tensor(mask, device=x.device)
+    if mask.dtype != torch.bool:
+        raise TypeError(f"{name}: expected a bool tensor (True = known pixel), got {mask.dtype}")
+    if mask.shape not in ((x.shape[-1],), tuple(x.shape)):
+        raise ValueError(
+            f"{name}: expected shape ({x.shape[-1]},) or {tuple(x.shape)}, got {tuple(mask.shape)}"
+        )
+    return mask

@@ -12,14 +12,9 @@ import torch
 import ebmlab
 from ebmlab import data, partition
 from ebmlab.app.families.deep import pca_reconstruction
-from ebmlab.models.autoencoder import (
-    DeepAutoencoder,
-    GaussianHiddenCD,
-    GaussianHiddenRBM,
-    ReconstructionObjective,
-)
+from ebmlab.models.autoencoder import DeepAutoencoder, GaussianHiddenRBM
 from ebmlab.models.rbm import BernoulliRBM
-from ebmlab.training import TrainConfig, train
+from ebmlab.objectives.autoencoder import GaussianHiddenCD, ReconstructionObjective
 
 
 def random_grbm(d: int = 4, h: int = 2, seed: int = 0, scale: float = 0.7) -> GaussianHiddenRBM:
@@ -146,58 +141,6 @@ def test_glorot_initialisation_scale() -> None:
     )
 
 
-def test_pretrain_unrolls_the_trained_stack() -> None:
-    x = digits()[:200]
-    model = DeepAutoencoder([64, 16, 2], seed=0)
-    results = model.pretrain(x, epochs=1, batch_size=50, progress=False)
-    rbms = [r.model for r in results]
-    assert isinstance(rbms[-1], GaussianHiddenRBM)
-    for k, rbm in enumerate(rbms):
-        torch.testing.assert_close(model.encoder[k].weight, rbm.W.T)
-        torch.testing.assert_close(model.decoder[-1 - k].bias, rbm.b)
-
-
-def _fine_tuned_error(pretrain: bool, seed: int) -> float:
-    x, x_test = digits(), digits("test")
-    model = DeepAutoencoder([64, 100, 50, 25, 2], seed=seed)
-    objective = ReconstructionObjective(
-        pretrain_epochs=5 if pretrain else 0, pretrain_batch_size=20, seed=seed, progress=False
-    )
-    config = TrainConfig(epochs=5, batch_size=20, lr=1e-3, seed=seed, progress=False)
-    train(model, objective, x, config)
-    return float(model.reconstruction_error(x_test).mean())
-
-
-@pytest.mark.parametrize("seed", [0, 1])
-def test_pretraining_beats_random_initialisation_at_a_small_budget(seed: int) -> None:
-    """Hinton & Salakhutdinov's point on digits (64-100-50-25-2, 5 pretraining epochs per RBM,
-    5 fine-tuning epochs, Adam 1e-3): about 4.0 against 4.7 summed squared error (the random
-    Glorot start is still near the mean image) for seeds 0..4; the margin is over 10 times the
-    seed-to-seed spread."""
-    assert _fine_tuned_error(True, seed) < _fine_tuned_error(False, seed) - 0.3
-
-
-def test_resume_does_not_pretrain_again(tmp_path, monkeypatch) -> None:
-    x = digits()[:200]
-
-    def fresh() -> tuple[DeepAutoencoder, ReconstructionObjective]:
-        model = DeepAutoencoder([64, 8, 2], seed=0)
-        return model, ReconstructionObjective(pretrain_epochs=1, progress=False)
-
-    model, objective = fresh()
-    train(model, objective, x, TrainConfig(epochs=1, progress=False), tmp_path)
-    model2, objective2 = fresh()
-
-    def fail(*args, **kwargs):
-        raise AssertionError("pretraining ran on resume")
-
-    monkeypatch.setattr(DeepAutoencoder, "pretrain", fail)
-    result = train(
-        model2, objective2, x, TrainConfig(epochs=2, progress=False), tmp_path, resume=True
-    )
-    assert result.step == 2 * 2  # 200 examples, batches of 100
-
-
 def test_squared_error_loss_and_objective_checks() -> None:
     x = digits()[:20]
     model = DeepAutoencoder([64, 8, 2], seed=0)
@@ -210,8 +153,6 @@ def test_squared_error_loss_and_objective_checks() -> None:
     assert metrics["squared_error"] == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError, match="loss"):
         ReconstructionObjective(loss="l1")
-    with pytest.raises(ValueError, match="pretrain_epochs"):
-        ReconstructionObjective(pretrain_epochs=-1)
     with pytest.raises(TypeError, match="model: ReconstructionObjective trains a DeepAutoencoder"):
         ReconstructionObjective().setup(BernoulliRBM(64, 3), x)
     with pytest.raises(TypeError, match="model: GaussianHiddenCD trains a GaussianHiddenRBM"):

@@ -444,29 +444,6 @@ def test_tied_copies_cd_with_long_chains_gives_the_exact_gradient(r_v, r_h):
         assert ((got - want).abs() <= 5 * se + 1e-9).all(), (got - want, se)
 
 
-def test_compose_and_pretrain():
-    assert family.copies_for_layer(0, 1) == (1, 1)
-    assert [family.copies_for_layer(l, 3) for l in range(3)] == [(2, 1), (2, 2), (1, 2)]
-    g = torch.Generator().manual_seed(7)
-    rbms = [BernoulliRBM(5, 4, init_std=1.0, seed=1), BernoulliRBM(4, 3, init_std=1.0, seed=2)]
-    with torch.no_grad():
-        for rbm in rbms:
-            rbm.b.normal_(generator=g)
-            rbm.c.normal_(generator=g)
-    dbm = DeepBoltzmannMachine([5, 4, 3])
-    family.compose(dbm, rbms)
-    assert torch.equal(dbm.weights[0], rbms[0].W) and torch.equal(dbm.weights[1], rbms[1].W)
-    assert torch.equal(dbm.biases[0], rbms[0].b) and torch.equal(dbm.biases[2], rbms[1].c)
-    torch.testing.assert_close(dbm.biases[1], (rbms[0].c + rbms[1].b) / 2)
-    with pytest.raises(ValueError, match="rbms"):
-        family.compose(dbm, rbms[:1])
-    x = (torch.rand(40, 5, generator=g) < 0.5).float()
-    config = TrainConfig(epochs=2, batch_size=10, lr=0.05, optimizer="sgd", progress=False)
-    trained = family.pretrain(dbm, x, config, seed=3)
-    assert torch.equal(dbm.weights[1], trained[1].W)
-    assert not torch.equal(trained[0].W, BernoulliRBM(5, 4, init_std=0.01, seed=3).W)
-
-
 # ----- recipe ------------------------------------------------------------------------------------
 def test_recipe_on_digits_reports_exact_and_bounds(tmp_path):
     from ebmlab.app.cli import run_family

@@ -16,11 +16,7 @@ from ebmlab.models.dbn import (
     DeepBeliefNet,
     bernoulli_entropy,
     bernoulli_log_prob,
-    fit_greedy,
-    propagate_up,
 )
-from ebmlab.objectives.contrastive import ContrastiveDivergence
-from ebmlab.training import TrainConfig
 
 
 def all_binary(n: int) -> torch.Tensor:
@@ -208,55 +204,9 @@ def test_sample_from_data_and_reconstruct_shapes() -> None:
     assert [h.shape[1] for h in dbn.up_pass(v0)] == [4, 3]
 
 
-# ----- greedy training ---------------------------------------------------------------------------
 def _digits(split: str = "train") -> torch.Tensor:
     x, _ = data.load("digits", split, binarize="threshold")
     return x
-
-
-def test_fit_greedy_trains_each_layer_on_the_layer_below(tmp_path) -> None:
-    """With 0 epochs the loop only runs ``setup``, which sets each RBM's visible biases to the
-    logits of its training data's marginals: layer 2 must have seen layer 1's probabilities."""
-    x = _digits()
-    for propagate in ("probabilities", "samples"):
-        dbn = DeepBeliefNet([64, 16, 8], seed=0)
-        config = TrainConfig(epochs=0, progress=False, device="cpu")
-        dbn.fit_greedy(x, config, propagate=propagate, out_dir=tmp_path / propagate, seed=3)
-        generator = torch.Generator().manual_seed(3)
-        h1 = propagate_up(dbn.rbms[0], x, propagate, generator)
-        p = h1.mean(0).clamp(1e-3, 1 - 1e-3)
-        torch.testing.assert_close(dbn.rbms[1].b.detach(), torch.log(p) - torch.log1p(-p))
-        if propagate == "samples":
-            assert ((h1 == 0) | (h1 == 1)).all()
-        for layer in ("layer1", "layer2"):
-            assert (tmp_path / propagate / layer / "checkpoint.safetensors").exists()
-
-
-def test_greedy_training_improves_the_exact_likelihood() -> None:
-    x, x_test = _digits(), _digits("test")
-    dbn = DeepBeliefNet([64, 12, 16], seed=0)
-    before = dbn.exact_log_prob(x_test).mean()
-    config = TrainConfig(epochs=5, batch_size=20, lr=0.05, optimizer="sgd", progress=False)
-    results = dbn.fit_greedy(x, config, method="cd", seed=0)
-    after = dbn.exact_log_prob(x_test).mean()
-    assert len(results) == 2 and all(r.epochs_done == 5 for r in results)
-    assert after > before + 5.0  # about -44 nats (uniform) to about -30
-
-
-def test_fit_greedy_checks_its_arguments() -> None:
-    x = _digits()[:50]
-    dbn = DeepBeliefNet([64, 4, 3], seed=0)
-    config = TrainConfig(epochs=0, progress=False)
-    with pytest.raises(ValueError, match="objectives"):
-        fit_greedy(dbn.rbms, x, config, [ContrastiveDivergence()])
-    with pytest.raises(ValueError, match="configs"):
-        fit_greedy(dbn.rbms, x, [config], [ContrastiveDivergence(), ContrastiveDivergence()])
-    with pytest.raises(ValueError, match="propagate"):
-        dbn.fit_greedy(x, config, propagate="means")
-    with pytest.raises(ValueError, match="layers"):
-        fit_greedy([], x, config, [])
-    with pytest.raises(ValueError, match=r"x: .*\[0, 1\]"):
-        dbn.fit_greedy(x * 2, config)
 
 
 # ----- save / load, bad input --------------------------------------------------------------------
@@ -317,7 +267,7 @@ def test_recipe_trains_evaluates_and_draws_through_the_cli(tmp_path) -> None:
     out = tmp_path / "run"
     args = ["--layers", "8,8", "--layer-epochs", "2", "--ais-betas", "200", "--ais-runs", "20"]
     main(["train", "dbn", "--data", "digits", "--out", str(out), "--no-progress", *args])
-    assert (out / "layers" / "layer2" / "checkpoint.safetensors").exists()
+    assert (out / "stages" / "layer2.safetensors").exists()
     assert (out / "samples.png").exists() and (out / "reconstructions.png").exists()
     main(["eval", str(out), "--json", "--quick"])
     metrics = json.loads((out / "eval.json").read_text())
@@ -331,16 +281,18 @@ def test_recipe_trains_evaluates_and_draws_through_the_cli(tmp_path) -> None:
 def test_recipe_reports_the_ais_bound_for_large_layers(tmp_path) -> None:
     from ebmlab.app.families import deep
     from ebmlab.app.recipes import Context
+    from ebmlab.training import TrainConfig, run_stages
 
     options = {opt.name: opt.default for opt in deep.DBN_OPTIONS}
     options.update(layers="20,8", layer_epochs=1, ais_runs=10, bound_samples=3)
-    ctx = Context(
-        options, "digits", (8, 8), torch.Generator().manual_seed(0), tmp_path, "cpu", True
-    )
     x, x_test = _digits()[:300], _digits("test")[:50]
+    ctx = Context(
+        options, "digits", (8, 8), torch.Generator().manual_seed(0), tmp_path, "cpu", True, x
+    )
     model, objective = deep._build_dbn(x, ctx)
     assert objective is None
-    deep._fit_dbn(model, x, ctx)
+    config = TrainConfig(progress=False)
+    run_stages(model, deep._stages_dbn(model, objective, ctx, config), None)
     metrics = deep._evaluate_dbn(model, x, x_test, ctx)
     assert metrics["log_likelihood_method"] == "ais-lower-bound"
     assert metrics["test_log_likelihood"] <= metrics["test_log_likelihood_iw3"] + 1.0

@@ -11,13 +11,14 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .. import __version__, data, io
-from ..training import TrainConfig, TrainingDiverged, resolve_device, train, train_with_restarts
+from ..training import Stage, TrainConfig, TrainingDiverged, resolve_device, run_stages
 from . import recipes
 from .recipes import Context, Figure, Recipe
 
@@ -41,15 +42,25 @@ class CLIError(Exception):
 
 
 # ----- data ---------------------------------------------------------------------------------------
-def load_split(
-    name: str, binarize: str | None, seed: int, data_dir: str | None = None
-) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int] | None]:
-    """(x_train, x_test, image_shape) for an image dataset or a toy 2-D density."""
+@dataclass
+class Split:
+    """A run's data: training and test examples, their labels where the dataset has them."""
+
+    x_train: torch.Tensor
+    x_test: torch.Tensor
+    y_train: torch.Tensor | None
+    y_test: torch.Tensor | None
+    image_shape: tuple[int, int] | None
+
+
+def load_split(name: str, binarize: str | None, seed: int, data_dir: str | None = None) -> Split:
+    """The training and test data of an image dataset or a toy 2-D density."""
     if data.is_toy2d(name):
-        return data.toy2d(name, TOY_TRAIN, seed), data.toy2d(name, TOY_TEST, seed + 1), None
-    x_train, _ = data.load(name, "train", binarize=binarize, data_dir=data_dir)
-    x_test, _ = data.load(name, "test", binarize=binarize, data_dir=data_dir)
-    return x_train, x_test, data.image_shape(name)
+        train, test = data.toy2d(name, TOY_TRAIN, seed), data.toy2d(name, TOY_TEST, seed + 1)
+        return Split(train, test, None, None, None)
+    x_train, y_train = data.load(name, "train", binarize=binarize, data_dir=data_dir)
+    x_test, y_test = data.load(name, "test", binarize=binarize, data_dir=data_dir)
+    return Split(x_train, x_test, y_train, y_test, data.image_shape(name))
 
 
 def _check_data_kind(recipe: Recipe, name: str) -> None:
@@ -91,9 +102,15 @@ def _figures_manifest(out: Path, figures: list[Figure]) -> None:
     )
 
 
-def make_context(run_config: dict[str, Any], out: Path, quick: bool = False) -> Context:
+def make_context(
+    run_config: dict[str, Any],
+    out: Path,
+    quick: bool = False,
+    split: Split | None = None,
+    data_dir: str | None = None,
+) -> Context:
     device = resolve_device(run_config["train"].get("device", "auto"))
-    return Context(
+    ctx = Context(
         options=run_config["options"],
         data_name=run_config["data"],
         image_shape=tuple(run_config["image_shape"]) if run_config.get("image_shape") else None,
@@ -101,7 +118,12 @@ def make_context(run_config: dict[str, Any], out: Path, quick: bool = False) -> 
         out_dir=out,
         device=device,
         quick=quick,
+        data_dir=data_dir,
     )
+    if split is not None:
+        ctx.x_train, ctx.x_test = split.x_train, split.x_test
+        ctx.y_train, ctx.y_test = split.y_train, split.y_test
+    return ctx
 
 
 def run_family(
@@ -121,7 +143,8 @@ def run_family(
     the evaluation metrics (empty unless ``evaluate``)."""
     _check_data_kind(recipe, data_name)
     binarize = options.get("binarize", recipe.binarize)
-    x_train, x_test, image_shape = load_split(data_name, binarize, train_config.seed, data_dir)
+    split = load_split(data_name, binarize, train_config.seed, data_dir)
+    x_train, x_test, image_shape = split.x_train, split.x_test, split.image_shape
     run_config = {
         "model": recipe.name,
         "data": data_name,
@@ -136,17 +159,20 @@ def run_family(
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         _write_json(out / "config.json", run_config)
-    ctx = make_context(run_config, out, quick)
+    ctx = make_context(run_config, out, quick, split, data_dir)
     torch.manual_seed(train_config.seed)  # for libraries that use the global generator only
     model, objective = recipe.build(x_train, ctx)
     meta = {"dataset": data_name, "binarize": binarize, "options": options, "recipe": recipe.name}
     started = time.perf_counter()
-    if objective is not None and restarts > 0 and not resume:
-        train_with_restarts(
-            model, objective, x_train, train_config, out, max_restarts=restarts, meta=meta
+    if objective is not None or recipe.stages is not None:
+        plan = (
+            recipe.stages(model, objective, ctx, train_config)
+            if recipe.stages is not None
+            else [Stage("train", model, objective, x_train, train_config)]
         )
-    elif objective is not None:
-        train(model, objective, x_train, train_config, out, resume=resume, meta=meta)
+        run_stages(
+            model, plan, out, resume=resume, meta=meta, restarts=restarts, log=stage_logger()
+        )
     else:
         if recipe.fit is None:
             raise CLIError(f"model {recipe.name!r} has neither an objective nor a fit rule")
@@ -173,6 +199,13 @@ def run_family(
 
 
 # ----- commands ----------------------------------------------------------------------------------
+def stage_logger() -> Any:
+    """Print each training stage as it starts (stderr), on the main process only."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return None
+    return lambda message: print(f"ebmlab: {message}", file=sys.stderr, flush=True)
+
+
 def _train_config_from_args(recipe: Recipe, args: argparse.Namespace) -> TrainConfig:
     settings = dict(recipe.train_defaults)
     for key in ("epochs", "batch_size", "lr", "seed", "device", "optimizer", "schedule"):
@@ -259,12 +292,11 @@ def evaluate_run(
     run_dir, config, recipe = _load_run(str(run))
     if device:
         config["train"]["device"] = device
-    ctx = make_context(config, run_dir, quick=quick)
+    split = load_split(config["data"], config.get("binarize"), config["train"]["seed"], data_dir)
+    ctx = make_context(config, run_dir, quick, split, data_dir)
     model = io.load(run_dir / "checkpoint.safetensors", device=str(ctx.device))
     model.eval()
-    x_train, x_test, _ = load_split(
-        config["data"], config.get("binarize"), config["train"]["seed"], data_dir
-    )
+    x_train, x_test = split.x_train, split.x_test
     metrics = recipe.evaluate(model, x_train.to(ctx.device), x_test.to(ctx.device), ctx)
     _write_json(run_dir / "eval.json", metrics)
     return metrics

@@ -12,12 +12,13 @@ import hashlib
 
 import torch
 
+from ..validation import check_choice
+
 BINARIZATIONS = (None, "threshold", "stochastic")
 
 
 def check_binarization(binarize: str | None) -> None:
-    if binarize not in BINARIZATIONS:
-        raise ValueError(f"binarize: expected None, 'threshold' or 'stochastic', got {binarize!r}")
+    check_choice(binarize, "binarize", BINARIZATIONS)
 
 
 def binarize_threshold(x: torch.Tensor) -> torch.Tensor:

@@ -37,6 +37,7 @@ import math
 
 import torch
 
+from ..validation import check_nonnegative_int
 from .registry import dataset_info, toy2d_names
 
 EIGHT_GAUSSIANS_SCALE = 4.0
@@ -114,8 +115,7 @@ def toy2d(name: str, n: int, seed: int | torch.Generator = 0) -> torch.Tensor:
         raise ValueError(
             f"name: {name!r} is not a 2-D toy density; valid: {', '.join(toy2d_names())}"
         )
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"n: expected a non-negative int, got {n!r}")
+    check_nonnegative_int(n, "n")
     g = as_generator(seed)
     return _SAMPLERS[name](n, g).to(torch.float32)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..validation import check_positive, check_positive_int
 from .toy2d_density import (
     TINY,
     _mixture_log_density_logspace,
@@ -84,10 +85,8 @@ def toy2d_grid(
     """
     if name is not None:
         check_toy2d_name(name)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n: expected a positive int, got {n!r}")
-    if not (isinstance(bound, int | float) and math.isfinite(bound) and bound > 0):
-        raise ValueError(f"bound: expected a positive number, got {bound!r}")
+    check_positive_int(n, "n")
+    check_positive(bound, "bound")
     h = 2 * bound / n
     centers = -bound + h * (torch.arange(n, dtype=torch.float64) + 0.5)
     ys, xs = torch.meshgrid(centers, centers, indexing="ij")

@@ -5,26 +5,5 @@ trained on the dataset's labels (the "Frechet digit distance"); ``frechet_baseli
 floor (training images) and two baselines at the same sample size.
 """
 
-from .frechet import (
-    FeatureClassifier,
-    FrechetResult,
-    feature_classifier,
-    feature_statistics,
-    frechet_baselines,
-    frechet_distance,
-    frechet_distance_features,
-    frechet_metrics,
-    gaussian_frechet_distance,
-)
-
-__all__ = [
-    "FeatureClassifier",
-    "FrechetResult",
-    "feature_classifier",
-    "feature_statistics",
-    "frechet_baselines",
-    "frechet_distance",
-    "frechet_distance_features",
-    "frechet_metrics",
-    "gaussian_frechet_distance",
-]
+from .frechet import *  # noqa: F403  (every public name of frechet)
+from .frechet import __all__ as __all__

@@ -45,7 +45,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..models.base import Model
-from ..validation import as_tensor
+from ..validation import Integral, SequenceOf, as_tensor, validate
 
 #: Bumped whenever the classifier's architecture or training recipe changes (new cache files).
 CLASSIFIER_VERSION = 1
@@ -145,16 +145,17 @@ class FeatureClassifier(Model):
         seed: seed of the initial weights (PyTorch's default initialization, drawn from it).
     """
 
+    @validate(
+        n_inputs=Integral(1),
+        hidden=SequenceOf(Integral(1)).where(bool, "a non-empty list of positive widths"),
+        n_classes=Integral(2),
+        seed=Integral(),
+    )
     def __init__(
         self, n_inputs: int, hidden: list[int], n_classes: int = 10, seed: int = 0
     ) -> None:
         super().__init__()
         widths = [int(n_inputs), *[int(h) for h in hidden]]
-        if min(widths) < 1 or not hidden or n_classes < 2:
-            raise ValueError(
-                f"hidden: expected positive widths and n_classes >= 2, got n_inputs={n_inputs}, "
-                f"hidden={hidden}, n_classes={n_classes}"
-            )
         self.n_inputs = int(n_inputs)
         generator = torch.Generator().manual_seed(seed)
         layers: list[nn.Module] = []

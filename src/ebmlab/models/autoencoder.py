@@ -2,10 +2,11 @@
 
 Hinton & Salakhutdinov, "Reducing the dimensionality of data with neural networks" (Science
 2006); lecture 002 ("Deep Autoencoders"), lecture 000. A stack of RBMs with sizes
-``layer_sizes = [D, n_1, ..., n_L]`` is trained greedily (``ebmlab.models.dbn.fit_greedy``), each
-on the hidden activities of the one below, then "unrolled": the encoder uses each RBM's W and
-hidden biases c (z_k = sigmoid(c_k + z_{k-1} W_k)), the decoder the transposed weights and the
-visible biases b in reverse order, and the whole network is fine-tuned to reconstruct its input
+``layer_sizes = [D, n_1, ..., n_L]`` is trained greedily
+(``ebmlab.training.greedy.autoencoder_stages``), each on the hidden activities of the one
+below, then "unrolled": the encoder uses each RBM's W and hidden biases c
+(z_k = sigmoid(c_k + z_{k-1} W_k)), the decoder the transposed weights and the visible biases
+b in reverse order, and the whole network is fine-tuned to reconstruct its input
 (cross-entropy with logistic outputs on pixel intensities in [0, 1], or squared error). After
 unrolling, encoder and decoder weights are separate parameters, as in the paper.
 
@@ -19,8 +20,8 @@ squashed into (0, 1). Its energy, conditionals and free energy:
     F(h) = -c^T h + |h|^2 / 2 - sum_i softplus(b_i + (W h)_i)   (v summed out).
 
 It is trained by CD-1 with the conditionals above and mean-field visible reconstructions
-(``GaussianHiddenCD``; the paper's code ``rbmhidlinear.m`` does the same, with a learning rate 100
-times smaller than for the logistic layers).
+(``ebmlab.objectives.GaussianHiddenCD``; the paper's code ``rbmhidlinear.m`` does the same,
+with a learning rate 100 times smaller than for the logistic layers).
 
 The autoencoder has no likelihood. Its ``energy(x)`` is the summed squared reconstruction error,
 the energy-based reading of an autoencoder (LeCun et al. 2006, "A tutorial on energy-based
@@ -31,20 +32,16 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..objectives.base import Objective
 from ..validation import as_tensor
 from .base import Model
-from .dbn import check_layer_sizes, fit_greedy
+from .dbn import check_layer_sizes
 from .rbm import BernoulliRBM, bernoulli
-
-Loss = Literal["cross_entropy", "squared_error"]
 
 
 def _check_unit_interval(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -140,61 +137,6 @@ class GaussianHiddenRBM(Model):
     def transform(self, v: torch.Tensor) -> torch.Tensor:
         """The code E[h | v] of ``v``."""
         return self.mean_h_given_v(self.check_visible(v))
-
-
-class GaussianHiddenCD(Objective):
-    """CD-k for ``GaussianHiddenRBM`` (Hinton & Salakhutdinov's ``rbmhidlinear.m``).
-
-    Per update: h ~ N(c + W^T v0, I), v_k = p(v = 1 | h) (mean field; sampled with
-    ``sample_visible``), then k - 1 further sweeps; the loss mean F(v0) - mean F(v_k), v_k
-    detached, has the gradient <v a^T>_model - <v a^T>_data for W (a = c + W^T v).
-
-    Args:
-        k: Gibbs sweeps per update.
-        sample_visible: sample binary visible states instead of using probabilities.
-        init_visible_bias: in ``setup``, set the visible biases from the data marginals.
-    """
-
-    def __init__(
-        self, k: int = 1, sample_visible: bool = False, init_visible_bias: bool = True
-    ) -> None:
-        super().__init__()
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k: expected a positive integer, got {k!r}")
-        self.k = k
-        self.sample_visible = sample_visible
-        self.init_visible_bias = init_visible_bias
-
-    def setup(self, model: nn.Module, x_train: torch.Tensor) -> None:
-        if not isinstance(model, GaussianHiddenRBM):
-            raise TypeError(
-                f"model: GaussianHiddenCD trains a GaussianHiddenRBM, got {type(model).__name__}"
-            )
-        x_train = model.check_visible(x_train, "x_train")
-        if self.init_visible_bias:
-            model.init_visible_from_data(x_train)
-
-    def param_groups(
-        self, model: nn.Module, lr: float, weight_decay: float
-    ) -> list[dict[str, Any]]:
-        """Weight decay on W only (as for the logistic RBMs)."""
-        return [
-            {"params": [model.W], "lr": lr, "weight_decay": weight_decay},
-            {"params": [model.b, model.c], "lr": lr, "weight_decay": 0.0},
-        ]
-
-    def loss(
-        self, model: nn.Module, batch: torch.Tensor, generator: torch.Generator
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        assert isinstance(model, GaussianHiddenRBM)
-        with torch.no_grad():
-            v = batch
-            for _ in range(self.k):
-                p = model.p_v_given_h(model.sample_h(v, generator))
-                v = bernoulli(p, generator) if self.sample_visible else p
-            recon = (p - batch).square().sum(-1).mean()
-        loss = model.free_energy(batch).mean() - model.free_energy(v).mean()
-        return loss, {"reconstruction_error": float(recon)}
 
 
 # ----- the autoencoder ---------------------------------------------------------------------------
@@ -341,126 +283,3 @@ class DeepAutoencoder(Model):
             encoder.bias.copy_(rbm.c)
             decoder.weight.copy_(rbm.W)
             decoder.bias.copy_(rbm.b)
-
-    def pretrain(
-        self,
-        x: torch.Tensor,
-        epochs: int = 50,
-        lr: float = 0.1,
-        code_lr: float = 0.001,
-        batch_size: int = 100,
-        method: Literal["cd", "pcd"] = "cd",
-        weight_decay: float = 2e-4,
-        seed: int = 0,
-        progress: bool = True,
-        out_dir: str | os.PathLike[str] | None = None,
-    ) -> list[Any]:
-        """Greedy RBM pretraining with the paper's settings (CD-1, SGD with momentum 0.5 then
-        0.9 after 5 epochs, weight decay 2e-4 on W, lr 0.1, and ``code_lr`` for the linear code
-        layer), then ``init_from_rbms``. Returns the per-layer ``TrainResult``s."""
-        from ..objectives.contrastive import ContrastiveDivergence
-        from ..training import TrainConfig
-
-        x = self.check_input(x)
-        rbms = self.rbm_stack(seed=seed)
-        objectives: list[Objective] = [
-            GaussianHiddenCD()
-            if isinstance(rbm, GaussianHiddenRBM)
-            else ContrastiveDivergence(method=method, binary_data=False, seed=seed + i)
-            for i, rbm in enumerate(rbms)
-        ]
-        configs = [
-            TrainConfig(
-                epochs=epochs,
-                batch_size=batch_size,
-                lr=code_lr if isinstance(rbm, GaussianHiddenRBM) else lr,
-                optimizer="sgd",
-                momentum=0.9,
-                initial_momentum=0.5,
-                momentum_warmup_epochs=5,
-                weight_decay=weight_decay,
-                seed=seed + i,
-                device=str(x.device),
-                progress=progress,
-            )
-            for i, rbm in enumerate(rbms)
-        ]
-        results = fit_greedy(rbms, x, configs, objectives, "probabilities", out_dir, seed)
-        self.to(x.device)
-        self.init_from_rbms(rbms)
-        return results
-
-
-class ReconstructionObjective(Objective):
-    """Fine-tuning loss of a ``DeepAutoencoder``, with optional RBM pretraining in ``setup``.
-
-    ``setup`` (called by the training loop once, before the first step of a fresh run; never on
-    resume, when the checkpoint already holds the pretrained weights) runs
-    ``DeepAutoencoder.pretrain`` when ``pretrain_epochs`` > 0; with 0 the network starts from its
-    random initialisation.
-
-    Args:
-        loss: "cross_entropy" (logistic outputs, the paper's choice for MNIST) or
-            "squared_error", summed over pixels and averaged over the minibatch.
-        pretrain_epochs: epochs per RBM (0: no pretraining).
-        pretrain_lr, pretrain_code_lr, pretrain_batch_size, pretrain_method: RBM settings.
-        seed: seeds the pretraining.
-        progress: progress bars during pretraining.
-    """
-
-    def __init__(
-        self,
-        loss: Loss = "cross_entropy",
-        pretrain_epochs: int = 0,
-        pretrain_lr: float = 0.1,
-        pretrain_code_lr: float = 0.001,
-        pretrain_batch_size: int = 100,
-        pretrain_method: Literal["cd", "pcd"] = "cd",
-        seed: int = 0,
-        progress: bool = True,
-    ) -> None:
-        super().__init__()
-        if loss not in ("cross_entropy", "squared_error"):
-            raise ValueError(f"loss: expected 'cross_entropy' or 'squared_error', got {loss!r}")
-        if isinstance(pretrain_epochs, bool) or not isinstance(pretrain_epochs, int):
-            raise ValueError(f"pretrain_epochs: expected an integer, got {pretrain_epochs!r}")
-        if pretrain_epochs < 0:
-            raise ValueError(f"pretrain_epochs: expected >= 0, got {pretrain_epochs}")
-        self.loss_name = loss
-        self.pretrain_epochs = pretrain_epochs
-        self.pretrain_lr = pretrain_lr
-        self.pretrain_code_lr = pretrain_code_lr
-        self.pretrain_batch_size = pretrain_batch_size
-        self.pretrain_method = pretrain_method
-        self.seed = seed
-        self.progress = progress
-
-    def setup(self, model: nn.Module, x_train: torch.Tensor) -> None:
-        if not isinstance(model, DeepAutoencoder):
-            raise TypeError(
-                f"model: ReconstructionObjective trains a DeepAutoencoder, got "
-                f"{type(model).__name__}"
-            )
-        x_train = model.check_input(x_train, "x_train")
-        if self.pretrain_epochs > 0:
-            model.pretrain(
-                x_train,
-                epochs=self.pretrain_epochs,
-                lr=self.pretrain_lr,
-                code_lr=self.pretrain_code_lr,
-                batch_size=self.pretrain_batch_size,
-                method=self.pretrain_method,
-                seed=self.seed,
-                progress=self.progress,
-            )
-
-    def loss(
-        self, model: nn.Module, batch: torch.Tensor, generator: torch.Generator
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        assert isinstance(model, DeepAutoencoder)
-        logits = model.decode_logits(model.encode(batch))
-        squared = (torch.sigmoid(logits) - batch).square().sum(-1).mean()
-        if self.loss_name == "squared_error":
-            return squared, {}
-        loss = F.binary_cross_entropy_with_logits(logits, batch, reduction="sum") / len(batch)
-        return loss, {"squared_error": float(squared.detach())}

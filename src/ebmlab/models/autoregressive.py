@@ -32,7 +32,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..validation import as_tensor, check_binary
+from ..validation import (
+    ImageShape,
+    Integral,
+    OneOf,
+    as_tensor,
+    check_binary,
+    check_known_mask,
+    check_nonnegative_int,
+    validate,
+)
 from .base import Model
 
 ARCHITECTURES = ("gated", "plain")
@@ -136,18 +145,8 @@ class ResidualMaskedBlock(nn.Module):
         return x + self.out(F.relu(self.conv(F.relu(x))))
 
 
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return value
-
-
-def _odd_kernel(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or value % 2 == 0:
-        raise ValueError(
-            f"{name}: expected an odd positive kernel size (1, 3, 5, ...), got {value!r}"
-        )
-    return value
+#: kernel sizes with a centre pixel
+ODD_KERNEL = Integral(1).where(lambda k: k % 2 == 1, "an odd positive kernel size (1, 3, 5, ...)")
 
 
 # ----- the model ----------------------------------------------------------------------------------
@@ -169,6 +168,14 @@ class PixelCNN(Model):
     #: binary states, as the MCMC runner's Gibbs and bit-flip kernels expect
     spin_values = (0.0, 1.0)
 
+    @validate(
+        image_shape=ImageShape(),
+        channels=Integral(1),
+        n_layers=Integral(1),
+        kernel=ODD_KERNEL,
+        first_kernel=ODD_KERNEL,
+        architecture=OneOf(*ARCHITECTURES),
+    )
     def __init__(
         self,
         image_shape: Sequence[int] = (28, 28),
@@ -179,23 +186,8 @@ class PixelCNN(Model):
         architecture: str = "gated",
     ) -> None:
         super().__init__()
-        shape = list(image_shape) if isinstance(image_shape, Sequence) else None
-        if (
-            shape is None
-            or len(shape) != 2
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)
-        ):
-            raise ValueError(f"image_shape: expected [height, width], got {image_shape!r}")
-        channels = _positive_int("channels", channels)
-        n_layers = _positive_int("n_layers", n_layers)
-        kernel = _odd_kernel("kernel", kernel)
-        first_kernel = _odd_kernel("first_kernel", first_kernel)
-        if architecture not in ARCHITECTURES:
-            raise ValueError(
-                f"architecture: expected one of {', '.join(ARCHITECTURES)}, got {architecture!r}"
-            )
-        self.image_shape = (shape[0], shape[1])
-        self.n_visible = shape[0] * shape[1]
+        self.image_shape = (int(image_shape[0]), int(image_shape[1]))
+        self.n_visible = self.image_shape[0] * self.image_shape[1]
         self.architecture = architecture
         if architecture == "gated":
             self.layers = nn.ModuleList(
@@ -275,8 +267,7 @@ class PixelCNN(Model):
     def sample(self, n: int, generator: torch.Generator | None = None, **_: object) -> torch.Tensor:
         """n exact draws (n, H * W), pixel by pixel (D network passes); extra keyword arguments
         (e.g. ``n_steps``) are ignored."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"n: expected a non-negative integer, got {n!r}")
+        check_nonnegative_int(n, "n")
         x = torch.zeros(n, self.n_visible, device=self.device, dtype=self.dtype)
         return self._fill(x, torch.ones_like(x, dtype=torch.bool), generator)
 
@@ -303,15 +294,7 @@ class PixelCNN(Model):
         x = as_tensor(
             x, "x", dim=2, n_features=self.n_visible, device=self.device, dtype=self.dtype
         )
-        mask = torch.as_tensor(mask, device=x.device)
-        if mask.dtype != torch.bool:
-            raise TypeError(f"mask: expected a bool tensor (True = known pixel), got {mask.dtype}")
-        if mask.shape not in ((self.n_visible,), tuple(x.shape)):
-            raise ValueError(
-                f"mask: expected shape ({self.n_visible},) or {tuple(x.shape)}, "
-                f"got {tuple(mask.shape)}"
-            )
-        mask = mask.expand_as(x)
+        mask = check_known_mask(mask, x).expand_as(x)
         # a known pixel after an unknown one would condition on the future: not ancestral
         later_known = mask & (torch.cumsum((~mask).to(torch.int64), dim=1) > 0)
         if later_known.any():

@@ -14,6 +14,7 @@ import functools
 import inspect
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -22,6 +23,8 @@ MODEL_CLASSES: dict[str, type[Model]] = {}
 
 
 def _json_safe(value: Any, where: str) -> Any:
+    if isinstance(value, np.generic) and isinstance(value.item(), bool | int | float | str):
+        return value.item()  # a NumPy scalar is recorded as the Python number
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, list | tuple):
@@ -34,6 +37,28 @@ def _json_safe(value: Any, where: str) -> Any:
     )
 
 
+def _recorded_arguments(
+    obj: Any, signature: inspect.Signature, args: tuple[Any, ...], kw: dict[str, Any]
+) -> dict[str, Any]:
+    """The constructor's arguments by name, defaults included, as JSON-safe values."""
+    bound = signature.bind(obj, *args, **kw)
+    bound.apply_defaults()
+    arguments: dict[str, Any] = {}
+    for name, value in list(bound.arguments.items())[1:]:
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            arguments.update(value)
+        elif kind is inspect.Parameter.VAR_POSITIONAL:
+            if value:
+                raise TypeError(
+                    f"{type(obj).__name__}: positional *args cannot be stored in "
+                    "a checkpoint; use named arguments"
+                )
+        else:
+            arguments[name] = value
+    return _json_safe(arguments, f"{type(obj).__name__}")
+
+
 def record_config(cls: type, registry: dict[str, Any]) -> None:
     """Register ``cls`` by name and wrap its ``__init__`` so that instances record the arguments
     of the outermost constructor call in ``self.config`` (JSON-safe)."""
@@ -44,30 +69,17 @@ def record_config(cls: type, registry: dict[str, Any]) -> None:
     @functools.wraps(original_init)
     def init(self: Any, *args: Any, **kw: Any) -> None:
         # only the outermost constructor (the class actually built) records its arguments
-        outermost = not getattr(self, "_recording_config", False)
-        if outermost:
-            object.__setattr__(self, "_recording_config", True)
+        if getattr(self, "_recording_config", False):
+            original_init(self, *args, **kw)
+            return
+        object.__setattr__(self, "_recording_config", True)
         try:
             original_init(self, *args, **kw)
         finally:
-            if outermost:
-                bound = signature.bind(self, *args, **kw)
-                bound.apply_defaults()
-                arguments: dict[str, Any] = {}
-                for name, value in list(bound.arguments.items())[1:]:
-                    kind = signature.parameters[name].kind
-                    if kind is inspect.Parameter.VAR_KEYWORD:
-                        arguments.update(value)
-                    elif kind is inspect.Parameter.VAR_POSITIONAL:
-                        if value:
-                            raise TypeError(
-                                f"{type(self).__name__}: positional *args cannot be stored in "
-                                "a checkpoint; use named arguments"
-                            )
-                    else:
-                        arguments[name] = value
-                object.__setattr__(self, "config", _json_safe(arguments, f"{type(self).__name__}"))
-                object.__setattr__(self, "_recording_config", False)
+            object.__setattr__(self, "_recording_config", False)
+        # recorded only once the constructor has accepted its arguments, so that an argument
+        # error is the one reported
+        object.__setattr__(self, "config", _recorded_arguments(self, signature, args, kw))
 
     cls.__init__ = init  # type: ignore[method-assign]
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..validation import as_tensor, check_binary
+from ..validation import Integral, as_tensor, check_binary, validate
 from .base import Model
 
 
@@ -27,10 +27,9 @@ class DiagonalGaussian(Model):
 
     likelihood_kind = "exact"
 
+    @validate(dim=Integral(1))
     def __init__(self, dim: int) -> None:
         super().__init__()
-        if dim < 1:
-            raise ValueError(f"dim: expected a positive integer, got {dim}")
         self.dim = dim
         self.mu = nn.Parameter(torch.zeros(dim))
         self.log_sigma = nn.Parameter(torch.zeros(dim))
@@ -60,10 +59,9 @@ class IndependentBernoulli(Model):
 
     likelihood_kind = "exact"
 
+    @validate(n_visible=Integral(1))
     def __init__(self, n_visible: int) -> None:
         super().__init__()
-        if n_visible < 1:
-            raise ValueError(f"n_visible: expected a positive integer, got {n_visible}")
         self.n_visible = n_visible
         self.a = nn.Parameter(torch.zeros(n_visible))
 

@@ -155,6 +155,25 @@ class DeepBoltzmannMachine(Model):
         p = x.mean(0).clamp(1e-3, 1 - 1e-3)
         self.biases[0].copy_(torch.log(p) - torch.log1p(-p))
 
+    @torch.no_grad()
+    def init_from_rbms(self, rbms: list[nn.Module]) -> None:
+        """Compose pretrained RBMs (bottom first) into the DBM (Salakhutdinov & Hinton 2009): the
+        weights are copied, and an inner layer's bias is the average of the hidden bias of the RBM
+        below and the visible bias of the RBM above, since both RBMs model that layer."""
+        if len(rbms) != self.n_layers:
+            raise ValueError(f"rbms: expected {self.n_layers} RBMs, got {len(rbms)}")
+        for l, rbm in enumerate(rbms):
+            if rbm.W.shape != self.weights[l].shape:
+                raise ValueError(
+                    f"rbms[{l}]: expected W of shape {tuple(self.weights[l].shape)}, "
+                    f"got {tuple(rbm.W.shape)}"
+                )
+            self.weights[l].copy_(rbm.W)
+        self.biases[0].copy_(rbms[0].b)
+        self.biases[-1].copy_(rbms[-1].c)
+        for l in range(1, self.n_layers):
+            self.biases[l].copy_((rbms[l - 1].c + rbms[l].b) / 2)
+
     # ----- energies -----------------------------------------------------------------------------
     def energy(self, *layers: torch.Tensor) -> torch.Tensor:
         """E(v, h_1, ..., h_L), shape (batch,). Takes the layers as separate tensors, or one
@@ -253,7 +272,7 @@ class DeepBoltzmannMachine(Model):
         if n > max_units:
             raise ValueError(
                 f"model: exact log Z needs 2^{n} states, above the limit of 2^{max_units}; use "
-                "ebmlab.app.families.dbm.dbm_ais"
+                "ebmlab.estimators.ais"
             )
         given = parities[parity]
         weights, biases = self._float64_params()

@@ -41,19 +41,16 @@ Computation 2006); Salakhutdinov & Murray, "On the quantitative analysis of deep
 from __future__ import annotations
 
 import copy
-import dataclasses
 import itertools
 import math
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .. import partition
+from .. import estimators
 from .base import Model
 from .rbm import BernoulliRBM, bernoulli, bernoulli_entropy, bernoulli_log_prob
 
@@ -78,76 +75,6 @@ def check_layer_sizes(layer_sizes: Any, name: str = "layer_sizes", min_len: int 
             f"got {layer_sizes!r}"
         )
     return sizes
-
-
-@torch.no_grad()
-def propagate_up(
-    layer: nn.Module,
-    x: torch.Tensor,
-    mode: Propagate = "probabilities",
-    generator: torch.Generator | None = None,
-    batch_size: int = 10_000,
-) -> torch.Tensor:
-    """The data for the next layer of a greedy stack: ``layer.transform(x)`` (p(h = 1 | v) for a
-    Bernoulli RBM, E[h | v] for Gaussian hidden units), or one Bernoulli sample of it."""
-    if mode not in ("probabilities", "samples"):
-        raise ValueError(f"propagate: expected 'probabilities' or 'samples', got {mode!r}")
-    out = torch.cat([layer.transform(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
-    return bernoulli(out, generator) if mode == "samples" else out
-
-
-def fit_greedy(
-    layers: Sequence[nn.Module],
-    x: torch.Tensor,
-    configs: Any,
-    objectives: Sequence[Any],
-    propagate: Propagate = "probabilities",
-    out_dir: str | os.PathLike[str] | None = None,
-    seed: int = 0,
-) -> list[Any]:
-    """Greedy layer-wise training: layer i is trained by ``ebmlab.train.train`` with
-    ``objectives[i]`` on the activities of layer i-1 (``propagate_up``), the first on ``x``.
-
-    Args:
-        layers: the RBMs, bottom first (each with ``transform``); trained in place.
-        x: training data (N, n_visible of the first layer).
-        configs: one ``TrainConfig`` for every layer (its seed is offset by the layer index), or
-            one per layer.
-        objectives: one objective per layer.
-        propagate: "probabilities" (mean-field activities, the default of Hinton's code) or
-            "samples" (one binary sample per example, drawn once).
-        out_dir: if given, layer i writes its checkpoint and metrics to ``out_dir/layer{i+1}``.
-        seed: seeds the samples drawn when ``propagate="samples"``.
-
-    Returns:
-        The ``TrainResult`` of every layer.
-    """
-    from ..training import TrainConfig, train  # train imports models: import here, not at the top
-
-    layers = list(layers)
-    if not layers:
-        raise ValueError("layers: expected at least one layer to train")
-    if len(objectives) != len(layers):
-        raise ValueError(
-            f"objectives: expected one per layer ({len(layers)}), got {len(objectives)}"
-        )
-    if isinstance(configs, TrainConfig):
-        configs = [dataclasses.replace(configs, seed=configs.seed + i) for i in range(len(layers))]
-    configs = list(configs)
-    if len(configs) != len(layers) or not all(isinstance(c, TrainConfig) for c in configs):
-        raise ValueError(f"configs: expected a TrainConfig or {len(layers)} of them")
-    if propagate not in ("probabilities", "samples"):
-        raise ValueError(f"propagate: expected 'probabilities' or 'samples', got {propagate!r}")
-    generator = torch.Generator(device=x.device).manual_seed(seed)
-    results, data = [], x
-    for i, (layer, objective, config) in enumerate(zip(layers, objectives, configs)):
-        target = Path(out_dir) / f"layer{i + 1}" if out_dir is not None else None
-        results.append(train(layer, objective, data, config, target))
-        if i + 1 < len(layers):
-            if generator.device != data.device:
-                generator = torch.Generator(device=data.device).manual_seed(seed + i + 1)
-            data = propagate_up(layer, data.to(layer.W.device), propagate, generator)
-    return results
 
 
 class DeepBeliefNet(Model):
@@ -196,40 +123,6 @@ class DeepBeliefNet(Model):
         """Validate a batch of visible vectors: shape (batch, n_visible), finite, binary (or in
         [0, 1] with ``binary=False``)."""
         return self.rbms[0].check_visible(v, name, binary=binary)
-
-    # ----- training -----------------------------------------------------------------------------
-    def fit_greedy(
-        self,
-        x: torch.Tensor,
-        config: Any,
-        method: Literal["cd", "pcd"] = "cd",
-        k: int = 1,
-        n_chains: int = 100,
-        centering: bool = False,
-        propagate: Propagate = "probabilities",
-        out_dir: str | os.PathLike[str] | None = None,
-        seed: int = 0,
-    ) -> list[Any]:
-        """Train the RBMs bottom-up, each with CD-k or PCD-k (``ContrastiveDivergence``) and the
-        training loop; ``config`` is a ``TrainConfig`` (or one per layer). Returns the per-layer
-        ``TrainResult``s. Later layers see probabilities in [0, 1] (or binary samples)."""
-        from ..objectives.contrastive import ContrastiveDivergence
-
-        x = self.check_visible(x, "x", binary=False)
-        if x.min() < 0 or x.max() > 1:
-            raise ValueError("x: a DBN models binary data; expected values in [0, 1]")
-        objectives = [
-            ContrastiveDivergence(
-                k=k,
-                method=method,
-                n_chains=n_chains,
-                centering=centering,
-                binary_data=False,
-                seed=seed + i,
-            )
-            for i in range(self.n_layers)
-        ]
-        return fit_greedy(self.rbms, x, config, objectives, propagate, out_dir, seed)
 
     # ----- inference (bottom-up) ----------------------------------------------------------------
     @torch.no_grad()
@@ -371,12 +264,12 @@ class DeepBeliefNet(Model):
         n_betas: int = 14500,
         n_runs: int = 100,
         seed: int | None = None,
-    ) -> partition.AISResult:
+    ) -> estimators.AISResult:
         """AIS estimate of log Z of the top RBM (Salakhutdinov & Murray's protocol), its
         base-rate model fitted to the mean-field activities of ``x_train`` at layer L-1."""
         x = self.check_visible(x_train, "x_train", binary=False)
         data = x if self.n_layers == 1 else self.up_pass(x)[-2]
-        return partition.ais(self.top, n_betas=n_betas, n_runs=n_runs, seed=seed, data=data)
+        return estimators.ais(self.top, n_betas=n_betas, n_runs=n_runs, seed=seed, data=data)
 
     @torch.no_grad()
     def exact_log_prob(self, v: torch.Tensor, max_units: int = EXACT_MAX_UNITS) -> torch.Tensor:
@@ -394,10 +287,10 @@ class DeepBeliefNet(Model):
                 f"{too_big} units exceed max_units={max_units}; use lower_bound with AIS"
             )
         m = copy.deepcopy(self).to(torch.float64)
-        log_z = partition.exact_log_z(m.top)
+        log_z = estimators.exact_log_z(m.top)
         if m.n_layers == 1:
             return -m.top.free_energy(v) - log_z
-        states = partition.enumerate_states(self.layer_sizes[-2], device=v.device)
+        states = estimators.enumerate_states(self.layer_sizes[-2], device=v.device)
         log_p = -m.top.free_energy(states) - log_z  # marginal of h^{L-1}
         for k in range(m.n_layers - 1, 0, -1):  # marginal of h^{k-1} from that of h^k
             logits = m.rbms[k - 1].visible_logits(states)  # (S_k, n_{k-1})
@@ -405,7 +298,7 @@ class DeepBeliefNet(Model):
             below = (
                 v
                 if k == 1
-                else partition.enumerate_states(self.layer_sizes[k - 1], device=v.device)
+                else estimators.enumerate_states(self.layer_sizes[k - 1], device=v.device)
             )
             rows = max(1, _BOUND_CHUNK // max(states.shape[0], 1))
             log_p = torch.cat(

@@ -43,11 +43,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..validation import as_tensor
+from ..validation import Integral, OneOf, Real, as_tensor, check_nonnegative_int, validate
 from .base import Model
 
 #: Soft bound on a coupling's log-scale per coordinate and layer (exp(+-5) ~ 150x at most).
 DEFAULT_SCALE_BOUND = 5.0
+#: what a soft bound on a log-scale may be
+SCALE_BOUND = Real(0, closed="neither")
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "silu": nn.SiLU,
@@ -60,8 +62,7 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 def activation_layer(name: str) -> nn.Module:
     """The activation module called ``name`` (silu, tanh, relu, gelu, softplus)."""
-    if name not in _ACTIVATIONS:
-        raise ValueError(f"activation: expected one of {', '.join(_ACTIVATIONS)}, got {name!r}")
+    OneOf(*_ACTIVATIONS).check(name, "activation")
     return _ACTIVATIONS[name]()
 
 
@@ -168,6 +169,7 @@ class AffineCoupling(MaskedAffineCoupling):
         scale_bound: soft bound on |s| (s = bound * tanh(raw / bound)).
     """
 
+    @validate(scale_bound=SCALE_BOUND)
     def __init__(
         self,
         mask: Sequence[int],
@@ -182,8 +184,6 @@ class AffineCoupling(MaskedAffineCoupling):
             raise ValueError(
                 f"mask: expected 0/1 entries with both values present, got {list(mask)}"
             )
-        if not scale_bound > 0:
-            raise ValueError(f"scale_bound: expected a positive number, got {scale_bound}")
         dim = mask_t.numel()
         self.register_buffer("mask", mask_t)
         self.scale_bound = float(scale_bound)
@@ -253,8 +253,7 @@ class Flow(Model):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """n reparameterized draws x = f^-1(z) and their log q(x) (differentiable in the flow's
         parameters), with log q(x) = log N(z) - log|det df^-1/dz|."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"n: expected a non-negative integer, got {n!r}")
+        check_nonnegative_int(n, "n")
         z = torch.randn(n, self.dim, generator=generator, device=self.device, dtype=self.dtype)
         x, ladj = self.transform.inverse(z)
         return x, standard_normal_log_prob(z) - ladj
@@ -275,6 +274,14 @@ class RealNVP(Flow):
         scale_bound: soft bound on each coupling's log-scale.
     """
 
+    @validate(
+        dim=Integral(2, description="an integer >= 2 (a coupling flow splits the coordinates)"),
+        n_layers=Integral(1),
+        hidden=Integral(1),
+        depth=Integral(1),
+        activation=OneOf(*_ACTIVATIONS),
+        scale_bound=SCALE_BOUND,
+    )
     def __init__(
         self,
         dim: int,
@@ -285,12 +292,7 @@ class RealNVP(Flow):
         scale_bound: float = DEFAULT_SCALE_BOUND,
     ) -> None:
         super().__init__()
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
-            raise ValueError(f"dim: a coupling flow needs dim >= 2, got {dim!r}")
-        for name, value in (("n_layers", n_layers), ("hidden", hidden), ("depth", depth)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-        self.dim = dim
+        self.dim = int(dim)
         layers: list[Transform] = [ElementwiseAffine(dim)]
         even = [1 - i % 2 for i in range(dim)]
         for k in range(n_layers):

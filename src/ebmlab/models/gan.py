@@ -33,18 +33,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..validation import Boolean, Integral, OneOf, check_positive_int, validate
 from .base import Model
 
 ARCHITECTURES = ("mlp", "conv")
 OUTPUTS = ("sigmoid", "identity")
 #: slope of the discriminator's LeakyReLU (DCGAN)
 LEAK = 0.2
-
-
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return value
 
 
 def _mlp_generator(latent: int, dim: int, hidden: int, depth: int, bn: bool) -> nn.Sequential:
@@ -119,6 +114,17 @@ class GAN(Model):
         seed: seed of the initial weights (None: PyTorch's global generator).
     """
 
+    @validate(
+        dim=Integral(1),
+        latent_dim=Integral(1),
+        architecture=OneOf(*ARCHITECTURES),
+        hidden=Integral(1),
+        depth=Integral(1),
+        channels=Integral(1),
+        output=OneOf(*OUTPUTS),
+        batch_norm=Boolean(),
+        seed=Integral() | None,
+    )
     def __init__(
         self,
         dim: int,
@@ -133,17 +139,8 @@ class GAN(Model):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        self.dim = _positive_int(dim, "dim")
-        self.latent_dim = _positive_int(latent_dim, "latent_dim")
-        _positive_int(hidden, "hidden")
-        _positive_int(depth, "depth")
-        _positive_int(channels, "channels")
-        if architecture not in ARCHITECTURES:
-            raise ValueError(
-                f"architecture: expected one of {', '.join(ARCHITECTURES)}, got {architecture!r}"
-            )
-        if output not in OUTPUTS:
-            raise ValueError(f"output: expected one of {', '.join(OUTPUTS)}, got {output!r}")
+        self.dim = dim
+        self.latent_dim = latent_dim
         self.architecture = architecture
         self.output = output
         if architecture == "conv":
@@ -184,7 +181,7 @@ class GAN(Model):
     # ----- the two players ---------------------------------------------------------------------
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """z ~ N(0, I), shape (n, latent_dim), on the model's device."""
-        n = _positive_int(n, "n")
+        n = check_positive_int(n, "n")
         device = generator.device if generator is not None else self.device
         z = torch.randn(n, self.latent_dim, generator=generator, device=device, dtype=self.dtype)
         return z.to(self.device)

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..validation import as_tensor
+from ..validation import Integral, Real, as_tensor, validate
 from .base import Model
 from .rbm import bernoulli
 
@@ -50,6 +50,13 @@ class GaussianBernoulliRBM(Model):
 
     likelihood_kind = "ais"
 
+    @validate(
+        n_visible=Integral(1),
+        n_hidden=Integral(1),
+        min_sigma=Real(0, closed="neither"),
+        init_std=Real(0),
+        seed=Integral() | None,
+    )
     def __init__(
         self,
         n_visible: int,
@@ -60,14 +67,6 @@ class GaussianBernoulliRBM(Model):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        if not all(
-            isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in (n_visible, n_hidden)
-        ):
-            raise ValueError(
-                f"n_visible and n_hidden: expected positive sizes, got {n_visible}, {n_hidden}"
-            )
-        if not min_sigma > 0:
-            raise ValueError(f"min_sigma: expected a positive number, got {min_sigma}")
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.n_visible = n_visible
         self.n_hidden = n_hidden

@@ -33,8 +33,18 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..validation import (
+    ImageShape,
+    Integral,
+    Real,
+    check_nonnegative_int,
+    check_positive,
+    check_positive_int,
+    validate,
+)
 from .flows import (
     DEFAULT_SCALE_BOUND,
+    SCALE_BOUND,
     ComposedTransform,
     ElementwiseAffine,
     Flow,
@@ -58,10 +68,9 @@ class LogitTransform(Transform):
     data). log|dz/dy| = log(1 - 2 alpha) - log s - log(1 - s) per coordinate.
     """
 
+    @validate(alpha=Real(0, 0.5, closed="neither"))
     def __init__(self, alpha: float = 0.05) -> None:
         super().__init__()
-        if not 0 < alpha < 0.5:
-            raise ValueError(f"alpha: expected a number in (0, 0.5), got {alpha!r}")
         self.alpha = float(alpha)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,6 +103,7 @@ class CheckerboardCoupling(MaskedAffineCoupling):
     channels: 3 x 3 convolution, ``n_blocks`` residual blocks, 3 x 3 convolution to (s, t).
     """
 
+    @validate(scale_bound=SCALE_BOUND)
     def __init__(
         self,
         image_shape: Sequence[int],
@@ -103,8 +113,6 @@ class CheckerboardCoupling(MaskedAffineCoupling):
         scale_bound: float = DEFAULT_SCALE_BOUND,
     ) -> None:
         super().__init__()
-        if not scale_bound > 0:
-            raise ValueError(f"scale_bound: expected a positive number, got {scale_bound}")
         self.image_shape = (int(image_shape[0]), int(image_shape[1]))
         self.scale_bound = float(scale_bound)
         self.register_buffer("mask", checkerboard(self.image_shape, parity))
@@ -142,6 +150,13 @@ class ImageRealNVP(Flow):
 
     likelihood_kind = "dequantized"
 
+    @validate(
+        image_shape=ImageShape(min_pixels=2),
+        levels=Integral(2),
+        n_couplings=Integral(1),
+        channels=Integral(1),
+        n_blocks=Integral(0),
+    )
     def __init__(
         self,
         image_shape: Sequence[int] = (28, 28),
@@ -153,26 +168,9 @@ class ImageRealNVP(Flow):
         scale_bound: float = DEFAULT_SCALE_BOUND,
     ) -> None:
         super().__init__()
-        shape = list(image_shape) if isinstance(image_shape, Sequence) else None
-        if (
-            shape is None
-            or len(shape) != 2
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape)
-            or shape[0] * shape[1] < 2
-        ):
-            raise ValueError(
-                f"image_shape: expected [height, width] with >= 2 pixels, got {image_shape!r}"
-            )
-        if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
-            raise ValueError(f"levels: expected an integer >= 2, got {levels!r}")
-        for name, value in (("n_couplings", n_couplings), ("channels", channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-        if isinstance(n_blocks, bool) or not isinstance(n_blocks, int) or n_blocks < 0:
-            raise ValueError(f"n_blocks: expected a non-negative integer, got {n_blocks!r}")
-        self.image_shape = (shape[0], shape[1])
-        self.dim = shape[0] * shape[1]
-        self.levels = levels
+        self.image_shape = (int(image_shape[0]), int(image_shape[1]))
+        self.dim = self.image_shape[0] * self.image_shape[1]
+        self.levels = int(levels)
         layers: list[Transform] = [LogitTransform(alpha), ElementwiseAffine(self.dim)]
         layers += [
             CheckerboardCoupling(self.image_shape, k % 2, channels, n_blocks, scale_bound)
@@ -229,8 +227,7 @@ class ImageRealNVP(Flow):
     ) -> torch.Tensor:
         """E_u[log p_y((x_int + u) / K)] - D log K, estimated with ``n_samples`` draws of u per
         image: a lower bound on log P(x_int) in nats (unbiased for the bound), shape (batch,)."""
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-            raise ValueError(f"n_samples: expected a positive integer, got {n_samples!r}")
+        check_positive_int(n_samples, "n_samples")
         total = 0.0
         for _ in range(n_samples):
             total = total + self.log_prob(self.dequantize(x, generator))
@@ -242,10 +239,8 @@ class ImageRealNVP(Flow):
         self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0
     ) -> torch.Tensor:
         """n draws of y in [0, 1]^D; ``temperature`` scales the base noise (1 = exact)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValueError(f"n: expected a non-negative integer, got {n!r}")
-        if not temperature > 0:
-            raise ValueError(f"temperature: expected a positive number, got {temperature!r}")
+        check_nonnegative_int(n, "n")
+        check_positive(temperature, "temperature")
         z = temperature * torch.randn(
             n, self.dim, generator=generator, device=self.device, dtype=self.dtype
         )

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import torch
 
-from ..validation import as_tensor
+from ..validation import Integral, OneOf, Real, as_tensor, validate
 from .base import Model
 
 
@@ -66,6 +66,13 @@ class Ising(Model):
     likelihood_kind = "exact"
     spin_values = (-1.0, 1.0)
 
+    @validate(
+        size=Integral(2),
+        coupling=Real(),
+        field=Real(),
+        temperature=Real(0, closed="neither"),
+        boundary=OneOf("periodic", "free"),
+    )
     def __init__(
         self,
         size: int,
@@ -75,12 +82,6 @@ class Ising(Model):
         boundary: str = "periodic",
     ) -> None:
         super().__init__()
-        if int(size) != size or size < 2:
-            raise ValueError(f"size: expected an integer lattice side >= 2, got {size}")
-        if boundary not in ("periodic", "free"):
-            raise ValueError(f"boundary: expected 'periodic' or 'free', got {boundary!r}")
-        if not temperature > 0:
-            raise ValueError(f"temperature: expected a number > 0, got {temperature}")
         self.size = int(size)
         self.n_units = self.size * self.size
         self.coupling = float(coupling)

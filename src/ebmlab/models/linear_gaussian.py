@@ -52,7 +52,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..validation import as_tensor, check_positive
+from ..validation import (
+    Integral,
+    as_tensor,
+    check_choice,
+    check_in_range,
+    check_positive,
+    check_positive_int,
+)
 from .base import Model
 
 #: Rows per chunk when accumulating moments: bounds the float64 copy of the data in memory.
@@ -92,15 +99,11 @@ def moments(x: torch.Tensor, name: str = "x") -> tuple[torch.Tensor, torch.Tenso
 
 
 def _check_components(n_visible: int, n_components: int, *, strict: bool) -> None:
-    if not (isinstance(n_visible, int) and n_visible >= 1):
-        raise ValueError(f"n_visible: expected a positive integer, got {n_visible!r}")
+    check_positive_int(n_visible, "n_visible")
+    bound = "< n_visible" if strict else "<= n_visible"
+    described = f"an integer with 1 <= n_components {bound} = {n_visible}"
     upper = n_visible - 1 if strict else n_visible
-    if not (isinstance(n_components, int) and 1 <= n_components <= upper):
-        bound = "< n_visible" if strict else "<= n_visible"
-        raise ValueError(
-            f"n_components: expected an integer with 1 <= n_components {bound} = {n_visible}, "
-            f"got {n_components!r}"
-        )
+    Integral(1, upper, description=described).check(n_components, "n_components")
 
 
 def _top_eigenpairs(s: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -289,8 +292,7 @@ class LinearGaussian(Model):
     ) -> torch.Tensor:
         """``n`` draws x = W z + mean + eps, shape (n, D); ``noise=False`` leaves out eps (the
         noise-free points W z + mean, on the K-dimensional subspace)."""
-        if not (isinstance(n, int) and n >= 1):
-            raise ValueError(f"n: expected a positive integer, got {n!r}")
+        check_positive_int(n, "n")
         device, dtype = self.W.device, self.W.dtype
         z = torch.randn(n, self.n_components, generator=generator, device=device, dtype=dtype)
         x = z @ self.W.T + self.mean
@@ -358,10 +360,8 @@ class LinearGaussian(Model):
     ) -> tuple[torch.Tensor, torch.Tensor, list[float], bool]:
         """EM from (w, psi) on the covariance ``s`` until the gain in mean log-likelihood per
         example falls below ``tol``; returns (w, psi, history, converged)."""
-        if not (isinstance(max_iter, int) and max_iter >= 1):
-            raise ValueError(f"max_iter: expected a positive integer, got {max_iter!r}")
-        if not tol >= 0:
-            raise ValueError(f"tol: expected a non-negative number, got {tol}")
+        check_positive_int(max_iter, "max_iter")
+        check_in_range(tol, "tol", low=0)
         eye = torch.eye(self.n_components, dtype=torch.float64, device=s.device)
         history: list[float] = []
         diag_s = s.diagonal()
@@ -450,8 +450,7 @@ class ProbabilisticPCA(LinearGaussian):
         ``method="closed-form"`` (Tipping & Bishop eqs. 7-8) or ``"em"`` (eqs. 27-28; ``tol`` is
         the smallest gain in mean log-likelihood per example that continues the iteration).
         """
-        if method not in ("closed-form", "em"):
-            raise ValueError(f"method: expected 'closed-form' or 'em', got {method!r}")
+        check_choice(method, "method", ("closed-form", "em"))
         start = time.perf_counter()
         m, s = _check_moments(self, mean, covariance)
         k, d = self.n_components, self.n_visible

@@ -36,7 +36,16 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..validation import as_tensor, check_binary
+from ..validation import (
+    Integral,
+    OneOf,
+    Real,
+    SequenceOf,
+    as_tensor,
+    check_binary,
+    check_positive_int,
+    validate,
+)
 from .base import Model
 from .rbm import bernoulli_log_prob
 
@@ -111,12 +120,6 @@ def _glorot_linear(n_in: int, n_out: int, generator: torch.Generator | None) -> 
     return layer
 
 
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return value
-
-
 # ----- the model ---------------------------------------------------------------------------------
 class VAE(Model):
     """Variational autoencoder with a diagonal-Gaussian encoder and a standard-normal prior.
@@ -144,6 +147,15 @@ class VAE(Model):
 
     likelihood_kind = "iwae-K"
 
+    @validate(
+        n_visible=Integral(1),
+        hidden=SequenceOf(Integral(1), description="a list of layer sizes (positive integers)"),
+        latent=Integral(1),
+        likelihood=OneOf(*LIKELIHOODS),
+        activation=OneOf(*ACTIVATIONS),
+        min_sigma=Real(0, closed="neither"),
+        seed=Integral() | None,
+    )
     def __init__(
         self,
         n_visible: int,
@@ -155,20 +167,6 @@ class VAE(Model):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        _positive_int(n_visible, "n_visible")
-        _positive_int(latent, "latent")
-        if not isinstance(hidden, list | tuple):
-            raise ValueError(f"hidden: expected a list of layer sizes, got {hidden!r}")
-        for size in hidden:
-            _positive_int(size, "hidden")
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood: expected one of {LIKELIHOODS}, got {likelihood!r}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation: expected one of {tuple(ACTIVATIONS)}, got {activation!r}"
-            )
-        if not min_sigma > 0:
-            raise ValueError(f"min_sigma: expected a positive number, got {min_sigma}")
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.n_visible = n_visible
         self.hidden = list(hidden)
@@ -241,7 +239,7 @@ class VAE(Model):
         """
         if check:
             x = self.check_data(x)
-            _positive_int(k, "k")
+            check_positive_int(k, "k")
         mu, log_var = self.encode(x, check=False)
         eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + torch.exp(0.5 * log_var) * eps
@@ -291,8 +289,8 @@ class VAE(Model):
         (1/k) sum_i log w_i (an unbiased ELBO estimate), ``ess`` = (sum w)^2 / sum w^2 in [1, k].
         """
         x = self.check_data(x)
-        _positive_int(k, "k")
-        _positive_int(batch_size, "batch_size")
+        check_positive_int(k, "k")
+        check_positive_int(batch_size, "batch_size")
         n = x.shape[0]
         rows = max(1, batch_size // k)
         chunk = max(1, min(k, batch_size // rows))
@@ -333,7 +331,7 @@ class VAE(Model):
     ) -> torch.Tensor:
         """Ancestral samples: z ~ N(0, I), then E[x | z] (``mean=True``, the usual picture) or a
         draw x ~ p(x | z). Shape (n, n_visible)."""
-        _positive_int(n, "n")
+        check_positive_int(n, "n")
         z = torch.randn(n, self.latent, generator=generator, device=self.device, dtype=self.dtype)
         return self.draw_x_given_z(z, generator) if not mean else self.mean_x_given_z(z)
 

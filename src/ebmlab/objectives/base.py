@@ -21,6 +21,15 @@ from ..models.base import record_config
 OBJECTIVE_CLASSES: dict[str, type[Objective]] = {}
 
 
+def model_param_group(model: nn.Module, lr: float, weight_decay: float) -> dict[str, Any]:
+    """One optimizer group with every trainable parameter of ``model``."""
+    return {
+        "params": [p for p in model.parameters() if p.requires_grad],
+        "lr": lr,
+        "weight_decay": weight_decay,
+    }
+
+
 class Objective(nn.Module):
     """Base class. Subclasses implement ``loss``.
 
@@ -50,13 +59,7 @@ class Objective(nn.Module):
     def param_groups(
         self, model: nn.Module, lr: float, weight_decay: float
     ) -> list[dict[str, Any]]:
-        return [
-            {
-                "params": [p for p in model.parameters() if p.requires_grad],
-                "lr": lr,
-                "weight_decay": weight_decay,
-            }
-        ]
+        return [model_param_group(model, lr, weight_decay)]
 
     def after_step(self, model: nn.Module, step: int) -> None:
         """Called after every optimizer step."""

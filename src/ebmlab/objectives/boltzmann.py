@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..models.boltzmann import BoltzmannMachine
-from ..validation import as_tensor, check_binary
+from ..validation import Integral, as_tensor, check_binary, validate
 from .base import Objective
 
 
@@ -34,6 +34,13 @@ class BoltzmannLearning(Objective):
         seed: seeds the initial free chains in ``setup``.
     """
 
+    @validate(
+        n_chains=Integral(1),
+        free_sweeps=Integral(1),
+        clamped_burn_in=Integral(0),
+        clamped_samples=Integral(1),
+        seed=Integral(),
+    )
     def __init__(
         self,
         n_chains: int = 100,
@@ -43,15 +50,6 @@ class BoltzmannLearning(Objective):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("n_chains", n_chains),
-            ("free_sweeps", free_sweeps),
-            ("clamped_samples", clamped_samples),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-        if clamped_burn_in < 0:
-            raise ValueError(f"clamped_burn_in: expected >= 0, got {clamped_burn_in}")
         self.n_chains = n_chains
         self.free_sweeps = free_sweeps
         self.clamped_burn_in = clamped_burn_in

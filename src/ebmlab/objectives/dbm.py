@@ -34,8 +34,8 @@ the top RBM with two tied copies of its hidden layer (top-down input doubled), t
 with both. An RBM whose visible layer has r_v tied copies and hidden layer r_h copies is a proper
 RBM (energy -b^T s - c^T t - s^T W t with s, t the sums of the copies); its free energy given the
 copies' sum s is -b^T s - r_h sum_j softplus(c_j + (s^T W)_j), data clamp every copy to v
-(s = r_v v), and CD-k samples each copy independently. ``ebmlab.app.families.dbm.pretrain`` composes
-the trained RBMs into the DBM (biases of a shared layer averaged: each RBM's bias goes with the
+(s = r_v v), and CD-k samples each copy independently. ``ebmlab.training.greedy.dbm_stages``
+trains them, and ``DeepBoltzmannMachine.init_from_rbms`` composes the trained RBMs into the DBM (biases of a shared layer averaged: each RBM's bias goes with the
 doubled input, the DBM's with half of each).
 """
 
@@ -49,15 +49,18 @@ from torch.nn import functional as F
 
 from ..models.dbm import DeepBoltzmannMachine, Layers
 from ..models.rbm import BernoulliRBM, bernoulli
-from ..validation import as_tensor, check_binary
+from ..validation import Boolean, Integral, OneOf, Real, as_tensor, check_binary, validate
 from .base import Objective
 from .contrastive import inject_gradient
 
 
-def _positive_int(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return value
+def copies_for_layer(l: int, n_layers: int) -> tuple[int, int]:
+    """(visible copies, hidden copies) of the RBM between layers l and l+1 of an L-layer DBM
+    pretrained with tied copies: the bottom RBM doubles its hidden layer, the top one its visible
+    layer, the ones between both (each inner layer gets input from two sides in the DBM)."""
+    if n_layers == 1:
+        return 1, 1
+    return (1 if l == n_layers - 1 else 2), (1 if l == 0 else 2)
 
 
 def _weights_only_decay(
@@ -87,6 +90,17 @@ class VariationalPCD(Objective):
         seed: seeds the initial chains in ``setup``.
     """
 
+    @validate(
+        n_chains=Integral(1),
+        k=Integral(1),
+        mean_field_iters=Integral(1),
+        mean_field_tol=Real(0),
+        centering=Boolean(),
+        offset_rate=Real(0, 1),
+        init_visible_bias=Boolean(),
+        binary_data=Boolean(),
+        seed=Integral(),
+    )
     def __init__(
         self,
         n_chains: int = 100,
@@ -100,13 +114,9 @@ class VariationalPCD(Objective):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.n_chains = _positive_int(n_chains, "n_chains")
-        self.k = _positive_int(k, "k")
-        self.mean_field_iters = _positive_int(mean_field_iters, "mean_field_iters")
-        if not mean_field_tol >= 0:
-            raise ValueError(f"mean_field_tol: expected a number >= 0, got {mean_field_tol}")
-        if not 0.0 <= offset_rate <= 1.0:
-            raise ValueError(f"offset_rate: expected a value in [0, 1], got {offset_rate}")
+        self.n_chains = n_chains
+        self.k = k
+        self.mean_field_iters = mean_field_iters
         self.mean_field_tol = float(mean_field_tol)
         self.centering = centering
         self.offset_rate = offset_rate
@@ -263,6 +273,12 @@ class TiedCopiesCD(Objective):
     mean-field states) clamp every visible copy.
     """
 
+    @validate(
+        visible_copies=OneOf(1, 2),
+        hidden_copies=OneOf(1, 2),
+        k=Integral(1),
+        init_visible_bias=Boolean(),
+    )
     def __init__(
         self,
         visible_copies: int = 2,
@@ -271,12 +287,9 @@ class TiedCopiesCD(Objective):
         init_visible_bias: bool = True,
     ) -> None:
         super().__init__()
-        for name, value in (("visible_copies", visible_copies), ("hidden_copies", hidden_copies)):
-            if value not in (1, 2) or isinstance(value, bool):
-                raise ValueError(f"{name}: expected 1 or 2, got {value!r}")
         self.visible_copies = visible_copies
         self.hidden_copies = hidden_copies
-        self.k = _positive_int(k, "k")
+        self.k = k
         self.init_visible_bias = init_visible_bias
 
     @staticmethod

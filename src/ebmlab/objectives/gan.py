@@ -49,6 +49,7 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 from ..models.gan import GAN
+from ..validation import Integral, OneOf, Real, check_choice, validate
 from .contrastive_langevin import StepCounter
 
 GENERATOR_LOSSES = ("non-saturating", "minimax")
@@ -62,11 +63,10 @@ def discriminator_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> 
 
 def generator_loss(logits_fake: torch.Tensor, kind: str = "non-saturating") -> torch.Tensor:
     """-mean log D(G(z)) (non-saturating) or mean log(1 - D(G(z))) (minimax)."""
-    if kind == "non-saturating":
-        return F.softplus(-logits_fake).mean()
+    check_choice(kind, "kind", GENERATOR_LOSSES)
     if kind == "minimax":
         return -F.softplus(logits_fake).mean()
-    raise ValueError(f"kind: expected one of {', '.join(GENERATOR_LOSSES)}, got {kind!r}")
+    return F.softplus(-logits_fake).mean()
 
 
 def r1_penalty(logits_real: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -102,6 +102,13 @@ class GANObjective(StepCounter):
         beta1: Adam's first-moment decay for both players (DCGAN: 0.5); ignored by SGD.
     """
 
+    @validate(
+        generator_loss=OneOf(*GENERATOR_LOSSES),
+        generator_lr_ratio=Real(0, closed="neither"),
+        d_steps=Integral(0),
+        beta1=Real(0, 1, closed="left"),
+        r1_gamma=Real(0),
+    )
     def __init__(
         self,
         generator_loss: str = "non-saturating",
@@ -111,25 +118,10 @@ class GANObjective(StepCounter):
         r1_gamma: float = 0.0,
     ) -> None:
         super().__init__()
-        if generator_loss not in GENERATOR_LOSSES:
-            raise ValueError(
-                f"generator_loss: expected one of {', '.join(GENERATOR_LOSSES)}, "
-                f"got {generator_loss!r}"
-            )
-        if not generator_lr_ratio > 0:
-            raise ValueError(
-                f"generator_lr_ratio: expected a positive number, got {generator_lr_ratio}"
-            )
-        if isinstance(d_steps, bool) or not isinstance(d_steps, int) or d_steps < 0:
-            raise ValueError(f"d_steps: expected an integer >= 0, got {d_steps!r}")
-        if not 0.0 <= beta1 < 1.0:
-            raise ValueError(f"beta1: expected a number in [0, 1), got {beta1}")
         self.generator_loss = generator_loss
         self.generator_lr_ratio = float(generator_lr_ratio)
         self.d_steps = d_steps
         self.beta1 = float(beta1)
-        if not r1_gamma >= 0:
-            raise ValueError(f"r1_gamma: expected a number >= 0, got {r1_gamma}")
         self.r1_gamma = float(r1_gamma)
 
     @staticmethod

@@ -41,6 +41,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..models.flows import RealNVP
+from ..validation import Integral, Real, validate
+from .base import model_param_group
 from .contrastive_langevin import StepCounter, check_energy
 
 #: |E| above which an NCE run is declared diverged.
@@ -85,13 +87,18 @@ def _n_noise(batch_size: int, noise_ratio: float) -> int:
     return max(1, round(noise_ratio * batch_size))
 
 
-def _check_ratio(noise_ratio: float) -> float:
-    if not noise_ratio > 0:
-        raise ValueError(
-            f"noise_ratio: expected a positive number (noise samples per data "
-            f"point), got {noise_ratio}"
-        )
-    return float(noise_ratio)
+#: noise samples per data point
+NOISE_RATIO = Real(0, closed="neither", description="a positive number of noise samples per point")
+
+
+def _contrast_param_groups(
+    model: nn.Module, log_z: nn.Parameter, lr: float, weight_decay: float
+) -> list[dict[str, Any]]:
+    """The model's group and log Z's (never decayed: it is an offset, not a weight)."""
+    return [
+        model_param_group(model, lr, weight_decay),
+        {"params": [log_z], "lr": lr, "weight_decay": 0.0},
+    ]
 
 
 class NoiseContrastiveEstimation(StepCounter):
@@ -104,6 +111,7 @@ class NoiseContrastiveEstimation(StepCounter):
         energy_bound: |E| beyond which training is declared diverged.
     """
 
+    @validate(noise_ratio=NOISE_RATIO, noise_inflation=Real(0, closed="neither"))
     def __init__(
         self,
         noise_ratio: float = 4.0,
@@ -111,9 +119,7 @@ class NoiseContrastiveEstimation(StepCounter):
         energy_bound: float = DEFAULT_ENERGY_BOUND,
     ) -> None:
         super().__init__()
-        self.noise_ratio = _check_ratio(noise_ratio)
-        if not noise_inflation > 0:
-            raise ValueError(f"noise_inflation: expected a positive number, got {noise_inflation}")
+        self.noise_ratio = float(noise_ratio)
         self.noise_inflation = float(noise_inflation)
         self.energy_bound = float(energy_bound)
         self.log_z = nn.Parameter(torch.zeros(()))
@@ -163,14 +169,7 @@ class NoiseContrastiveEstimation(StepCounter):
     def param_groups(
         self, model: nn.Module, lr: float, weight_decay: float
     ) -> list[dict[str, Any]]:
-        return [
-            {
-                "params": [p for p in model.parameters() if p.requires_grad],
-                "lr": lr,
-                "weight_decay": weight_decay,
-            },
-            {"params": [self.log_z], "lr": lr, "weight_decay": 0.0},
-        ]
+        return _contrast_param_groups(model, self.log_z, lr, weight_decay)
 
     def loss(
         self, model: nn.Module, batch: torch.Tensor, generator: torch.Generator
@@ -204,6 +203,11 @@ class FlowContrastiveEstimation(StepCounter):
         seed: seeds the flow's initialization and pretraining.
     """
 
+    @validate(
+        noise_ratio=NOISE_RATIO,
+        flow_lr_ratio=Real(0, closed="neither"),
+        flow_pretrain_steps=Integral(0),
+    )
     def __init__(
         self,
         dim: int,
@@ -217,17 +221,7 @@ class FlowContrastiveEstimation(StepCounter):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.noise_ratio = _check_ratio(noise_ratio)
-        if not flow_lr_ratio > 0:
-            raise ValueError(f"flow_lr_ratio: expected a positive number, got {flow_lr_ratio}")
-        if (
-            isinstance(flow_pretrain_steps, bool)
-            or not isinstance(flow_pretrain_steps, int)
-            or flow_pretrain_steps < 0
-        ):
-            raise ValueError(
-                f"flow_pretrain_steps: expected an integer >= 0, got {flow_pretrain_steps!r}"
-            )
+        self.noise_ratio = float(noise_ratio)
         self.flow_lr_ratio = float(flow_lr_ratio)
         self.flow_pretrain_steps = flow_pretrain_steps
         self.flow_pretrain_lr = float(flow_pretrain_lr)
@@ -266,18 +260,10 @@ class FlowContrastiveEstimation(StepCounter):
     def param_groups(
         self, model: nn.Module, lr: float, weight_decay: float
     ) -> list[dict[str, Any]]:
+        flow = list(self.flow.parameters())
         return [
-            {
-                "params": [p for p in model.parameters() if p.requires_grad],
-                "lr": lr,
-                "weight_decay": weight_decay,
-            },
-            {"params": [self.log_z], "lr": lr, "weight_decay": 0.0},
-            {
-                "params": list(self.flow.parameters()),
-                "lr": lr * self.flow_lr_ratio,
-                "weight_decay": 0.0,
-            },
+            *_contrast_param_groups(model, self.log_z, lr, weight_decay),
+            {"params": flow, "lr": lr * self.flow_lr_ratio, "weight_decay": 0.0},
         ]
 
     def loss(

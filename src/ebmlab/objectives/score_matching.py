@@ -48,9 +48,15 @@ import torch
 from torch import nn
 
 from ..models.neural import annealed_langevin, geometric_sigmas
+from ..validation import AnyOf, Integral, OneOf, Real, check_choice, validate
 from .contrastive_langevin import StepCounter, check_energy
 
 Projection = Literal["rademacher", "gaussian"]
+PROJECTIONS = ("rademacher", "gaussian")
+#: a noise level
+SIGMA = Real(0, closed="neither")
+#: the noise annealing shared by the objectives that smooth the data
+ANNEALING = {"sigma_start": SIGMA | None, "anneal_steps": Integral(0)}
 
 #: |E| above which a score-matching run is declared diverged (E is only fixed up to a constant).
 DEFAULT_ENERGY_BOUND = 1e6
@@ -87,14 +93,13 @@ def random_projections(
     shape: tuple[int, ...], kind: Projection, generator: torch.Generator, like: torch.Tensor
 ) -> torch.Tensor:
     """Directions v with E[v v^T] = I: Rademacher (+-1) or standard Gaussian."""
+    check_choice(kind, "projection", PROJECTIONS)
     if kind == "rademacher":
         bits = torch.randint(0, 2, shape, generator=generator, device=generator.device)
         return (2.0 * bits - 1.0).to(like)
-    if kind == "gaussian":
-        return torch.randn(
-            shape, generator=generator, device=generator.device, dtype=like.dtype
-        ).to(like.device)
-    raise ValueError(f"projection: expected 'rademacher' or 'gaussian', got {kind!r}")
+    return torch.randn(shape, generator=generator, device=generator.device, dtype=like.dtype).to(
+        like.device
+    )
 
 
 def annealed_noise_level(
@@ -110,13 +115,6 @@ def annealed_noise_level(
     return math.exp(math.log(sigma_start) + progress * (math.log(floor) - math.log(sigma_start)))
 
 
-def _check_anneal(sigma_start: float | None, anneal_steps: int) -> None:
-    if sigma_start is not None and not sigma_start > 0:
-        raise ValueError(f"sigma_start: expected None or a positive level, got {sigma_start}")
-    if isinstance(anneal_steps, bool) or not isinstance(anneal_steps, int) or anneal_steps < 0:
-        raise ValueError(f"anneal_steps: expected an integer >= 0, got {anneal_steps!r}")
-
-
 def _perturb(batch: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
     if sigma == 0.0:
         return batch
@@ -124,7 +122,39 @@ def _perturb(batch: torch.Tensor, sigma: float, generator: torch.Generator) -> t
     return batch + sigma * z.to(batch.device)
 
 
-class ExactScoreMatching(StepCounter):
+def _loss_and_terms(
+    norm: torch.Tensor, trace: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """J = mean(1/2 |s|^2 + tr(grad s)) per row, with both terms as metrics."""
+    loss = (norm + trace).mean()
+    return loss, {
+        "score_norm": float(norm.detach().mean()),
+        "hessian_trace": float(trace.detach().mean()),
+    }
+
+
+class _NoiseAnnealing(StepCounter):
+    """Holds a noise-annealing schedule (``annealed_noise_level``) and the divergence bound."""
+
+    def __init__(self, sigma_start: float | None, anneal_steps: int, energy_bound: float) -> None:
+        super().__init__()
+        self.sigma_start = None if sigma_start is None else float(sigma_start)
+        self.anneal_steps = anneal_steps
+        self.energy_bound = float(energy_bound)
+
+    @property
+    def final_sigma(self) -> float:
+        """The level the schedule ends at (0: the data themselves)."""
+        return 0.0
+
+    def current_sigma(self) -> float:
+        """The noise level of the next update (geometric annealing)."""
+        return annealed_noise_level(
+            self.sigma_start, self.anneal_steps, int(self.steps_done), self.final_sigma
+        )
+
+
+class ExactScoreMatching(_NoiseAnnealing):
     """Hyvarinen's J = mean[1/2 |grad E|^2 - Laplacian E], Hessian trace by autograd.
 
     Noise annealing (``sigma_start``, ``anneal_steps``; off by default): for the first
@@ -140,6 +170,7 @@ class ExactScoreMatching(StepCounter):
         energy_bound: |E| of the data beyond which training is declared diverged.
     """
 
+    @validate(max_dim=Integral(1), **ANNEALING)
     def __init__(
         self,
         max_dim: int = 64,
@@ -147,12 +178,8 @@ class ExactScoreMatching(StepCounter):
         anneal_steps: int = 0,
         energy_bound: float = DEFAULT_ENERGY_BOUND,
     ) -> None:
-        super().__init__()
-        _check_anneal(sigma_start, anneal_steps)
+        super().__init__(sigma_start, anneal_steps, energy_bound)
         self.max_dim = int(max_dim)
-        self.sigma_start = None if sigma_start is None else float(sigma_start)
-        self.anneal_steps = anneal_steps
-        self.energy_bound = float(energy_bound)
 
     def loss(
         self, model: nn.Module, batch: torch.Tensor, generator: torch.Generator
@@ -163,19 +190,14 @@ class ExactScoreMatching(StepCounter):
                 f"limited to max_dim={self.max_dim}; got {batch.shape[1]} coordinates (use "
                 "sliced score matching, objective 'ssm')"
             )
-        sigma = annealed_noise_level(self.sigma_start, self.anneal_steps, int(self.steps_done))
-        x_leaf, energy, score = energy_and_score(model, _perturb(batch, sigma, generator))
+        x_leaf, energy, score = energy_and_score(
+            model, _perturb(batch, self.current_sigma(), generator)
+        )
         check_energy(energy.detach(), self.energy_bound, self.current_step, "data")
-        trace = hessian_trace_of_energy(x_leaf, score)
-        norm = 0.5 * score.square().sum(-1)
-        loss = (norm + trace).mean()
-        return loss, {
-            "score_norm": float(norm.detach().mean()),
-            "hessian_trace": float(trace.detach().mean()),
-        }
+        return _loss_and_terms(0.5 * score.square().sum(-1), hessian_trace_of_energy(x_leaf, score))
 
 
-class SlicedScoreMatching(StepCounter):
+class SlicedScoreMatching(_NoiseAnnealing):
     """Sliced score matching (Song et al. 2019).
 
     Args:
@@ -186,6 +208,7 @@ class SlicedScoreMatching(StepCounter):
         energy_bound: |E| of the data beyond which training is declared diverged.
     """
 
+    @validate(n_projections=Integral(1), projection=OneOf(*PROJECTIONS), **ANNEALING)
     def __init__(
         self,
         n_projections: int = 1,
@@ -195,28 +218,16 @@ class SlicedScoreMatching(StepCounter):
         anneal_steps: int = 0,
         energy_bound: float = DEFAULT_ENERGY_BOUND,
     ) -> None:
-        super().__init__()
-        _check_anneal(sigma_start, anneal_steps)
-        self.sigma_start = None if sigma_start is None else float(sigma_start)
-        self.anneal_steps = anneal_steps
-        if (
-            isinstance(n_projections, bool)
-            or not isinstance(n_projections, int)
-            or n_projections < 1
-        ):
-            raise ValueError(f"n_projections: expected a positive integer, got {n_projections!r}")
-        if projection not in ("rademacher", "gaussian"):
-            raise ValueError(f"projection: expected 'rademacher' or 'gaussian', got {projection!r}")
+        super().__init__(sigma_start, anneal_steps, energy_bound)
         self.n_projections = n_projections
         self.projection: Projection = projection
         self.variance_reduction = bool(variance_reduction)
-        self.energy_bound = float(energy_bound)
 
     def loss(
         self, model: nn.Module, batch: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        sigma = annealed_noise_level(self.sigma_start, self.anneal_steps, int(self.steps_done))
-        x = _perturb(batch.flatten(1), sigma, generator).repeat(self.n_projections, 1)
+        x = _perturb(batch.flatten(1), self.current_sigma(), generator)
+        x = x.repeat(self.n_projections, 1)
         v = random_projections(tuple(x.shape), self.projection, generator, x)
         x_leaf, energy, score = energy_and_score(model, x)
         check_energy(energy.detach(), self.energy_bound, self.current_step, "data")
@@ -227,11 +238,7 @@ class SlicedScoreMatching(StepCounter):
             first = 0.5 * score.square().sum(-1)
         else:
             first = 0.5 * projected.square()
-        loss = (first + curvature).mean()
-        return loss, {
-            "score_norm": float(first.detach().mean()),
-            "hessian_trace": float(curvature.detach().mean()),
-        }
+        return _loss_and_terms(first, curvature)
 
 
 def denoising_target(noise: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
@@ -239,7 +246,7 @@ def denoising_target(noise: torch.Tensor, sigma: torch.Tensor | float) -> torch.
     return -noise / sigma
 
 
-class DenoisingScoreMatching(StepCounter):
+class DenoisingScoreMatching(_NoiseAnnealing):
     """Vincent's DSM at one noise level: mean 1/2 |s(x + sigma z) + z / sigma|^2.
 
     Noise annealing (``sigma_start``, ``anneal_steps``): the level starts at ``sigma_start`` and
@@ -257,6 +264,7 @@ class DenoisingScoreMatching(StepCounter):
         energy_bound: |E| beyond which training is declared diverged.
     """
 
+    @validate(sigma=SIGMA, **ANNEALING)
     def __init__(
         self,
         sigma: float = 0.1,
@@ -264,24 +272,14 @@ class DenoisingScoreMatching(StepCounter):
         anneal_steps: int = 0,
         energy_bound: float = DEFAULT_ENERGY_BOUND,
     ) -> None:
-        super().__init__()
-        if not sigma > 0:
-            raise ValueError(f"sigma: expected a positive noise level, got {sigma}")
-        if sigma_start is not None and not sigma_start >= sigma:
-            raise ValueError(
-                f"sigma_start: expected None or a level >= sigma ({sigma}), got {sigma_start}"
-            )
-        _check_anneal(sigma_start, anneal_steps)
+        start = AnyOf(None, Real(sigma), description=f"None or a level >= sigma ({sigma})")
+        start.check(sigma_start, "sigma_start")
+        super().__init__(sigma_start, anneal_steps, energy_bound)
         self.sigma = float(sigma)
-        self.sigma_start = None if sigma_start is None else float(sigma_start)
-        self.anneal_steps = anneal_steps
-        self.energy_bound = float(energy_bound)
 
-    def current_sigma(self) -> float:
-        """The noise level of the next update (geometric annealing)."""
-        return annealed_noise_level(
-            self.sigma_start, self.anneal_steps, int(self.steps_done), self.sigma
-        )
+    @property
+    def final_sigma(self) -> float:
+        return self.sigma
 
     def loss(
         self, model: nn.Module, batch: torch.Tensor, generator: torch.Generator
@@ -356,6 +354,7 @@ class NoiseAugmentedScoreMatching(StepCounter):
         energy_bound: |E| of the augmented data beyond which training is declared diverged.
     """
 
+    @validate(log_sigma_mean=Real(), log_sigma_std=Real(0, closed="neither"), max_dim=Integral(1))
     def __init__(
         self,
         log_sigma_mean: float = math.log(0.1),
@@ -364,10 +363,6 @@ class NoiseAugmentedScoreMatching(StepCounter):
         energy_bound: float = DEFAULT_ENERGY_BOUND,
     ) -> None:
         super().__init__()
-        if not math.isfinite(log_sigma_mean):
-            raise ValueError(f"log_sigma_mean: expected a finite number, got {log_sigma_mean}")
-        if not log_sigma_std > 0:
-            raise ValueError(f"log_sigma_std: expected a positive number, got {log_sigma_std}")
         self.log_sigma_mean = float(log_sigma_mean)
         self.log_sigma_std = float(log_sigma_std)
         self.max_dim = int(max_dim)
@@ -402,13 +397,7 @@ class NoiseAugmentedScoreMatching(StepCounter):
         check_energy(energy.detach(), self.energy_bound, self.current_step, "augmented data")
         (grad,) = torch.autograd.grad(energy.sum(), z, create_graph=True)
         score = -grad
-        trace = hessian_trace_of_energy(z, score)
-        norm = 0.5 * score.square().sum(-1)
-        loss = (norm + trace).mean()
-        return loss, {
-            "score_norm": float(norm.detach().mean()),
-            "hessian_trace": float(trace.detach().mean()),
-        }
+        return _loss_and_terms(0.5 * score.square().sum(-1), hessian_trace_of_energy(z, score))
 
 
 __all__ = [

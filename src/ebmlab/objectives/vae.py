@@ -22,6 +22,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..models.vae import VAE, gaussian_kl_to_standard_normal
+from ..validation import Boolean, Integral, OneOf, Real, validate
 from .base import Objective
 
 BOUNDS = ("elbo", "iwae")
@@ -42,6 +43,12 @@ class VariationalBound(Objective):
     ``iwae`` (with ``bound="iwae"``), ``beta`` (with warm-up).
     """
 
+    @validate(
+        bound=OneOf(*BOUNDS),
+        k=Integral(1),
+        warmup_epochs=Real(0),
+        init_output_bias=Boolean(),
+    )
     def __init__(
         self,
         bound: str = "elbo",
@@ -50,12 +57,6 @@ class VariationalBound(Objective):
         init_output_bias: bool = True,
     ) -> None:
         super().__init__()
-        if bound not in BOUNDS:
-            raise ValueError(f"bound: expected one of {BOUNDS}, got {bound!r}")
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k: expected a positive integer, got {k!r}")
-        if not warmup_epochs >= 0:
-            raise ValueError(f"warmup_epochs: expected a non-negative number, got {warmup_epochs}")
         self.bound = bound
         self.k = k
         self.warmup_epochs = float(warmup_epochs)

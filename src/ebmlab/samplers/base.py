@@ -22,14 +22,22 @@ References: Metropolis et al. (1953); Hastings (1970); Neal, "MCMC using Hamilto
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch.nn import functional as F
+from torch import Tensor
 
-EnergyFn = Callable[[torch.Tensor], torch.Tensor]
+from .elementary import bernoulli_draw as bernoulli_draw  # re-exported: the one Bernoulli draw
+from .protocols import (
+    BipartiteGibbs,
+    BlockSweep,
+    EnergyFn,
+    Rng,
+    SiteConditionals,
+    TemperedFreeEnergy,
+)
+from .protocols import is_bernoulli_rbm as _is_bernoulli_rbm  # noqa: F401 (ebmlab.partition)
 
 
 @dataclass
@@ -63,12 +71,24 @@ class Info:
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+#: the optional cached state passed to ``Kernel.step``, and what a step returns
+State = ChainState | None
+Step = tuple[Tensor, Info]
+
+
 def check_step_size(value: float, name: str = "step_size") -> float:
     """Step sizes must be finite and strictly positive."""
     value = float(value)
     if not (value > 0 and value < float("inf")):
         raise ValueError(f"{name}: expected a finite number > 0, got {value}")
     return value
+
+
+def check_target_accept(value: float) -> float:
+    """The acceptance rate that step-size adaptation aims at: a number in (0, 1)."""
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"target_accept: expected a number in (0, 1), got {value}")
+    return float(value)
 
 
 def check_chains(x: torch.Tensor, name: str = "x") -> torch.Tensor:
@@ -151,18 +171,6 @@ def uniform_open(
     return 1.0 - torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype)
 
 
-def bernoulli_draw(p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Bernoulli(p) draws as u < p with u = 1 - U[0, 1), i.e. u in (0, 1], in p's dtype.
-
-    The usual ``torch.rand(...) < p`` fires with probability at least 2^-24 (rand returns
-    exactly 0 that often in float32) however small p is; with u in (0, 1] no event of
-    probability below the grid of u (2^-24 in float32, 2^-53 in float64) can occur, and every
-    probability is resolved to that grid. Same cost as ``rand < p``.
-    """
-    u = 1.0 - torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype)
-    return (u < p).to(p.dtype)
-
-
 def metropolis_accept(
     log_ratio: torch.Tensor, generator: torch.Generator | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -218,31 +226,28 @@ def full_info(x: torch.Tensor, state: ChainState | None = None) -> Info:
 
 
 # ----- targets ---------------------------------------------------------------------------------
-def _is_bernoulli_rbm(model: Any) -> bool:
-    from ..models.rbm import BernoulliRBM  # models do not import samplers: no cycle
-
-    # a subclass that redefines the free energy (e.g. Gaussian visibles) is not this formula
-    return isinstance(model, BernoulliRBM) and (type(model).free_energy is BernoulliRBM.free_energy)
-
-
-def tempered_rbm_free_energy(model: Any, v: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-    """Free energy of v under a Bernoulli RBM at inverse temperature beta (p ∝ exp(-beta E)):
-    F_beta(v) = -beta b^T v - sum_j softplus(beta (c_j + (v^T W)_j)). Not beta F(v): summing the
-    hidden units out does not commute with tempering. ``beta``: a scalar or one per row."""
-    beta = torch.as_tensor(beta, dtype=v.dtype, device=v.device)
-    beta_col = beta.reshape(-1, 1) if beta.dim() else beta
-    beta_row = beta.reshape(-1) if beta.dim() else beta
-    hidden = beta_col * torch.addmm(model.c, v, model.W)
-    return -beta_row * (v @ model.b) - F.softplus(hidden).sum(-1)
+def make_generator(seed: int | torch.Generator | None, device: torch.device | str) -> torch.Generator:
+    """A generator on ``device``: ``seed`` itself when it is one, seeded when it is an int, fresh
+    entropy when None (the library never touches torch's global generator)."""
+    if isinstance(seed, torch.Generator):
+        return seed
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(int(seed))
+    return generator
 
 
 class Target:
     """An energy target at inverse temperature ``beta`` (a float or one value per chain).
 
     Wraps an energy callable, or a model (``free_energy`` for models with hidden units, else
-    ``energy``). Calling it gives the tempered energy. When the model supplies exact conditionals
-    (``conditional_logits(x, i)``, ``block_gibbs(x, generator, beta)`` or ``gibbs_vhv(v,
-    generator, beta)``) they are forwarded, tempered, for Gibbs kernels.
+    ``energy``). Calling it gives the tempered energy: beta E(x) for fully visible models and
+    callables; a model with hidden units supplies ``tempered_free_energy(v, beta)`` (summing the
+    hidden units out does not commute with tempering). When the model supplies exact conditionals
+    (the protocols of ``gibbs.py``: ``conditional_logits(x, i)``, ``block_gibbs(x, generator,
+    beta)`` or ``gibbs_vhv(v, generator, beta)``) they are forwarded, tempered, for Gibbs kernels.
     """
 
     def __init__(self, source: Any, beta: float | torch.Tensor = 1.0) -> None:
@@ -263,22 +268,16 @@ class Target:
                 f"got {type(source).__name__}"
             )
         self.spin_values = getattr(source, "spin_values", None)
-        self.has_conditionals = hasattr(source, "conditional_logits")
-        self.has_block_gibbs = hasattr(source, "block_gibbs") or hasattr(source, "gibbs_vhv")
-
-    @property
-    def is_tempered(self) -> bool:
-        return isinstance(self.beta, torch.Tensor) or self.beta != 1.0
+        self.has_conditionals = isinstance(source, SiteConditionals)
+        self.has_block_gibbs = isinstance(source, BlockSweep | BipartiteGibbs)
 
     def energy_at(self, x: torch.Tensor, beta: float | torch.Tensor) -> torch.Tensor:
         """Energy of x under the target tempered to ``beta`` (per-chain betas allowed)."""
         if isinstance(beta, float | int) and beta == 1.0:
             return self.base_energy(x)
-        if hasattr(self.source, "tempered_free_energy"):
+        if isinstance(self.source, TemperedFreeEnergy):
             return self.source.tempered_free_energy(x, beta)
         if hasattr(self.source, "free_energy"):
-            if _is_bernoulli_rbm(self.source):
-                return tempered_rbm_free_energy(self.source, x, beta)
             raise TypeError(
                 f"target: tempering {type(self.source).__name__} needs its free energy at "
                 "inverse temperature beta (summing hidden units out does not commute with "
@@ -304,7 +303,7 @@ class Target:
         beta = self.beta
         if isinstance(beta, torch.Tensor):
             beta = beta.reshape(-1, 1)
-        if hasattr(self.source, "block_gibbs"):
+        if isinstance(self.source, BlockSweep):
             return self.source.block_gibbs(x, generator, beta)
         return self.source.gibbs_vhv(x, generator, beta)[0]
 
@@ -327,13 +326,7 @@ class Kernel:
     def observe(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
-    def step(
-        self,
-        x: torch.Tensor,
-        energy_fn: Any,
-        generator: torch.Generator | None = None,
-        state: ChainState | None = None,
-    ) -> tuple[torch.Tensor, Info]:
+    def step(self, x: Tensor, energy_fn: Any, generator: Rng = None, state: State = None) -> Step:
         raise NotImplementedError
 
     def __repr__(self) -> str:

@@ -6,13 +6,16 @@ part 3). For a binary unit with values (lo, hi),
 
     logit p(s_i = hi | s_-i) = E(s with s_i = lo) - E(s with s_i = hi).
 
-Conditional protocol (what a binary model supplies; ``ebmlab.models.Ising`` implements it):
+What a binary model supplies (the structural protocols of ``protocols.py``):
   * ``spin_values``: (0.0, 1.0) or (-1.0, 1.0);
-  * ``conditional_logits(x, i) -> Tensor (batch,)``: the logit above for site ``i`` (an int) of
-    every chain, at inverse temperature 1 (tempering multiplies it by beta);
-  * optionally ``block_gibbs(x, generator, beta) -> x'``: one exact block sweep (bipartite
-    graphs: an RBM's v -> h -> v, a checkerboard lattice), or an RBM's ``gibbs_vhv(v, generator,
-    beta) -> (v', h)``.
+  * ``SiteConditionals``: ``conditional_logits(x, i) -> Tensor (batch,)``, the logit above for
+    site ``i`` (an int) of every chain, at inverse temperature 1 (tempering multiplies it by
+    beta); ``ebmlab.models.Ising`` implements it;
+  * ``BlockSweep``: ``block_gibbs(x, generator, beta) -> x'``, one exact sweep at inverse
+    temperature beta (bipartite graphs: a checkerboard lattice; a model's own sequential sweep,
+    e.g. with clamped units, wrapped in a ``SweepTarget``);
+  * ``BipartiteGibbs``: an RBM's ``gibbs_vhv(v, generator, beta) -> (v', h)``, the block sweep
+    v -> h -> v.
 A target without conditionals is handled from its energy by the formula above (two energy
 evaluations per site: correct for any binary energy, just slower).
 
@@ -28,16 +31,18 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from .base import ChainState, Info, Kernel, Target, as_target, bernoulli_draw, full_info
+from .base import Info, Kernel, Rng, State, Step, Target, as_target, full_info
+from .elementary import bernoulli_draw
 from .metropolis import infer_spin_values
 
 _SCANS = ("auto", "systematic", "random", "block")
 
 
 def energy_conditional_logits(
-    target: Any, x: torch.Tensor, i: int, spin_values: tuple[float, float]
-) -> torch.Tensor:
+    target: Any, x: Tensor, i: int, spin_values: tuple[float, float]
+) -> Tensor:
     """logit p(x_i = hi | rest) = E(x_i = lo) - E(x_i = hi), from two energy evaluations (two
     calls, not one stacked batch: a tempered target may carry one temperature per row)."""
     lo, hi = spin_values
@@ -65,18 +70,12 @@ class Gibbs(Kernel):
         self.scan = scan
         self.spin_values = tuple(spin_values) if spin_values is not None else None
 
-    def _spins(self, target: Target, x: torch.Tensor) -> tuple[float, float]:
+    def _spins(self, target: Target, x: Tensor) -> tuple[float, float]:
         spins = self.spin_values or target.spin_values
         return tuple(spins) if spins is not None else infer_spin_values(x)
 
     @torch.no_grad()
-    def step(
-        self,
-        x: torch.Tensor,
-        energy_fn: Any,
-        generator: torch.Generator | None = None,
-        state: ChainState | None = None,
-    ) -> tuple[torch.Tensor, Info]:
+    def step(self, x: Tensor, energy_fn: Any, generator: Rng = None, state: State = None) -> Step:
         target = as_target(energy_fn)
         scan = self.scan
         if scan == "auto":
@@ -89,9 +88,12 @@ class Gibbs(Kernel):
             raise ValueError(
                 f"x: single-site Gibbs expects shape (n_chains, n_units), got {tuple(x.shape)}"
             )
+        return self._site_sweep(x, target, generator, scan == "systematic")
+
+    def _site_sweep(self, x: Tensor, target: Target, generator: Rng, systematic: bool) -> Step:
         lo, hi = self._spins(target, x)
         n_units = x.shape[1]
-        if scan == "systematic":
+        if systematic:
             sites = range(n_units)
         else:
             sites = torch.randint(
@@ -115,7 +117,7 @@ class Gibbs(Kernel):
         return x, info
 
     @staticmethod
-    def _checked(x_new: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, Info]:
+    def _checked(x_new: Tensor, x: Tensor) -> tuple[Tensor, Info]:
         if x_new.shape != x.shape:
             raise ValueError(
                 f"block_gibbs: returned shape {tuple(x_new.shape)}, expected {tuple(x.shape)}"

@@ -9,7 +9,7 @@ Cases (issue 3):
   and ebmkit's Langevin samplers when installed (``pip install torchebm ebmkit``; ebmkit
   installs the module ``ebm``). Implementations are timed in turn, three rounds, best round
   kept.
-* ``ais``: wall time of ``ebmlab.partition.ais`` with 14,500 betas x 100 runs on a 784 x 500 RBM
+* ``ais``: wall time of ``ebmlab.estimators.ais`` with 14,500 betas x 100 runs on a 784 x 500 RBM
   (quick: 1,450 betas), and the fraction of the float32 matmul throughput it reaches, counting
   2 matmuls of 2 * 100 * 784 * 500 flops per beta, against the matmul peak measured in the same
   run (best of 1024^3 and 2048^3 products).
@@ -35,8 +35,8 @@ from typing import Any
 
 import torch
 
+from ebmlab.estimators import ais, exact_log_z, exact_sample, log_likelihood, reverse_ais
 from ebmlab.models.rbm import BernoulliRBM
-from ebmlab.partition import ais, exact_log_z, exact_sample, log_likelihood, reverse_ais
 from ebmlab.samplers import Langevin, sample
 
 CENTERS = (

@@ -19,15 +19,13 @@ from typing import Any
 
 import torch
 
+from ...estimators import exact_log_likelihoods
 from ...models.autoregressive import ARCHITECTURES, PixelCNN
 from ...models.base import Model
 from ...objectives.likelihood import MaximumLikelihood
 from ...stats import mean_and_se
 from .. import viz
 from ..recipes import Context, Figure, Option, Recipe, register
-
-#: Images per forward pass in evaluation (bounds memory on 28 x 28 images).
-EVAL_CHUNK = 500
 
 #: Training images scored for ``train_log_likelihood`` (cheap relative to the test set).
 TRAIN_SUBSET = 2000
@@ -54,14 +52,6 @@ def _build(x_train: torch.Tensor, ctx: Context) -> tuple[Model, MaximumLikelihoo
     )
     model.check_images(x_train[:1000], "x_train")
     return model, MaximumLikelihood()
-
-
-@torch.no_grad()
-def exact_log_likelihoods(
-    model: PixelCNN, x: torch.Tensor, chunk: int = EVAL_CHUNK
-) -> torch.Tensor:
-    """log p(x) per image (nats), in chunks."""
-    return torch.cat([model.log_prob(part) for part in x.split(chunk)])
 
 
 def _evaluate(

@@ -20,16 +20,21 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import torch
 
-from ... import partition
-from ...models.autoencoder import DeepAutoencoder, ReconstructionObjective
+from ... import estimators
+from ...models.autoencoder import DeepAutoencoder
 from ...models.base import Model
 from ...models.dbn import DeepBeliefNet
+from ...objectives.autoencoder import ReconstructionObjective
+from ...objectives.base import Objective
 from ...stats import mean_and_se
-from ...training import TrainConfig
+from ...training import Stage, TrainConfig
+from ...training.greedy import autoencoder_stages, dbn_stages
 from .. import viz
 from ..recipes import Context, Figure, Option, Recipe, register
 
@@ -39,10 +44,6 @@ EXACT_MAX_UNITS = 16
 EXACT_MAX_TOP_UNITS = 20
 #: Training examples used for train-set scores (as the ``rbm`` recipe).
 TRAIN_SUBSET = 10_000
-
-
-def _seed(ctx: Context) -> int:
-    return int(torch.randint(2**31 - 1, (1,), generator=ctx.generator, device=ctx.generator.device))
 
 
 def parse_layers(text: Any, name: str = "--layers") -> list[int]:
@@ -56,16 +57,6 @@ def parse_layers(text: Any, name: str = "--layers") -> list[int]:
     if not sizes or any(n < 1 for n in sizes):
         raise ValueError(f"{name}: expected positive layer sizes like 500,2000, got {text!r}")
     return sizes
-
-
-def _labels(ctx: Context, n: int) -> torch.Tensor | None:
-    from ... import data
-
-    try:
-        _, y = data.load(ctx.data_name, "test")
-    except (ValueError, OSError):  # no labels to colour by: plain scatter
-        return None
-    return y if y is not None and y.shape[0] == n else None
 
 
 # ----- deep belief net ---------------------------------------------------------------------------
@@ -94,18 +85,19 @@ DBN_OPTIONS = (
 
 
 def _build_dbn(x_train: torch.Tensor, ctx: Context) -> tuple[Model, None]:
+    # no objective of its own: every stage (one per RBM, ``_stages_dbn``) brings one
     layers = parse_layers(ctx.options["layers"])
-    return DeepBeliefNet([x_train.shape[1], *layers], seed=_seed(ctx)), None
+    return DeepBeliefNet([x_train.shape[1], *layers], seed=ctx.seed()), None
 
 
-def _fit_dbn(model: Model, x_train: torch.Tensor, ctx: Context) -> dict[str, Any]:
-    """Greedy layer-wise training; the CLI's --epochs/--lr/--batch-size do not apply here (they
-    set the loop of gradient-trained families): use --layer-epochs, --layer-lr,
-    --layer-batch-size."""
-    assert isinstance(model, DeepBeliefNet)
+def _stages_dbn(
+    model: DeepBeliefNet, objective: None, ctx: Context, config: TrainConfig
+) -> Iterator[Stage]:
+    """Greedy layer-wise training, one stage per RBM (``layer1``, ``layer2``, ...), each with the
+    --layer-epochs, --layer-lr and --layer-batch-size settings."""
     o = ctx.options
     epochs = o["layer_epochs"]
-    config = TrainConfig(
+    layer_config = TrainConfig(
         epochs=epochs,
         batch_size=o["layer_batch_size"],
         lr=o["layer_lr"],
@@ -115,27 +107,25 @@ def _fit_dbn(model: Model, x_train: torch.Tensor, ctx: Context) -> dict[str, Any
         momentum_warmup_epochs=min(5, epochs),
         weight_decay=2e-4,
         schedule="linear",
-        seed=_seed(ctx),
-        device=str(x_train.device),
+        seed=ctx.seed(),
+        device=str(ctx.device),
+        progress=config.progress,
         log_every_steps=50,
     )
-    start = time.perf_counter()
-    results = model.fit_greedy(
-        x_train,
-        config,
+    plan = dbn_stages(
+        model,
+        ctx.train_data(),
+        layer_config,
         method=o["method"],
         k=o["k"],
         n_chains=o["n_chains"],
         centering=o["centering"],
         propagate=o["propagate"],
-        out_dir=ctx.out_dir / "layers",
-        seed=_seed(ctx),
+        seed=ctx.seed(),
     )
-    return {
-        "epochs_per_layer": epochs,
-        "layer_seconds": [round(r.seconds, 2) for r in results],
-        "seconds": round(time.perf_counter() - start, 2),
-    }
+    settings = "--layer-epochs, --layer-lr, --layer-batch-size"
+    for stage in plan:
+        yield replace(stage, settings=settings)
 
 
 def _mean_with_log_z(values: torch.Tensor, log_z: float, log_z_se: float) -> tuple[float, float]:
@@ -151,18 +141,18 @@ def _evaluate_dbn(
     o = ctx.options
     n_betas = min(o["ais_betas"], 1000) if ctx.quick else o["ais_betas"]
     n_samples = o["bound_samples"]
-    generator = torch.Generator(device=ctx.device).manual_seed(_seed(ctx))
+    generator = torch.Generator(device=ctx.device).manual_seed(ctx.seed())
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", partition.AISWarning)
+        warnings.simplefilter("always", estimators.AISWarning)
         start = time.perf_counter()
-        ais = model.top_log_z(x_train, n_betas=n_betas, n_runs=o["ais_runs"], seed=_seed(ctx))
+        ais = model.top_log_z(x_train, n_betas=n_betas, n_runs=o["ais_runs"], seed=ctx.seed())
         first = None
         if o["compare_first_rbm"] and model.n_layers > 1:
             rbm = model.rbms[0]
-            first_ais = partition.ais(
-                rbm, n_betas=n_betas, n_runs=o["ais_runs"], seed=_seed(ctx), data=x_train
+            first_ais = estimators.ais(
+                rbm, n_betas=n_betas, n_runs=o["ais_runs"], seed=ctx.seed(), data=x_train
             )
-            first = partition.log_likelihood(rbm, x_test, first_ais)
+            first = estimators.log_likelihood(rbm, x_test, first_ais)
         ais_seconds = time.perf_counter() - start
     start = time.perf_counter()
     test_values = model.lower_bound(x_test, 0.0, n_samples, generator)
@@ -190,7 +180,7 @@ def _evaluate_dbn(
     if first is not None:
         metrics["first_rbm_test_log_likelihood"] = first.mean
         metrics["first_rbm_test_log_likelihood_se"] = first.se
-    messages = [str(w.message) for w in caught if issubclass(w.category, partition.AISWarning)]
+    messages = [str(w.message) for w in caught if issubclass(w.category, estimators.AISWarning)]
     if messages:
         metrics["ais_warnings"] = messages
     below_top = model.layer_sizes[1:-1]
@@ -208,7 +198,7 @@ def _evaluate_dbn(
                 "test_log_likelihood_se": exact_se,
                 "log_likelihood_method": "exact",
                 "train_log_likelihood": mean_and_se(train_exact)[0],
-                "top_log_z_exact": partition.exact_log_z(model.top),
+                "top_log_z_exact": estimators.exact_log_z(model.top),
             }
         )
     return metrics
@@ -276,9 +266,9 @@ register(
         name="dbn",
         summary="deep belief net: greedy RBM stack; AIS variational lower bound",
         build=_build_dbn,
+        stages=_stages_dbn,
         evaluate=_evaluate_dbn,
         figures=_figures_dbn,
-        fit=_fit_dbn,
         binarize="stochastic",
         options=DBN_OPTIONS,
         demo={
@@ -322,17 +312,28 @@ def _build_autoencoder(
     o = ctx.options
     layers = parse_layers(o["layers"])
     model = DeepAutoencoder(
-        [x_train.shape[1], *layers], linear_code=o["linear_code"], seed=_seed(ctx)
+        [x_train.shape[1], *layers], linear_code=o["linear_code"], seed=ctx.seed()
     )
-    objective = ReconstructionObjective(
-        loss=o["loss"],
+    return model, ReconstructionObjective(loss=o["loss"])
+
+
+def _stages_autoencoder(
+    model: DeepAutoencoder, objective: Objective, ctx: Context, config: TrainConfig
+) -> Iterator[Stage]:
+    """RBM pretraining of every layer (stages ``pretrain1``, ...; --pretrain-epochs 0 or
+    --no-pretrain skips them), then fine-tuning (stage ``finetune``) with the loop flags."""
+    o = ctx.options
+    return autoencoder_stages(
+        model,
+        objective,
+        ctx.train_data(),
+        config,
         pretrain_epochs=o["pretrain_epochs"] if o["pretrain"] else 0,
-        pretrain_lr=o["pretrain_lr"],
-        pretrain_code_lr=o["code_lr"],
-        pretrain_batch_size=o["pretrain_batch_size"],
-        seed=_seed(ctx),
+        lr=o["pretrain_lr"],
+        code_lr=o["code_lr"],
+        batch_size=o["pretrain_batch_size"],
+        seed=ctx.seed(),
     )
-    return model, objective
 
 
 @torch.no_grad()
@@ -376,7 +377,7 @@ def _codes_figure(model: DeepAutoencoder, x_test: torch.Tensor, ctx: Context) ->
     import matplotlib.pyplot as plt
 
     codes = model.transform(x_test).cpu().numpy()
-    labels = _labels(ctx, x_test.shape[0])
+    labels = ctx.labels("test", x_test.shape[0])
     fig, ax = plt.subplots(figsize=(5, 5))
     if labels is None:
         ax.scatter(codes[:, 0], codes[:, 1], s=3, alpha=0.6)
@@ -432,6 +433,7 @@ register(
         name="autoencoder",
         summary="deep autoencoder, RBM-pretrained then fine-tuned (Hinton & Salakhutdinov 2006)",
         build=_build_autoencoder,
+        stages=_stages_autoencoder,
         evaluate=_evaluate_autoencoder,
         figures=_figures_autoencoder,
         binarize=None,

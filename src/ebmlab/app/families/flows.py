@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from ...estimators import dequantized_log_likelihoods
 from ...models.base import Model
 from ...models.flows import RealNVP
 from ...models.image_flows import ImageRealNVP, infer_levels
@@ -36,9 +37,6 @@ from ...stats import mean_and_se
 from .. import viz
 from ..recipes import Context, Figure, Option, Recipe, register
 from .ebm import grid_scores
-
-#: Images per forward pass in evaluation.
-EVAL_CHUNK = 500
 
 #: Training images scored for ``train_log_likelihood``.
 TRAIN_SUBSET = 2000
@@ -65,9 +63,6 @@ def _is_image(ctx: Context) -> bool:
     return ctx.image_shape is not None
 
 
-def _seed(ctx: Context) -> int:
-    return int(torch.randint(2**31 - 1, (1,), generator=ctx.generator, device=ctx.generator.device))
-
 
 # ----- build --------------------------------------------------------------------------------------
 def _build(x_train: torch.Tensor, ctx: Context) -> tuple[Model, Objective]:
@@ -84,7 +79,7 @@ def _build(x_train: torch.Tensor, ctx: Context) -> tuple[Model, Objective]:
             scale_bound=o["scale_bound"],
         )
         model.standardize(
-            x_train[:STANDARDIZE_SUBSET], torch.Generator(device="cpu").manual_seed(_seed(ctx))
+            x_train[:STANDARDIZE_SUBSET], torch.Generator(device="cpu").manual_seed(ctx.seed())
         )
         return model, DequantizedMaximumLikelihood()
     flow = RealNVP(
@@ -99,26 +94,12 @@ def _build(x_train: torch.Tensor, ctx: Context) -> tuple[Model, Objective]:
 
 
 # ----- evaluate -----------------------------------------------------------------------------------
-@torch.no_grad()
-def dequantized_log_likelihoods(
-    model: ImageRealNVP,
-    x: torch.Tensor,
-    generator: torch.Generator,
-    n_samples: int = 1,
-    chunk: int = EVAL_CHUNK,
-) -> torch.Tensor:
-    """Per-image bound E_u[log p((x_int + u) / K)] - D log K (nats), ``n_samples`` draws of u."""
-    return torch.cat(
-        [model.discrete_log_likelihood_bound(p, generator, n_samples) for p in x.split(chunk)]
-    )
-
-
 def _evaluate_images(
     model: ImageRealNVP, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
     n_u = ctx.options["eval_dequantizations"]
     # the uniform noise is drawn on the model's device from a seeded generator of its own
-    generator = torch.Generator(device=model.device).manual_seed(_seed(ctx))
+    generator = torch.Generator(device=model.device).manual_seed(ctx.seed())
     test, test_se = mean_and_se(dequantized_log_likelihoods(model, x_test, generator, n_u))
     train, _ = mean_and_se(
         dequantized_log_likelihoods(model, x_train[:TRAIN_SUBSET], generator, n_u)

@@ -77,9 +77,6 @@ def resolved(ctx: Context) -> dict[str, Any]:
     return options
 
 
-def _seed(ctx: Context) -> int:
-    return int(torch.randint(2**31 - 1, (1,), generator=ctx.generator, device=ctx.generator.device))
-
 
 def _build(x_train: torch.Tensor, ctx: Context) -> tuple[Model, GANObjective]:
     o = resolved(ctx)
@@ -96,7 +93,7 @@ def _build(x_train: torch.Tensor, ctx: Context) -> tuple[Model, GANObjective]:
         image_shape=list(ctx.image_shape) if image else None,
         output="sigmoid" if image else "identity",
         batch_norm=o["batch_norm"],
-        seed=_seed(ctx),
+        seed=ctx.seed(),
     )
     objective = GANObjective(
         generator_loss=o["generator_loss"],
@@ -153,10 +150,10 @@ def _evaluate(
         )
         return metrics
     metrics.update(
-        frechet_metrics(samples, ctx.data_name, x_test.cpu(), x_train.cpu(), seed=_seed(ctx))
+        frechet_metrics(samples, ctx.data_name, x_test.cpu(), x_train.cpu(), seed=ctx.seed())
     )
     if not _is_binary(x_test):
-        g = torch.Generator().manual_seed(_seed(ctx))
+        g = torch.Generator().manual_seed(ctx.seed())
         binary = (torch.rand(samples.shape, generator=g) < samples).float()
         metrics["test_frechet_distance_binarized"] = frechet_distance(
             binary, ctx.data_name, binarize="stochastic"

@@ -29,15 +29,11 @@ def _build(x_train: torch.Tensor, ctx: Context) -> tuple[Model, None]:
     return Hopfield(x_train.shape[1], rule=ctx.options["rule"]), None
 
 
-def _seed(ctx: Context) -> int:
-    return int(torch.randint(0, 2**31 - 1, (1,), generator=ctx.generator, device=ctx.device))
-
-
 def _fit(model: Model, x_train: torch.Tensor, ctx: Context) -> dict[str, Any]:
     assert isinstance(model, Hopfield)
     options = ctx.options
     binary = (x_train > options["threshold"]).float().cpu()
-    seed = _seed(ctx)
+    seed = ctx.seed()
     candidates = torch.randperm(binary.shape[0], generator=torch.Generator().manual_seed(seed))
     candidates = candidates[:MAX_CANDIDATES]
     idx = candidates[

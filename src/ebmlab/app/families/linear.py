@@ -171,16 +171,13 @@ def _build_fa(x_train: torch.Tensor, ctx: Context) -> tuple[Model, None]:
     return FactorAnalysis(x_train.shape[1], o["components"], min_noise=o["min_noise"]), None
 
 
-def _seed(ctx: Context) -> int:
-    return int(torch.randint(2**31 - 1, (1,), generator=ctx.generator, device=ctx.generator.device))
-
 
 def _fit_density(model: Model, x_train: torch.Tensor, ctx: Context) -> dict[str, Any]:
     assert isinstance(model, LinearGaussian)
     mean, cov, dequantized = fit_statistics(x_train)
     o = ctx.options
     if isinstance(model, ProbabilisticPCA):
-        model.fit_moments(mean, cov, method=o["method"], seed=_seed(ctx))
+        model.fit_moments(mean, cov, method=o["method"], seed=ctx.seed())
     else:
         assert isinstance(model, FactorAnalysis)
         model.fit_moments(mean, cov, max_iter=o["max_iter"], tol=o["tol"])

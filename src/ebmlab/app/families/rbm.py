@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch.nn import functional as F
 
-from ... import partition
+from ... import estimators
 from ...models.base import Model
 from ...models.boltzmann import BoltzmannMachine
 from ...models.gaussian_rbm import GaussianBernoulliRBM
@@ -29,15 +30,12 @@ from ...models.rbm import BernoulliRBM
 from ...objectives.boltzmann import BoltzmannLearning
 from ...objectives.contrastive import ContrastiveDivergence
 from ...stats import mean_and_se
+from ...training import Stage, TrainConfig
 from .. import viz
 from ..recipes import Context, Figure, Option, Recipe, register
 
 #: Largest layer enumerated for the exact log-likelihood reported beside AIS.
 EXACT_MAX_UNITS = 20
-
-
-def _seed(ctx: Context) -> int:
-    return int(torch.randint(2**31 - 1, (1,), generator=ctx.generator, device=ctx.generator.device))
 
 
 # ----- Bernoulli RBM -----------------------------------------------------------------------------
@@ -65,14 +63,14 @@ RBM_OPTIONS = (
 
 def _build_rbm(x_train: torch.Tensor, ctx: Context) -> tuple[Model, ContrastiveDivergence]:
     o = ctx.options
-    model = BernoulliRBM(x_train.shape[1], o["hidden"], seed=_seed(ctx))
+    model = BernoulliRBM(x_train.shape[1], o["hidden"], seed=ctx.seed())
     objective = ContrastiveDivergence(
         k=o["k"],
         method=o["method"],
         n_chains=o["n_chains"],
         n_temperatures=o["n_temperatures"],
         centering=o["centering"],
-        seed=_seed(ctx),
+        seed=ctx.seed(),
     )
     return model, objective
 
@@ -98,23 +96,23 @@ def _ais_metrics(
 ) -> dict[str, Any]:
     messages: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", partition.AISWarning)
-        forward = partition.ais(
-            model, n_betas=n_betas, n_runs=n_runs, seed=_seed(ctx), data=x_train
+        warnings.simplefilter("always", estimators.AISWarning)
+        forward = estimators.ais(
+            model, n_betas=n_betas, n_runs=n_runs, seed=ctx.seed(), data=x_train
         )
         rows = torch.randint(
-            x_train.shape[0], (n_runs,), generator=torch.Generator().manual_seed(_seed(ctx))
+            x_train.shape[0], (n_runs,), generator=torch.Generator().manual_seed(ctx.seed())
         ).to(x_train.device)
         start = time.perf_counter()
         v_init = model_samples(model, x_train[rows], 200 if ctx.quick else 1000, ctx.generator)
         chain_seconds = time.perf_counter() - start
-        reverse = partition.reverse_ais(
-            model, v_init, n_betas=n_betas, seed=_seed(ctx), data=x_train
+        reverse = estimators.reverse_ais(
+            model, v_init, n_betas=n_betas, seed=ctx.seed(), data=x_train
         )
-        messages = [str(w.message) for w in caught if issubclass(w.category, partition.AISWarning)]
-    test = partition.log_likelihood(model, x_test, forward)
-    test_rev = partition.log_likelihood(model, x_test, reverse)
-    train = partition.log_likelihood(model, x_train[:10000], forward)
+        messages = [str(w.message) for w in caught if issubclass(w.category, estimators.AISWarning)]
+    test = estimators.log_likelihood(model, x_test, forward)
+    test_rev = estimators.log_likelihood(model, x_test, reverse)
+    train = estimators.log_likelihood(model, x_train[:10000], forward)
     metrics = {
         "test_log_likelihood": test.mean,
         "test_log_likelihood_se": test.se,
@@ -145,8 +143,8 @@ def _evaluate_rbm(
     n_betas = min(o["ais_betas"], 1000) if ctx.quick else o["ais_betas"]
     metrics = _ais_metrics(model, x_train, x_test, ctx, n_betas, o["ais_runs"])
     if min(model.n_visible, model.n_hidden) <= EXACT_MAX_UNITS:
-        log_z = partition.exact_log_z(model)
-        exact = partition.log_likelihood(model, x_test, log_z)
+        log_z = estimators.exact_log_z(model)
+        exact = estimators.log_likelihood(model, x_test, log_z)
         metrics = {
             "test_log_likelihood": exact.mean,
             "test_log_likelihood_se": exact.se,
@@ -155,7 +153,7 @@ def _evaluate_rbm(
             "test_log_likelihood_ais": metrics.pop("test_log_likelihood"),
             "test_log_likelihood_ais_se": metrics.pop("test_log_likelihood_se"),
             **{k: v for k, v in metrics.items() if k != "log_likelihood_method"},
-            "train_log_likelihood": partition.log_likelihood(model, x_train[:10000], log_z).mean,
+            "train_log_likelihood": estimators.log_likelihood(model, x_train[:10000], log_z).mean,
         }
     with torch.no_grad():
         subset = x_test[:1000]
@@ -278,10 +276,10 @@ def _build_grbm(x_train: torch.Tensor, ctx: Context) -> tuple[Model, Contrastive
         o["hidden"],
         learn_sigma=o["learn_sigma"],
         min_sigma=o["min_sigma"],
-        seed=_seed(ctx),
+        seed=ctx.seed(),
     )
     objective = ContrastiveDivergence(
-        k=o["k"], method=o["method"], n_chains=o["n_chains"], seed=_seed(ctx)
+        k=o["k"], method=o["method"], n_chains=o["n_chains"], seed=ctx.seed()
     )
     return model, objective
 
@@ -301,8 +299,8 @@ def _evaluate_grbm(
             "binarized data"
         )
         if model.n_hidden <= EXACT_MAX_UNITS:
-            log_z = partition.exact_log_z(model)
-            test = partition.log_likelihood(model, x_test, log_z)
+            log_z = estimators.exact_log_z(model)
+            test = estimators.log_likelihood(model, x_test, log_z)
             metrics.update(
                 {
                     "test_log_likelihood": test.mean,
@@ -401,54 +399,28 @@ register(
 
 
 # ----- general Boltzmann machine -----------------------------------------------------------------
-def _build_bm(x_train: torch.Tensor, ctx: Context) -> tuple[Model, None]:
+def _build_bm(x_train: torch.Tensor, ctx: Context) -> tuple[Model, BoltzmannLearning]:
     o = ctx.options
     labels = 10 if o["labels"] else 0
-    return BoltzmannMachine(
-        x_train.shape[1], n_hidden=o["hidden"], n_labels=labels, seed=_seed(ctx)
-    ), None
+    model = BoltzmannMachine(
+        x_train.shape[1], n_hidden=o["hidden"], n_labels=labels, seed=ctx.seed()
+    )
+    return model, BoltzmannLearning(n_chains=100, clamped_burn_in=3)
 
 
-def _labels(ctx: Context, split: str, n: int) -> torch.Tensor | None:
-    from ... import data
-
-    _, y = data.load(ctx.data_name, split)
-    if y is None or y.shape[0] != n:
-        return None
-    return y
-
-
-def _fit_bm(model: Model, x_train: torch.Tensor, ctx: Context) -> dict[str, Any]:
+def _stages_bm(
+    model: BoltzmannMachine, objective: BoltzmannLearning, ctx: Context, config: TrainConfig
+) -> list[Stage]:
     """Lecture 001's learning rule with the one training loop; the labels (one-hot) are clamped
     with the pixels in the clamped phase."""
-    from ...training import TrainConfig, train
-
-    assert isinstance(model, BoltzmannMachine)
-    o = ctx.options
-    x = x_train
+    x = ctx.train_data()
     if model.n_labels:
-        y = _labels(ctx, "train", x_train.shape[0])
+        y = ctx.labels("train", x.shape[0])
         if y is None:
             raise ValueError(f"--labels: dataset {ctx.data_name!r} has no labels")
-        x = torch.cat([x_train, F.one_hot(y, model.n_labels).to(x_train)], 1)
-    config = TrainConfig(
-        epochs=o["fit_epochs"],
-        batch_size=50,
-        lr=o["fit_lr"],
-        optimizer="sgd",
-        momentum=0.5,
-        schedule="linear",
-        seed=_seed(ctx),
-        progress=False,
-        device=str(x.device),
-    )
-    start = time.perf_counter()
-    result = train(model, BoltzmannLearning(n_chains=100, clamped_burn_in=3), x, config)
-    return {
-        "epochs": o["fit_epochs"],
-        "seconds": round(time.perf_counter() - start, 1),
-        "steps": result.step,
-    }
+        x = torch.cat([x, F.one_hot(y.to(x.device), model.n_labels).to(x)], 1)
+    stage_config = replace(config, seed=ctx.seed())
+    return [Stage("train", model, objective, x, stage_config, "clamped and free phases")]
 
 
 def _evaluate_bm(
@@ -457,15 +429,15 @@ def _evaluate_bm(
     assert isinstance(model, BoltzmannMachine)
     metrics: dict[str, Any] = {"log_likelihood_method": "none"}
     if model.n_labels:
-        y = _labels(ctx, "test", x_test.shape[0])
+        y = ctx.labels("test", x_test.shape[0])
         if y is not None:
             exact = model.n_hidden <= 12
             p = model.p_class_given_v(x_test, generator=ctx.generator, exact=exact)
             metrics["test_accuracy"] = float((p.argmax(1).cpu() == y).float().mean())
             metrics["classification_method"] = "exact" if exact else "gibbs"
     if model.n_units <= 24:
-        log_z = partition.exact_log_z(model)
-        test = partition.log_likelihood(model, x_test, log_z)
+        log_z = estimators.exact_log_z(model)
+        test = estimators.log_likelihood(model, x_test, log_z)
         metrics.update(
             {
                 "test_log_likelihood": test.mean,
@@ -524,16 +496,22 @@ register(
         name="bm",
         summary="general Boltzmann machine with label units (lecture 001), small",
         build=_build_bm,
+        stages=_stages_bm,
         evaluate=_evaluate_bm,
         figures=_figures_bm,
-        fit=_fit_bm,
         binarize="threshold",
         options=(
             Option("hidden", int, 10, "hidden units"),
             Option("labels", bool, True, "one-hot label units for p(class | v) and generation"),
-            Option("fit_epochs", int, 20, "training epochs (the BM trains inside its fit rule)"),
-            Option("fit_lr", float, 0.05, "learning rate"),
         ),
-        demo={"data": "digits", "options": {"fit_epochs": 5}},
+        train_defaults={
+            "epochs": 20,
+            "lr": 0.05,
+            "batch_size": 50,
+            "optimizer": "sgd",
+            "momentum": 0.5,
+            "schedule": "linear",
+        },
+        demo={"data": "digits", "epochs": 5},
     )
 )

@@ -36,9 +36,6 @@ TRAIN_EVAL_EXAMPLES = 1000
 ACTIVE_UNIT_THRESHOLD = 0.01
 
 
-def _seed(ctx: Context) -> int:
-    return int(torch.randint(2**31 - 1, (1,), generator=ctx.generator, device=ctx.generator.device))
-
 
 def parse_hidden(text: str) -> list[int]:
     """``"200,200"`` -> [200, 200]; ``""`` or ``"none"`` -> [] (linear maps)."""
@@ -76,7 +73,7 @@ def _build(x_train: torch.Tensor, ctx: Context) -> tuple[Model, VariationalBound
         latent=o["latent"],
         likelihood="bernoulli",
         activation=o["activation"],
-        seed=_seed(ctx),
+        seed=ctx.seed(),
     )
     objective = VariationalBound(bound=o["bound"], k=o["k"], warmup_epochs=o["warmup_epochs"])
     return model, objective

@@ -1,0 +1,78 @@
+"""What the samplers read off a model: structural protocols, never model classes.
+
+Samplers sit below the models in the import graph: a model is recognised by the methods it has,
+so a new class with the same methods is sampled the same way. The sign convention is ebmlab's
+p(x) ∝ exp(-E(x)); beta is an inverse temperature (p_beta ∝ exp(-beta E)).
+
+* Energy: ``energy(x) -> (batch,)``, or any callable with that signature (``EnergyFn``); a model
+  with hidden units offers ``free_energy(v)`` and, to be tempered, ``TemperedFreeEnergy``
+  (summing hidden units out does not commute with tempering, so beta F(v) would be wrong).
+* Binary models (the Gibbs kernels, ``gibbs.py``): ``spin_values`` ((0, 1) or (-1, 1)) and
+  optionally ``SiteConditionals`` (exact single-site logits), ``BlockSweep`` (one exact sweep at
+  inverse temperature beta) or ``BipartiteGibbs`` (an RBM's v -> h -> v sweep).
+* ``SweepTarget`` turns a model's own sweep (e.g. a sequential sweep with clamped units, which
+  no generic kernel knows about) into a ``BlockSweep`` target, so that the samplers' annealing
+  and tempering can drive it.
+
+References: PEP 544 (structural subtyping); Cabezas et al., BlackJAX (2024) for kernels that
+see only log densities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+EnergyFn = Callable[[Tensor], Tensor]
+#: the ``generator`` argument of every drawing function (None: torch's default generator)
+Rng = torch.Generator | None
+
+
+@runtime_checkable
+class TemperedFreeEnergy(Protocol):
+    def tempered_free_energy(self, v: Tensor, beta: float | Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class SiteConditionals(Protocol):
+    def conditional_logits(self, x: Tensor, i: int) -> Tensor: ...
+
+
+@runtime_checkable
+class BlockSweep(Protocol):
+    def block_gibbs(self, x: Tensor, generator: Rng, beta: float | Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class BipartiteGibbs(Protocol):
+    def gibbs_vhv(self, v: Tensor, generator: Rng, beta: float | Tensor) -> tuple[Tensor, Tensor]:
+        ...
+
+
+@dataclass
+class SweepTarget:
+    """A binary target given by its energy and its own exact sweep at inverse temperature beta.
+
+    ``block_gibbs(x, generator, beta) -> x'`` must leave exp(-beta E) invariant; beta may be
+    ``math.inf`` (temperature 0, the greedy limit) when the sweep handles it.
+    """
+
+    energy: EnergyFn
+    block_gibbs: Callable[[Tensor, Rng, float | Tensor], Tensor]
+    spin_values: tuple[float, float] | None = None
+
+
+_BERNOULLI_RBM = ("free_energy", "free_energy_hidden", "W", "b", "c", "p_h_given_v", "p_v_given_h")
+_GAUSSIAN_VISIBLE = ("precision", "sigma", "mean_v_given_h")
+
+
+def is_bernoulli_rbm(model: Any) -> bool:
+    """A binary-binary RBM: both free energies, W, b, c and Bernoulli conditionals on both
+    sides, and no visible variances (which would make it Gaussian-Bernoulli)."""
+    return all(hasattr(model, a) for a in _BERNOULLI_RBM) and not all(
+        hasattr(model, a) for a in _GAUSSIAN_VISIBLE
+    )

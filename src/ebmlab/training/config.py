@@ -1,0 +1,87 @@
+"""Settings of the training loop and its learning-rate schedules."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+def _constant(progress: float, final: float) -> float:
+    return 1.0
+
+
+def _linear(progress: float, final: float) -> float:
+    return 1.0 - (1.0 - final) * progress
+
+
+def _cosine(progress: float, final: float) -> float:
+    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _exponential(progress: float, final: float) -> float:
+    # a zero final fraction would mean log(0): floor it at 1e-3 of the base rate
+    return math.exp(math.log(max(final, 1e-3)) * progress)
+
+
+#: Learning-rate factor as a function of (fraction of training done, final fraction).
+SCHEDULES: dict[str, Callable[[float, float], float]] = {
+    "constant": _constant,
+    "linear": _linear,
+    "cosine": _cosine,
+    "exponential": _exponential,
+}
+
+
+@dataclass
+class TrainConfig:
+    """Settings of the training loop. Every default is the one the CLI uses unless a recipe
+    overrides it."""
+
+    epochs: int = 10  # passes over the training set
+    batch_size: int = 100  # global minibatch size (split across processes under torchrun)
+    lr: float = 1e-3  # base learning rate
+    optimizer: str = "adam"  # "sgd" (with momentum) or "adam"
+    momentum: float = 0.0  # SGD momentum after warm-up (Hinton's guide for RBMs: 0.9)
+    initial_momentum: float | None = None  # SGD momentum during warm-up (RBMs: 0.5); None = same
+    momentum_warmup_epochs: int = 0  # epochs that use initial_momentum
+    weight_decay: float = 0.0  # L2 penalty; objectives choose which parameters it applies to
+    schedule: str = "constant"  # lr schedule: constant | linear | cosine | exponential
+    final_lr_fraction: float = 0.0  # lr at the end of training as a fraction of lr
+    max_grad_norm: float | None = None  # clip the global gradient norm (None: no clipping)
+    seed: int = 0  # seeds shuffling, initial sampling noise and objective state
+    device: str = "auto"  # auto | cpu | cuda | mps
+    progress: bool = True  # tqdm progress bar with the live loss
+    checkpoint_every_epochs: int = 1  # write the checkpoint every this many epochs (and at the end)
+    log_every_steps: int = 10  # write a step record to metrics.jsonl every this many steps
+    drop_last: bool = False  # drop a short last minibatch instead of using it
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0:
+            raise ValueError(f"epochs: expected a non-negative integer, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size: expected a positive integer, got {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"lr: expected a positive learning rate, got {self.lr}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer: expected 'sgd' or 'adam', got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(
+                f"schedule: expected one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
+            )
+        if not 0.0 <= self.final_lr_fraction <= 1.0:
+            raise ValueError(
+                f"final_lr_fraction: expected a value in [0, 1], got {self.final_lr_fraction}"
+            )
+
+    def lr_factor(self, step: int, total_steps: int) -> float:
+        """The schedule's factor on ``lr`` at ``step`` of ``total_steps``."""
+        progress = min(step / max(total_steps, 1), 1.0)
+        return SCHEDULES[self.schedule](progress, self.final_lr_fraction)
+
+    def momentum_at(self, epoch: int) -> float:
+        """SGD momentum in ``epoch`` (0-based): ``initial_momentum`` during the warm-up."""
+        warm = self.initial_momentum is not None and epoch < self.momentum_warmup_epochs
+        return (
+            self.initial_momentum if warm and self.initial_momentum is not None else self.momentum
+        )

@@ -1,0 +1,80 @@
+"""What a run reports as it goes: ``metrics.jsonl`` (and TensorBoard scalars when installed), and
+the tqdm progress bar with the live loss.
+
+One ``metrics.jsonl`` per run directory holds every stage: records carry ``"stage"`` when the run
+has stages (greedy pretraining of each layer, then joint training or fine-tuning).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+METRICS_NAME = "metrics.jsonl"
+
+
+class MetricsWriter:
+    """Appends JSON lines to ``metrics.jsonl`` (and TensorBoard scalars when it is installed)."""
+
+    def __init__(self, out_dir: Path | None, enabled: bool, stage: str | None = None) -> None:
+        self.path = out_dir / METRICS_NAME if (out_dir is not None and enabled) else None
+        self.stage = stage
+        self.tb = None
+        if self.path is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(out_dir / "tensorboard"))
+            except (ImportError, ModuleNotFoundError):
+                self.tb = None
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.path is None:
+            return
+        if self.stage is not None:
+            record = {"stage": self.stage, **record}
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.tb is not None and "step" in record:
+            prefix = f"{self.stage}/" if self.stage else ""
+            for key, value in record.items():
+                if isinstance(value, int | float) and key not in ("step", "epoch"):
+                    kind = record.get("kind", "train")
+                    self.tb.add_scalar(f"{prefix}{kind}/{key}", value, record["step"])
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def reset_metrics(out_dir: Path, stage: str | None, step: int | None) -> None:
+    """Drop what a restarted or resumed stage will write again.
+
+    A fresh run without stages starts a new file; a fresh stage drops its own earlier records; a
+    resumed one drops its records written after the checkpoint at ``step``. Other stages' records
+    are kept.
+    """
+    path = out_dir / METRICS_NAME
+    if not path.exists():
+        return
+    if stage is None and step is None:
+        path.unlink()
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        if record.get("stage") != stage or (step is not None and record.get("step", 0) <= step):
+            kept.append(line)
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def progress_bar(enabled: bool, total: int, description: str) -> Any:
+    """A tqdm bar (None when disabled); no bar when stderr is not a terminal (logs, CI)."""
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, leave=False, dynamic_ncols=True, disable=None)

@@ -1,0 +1,332 @@
+"""The one training loop: shuffled minibatches, optimizer and schedule, progress, metrics,
+checkpoints, resume, a NaN guard and data-parallel training.
+
+Every gradient-trained model goes through ``train``; what differs between families lives in
+their ``Objective`` (``ebmlab.objectives``), and multi-stage training (greedy pretraining, then
+joint training) is a sequence of ``train`` calls (``ebmlab.training.stages``).
+
+Reproducibility. The epoch's shuffling comes from a generator seeded by (seed, epoch), and the
+objective's sampling noise from a generator whose state is stored in every checkpoint, so a run
+resumed from its last checkpoint repeats, bit for bit on the same device, what the uninterrupted
+run would have done. A resumed run given another seed than the one it recorded (an automatic
+restart after a divergence) draws new sampling noise from that seed.
+
+Data parallelism. Each rank draws its sampling noise from its own stream (seed offset by rank),
+so stochastic objectives are not bitwise equal to a single process; deterministic objectives are
+(a test checks it).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..models.base import Model
+from ..objectives.base import Objective
+from . import checkpoint
+from .checkpoint import CHECKPOINT_NAME, RunState
+from .config import TrainConfig
+from .distributed import Distributed, init_distributed, resolve_device
+from .errors import TrainingDiverged
+from .logging import MetricsWriter, progress_bar, reset_metrics
+from .optim import make_optimizer, set_hyperparameters
+
+EpochCallback = Callable[[Model, int], dict[str, float]]
+
+
+@dataclass
+class TrainResult:
+    model: Model
+    objective: Objective
+    history: list[dict[str, Any]] = field(default_factory=list)
+    step: int = 0
+    epochs_done: int = 0
+    checkpoint: Path | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class _Run:
+    """Everything one call of ``train`` works with."""
+
+    model: Model
+    objective: Objective
+    x: torch.Tensor
+    config: TrainConfig
+    ddp: Distributed
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    state: RunState
+    writer: MetricsWriter
+    checkpoint: Path | None
+    meta: dict[str, Any]
+    batches_per_epoch: int
+    stage: str | None
+
+    @property
+    def total_steps(self) -> int:
+        return self.batches_per_epoch * self.config.epochs
+
+    @property
+    def params(self) -> list[nn.Parameter]:
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
+
+
+def train(
+    model: Model,
+    objective: Objective,
+    x_train: torch.Tensor,
+    config: TrainConfig | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    resume: bool = False,
+    meta: dict[str, Any] | None = None,
+    epoch_callback: EpochCallback | None = None,
+    stage: str | None = None,
+    checkpoint_name: str = CHECKPOINT_NAME,
+) -> TrainResult:
+    """Train ``model`` with ``objective`` on ``x_train`` (a float tensor (N, D)).
+
+    Args:
+        model: the model (moved to the configured device).
+        objective: the training objective (its state is checkpointed with the model).
+        x_train: training data, one example per row.
+        config: loop settings (``TrainConfig``).
+        out_dir: run directory for the checkpoint and ``metrics.jsonl`` (None: write nothing).
+        resume: continue from the checkpoint in ``out_dir``.
+        meta: JSON-safe run information stored in checkpoints (dataset, options, ...).
+        epoch_callback: called after each epoch on rank 0 with (model, epoch); the metrics it
+            returns are logged as ``eval_*`` entries of the epoch record.
+        stage: the stage's name when the run has several (tags its ``metrics.jsonl`` records).
+        checkpoint_name: the checkpoint's path inside ``out_dir``.
+
+    Raises:
+        TrainingDiverged: the loss or a parameter became NaN/Inf; the checkpoint on disk is the
+            last good one.
+    """
+    config = config or TrainConfig()
+    run = _prepare(model, objective, x_train, config, out_dir, resume, meta, stage, checkpoint_name)
+    start_epoch, start = run.state.epoch, time.perf_counter()
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            record = _train_epoch(run, epoch, start)
+            if epoch_callback is not None and run.ddp.is_main:
+                record.update({f"eval_{k}": v for k, v in epoch_callback(model, epoch).items()})
+            run.state.history.append(record)
+            run.writer.write(record)
+            run.state.epoch = epoch + 1
+            if (
+                epoch + 1 == config.epochs
+                or (epoch + 1) % max(config.checkpoint_every_epochs, 1) == 0
+            ):
+                _save(run)
+        if config.epochs == 0 or start_epoch >= config.epochs:
+            run.state.epoch = max(start_epoch, config.epochs)
+            _save(run)
+    except TrainingDiverged as error:
+        run.writer.write(
+            {
+                "kind": "diverged",
+                "step": error.step,
+                "quantity": error.quantity,
+                "message": str(error),
+            }
+        )
+        raise
+    finally:
+        run.writer.close()
+    return TrainResult(
+        model,
+        objective,
+        run.state.history,
+        run.state.step,
+        config.epochs,
+        run.checkpoint if run.writer.path is not None else None,
+        time.perf_counter() - start,
+    )
+
+
+def _prepare(
+    model: Model,
+    objective: Objective,
+    x_train: torch.Tensor,
+    config: TrainConfig,
+    out_dir: str | os.PathLike[str] | None,
+    resume: bool,
+    meta: dict[str, Any] | None,
+    stage: str | None,
+    checkpoint_name: str,
+) -> _Run:
+    """Check the data, place everything on the device, then start fresh or from the checkpoint."""
+    device = resolve_device(config.device)
+    ddp = init_distributed(device)
+    out = Path(out_dir) if out_dir is not None else None
+    writes = out is not None and ddp.is_main
+    if writes and out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    n = _check_data(x_train, ddp)
+    batches = n // config.batch_size if config.drop_last else -(-n // config.batch_size)
+    if batches == 0:
+        raise ValueError(
+            f"batch_size: {config.batch_size} exceeds the {n} training examples with drop_last=True"
+        )
+    model.to(device)
+    objective.to(device)
+    x = x_train.to(device)
+    generator = torch.Generator(device=device).manual_seed(config.seed * 1_000_003 + ddp.rank)
+    path = out / checkpoint_name if out is not None else None
+    state = RunState()
+    if resume:
+        if path is None:
+            raise FileNotFoundError("resume: no run directory (out_dir) to resume from")
+        restored = checkpoint.restore(path, model, objective)
+        model.to(device)
+        objective.to(device)
+        optimizer = _optimizer(model, objective, config)
+        restored.load_optimizer(optimizer)
+        if restored.config.get("seed", config.seed) == config.seed:
+            restored.load_generator(generator, ddp.rank)
+        state = restored.state
+    else:
+        objective.setup(model, x)
+        optimizer = _optimizer(model, objective, config)
+    if writes and out is not None:
+        reset_metrics(out, stage, state.step if resume else None if stage is None else 0)
+    ddp.broadcast_module(model)
+    base_meta = dict(meta or {})
+    writer = MetricsWriter(out, writes, stage)
+    return _Run(
+        model,
+        objective,
+        x,
+        config,
+        ddp,
+        optimizer,
+        generator,
+        state,
+        writer,
+        path,
+        base_meta,
+        batches,
+        stage,
+    )
+
+
+def _check_data(x_train: Any, ddp: Distributed) -> int:
+    if not isinstance(x_train, torch.Tensor) or x_train.dim() < 2:
+        raise ValueError("x_train: expected a tensor of shape (N, D)")
+    if x_train.shape[0] < ddp.world_size:
+        raise ValueError(f"x_train: {x_train.shape[0]} examples for {ddp.world_size} processes")
+    return int(x_train.shape[0])
+
+
+def _optimizer(model: Model, objective: Objective, config: TrainConfig) -> torch.optim.Optimizer:
+    return make_optimizer(objective.param_groups(model, config.lr, config.weight_decay), config)
+
+
+def _save(run: _Run) -> None:
+    # every rank takes part in gathering the sampling streams; only rank 0 writes
+    generators = run.ddp.gather_generator_states(run.generator)
+    if run.writer.path is None or run.checkpoint is None:
+        return
+    checkpoint.save(
+        run.checkpoint,
+        run.model,
+        run.objective,
+        run.optimizer,
+        generators,
+        run.config,
+        run.state,
+        run.meta,
+    )
+
+
+def _train_epoch(run: _Run, epoch: int, start: float) -> dict[str, Any]:
+    """One pass over the data in the epoch's shuffled order; returns the epoch record."""
+    config, n = run.config, run.x.shape[0]
+    shuffle = torch.Generator().manual_seed(config.seed * 7919 + epoch)
+    order = torch.randperm(n, generator=shuffle).to(run.x.device)
+    sums: dict[str, float] = {}
+    label = f"{run.stage} " if run.stage else ""
+    bar = progress_bar(
+        config.progress and run.ddp.is_main,
+        run.batches_per_epoch,
+        f"{label}epoch {epoch + 1}/{config.epochs}",
+    )
+    for b in range(run.batches_per_epoch):
+        index = order[b * config.batch_size : (b + 1) * config.batch_size]
+        if run.ddp.active:
+            index = index.tensor_split(run.ddp.world_size)[run.ddp.rank]
+        metrics = _train_step(run, run.x[index], epoch, b)
+        for key, value in metrics.items():
+            sums[key] = sums.get(key, 0.0) + float(value)
+        if bar is not None:
+            bar.set_postfix(loss=f"{metrics['loss']:.4g}", refresh=False)
+            bar.update()
+    if bar is not None:
+        bar.close()
+    count = max(run.batches_per_epoch, 1)
+    return {
+        "kind": "epoch",
+        "step": run.state.step,
+        "epoch": epoch + 1,
+        "seconds": round(time.perf_counter() - start, 3),
+        **{k: v / count for k, v in sums.items()},
+    }
+
+
+def _train_step(run: _Run, batch: torch.Tensor, epoch: int, b: int) -> dict[str, float]:
+    """One optimizer step with the NaN guard; returns the step's metrics."""
+    config, optimizer = run.config, run.optimizer
+    lr = set_hyperparameters(optimizer, config, run.state.step, run.total_steps, epoch)
+    optimizer.zero_grad(set_to_none=True)
+    loss, metrics = run.objective.loss(run.model, batch, run.generator)
+    if not torch.isfinite(loss).all():
+        raise TrainingDiverged(
+            f"training diverged at step {run.state.step + 1} (epoch {epoch + 1}, batch {b + 1}): "
+            f"the loss is {loss.item()}",
+            run.state.step + 1,
+            "loss",
+        )
+    loss.backward()
+    run.ddp.average_gradients(run.params)
+    if config.max_grad_norm is not None:
+        norm = torch.nn.utils.clip_grad_norm_(run.params, config.max_grad_norm)
+        metrics["grad_norm"] = float(norm)
+    optimizer.step()
+    run.state.step += 1
+    run.objective.after_step(run.model, run.state.step)
+    check_finite(run.model, run.state.step, epoch)
+    metrics = {"loss": float(loss.detach()), **metrics}
+    if run.state.step % config.log_every_steps == 0:
+        step_record = {"kind": "step", "step": run.state.step, "epoch": epoch + 1, "lr": lr}
+        run.writer.write({**step_record, **metrics})
+    return metrics
+
+
+def check_finite(model: nn.Module, step: int, epoch: int) -> None:
+    """Raise ``TrainingDiverged`` naming the first parameter with NaN or infinite entries."""
+    params = [p for p in model.parameters() if p.is_floating_point()]
+    if not params:
+        return
+    # one sum per parameter: NaN and Inf propagate, so finite sums mean finite parameters, at a
+    # fraction of the cost of isfinite(p).all(); a sum that overflows only leads to the exact check
+    with torch.no_grad():
+        total = torch.stack([p.detach().sum().double() for p in params]).sum()
+    if torch.isfinite(total):
+        return
+    for name, p in model.named_parameters():
+        if not torch.isfinite(p).all():
+            raise TrainingDiverged(
+                f"training diverged at step {step} (epoch {epoch + 1}): parameter {name!r} "
+                "has NaN or infinite entries after the update",
+                step,
+                f"parameter {name}",
+            )
