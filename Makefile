@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine with Python >= 3.11:
 #   make demo   create .venv, install ebmlab, run `ebmlab demo` (every family on digits)
-#   make test   create .venv, install ebmlab with dev tools, run the default test suite
+#   make test   create .venv, install ebmlab with dev tools, check the layering contract
+#               (import-linter), run the default test suite
 # torch is installed first, pinned (a CPU build where one is available locally), so that the
 # project's own install never pulls a multi-GB CUDA build; set TORCH=... to choose another.
 
@@ -22,6 +23,7 @@ demo: $(STAMP)
 	$(BIN)/ebmlab demo
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
@@ -31,8 +33,8 @@ bench: $(STAMP)
 	$(BIN)/ebmlab bench --json
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

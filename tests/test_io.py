@@ -96,3 +96,21 @@ def test_optimizer_and_generator_state_round_trip(tmp_path):
 def test_save_rejects_non_ebmlab_modules(tmp_path):
     with pytest.raises(TypeError, match=r"model: expected an ebmlab\.models\.Model"):
         ebmlab.save(torch.nn.Linear(2, 2), tmp_path / "x.safetensors")
+
+
+def test_save_and_load_import_nothing_of_the_application_layer(tmp_path) -> None:
+    """``ebmlab.save`` / ``ebmlab.load`` in a fresh interpreter: the class registry belongs to
+    the library, so neither matplotlib nor any family recipe is imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ebmlab\n"
+        "from ebmlab.models import BernoulliRBM\n"
+        f"ebmlab.save(BernoulliRBM(6, 3), {str(tmp_path / 'm.safetensors')!r})\n"
+        "ebmlab.load({path!r})\n"
+        "bad = sorted(m for m in sys.modules if m.startswith(('matplotlib', 'ebmlab.app')))\n"
+        "print(bad)\n"
+    ).replace("{path!r}", repr(str(tmp_path / "m.safetensors")))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

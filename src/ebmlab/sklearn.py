@@ -34,8 +34,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .models.rbm import BernoulliRBM as _TorchRBM
-from .models.rbm import bernoulli
 from .objectives.contrastive import ContrastiveDivergence
+from .samplers import bernoulli_draw as bernoulli
 from .validation import Constraint, Integral, OneOf, Real, check_params
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}

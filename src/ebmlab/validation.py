@@ -237,10 +237,9 @@ class OneOf(Constraint):
     def accepts(self, value: Any) -> bool:
         if _is_bool(value) and not any(isinstance(v, bool) for v in self.values):
             return False
-        try:
-            return any(bool(value == v) for v in self.values)
-        except (TypeError, ValueError, RuntimeError):  # e.g. an array compared with a string
+        if isinstance(value, torch.Tensor | np.ndarray):  # == would compare elementwise
             return False
+        return any(value == v for v in self.values)
 
     def _describe(self) -> str:
         return "one of " + ", ".join(v if isinstance(v, str) else repr(v) for v in self.values)

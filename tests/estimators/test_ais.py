@@ -32,7 +32,7 @@ from ebmlab.estimators import (
 )
 from ebmlab.models.dbm import DeepBoltzmannMachine
 from ebmlab.models.ising import Ising
-from ebmlab.samplers.base import bernoulli_draw
+from ebmlab.samplers import bernoulli_draw
 
 
 # ----- schedules and base model ------------------------------------------------------------------

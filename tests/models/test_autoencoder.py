@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import ebmlab
-from ebmlab import data, partition
+from ebmlab import data, estimators
 from ebmlab.app.families.deep import pca_reconstruction
 from ebmlab.models.autoencoder import DeepAutoencoder, GaussianHiddenRBM
 from ebmlab.models.rbm import BernoulliRBM
@@ -35,7 +35,7 @@ def digits(split: str = "train") -> torch.Tensor:
 def test_free_energy_matches_quadrature() -> None:
     """-F(v) = log of the integral of exp(-E(v, h)) over h in R^2, on a fine grid."""
     rbm = random_grbm(d=3, h=2)
-    vs = partition.enumerate_states(3)
+    vs = estimators.enumerate_states(3)
     grid = torch.linspace(-12.0, 12.0, 301, dtype=torch.float64)
     step = float(grid[1] - grid[0])
     h = torch.cartesian_prod(grid, grid)  # (301^2, 2)
@@ -47,7 +47,7 @@ def test_free_energy_matches_quadrature() -> None:
 
 def test_free_energy_hidden_and_visible_conditional_match_enumeration() -> None:
     rbm = random_grbm(d=4, h=2, seed=1)
-    vs = partition.enumerate_states(4)
+    vs = estimators.enumerate_states(4)
     h = torch.randn(5, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     neg_e = torch.stack([-rbm.energy(vs, row.expand(vs.shape[0], -1)) for row in h])  # (5, 16)
     torch.testing.assert_close(rbm.free_energy_hidden(h), -torch.logsumexp(neg_e, 1))
@@ -56,7 +56,7 @@ def test_free_energy_hidden_and_visible_conditional_match_enumeration() -> None:
 
 def test_hidden_conditional_is_the_stated_gaussian() -> None:
     rbm = random_grbm(d=4, h=2, seed=2)
-    v = partition.enumerate_states(4)[[3, 9]]
+    v = estimators.enumerate_states(4)[[3, 9]]
     g = torch.Generator().manual_seed(1)
     n = 20000
     draws = torch.stack([rbm.sample_h(v, g) for _ in range(n)])  # (n, 2, 2)
@@ -204,7 +204,7 @@ def test_bad_input_is_named() -> None:
         model.init_from_rbms([BernoulliRBM(6, 4), BernoulliRBM(4, 2)])
     with pytest.raises(ValueError, match="v: logistic units"):
         GaussianHiddenRBM(3, 2).transform(torch.full((1, 3), -0.5))
-    with pytest.raises(ValueError, match="n_visible, n_hidden"):
+    with pytest.raises(ValueError, match="n_hidden: expected a positive integer, got 0"):
         GaussianHiddenRBM(3, 0)
 
 

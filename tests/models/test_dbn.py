@@ -11,7 +11,7 @@ import torch
 from scipy import stats
 
 import ebmlab
-from ebmlab import data, partition
+from ebmlab import data, estimators
 from ebmlab.models.dbn import (
     DeepBeliefNet,
     bernoulli_entropy,
@@ -20,7 +20,7 @@ from ebmlab.models.dbn import (
 
 
 def all_binary(n: int) -> torch.Tensor:
-    return partition.enumerate_states(n, dtype=torch.float64)
+    return estimators.enumerate_states(n, dtype=torch.float64)
 
 
 def random_dbn(sizes: list[int], seed: int = 0, scale: float = 1.0) -> DeepBeliefNet:
@@ -56,7 +56,7 @@ def enumerated_bound(dbn: DeepBeliefNet, v: torch.Tensor) -> torch.Tensor:
     sizes = dbn.layer_sizes[1:-1]
     configs = all_binary(sum(sizes))
     layers = list(configs.split(sizes, dim=1))
-    log_z = partition.exact_log_z(dbn.top)
+    log_z = estimators.exact_log_z(dbn.top)
     batch = (v.shape[0], configs.shape[0], -1)
     below = [v[:, None, :].expand(batch), *(h.expand(batch) for h in layers[:-1])]
     log_p = (-dbn.top.free_energy(layers[-1]) - log_z).expand(v.shape[0], -1)
@@ -101,9 +101,9 @@ def test_exact_log_prob_matches_joint_enumeration(sizes: list[int]) -> None:
 def test_single_rbm_dbn_is_the_rbm() -> None:
     dbn = random_dbn([5, 3], seed=2)
     vs = all_binary(5)
-    expected = -dbn.top.free_energy(vs) - partition.exact_log_z(dbn.top)
+    expected = -dbn.top.free_energy(vs) - estimators.exact_log_z(dbn.top)
     torch.testing.assert_close(dbn.exact_log_prob(vs), expected)
-    torch.testing.assert_close(dbn.lower_bound(vs, partition.exact_log_z(dbn.top)), expected)
+    torch.testing.assert_close(dbn.lower_bound(vs, estimators.exact_log_z(dbn.top)), expected)
 
 
 def test_exact_log_prob_in_float32_model() -> None:
@@ -124,7 +124,7 @@ def test_variational_bound_is_below_log_prob_and_mc_estimate_converges(sizes: li
     bound = enumerated_bound(dbn, vs)
     assert (bound <= exact + 1e-10).all()
     assert (exact - bound).max() > 0.01  # q is not the posterior here: the gap is real
-    log_z = partition.exact_log_z(dbn.top)
+    log_z = estimators.exact_log_z(dbn.top)
     g = torch.Generator().manual_seed(0)
     estimates = repeated(dbn, vs, 400, log_z=log_z, n_samples=5, generator=g)
     mean, se = estimates.mean(0), estimates.std(0) / math.sqrt(estimates.shape[0])
@@ -135,7 +135,7 @@ def test_importance_weights_are_unbiased_and_bound_tightens() -> None:
     dbn = random_dbn([6, 4, 3], seed=8, scale=0.8)
     vs = all_binary(6)[::9]
     exact = dbn.exact_log_prob(vs)
-    log_z = partition.exact_log_z(dbn.top)
+    log_z = estimators.exact_log_z(dbn.top)
     g = torch.Generator().manual_seed(1)
     one = repeated(dbn, vs, 4000, log_z=log_z, n_samples=1, generator=g, method="importance")
     ratio = torch.exp(one - exact)  # E[p(v, h) / q(h | v)] = p(v)
@@ -158,10 +158,10 @@ def test_bound_is_exact_with_a_complementary_prior() -> None:
         top.b.copy_(first.c)
         top.c.copy_(first.b)
     vs = all_binary(5)
-    rbm_log_p = -first.free_energy(vs) - partition.exact_log_z(first)
+    rbm_log_p = -first.free_energy(vs) - estimators.exact_log_z(first)
     torch.testing.assert_close(dbn.exact_log_prob(vs), rbm_log_p)
     torch.testing.assert_close(enumerated_bound(dbn, vs), rbm_log_p)
-    log_z = partition.exact_log_z(top)
+    log_z = estimators.exact_log_z(top)
     g = torch.Generator().manual_seed(2)
     for batch_size in (None, 7):  # chunked evaluation gives the same values
         iw = dbn.lower_bound(
@@ -174,7 +174,7 @@ def test_top_log_z_ais_agrees_with_enumeration() -> None:
     dbn = random_dbn([6, 4, 3], seed=11, scale=0.5)
     x = dbn.sample(200, n_steps=20, generator=torch.Generator().manual_seed(4)).round()
     result = dbn.top_log_z(x, n_betas=1000, n_runs=100, seed=0)
-    assert abs(result.log_z - partition.exact_log_z(dbn.top)) < 5 * result.log_z_se + 0.02
+    assert abs(result.log_z - estimators.exact_log_z(dbn.top)) < 5 * result.log_z_se + 0.02
 
 
 # ----- sampling ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import torch
 import ebmlab
 import ebmlab.app.families.flows  # registers the recipe
 from ebmlab import data
-from ebmlab.app.families.flows import DequantizedMaximumLikelihood, dequantized_log_likelihoods
+from ebmlab.estimators import dequantized_log_likelihoods
 from ebmlab.models.flows import ComposedTransform, ElementwiseAffine, standard_normal_log_prob
 from ebmlab.models.image_flows import (
     CheckerboardCoupling,
@@ -23,6 +23,7 @@ from ebmlab.models.image_flows import (
     checkerboard,
     infer_levels,
 )
+from ebmlab.objectives.likelihood import DequantizedMaximumLikelihood
 from ebmlab.training import TrainConfig, train
 
 

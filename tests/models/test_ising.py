@@ -10,8 +10,8 @@ import pytest
 import torch
 from scipy.stats import chi2
 
+from ebmlab.estimators import enumerate_states, exact_log_probs, exact_log_z, exact_sample
 from ebmlab.models.ising import Ising
-from ebmlab.partition import enumerate_states, exact_log_probs, exact_log_z, exact_sample
 from ebmlab.samplers import (
     Gibbs,
     MetropolisHastings,
@@ -114,7 +114,7 @@ def chi_square_p(
 
 
 def spin_index(s: torch.Tensor) -> torch.Tensor:
-    """Index of ±1 states as in ebmlab.partition.enumerate_states (spin i = bit i)."""
+    """Index of ±1 states as in ebmlab.estimators.enumerate_states (spin i = bit i)."""
     return ((s + 1) / 2 * 2 ** torch.arange(s.shape[-1])).sum(-1).long()
 
 

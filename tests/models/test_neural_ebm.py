@@ -17,7 +17,6 @@ from ebmlab.models.neural import (
     MLPEnergy,
     QuadraticEnergy,
     geometric_sigmas,
-    langevin_chain,
 )
 from ebmlab.objectives.contrastive_langevin import ContrastiveLangevin
 from ebmlab.objectives.nce import NoiseContrastiveEstimation
@@ -81,41 +80,7 @@ def test_save_load_round_trip(factory, tmp_path):
     torch.testing.assert_close(loaded.energy(x), model.energy(x))
 
 
-# ----- Langevin ---------------------------------------------------------------------------------
-def test_langevin_chain_has_the_ula_stationary_law_of_a_gaussian():
-    # E = P x^2 / 2: ULA's stationary variance is 1 / (P (1 - eps P / 2)) (O(eps) bias)
-    precision, eps = 4.0, 0.05
-    x0 = torch.zeros(20_000, 1, dtype=torch.float64)
-    x = langevin_chain(
-        lambda y: 0.5 * precision * y.square().sum(-1),
-        x0,
-        200,
-        eps,
-        generator=torch.Generator().manual_seed(0),
-    )
-    variance = 1 / (precision * (1 - eps * precision / 2))
-    n = x.shape[0]
-    assert abs(float(x.mean())) < 5 * math.sqrt(variance / n)
-    assert abs(float(x.var()) - variance) < 5 * variance * math.sqrt(2 / n)
-
-
-def test_langevin_respects_clamp_and_update_mask():
-    x0 = torch.full((10, 4), 0.5)
-    mask = torch.tensor([True, False, True, False]).expand(10, 4)
-    x = langevin_chain(
-        lambda y: -10 * y.sum(-1),
-        x0,
-        20,
-        0.1,
-        generator=torch.Generator().manual_seed(0),
-        clamp=(0.0, 1.0),
-        update_mask=mask,
-    )
-    assert float(x.max()) <= 1.0 and float(x.min()) >= 0.0
-    torch.testing.assert_close(x[:, 1], x0[:, 1])
-    assert bool((x[:, 0] == 1.0).all())  # pushed to the upper clamp
-
-
+# ----- Langevin (the chains themselves: tests/samplers/test_samplers.py) -------------------
 def _eight_gaussians_log_density(x: torch.Tensor) -> torch.Tensor:
     from ebmlab import data
 
@@ -279,23 +244,6 @@ def test_bad_arguments_are_named():
 
 
 # ----- the ebm recipe ---------------------------------------------------------------------------
-def test_grid_scores_of_the_true_density():
-    from ebmlab import data
-    from ebmlab.app.families.ebm import grid_scores
-
-    class TrueEnergy(torch.nn.Module):
-        def energy(self, x):
-            return -data.toy2d_log_density("8gaussians", x.double()).float()
-
-    x_test = data.toy2d("8gaussians", 2000, seed=1)
-    scores = grid_scores(TrueEnergy(), "8gaussians", x_test)
-    # the model is the data density: KL vanishes up to the grid's midpoint error, and log Z = 0
-    assert abs(scores["kl"]) < 1e-3
-    assert abs(scores["log_z_grid"]) < 1e-3
-    expected = float(data.toy2d_log_density("8gaussians", x_test.double()).mean())
-    assert scores["test_log_likelihood"] == pytest.approx(expected, abs=1e-3)
-
-
 @pytest.mark.parametrize("objective", ["cd", "sm", "ssm", "dsm", "ncsn", "nsm", "nce", "fce"])
 def test_recipe_builds_every_objective(objective, tmp_path):
     from ebmlab.app.families.ebm import OBJECTIVES, build_model, build_objective
@@ -331,8 +279,9 @@ def test_recipe_builds_every_objective(objective, tmp_path):
 def test_noise_augmented_score_matching_weighs_the_rings():
     """The must-show for score matching on `rings`: KL <= 0.1 nats with the recipe's defaults
     (plain exact score matching stays above 0.14: it cannot weigh separated modes)."""
-    from ebmlab.app.families.ebm import build_model, build_objective, grid_scores
+    from ebmlab.app.families.ebm import build_model, build_objective
     from ebmlab.app.recipes import RECIPES, Context
+    from ebmlab.estimators.grid import grid_log_likelihood
 
     recipe = RECIPES["ebm"]
     options = {opt.name: opt.default for opt in recipe.options}
@@ -345,4 +294,4 @@ def test_noise_augmented_score_matching_weighs_the_rings():
     model, objective = build_model(2, ctx), build_objective(2, ctx)
     config = TrainConfig(**{**recipe.train_defaults, "seed": 0, "progress": False})
     train(model, objective, x_train, config)
-    assert grid_scores(model, "rings", x_test)["kl"] <= 0.1
+    assert grid_log_likelihood(model, "rings", x_test)["kl"] <= 0.1

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from ebmlab.models.gaussian_rbm import GaussianBernoulliRBM
-from ebmlab.models.rbm import BernoulliRBM, bernoulli
+from ebmlab.models.rbm import BernoulliRBM
+from ebmlab.samplers import bernoulli_draw
 
 torch.set_default_dtype(torch.float32)
 
@@ -65,7 +66,7 @@ def test_gibbs_samples_follow_exact_distribution() -> None:
     _, _, neg_e = joint_table(rbm)
     p = torch.softmax(torch.logsumexp(neg_e, 1), 0)
     g = torch.Generator().manual_seed(3)
-    v = bernoulli(torch.full((20000, 4), 0.5, dtype=torch.float64), g)
+    v = bernoulli_draw(torch.full((20000, 4), 0.5, dtype=torch.float64), g)
     for _ in range(30):
         v, _ = rbm.gibbs_vhv(v, g)
     index = (v * 2 ** torch.arange(3, -1, -1, dtype=torch.float64)).sum(1).long()
@@ -171,9 +172,17 @@ def test_bad_input_is_named(data: torch.Tensor, message: str) -> None:
     assert "v" in str(info.value)
 
 
-@pytest.mark.parametrize("sizes", [(0, 3), (3, -1), (2.5, 3), (True, 3)])
-def test_bad_sizes(sizes: tuple) -> None:
-    with pytest.raises(ValueError, match="n_visible"):
+@pytest.mark.parametrize(
+    "sizes, name",
+    [
+        ((0, 3), "n_visible"),
+        ((3, -1), "n_hidden"),
+        ((2.5, 3), "n_visible"),
+        ((True, 3), "n_visible"),
+    ],
+)
+def test_bad_sizes(sizes: tuple, name: str) -> None:
+    with pytest.raises(ValueError, match=f"{name}: expected a positive integer"):
         BernoulliRBM(*sizes)
 
 
@@ -185,7 +194,7 @@ def test_probabilities_stay_in_unit_interval_at_extreme_weights() -> None:
         rbm.W.copy_(torch.randn(50, 40, generator=g) * 1e4)
         rbm.b.copy_(torch.randn(50, generator=g) * 1e4)
         rbm.c.copy_(torch.randn(40, generator=g) * 1e4)
-    v = bernoulli(torch.full((64, 50), 0.5), g)
+    v = bernoulli_draw(torch.full((64, 50), 0.5), g)
     for _ in range(2000):
         v, h = rbm.gibbs_vhv(v, g)
     for p in (rbm.p_h_given_v(v), rbm.p_v_given_h(h)):
@@ -195,12 +204,19 @@ def test_probabilities_stay_in_unit_interval_at_extreme_weights() -> None:
     assert torch.isfinite(rbm.pseudo_log_likelihood(v)).all()
 
 
-def test_bernoulli_sampler_frequency() -> None:
-    g = torch.Generator().manual_seed(0)
-    p = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0]).expand(40000, -1)
-    freq = bernoulli(p, g).mean(0)
-    se = (p[0] * (1 - p[0]) / 40000).sqrt()
-    assert ((freq - p[0]).abs() <= 5 * se + 1e-12).all()
+def test_tempered_free_energy_matches_brute_force() -> None:
+    rbm = random_rbm(d=4, h=3, scale=0.8)
+    v, h = (torch.tensor(list(itertools.product([0.0, 1.0], repeat=n))).double() for n in (4, 3))
+    with torch.no_grad():
+        joint = rbm.energy(v.repeat_interleave(8, 0), h.repeat(16, 1)).reshape(16, 8)
+        for beta in (1.0, 0.4):
+            brute = -torch.logsumexp(-beta * joint, dim=1)
+            torch.testing.assert_close(rbm.tempered_free_energy(v, beta), brute)
+        torch.testing.assert_close(rbm.tempered_free_energy(v, 1.0), rbm.free_energy(v))
+        betas = torch.linspace(0.1, 1.0, 16, dtype=torch.float64)  # one beta per row
+        torch.testing.assert_close(
+            rbm.tempered_free_energy(v, betas), -torch.logsumexp(-betas[:, None] * joint, dim=1)
+        )
 
 
 # ----- Gaussian-Bernoulli ------------------------------------------------------------------------

@@ -340,7 +340,7 @@ def bars_and_stripes(n: int = 3) -> torch.Tensor:
 
 
 def test_trained_rbm_learns_and_generates() -> None:
-    from ebmlab.partition import exact_log_z
+    from ebmlab.estimators import exact_log_z
     from ebmlab.training import TrainConfig, train
 
     patterns = bars_and_stripes()  # 14 patterns of 9 pixels

@@ -23,8 +23,9 @@ from ebmlab.samplers import (
 #   mean over chains: 1.25, 0.0625, -0.375, -0.3125
 #   W = 5/3 (unbiased variances), chain means equal so B/n = 0, var+ = 3/4 W = 1.25
 #   rho_k = 1 - (W - gamma_k) / var+ -> rho = 1, -0.28333, -0.63333, -0.58333
-#   pairs: P0 = 43/60, P1 = -1.21667 < 0 (dropped); tau = -1 + 2 * 43/60 = 13/30
-#   ESS = 2 * 4 / tau = 240/13
+#   pairs: P0 = 43/60, P1 = -1.21667 < 0 (dropped); tau = -1 + 2 * 43/60 = 13/30, below Stan's
+#   floor 1 / log10(N) = 1 / log10(8) = 1.1073 for antithetic chains: ESS = 8 log10(8) = 7.2247
+#   (the unfloored 2 * 4 / tau = 240/13 = 18.5 would claim more than twice the draws)
 CASE1 = [[1.0, 2.0, 3.0, 4.0], [2.0, 1.0, 4.0, 3.0]]
 # Case 2: two chains with different means and strong positive autocorrelation.
 #   A = 1 1 2 2, B = 3 3 4 4: both have deviations -.5 -.5 .5 .5 -> gamma = .25, .0625, -.125,
@@ -44,12 +45,13 @@ def test_autocovariance_and_autocorrelation_by_hand():
 
 
 def test_ess_by_hand():
-    assert float(effective_sample_size(torch.tensor(CASE1))) == pytest.approx(240 / 13, rel=1e-12)
+    case1 = 8 * math.log10(8)
+    assert float(effective_sample_size(torch.tensor(CASE1))) == pytest.approx(case1, rel=1e-12)
     assert float(effective_sample_size(torch.tensor(CASE2))) == pytest.approx(8 / 6, rel=1e-12)
     # numpy input and trailing dimensions: (chain, draw, 2)
     both = np.stack([np.array(CASE1), np.array(CASE2)], axis=-1)
     torch.testing.assert_close(
-        effective_sample_size(both), torch.tensor([240 / 13, 8 / 6], dtype=torch.float64)
+        effective_sample_size(both), torch.tensor([case1, 8 / 6], dtype=torch.float64)
     )
 
 
@@ -87,7 +89,7 @@ def _naive_ess(x: np.ndarray) -> float:
             break
         cap = min(cap, pair)
         total += cap
-    return m * n / (-1 + 2 * total)
+    return m * n / max(-1 + 2 * total, 1 / np.log10(m * n))
 
 
 @pytest.mark.parametrize("shape", [(1, 50), (3, 41), (4, 200)])
@@ -114,6 +116,18 @@ def test_ess_of_ar1_matches_closed_form(phi):
     x = _ar1(phi, 4, 5000, seed=1)
     expected = 4 * 5000 * (1 - phi) / (1 + phi)
     assert float(effective_sample_size(x)) == pytest.approx(expected, rel=0.25)
+
+
+@pytest.mark.parametrize("phi", [-0.5, -0.999])
+def test_ess_of_antithetic_chains_is_positive_and_capped(phi):
+    # AR(1) with phi < 0: tau = (1 + phi) / (1 - phi) < 1, so the ESS exceeds the number of
+    # draws; Stan floors tau at 1 / log10(N), so the ESS stays in (0, N log10 N]
+    x = _ar1(phi, 4, 5000, seed=3)
+    n = 4 * 5000
+    ess = float(effective_sample_size(x))
+    expected = n * (1 - phi) / (1 + phi)
+    assert 0 < ess <= n * math.log10(n) * (1 + 1e-12)
+    assert ess == pytest.approx(min(expected, n * math.log10(n)), rel=0.25)
 
 
 def test_rhat_detects_unmixed_chains():

@@ -7,15 +7,29 @@ size (ebmlab.samplers.effective_sample_size) in place of the number of draws for
 
 from __future__ import annotations
 
-import itertools
+import ast
 import math
+from pathlib import Path
 
 import pytest
 import torch
-from scipy.stats import chi2
+from sampler_targets import (
+    COV,
+    MEAN,
+    PRECISION,
+    TinyBoltzmann,
+    all_states,
+    assert_moments,
+    chi_square_p,
+    exact_probs,
+    gaussian_energy,
+    start_states,
+    state_index,
+    tiny_rbm,
+    ula_stationary_cov,
+)
 
-from ebmlab.models.rbm import BernoulliRBM
-from ebmlab.partition import enumerate_states, exact_log_probs, exact_sample
+from ebmlab.models.gaussian_rbm import GaussianBernoulliRBM
 from ebmlab.samplers import (
     HMC,
     MALA,
@@ -26,28 +40,32 @@ from ebmlab.samplers import (
     MinibatchGradient,
     ParallelTempering,
     SimulatedAnnealing,
+    SweepTarget,
     Target,
+    bernoulli_draw,
     box_muller,
+    cooling_steps,
     effective_sample_size,
     effective_sample_size_weights,
     gaussian,
+    geometric_betas,
+    geometric_ladder,
     geometric_schedule,
     importance_sampling,
     inverse_cdf_categorical,
+    langevin_chain,
+    linear_ladder,
+    make_generator,
+    replica_exchange,
     sample,
 )
-from ebmlab.samplers.base import tempered_rbm_free_energy
-
-# ----- targets -----------------------------------------------------------------------------------
-MEAN = torch.tensor([1.0, -1.0])
-COV = torch.tensor([[2.0, 1.2], [1.2, 1.0]])  # correlation 0.85, eigenvalues 2.8 and 0.2
-PRECISION = torch.linalg.inv(COV)
-
-
-def gaussian_energy(x: torch.Tensor) -> torch.Tensor:
-    d = x - MEAN
-    return 0.5 * ((d @ PRECISION) * d).sum(-1)
-
+from ebmlab.samplers.protocols import (
+    BipartiteGibbs,
+    BlockSweep,
+    SiteConditionals,
+    TemperedFreeEnergy,
+)
+from ebmlab.samplers.tempering import linear_swap_log_ratio, swap_pairs
 
 MIX_W = torch.tensor([0.3, 0.7])
 MIX_MU = torch.tensor([[-1.5, 0.0], [1.5, 0.5]])
@@ -68,39 +86,39 @@ def mixture_moments() -> tuple[torch.Tensor, torch.Tensor]:
     return mean, second - torch.outer(mean, mean)
 
 
-def assert_moments(
-    samples: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor, k: float = 5.0, slack: float = 0.0
-) -> None:
-    """Means and covariances within k ESS-based standard errors (+ ``slack`` on covariances).
-
-    ``samples``: (draws, chains, d). The covariance is estimated as the mean of
-    (x_i - mu_i)(x_j - mu_j) with the true means, whose ESS comes from that product series."""
-    x = samples.transpose(0, 1).double()  # (chain, draw, d)
-    d = x.shape[-1]
-    for i in range(d):
-        ess = float(effective_sample_size(x[..., i]))
-        se = math.sqrt(float(cov[i, i]) / ess)
-        assert abs(float(x[..., i].mean()) - float(mean[i])) < k * se, (i, ess)
-    for i, j in itertools.combinations_with_replacement(range(d), 2):
-        prod = (x[..., i] - float(mean[i])) * (x[..., j] - float(mean[j]))
-        ess = float(effective_sample_size(prod))
-        se = float(prod.std()) / math.sqrt(ess)
-        assert abs(float(prod.mean()) - float(cov[i, j])) < k * se + slack, (i, j, ess)
-
-
-def chi_square_p(counts: torch.Tensor, probs: torch.Tensor, min_expected: float = 5.0) -> float:
-    """Pearson chi-square p-value, bins with expected count < min_expected merged into one."""
-    counts, probs = counts.double(), probs.double()
-    expected = counts.sum() * probs
-    small = expected < min_expected
-    if small.any():
-        counts = torch.cat([counts[~small], counts[small].sum()[None]])
-        expected = torch.cat([expected[~small], expected[small].sum()[None]])
-    stat = float(((counts - expected) ** 2 / expected).sum())
-    return float(chi2.sf(stat, counts.numel() - 1))
-
-
 # ----- elementary samplers -----------------------------------------------------------------------
+def test_bernoulli_draw_is_rand_below_p_on_the_same_stream():
+    # the one Bernoulli draw: u < p with u = torch.rand on the caller's generator, in p's dtype
+    for dtype in (torch.float32, torch.float64):
+        p = torch.rand(50, 7, generator=torch.Generator().manual_seed(1), dtype=dtype)
+        draws = bernoulli_draw(p, torch.Generator().manual_seed(2))
+        expected = torch.rand(p.shape, generator=torch.Generator().manual_seed(2), dtype=dtype) < p
+        assert draws.dtype == dtype and torch.equal(draws, expected.to(dtype))
+    edge = torch.tensor([0.0, 1.0, -0.5, 1.5, float("nan")]).expand(1000, -1)
+    assert bernoulli_draw(edge, torch.Generator().manual_seed(0)).mean(0).tolist() == [
+        0.0,
+        1.0,
+        0.0,
+        1.0,
+        0.0,
+    ]
+
+
+def test_bernoulli_draw_frequencies():
+    p = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0]).expand(40000, -1)
+    freq = bernoulli_draw(p, torch.Generator().manual_seed(0)).mean(0)
+    se = (p[0] * (1 - p[0]) / 40000).sqrt()
+    assert ((freq - p[0]).abs() <= 5 * se + 1e-12).all()
+
+
+def test_make_generator():
+    g = torch.Generator().manual_seed(3)
+    assert make_generator(g, "cpu") is g
+    a, b = make_generator(5, "cpu"), make_generator(5, "cpu")
+    assert torch.equal(torch.rand(4, generator=a), torch.rand(4, generator=b))
+    assert make_generator(None, "cpu").initial_seed() != make_generator(None, "cpu").initial_seed()
+
+
 def test_inverse_cdf_categorical_chi_square():
     probs = torch.tensor([0.1, 0.2, 0.0, 0.3, 0.4])
     draws = inverse_cdf_categorical(probs * 7.0, 50_000, torch.Generator().manual_seed(0))
@@ -174,31 +192,7 @@ def test_importance_weight_ess_by_hand():
     )
 
 
-# ----- continuous kernels ------------------------------------------------------------------------
-def start_states(n: int, seed: int) -> torch.Tensor:
-    return gaussian(MEAN, COV, n, torch.Generator().manual_seed(seed))
-
-
-@pytest.mark.parametrize(
-    "kernel, n_steps",
-    [
-        (MALA(step_size=0.2), 800),
-        (HMC(step_size=0.2, n_leapfrog=8), 300),
-        (MetropolisHastings("gaussian", scale=1.0), 1500),
-        (MetropolisHastings("uniform", scale=1.5), 1500),
-    ],
-    ids=["mala", "hmc", "mh-gaussian", "mh-uniform"],
-)
-def test_exact_kernels_on_correlated_gaussian(kernel, n_steps):
-    result = sample(
-        kernel, gaussian_energy, start_states(32, 0), n_steps, burn_in=200, seed=1, progress=False
-    )
-    assert result.samples.shape == (n_steps, 32, 2)
-    assert 0.1 < result.acceptance_rate < 1.0
-    assert (result.rhat < 1.05).all()
-    assert_moments(result.samples, MEAN, COV)
-
-
+# ----- continuous kernels (invariance on the correlated Gaussian: test_suite.py) -------------
 @pytest.mark.parametrize(
     "kernel, n_steps",
     [(MALA(step_size=0.2), 1500), (HMC(step_size=0.3, n_leapfrog=6), 400)],
@@ -228,13 +222,6 @@ def test_ula_small_step_on_gaussian_mixture():
         progress=False,
     )
     assert_moments(result.samples, mean, cov, slack=eps / 0.31 * float(cov.abs().max()))
-
-
-def ula_stationary_cov(step: float, temperature: float = 1.0) -> torch.Tensor:
-    """Closed form: x' = (I - eps P) x + s xi has stationary covariance S with
-    S = A S A + s^2 I, A = I - eps P, i.e. S = T (P - eps P^2 / 2)^-1, T = s^2 / (2 eps)."""
-    p = PRECISION.double()
-    return temperature * torch.linalg.inv(p - step * p @ p / 2)
 
 
 def final_states_cov(kernel: Langevin, n_chains: int, n_steps: int, seed: int) -> torch.Tensor:
@@ -421,6 +408,43 @@ def test_ula_rejects_non_finite_moves():
     assert result.n_nonfinite > 0 and torch.isfinite(result.samples).all()
 
 
+# ----- Langevin chains for energy models -------------------------------------------------------
+def test_langevin_chain_has_the_ula_stationary_law_of_a_gaussian():
+    # E = P x^2 / 2: ULA's stationary variance is 1 / (P (1 - eps P / 2)) (O(eps) bias)
+    precision, eps = 4.0, 0.05
+    x0 = torch.zeros(20_000, 1, dtype=torch.float64)
+    x = langevin_chain(
+        lambda y: 0.5 * precision * y.square().sum(-1),
+        x0,
+        200,
+        eps,
+        generator=torch.Generator().manual_seed(0),
+    )
+    variance = 1 / (precision * (1 - eps * precision / 2))
+    n = x.shape[0]
+    assert abs(float(x.mean())) < 5 * math.sqrt(variance / n)
+    assert abs(float(x.var()) - variance) < 5 * variance * math.sqrt(2 / n)
+
+
+def test_langevin_chain_respects_clamp_update_mask_and_grad_clip():
+    x0 = torch.full((10, 4), 0.5)
+    mask = torch.tensor([True, False, True, False]).expand(10, 4)
+    x = langevin_chain(
+        lambda y: -10 * y.sum(-1),
+        x0,
+        20,
+        0.1,
+        generator=torch.Generator().manual_seed(0),
+        clamp=(0.0, 1.0),
+        update_mask=mask,
+    )
+    assert float(x.max()) <= 1.0 and float(x.min()) >= 0.0
+    torch.testing.assert_close(x[:, 1], x0[:, 1])
+    # without noise, a clipped gradient moves every entry by exactly eps * clip per step
+    x = langevin_chain(lambda y: -10 * y.sum(-1), x0, 3, 0.1, noise_scale=0.0, grad_clip=0.5)
+    torch.testing.assert_close(x, x0 + 3 * 0.1 * 0.5)
+
+
 # ----- bad input ---------------------------------------------------------------------------------
 def test_bad_input_errors():
     for make in (
@@ -473,104 +497,95 @@ def test_bad_input_errors():
         ParallelTempering(Gibbs()).step(torch.zeros(3, 4), lambda x: x.sum(-1))
 
 
-# ----- binary states: MH flips, Gibbs from energies, RBM block Gibbs, tempering -------------------
-class TinyBoltzmann(torch.nn.Module):
-    """E(s) = -s^T W s / 2 - b^T s on {0,1}^5, no conditionals: Gibbs works from energies."""
-
-    spin_values = (0.0, 1.0)
-    n_units = 5
-
-    def __init__(self) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(1_000_003)  # far from the samplers' seeds
-        W = torch.randn(5, 5, generator=g) * 1.5
-        self.register_buffer("W", (W + W.T) / 2 * (1 - torch.eye(5)))
-        self.register_buffer("b", torch.randn(5, generator=g))
-
-    def energy(self, s: torch.Tensor) -> torch.Tensor:
-        return -0.5 * ((s @ self.W) * s).sum(-1) - s @ self.b
+# ----- binary states (invariance by chi-square: test_suite.py) -----------------------------------
+def test_parallel_tempering_reports_swap_acceptance_per_pair():
+    kernel = ParallelTempering(Gibbs(), betas=[1.0, 0.6, 0.3])
+    x0 = (torch.rand(100, 5, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    result = sample(kernel, tiny_rbm(), x0, 40, seed=2, progress=False)
+    swaps = result.extras["swap_accept"]
+    assert swaps.shape == (2,) and ((swaps > 0) & (swaps <= 1)).all()
 
 
-def state_index(states: torch.Tensor) -> torch.Tensor:
-    """Index of {0,1} states as in ebmlab.partition.enumerate_states (unit i = bit i)."""
-    return (states * 2 ** torch.arange(states.shape[-1])).sum(-1).long()
+def test_swap_pairs_alternate_even_and_odd():
+    assert swap_pairs(5, 0).tolist() == [0, 2]
+    assert swap_pairs(5, 1).tolist() == [1, 3]
+    assert swap_pairs(5, 2).tolist() == [0, 2]
+    assert swap_pairs(1, 0).numel() == 0
 
 
-@pytest.mark.parametrize(
-    "kernel, thin",
-    [
-        (Gibbs(scan="systematic"), 5),
-        (Gibbs(scan="random"), 5),
-        (MetropolisHastings("flip"), 25),
-        (MetropolisHastings("flip", n_flips=2), 25),
-        (ParallelTempering(Gibbs(), betas=[1.0, 0.5, 0.25]), 5),
-    ],
-    ids=["gibbs-systematic", "gibbs-random", "mh-flip", "mh-flip2", "pt"],
-)
-def test_binary_kernels_chi_square_on_tiny_boltzmann(kernel, thin):
-    model = TinyBoltzmann()
-    x0 = (torch.rand(400, 5, generator=torch.Generator().manual_seed(0)) < 0.5).float()
-    result = sample(
-        kernel, model, x0, 40 * thin, burn_in=10 * thin, thin=thin, seed=1, progress=False
+def test_replica_exchange_accepts_with_the_metropolis_probability():
+    # 3 replicas x n chains, pairs (0, 1): log r = -1 (accept e^-1), and (1, 2) on odd rounds
+    n = 20_000
+    betas = torch.tensor([1.0, 0.5, 0.25], dtype=torch.float64)
+    energy = torch.stack([torch.full((n,), 2.0), torch.zeros(n), torch.full((n,), 8.0)]).double()
+    lower = swap_pairs(3, 0)
+    log_ratio = linear_swap_log_ratio(betas, energy, lower)
+    # by hand: (beta_0 - beta_1) (E_0 - E_1) = 0.5 * 2 = 1: always accepted
+    assert torch.equal(log_ratio, torch.ones(1, n, dtype=torch.float64))
+    log_ratio = -log_ratio  # accept with e^-1
+    v = torch.arange(3.0)[:, None, None].expand(3, n, 4).double()
+    h = 10 + torch.arange(3.0)[:, None, None].expand(3, n, 2).double()
+    (v2, h2), accepted = replica_exchange(
+        [v, h], log_ratio, lower, torch.Generator().manual_seed(0)
     )
-    counts = torch.bincount(state_index(result.samples).flatten(), minlength=32)
-    assert chi_square_p(counts, exact_log_probs(model).exp()) > 1e-6
+    rate, p = float(accepted.double().mean()), math.exp(-1.0)
+    assert abs(rate - p) < 5 * math.sqrt(p * (1 - p) / n)
+    swapped = accepted[0]
+    # accepted chains exchanged replicas 0 and 1 in both tensors together; replica 2 untouched
+    assert torch.equal(v2[0, swapped], v[1, swapped]) and torch.equal(v2[1, swapped], v[0, swapped])
+    assert torch.equal(h2[0, swapped], h[1, swapped]) and torch.equal(
+        h2[0, ~swapped], h[0, ~swapped]
+    )
+    assert torch.equal(v2[2], v[2]) and torch.equal(
+        v, torch.arange(3.0)[:, None, None].expand(3, n, 4).double()
+    )
+    nan = torch.full((1, n), float("nan"), dtype=torch.float64)  # a NaN ratio never swaps
+    assert not replica_exchange([v], nan, lower, torch.Generator().manual_seed(1))[1].any()
 
 
-def tiny_rbm() -> BernoulliRBM:
-    rbm = BernoulliRBM(5, 3, init_std=2.0, seed=1_000_003)
-    with torch.no_grad():
-        rbm.b.copy_(torch.tensor([-1.0, 0.5, 0.0, 1.0, -0.5]))
-        rbm.c.copy_(torch.tensor([0.5, -1.0, 0.0]))
-    return rbm
-
-
-@pytest.mark.parametrize(
-    "kernel",
-    [
-        Gibbs(),
-        ParallelTempering(Gibbs(), betas=[1.0, 0.6, 0.3]),
-        ParallelTempering(MetropolisHastings("flip"), betas=[1.0, 0.5]),
-    ],
-    ids=["block-gibbs", "pt-block-gibbs", "pt-mh-free-energy"],
-)
-def test_rbm_kernels_chi_square(kernel):
-    rbm = tiny_rbm()
-    x0 = (torch.rand(400, 5, generator=torch.Generator().manual_seed(0)) < 0.5).float()
-    result = sample(kernel, rbm, x0, 200, burn_in=40, thin=5, seed=2, progress=False)
-    counts = torch.bincount(state_index(result.samples).flatten(), minlength=32)
-    with torch.no_grad():  # p(v) ∝ exp(-F(v)) over the 32 visible states
-        log_p = -rbm.free_energy(enumerate_states(5, dtype=torch.float32)).double()
-    assert chi_square_p(counts, torch.softmax(log_p, 0)) > 1e-6
-    if isinstance(kernel, ParallelTempering):
-        swaps = result.extras["swap_accept"]
-        assert swaps.shape == (kernel.n_temps - 1,) and ((swaps > 0) & (swaps <= 1)).all()
-
-
-def test_tempered_rbm_free_energy_matches_brute_force():
+def test_target_tempers_through_the_model_and_refuses_without_it():
     rbm = tiny_rbm().double()
-    v = torch.tensor(list(itertools.product([0.0, 1.0], repeat=5)), dtype=torch.float64)
-    h = torch.tensor(list(itertools.product([0.0, 1.0], repeat=3)), dtype=torch.float64)
+    v = all_states(5).double()
+    betas = torch.linspace(0.1, 1.0, 32, dtype=torch.float64)  # one beta per row
     with torch.no_grad():
-        for beta in (1.0, 0.4):
-            joint = rbm.energy(v.repeat_interleave(8, 0), h.repeat(32, 1)).reshape(32, 8)
-            brute = -torch.logsumexp(-beta * joint, dim=1)
-            torch.testing.assert_close(tempered_rbm_free_energy(rbm, v, torch.tensor(beta)), brute)
-            torch.testing.assert_close(Target(rbm, beta)(v), brute)
-        betas = torch.linspace(0.1, 1.0, 32, dtype=torch.float64)  # one beta per row
-        joint = rbm.energy(v.repeat_interleave(8, 0), h.repeat(32, 1)).reshape(32, 8)
+        torch.testing.assert_close(Target(rbm, 0.4)(v), rbm.tempered_free_energy(v, 0.4))
+        torch.testing.assert_close(Target(rbm, betas)(v), rbm.tempered_free_energy(v, betas))
         torch.testing.assert_close(
-            Target(rbm, betas)(v), -torch.logsumexp(-betas[:, None] * joint, dim=1)
+            Target(gaussian_energy, 0.5)(v[:, :2]), 0.5 * gaussian_energy(v[:, :2])
         )
+    with pytest.raises(TypeError, match="tempered_free_energy"):
+        Target(GaussianBernoulliRBM(3, 2), 0.5)(torch.zeros(2, 3))
+
+
+def test_protocols_are_structural():
+    # the samplers recognise models by their methods: an RBM offers the tempered free energy
+    # and the block sweep, a Gaussian-Bernoulli RBM only the sweep, a plain energy neither
+    rbm, grbm = tiny_rbm(), GaussianBernoulliRBM(3, 2)
+    assert isinstance(rbm, TemperedFreeEnergy) and isinstance(rbm, BipartiteGibbs)
+    assert not isinstance(grbm, TemperedFreeEnergy) and isinstance(grbm, BipartiteGibbs)
+    assert not isinstance(TinyBoltzmann(), SiteConditionals | BlockSweep | BipartiteGibbs)
+    assert Target(rbm).has_block_gibbs and not Target(TinyBoltzmann()).has_block_gibbs
+
+
+def test_samplers_never_import_models():
+    # samplers see energies and the protocols of samplers/protocols.py, never model classes
+    package = Path(__import__("ebmlab.samplers").samplers.__file__).parent
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                module = "." * node.level + (node.module or "")
+                assert not module.startswith(("..models", "ebmlab.models", "..estimators")), path
+                assert not module.startswith(("..training", "..objectives", "..app")), path
 
 
 def test_exact_sample_runs_stay_exact_under_gibbs():
     # invariance: starting from exact samples, one more sweep keeps the law exact
     model = TinyBoltzmann()
-    x = exact_sample(model, 20_000, torch.Generator().manual_seed(0))
-    x, info = Gibbs().step(x, model, torch.Generator().manual_seed(1))
+    probs = exact_probs(model.energy)
+    index = inverse_cdf_categorical(probs, 20_000, torch.Generator().manual_seed(0))
+    x, info = Gibbs().step(all_states(5)[index], model, torch.Generator().manual_seed(1))
     counts = torch.bincount(state_index(x), minlength=32)
-    assert chi_square_p(counts, exact_log_probs(model).exp()) > 1e-6
+    assert chi_square_p(counts, probs) > 1e-6
     assert info.accepted.all()
 
 
@@ -579,6 +594,54 @@ def test_geometric_schedule_float64():
     temps = geometric_schedule(10.0, 0.5, 4, t_min=1.5)
     assert temps.dtype == torch.float64
     assert temps.tolist() == [10.0, 5.0, 2.5, 1.5]
+    assert geometric_schedule(2.0, 0.5, 5, t_min=0.3).tolist() == [2.0, 1.0, 0.5, 0.3, 0.3]
+    # the kernel's step-by-step temperature is the schedule's, to the last bit
+    kernel = SimulatedAnnealing(MetropolisHastings(), t0=3.0, alpha=0.97, t_min=0.05)
+    assert [kernel.temperature(t) for t in range(300)] == geometric_schedule(
+        3.0, 0.97, 300, 0.05
+    ).tolist()
+    with pytest.raises(ValueError, match="alpha"):
+        geometric_schedule(1.0, 0.0, 3)
+
+
+def test_cooling_steps_floor_and_ceiling():
+    # 8 alpha^k with alpha = 1/2: 8 4 2 1 0.5; t_end = 1.5 lies between levels 2 and 3
+    assert cooling_steps(8.0, 1.5, 0.5) == 3  # 8 4 2: every level >= 1.5
+    assert cooling_steps(8.0, 1.5, 0.5, past_end=True) == 4  # ... and the first below it
+    assert cooling_steps(8.0, 1.0, 0.5) == cooling_steps(8.0, 1.0, 0.5, past_end=True) == 4
+    with pytest.raises(ValueError, match="t_end"):
+        cooling_steps(1.0, 2.0, 0.5)
+
+
+def test_ladders():
+    ladder = geometric_ladder(2.0, 0.02, 5)
+    assert ladder.dtype == torch.float64
+    torch.testing.assert_close(ladder[[0, -1]], torch.tensor([2.0, 0.02], dtype=torch.float64))
+    ratios = ladder[1:] / ladder[:-1]
+    torch.testing.assert_close(ratios, torch.full((4,), 0.1**0.5, dtype=torch.float64))
+    betas = geometric_betas(4, 0.125)
+    torch.testing.assert_close(betas, torch.tensor([1.0, 0.5, 0.25, 0.125], dtype=torch.float64))
+    assert geometric_betas(1, 0.5).tolist() == [1.0]
+    assert linear_ladder(1.0, 0.0, 5).tolist() == [1.0, 0.75, 0.5, 0.25, 0.0]
+
+
+def test_annealing_runner_averages_the_last_states_and_allows_temperature_zero():
+    # a toy sweep that records the temperature it was run at (beta = inf: T = 0)
+    def sweep(x: torch.Tensor, g: torch.Generator | None, beta: float) -> torch.Tensor:
+        return torch.full_like(x, 1.0 / beta)
+
+    target = SweepTarget(lambda x: x.sum(-1), sweep)
+    annealing = SimulatedAnnealing(Gibbs("block"), [4.0, 2.0, 1.0, 0.0])
+    last, mean = annealing.anneal(torch.zeros(3, 2), target, n_average=3)
+    assert last.unique().tolist() == [0.0]
+    torch.testing.assert_close(mean, torch.full((3, 2), 1.0))  # (2 + 1 + 0) / 3
+    assert annealing.t == 4
+    last, _ = annealing.anneal(torch.zeros(3, 2), target, n_steps=6)  # T stays at the last one
+    assert last.unique().tolist() == [0.0] and annealing.t == 6
+    with pytest.raises(ValueError, match="n_average"):
+        annealing.anneal(torch.zeros(3, 2), target, n_average=5)
+    with pytest.raises(ValueError, match="n_steps"):
+        SimulatedAnnealing(Gibbs("block")).anneal(torch.zeros(3, 2), target)
 
 
 def test_simulated_annealing_finds_global_minimum():

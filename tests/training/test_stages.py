@@ -97,4 +97,6 @@ def test_a_fresh_run_drops_the_stages_of_an_earlier_run(tmp_path):
     stamp = stale.stat().st_mtime_ns
     _run("dbm", tmp_path)
     assert stale.stat().st_mtime_ns != stamp  # written again, not reused
-    assert sum(r["kind"] == "epoch" for r in _records(tmp_path)) == 3 + 3 + 2  # one run's records only
+    assert (
+        sum(r["kind"] == "epoch" for r in _records(tmp_path)) == 3 + 3 + 2
+    )  # one run's records only

@@ -276,8 +276,9 @@ def cmd_recall(args: argparse.Namespace) -> int:
             clamp=clamp,
         )
     else:
-        recalled = model.recall(probes, args.mode, args.max_sweeps, generator, clamp)
-    assert isinstance(recalled, torch.Tensor)
+        recalled, _ = model.recall(
+            probes, args.mode, args.max_sweeps, generator, clamp, return_info=True
+        )
     seconds = time.perf_counter() - started
     nearest = (recalled @ model.patterns.T).argmax(1) if model.patterns.numel() else None
     metrics = {

@@ -90,7 +90,9 @@ def _measure(
             warnings.simplefilter("ignore", HopfieldCapacityWarning)  # overload is the point
             net.store(patterns)
         fixed = net.is_fixed_point(patterns)
-        recalled = net.recall(probes, mode=mode, max_sweeps=max_sweeps, seed=generator)
+        recalled, _ = net.recall(
+            probes, mode=mode, max_sweeps=max_sweeps, seed=generator, return_info=True
+        )
     exact = (recalled == targets).all(1)
     overlap = (recalled * targets).mean(1)
     return fixed, exact, overlap
@@ -388,11 +390,10 @@ def completion_rows(
     """
     flipped = flip_bits(patterns, flip, generator)
     hidden, known = hide_half(patterns, image_shape, side, fill, generator)
-    recall_flip = model.recall(flipped, mode=mode, seed=generator)
-    recall_half = model.recall(
-        hidden, mode=mode, seed=generator, clamp=known if clamp_known else None
+    recall_flip, _ = model.recall(flipped, mode=mode, seed=generator, return_info=True)
+    recall_half, _ = model.recall(
+        hidden, mode=mode, seed=generator, clamp=known if clamp_known else None, return_info=True
     )
-    assert isinstance(recall_flip, torch.Tensor) and isinstance(recall_half, torch.Tensor)
     metrics = {
         "fixed_point_fraction": model.is_fixed_point(patterns).float().mean().item(),
         "flip_recall_fraction": (recall_flip == patterns).all(1).float().mean().item(),

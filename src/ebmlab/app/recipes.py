@@ -1,7 +1,7 @@
 """Recipes: how each model family is built, trained, scored and pictured from a plain config.
 
 The CLI, the demo and the report know families only through this registry. A family joins by
-calling ``register(Recipe(...))`` in its own module (imported in ``_load_builtin``). A recipe
+calling ``register(Recipe(...))`` in its own module, listed in ``FAMILY_MODULES``. A recipe
 never reads the command line: it receives a dict of options (``Option`` declares them with
 defaults and help, and the CLI turns them into flags).
 
@@ -14,10 +14,10 @@ its records in ``metrics.jsonl`` and ``--resume``. No recipe trains inside ``bui
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 
@@ -85,14 +85,54 @@ class Context:
         generator = self.generator
         return int(torch.randint(2**31 - 1, (1,), generator=generator, device=generator.device))
 
+    @property
+    def data_kind(self) -> str:
+        """The kind of data: "image", or "toy2d" for a toy 2-D density (no image shape)."""
+        return "image" if self.image_shape is not None else "toy2d"
 
-#: (model, objective or None, ctx, loop config) -> the run's stages, in order.
-StagePlan = Callable[[Model, Objective | None, Context, TrainConfig], Iterable[Stage]]
+    def resolved_options(self, auto: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        """The options with every one left at None replaced by ``auto[self.data_kind]``'s value
+        (for options whose default depends on the kind of data, e.g. the network)."""
+        options = dict(self.options)
+        for key, value in auto[self.data_kind].items():
+            if options.get(key) is None:
+                options[key] = value
+        return options
+
+
+def parse_sizes(text: Any, name: str, example: str = "500,2000", empty: bool = False) -> list[int]:
+    """Positive sizes from comma-separated text (layer widths, channels): "500, 2000" ->
+    [500, 2000]; with ``empty``, "" and "none" give [] (no hidden layer). ``name`` (the option)
+    and ``example`` go into the error message."""
+    text = str(text).replace(" ", "")
+    if empty and text.lower() in ("", "none"):
+        return []
+    try:
+        sizes = [int(part) for part in text.split(",") if part]
+    except ValueError as error:
+        raise ValueError(
+            f"{name}: expected comma-separated sizes like {example}, got {text!r}"
+        ) from error
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"{name}: expected positive sizes like {example}, got {text!r}")
+    return sizes
+
+
+#: The model class of a recipe (``BernoulliRBM`` for ``rbm``, a union where a family builds one
+#: of several classes, e.g. ``ImageRealNVP | RealNVP``).
+M = TypeVar("M", bound=Model)
+#: The objective its ``build`` returns: an ``Objective`` subclass, or None for the families that
+#: are fitted by ``fit`` or trained only through the objectives of their ``stages``.
+ObjectiveT = TypeVar("ObjectiveT", bound=Objective | None)
 
 
 @dataclass(frozen=True)
-class Recipe:
+class Recipe(Generic[M, ObjectiveT]):
     """One trainable family as the CLI sees it.
+
+    ``Recipe[M, ObjectiveT]`` is typed by the model class its ``build`` makes and the objective
+    (or None) it returns with it, so that ``evaluate``, ``figures``, ``fit`` and ``stages``
+    receive exactly those classes.
 
     Attributes:
         name: CLI name (``ebmlab train NAME``).
@@ -103,8 +143,9 @@ class Recipe:
         figures: (model, x_test, ctx) -> list of ``Figure`` written under ``ctx.out_dir``.
         fit: (model, x_train, ctx) -> metrics, for families fitted in closed form or by a
             rule that is not gradient training (PCA, a Hopfield network's storage rule).
-        stages: (model, objective, ctx, loop config) -> the training stages, for families trained
-            in several parts; None: one stage, the objective on the training data.
+        stages: (model, objective, ctx, loop config) -> the training stages, in order, for
+            families trained in several parts; None: one stage, the objective on the training
+            data.
         binarize: the binarization the family needs by default (None, "stochastic", ...).
         options: family options with defaults.
         train_defaults: defaults for the loop (epochs, batch_size, lr, optimizer, ...).
@@ -114,11 +155,11 @@ class Recipe:
 
     name: str
     summary: str
-    build: Callable[[torch.Tensor, Context], tuple[Model, Objective | None]]
-    evaluate: Callable[[Model, torch.Tensor, torch.Tensor, Context], dict[str, Any]]
-    figures: Callable[[Model, torch.Tensor, Context], list[Figure]]
-    fit: Callable[[Model, torch.Tensor, Context], dict[str, Any]] | None = None
-    stages: StagePlan | None = None
+    build: Callable[[torch.Tensor, Context], tuple[M, ObjectiveT]]
+    evaluate: Callable[[M, torch.Tensor, torch.Tensor, Context], dict[str, Any]]
+    figures: Callable[[M, torch.Tensor, Context], list[Figure]]
+    fit: Callable[[M, torch.Tensor, Context], dict[str, Any]] | None = None
+    stages: Callable[[M, ObjectiveT, Context, TrainConfig], Iterable[Stage]] | None = None
     binarize: str | None = None
     options: tuple[Option, ...] = ()
     train_defaults: dict[str, Any] = field(default_factory=dict)
@@ -126,39 +167,41 @@ class Recipe:
     data_kinds: tuple[str, ...] = ("image",)
 
 
-RECIPES: dict[str, Recipe] = {}
+#: Every registered recipe by name; a recipe's model and objective classes are its own.
+RECIPES: dict[str, Recipe[Any, Any]] = {}
 
 
-def register(recipe: Recipe) -> Recipe:
+def register(recipe: Recipe[M, ObjectiveT]) -> Recipe[M, ObjectiveT]:
+    """Add ``recipe`` to the registry under its name (a family module calls this on import)."""
     RECIPES[recipe.name] = recipe
     return recipe
 
 
+#: The family modules of ``ebmlab.app.families``; each registers its recipes when imported.
+FAMILY_MODULES = (
+    "baselines",
+    "hopfield",
+    "rbm",
+    "deep",
+    "dbm",
+    "ebm",
+    "linear",
+    "vae",
+    "flows",
+    "autoregressive",
+    "gan",
+)
+
+
 def _load_builtin() -> None:
-    # each family module registers its recipe on import; a missing module is simply absent
+    # a family module that fails to import is an error, never a family quietly missing
     import importlib
 
-    for module in (
-        "baselines",
-        "hopfield",
-        "rbm",
-        "deep",
-        "dbm",
-        "ebm",
-        "linear",
-        "vae",
-        "flows",
-        "autoregressive",
-        "gan",
-    ):
-        try:
-            importlib.import_module(f"ebmlab.app.families.{module}")
-        except ModuleNotFoundError as error:
-            if error.name != f"ebmlab.app.families.{module}":
-                raise
+    for module in FAMILY_MODULES:
+        importlib.import_module(f"ebmlab.app.families.{module}")
 
 
-def get_recipe(name: str) -> Recipe:
+def get_recipe(name: str) -> Recipe[Any, Any]:
     _load_builtin()
     if name not in RECIPES:
         valid = ", ".join(sorted(RECIPES)) or "(none)"
@@ -166,6 +209,6 @@ def get_recipe(name: str) -> Recipe:
     return RECIPES[name]
 
 
-def all_recipes() -> dict[str, Recipe]:
+def all_recipes() -> dict[str, Recipe[Any, Any]]:
     _load_builtin()
     return dict(sorted(RECIPES.items()))

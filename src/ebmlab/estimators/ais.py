@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from ..samplers import effective_sample_size_weights
+from ..samplers import effective_sample_size_weights, make_generator
 from .kinds import model_device
 from .paths import AnnealingPath, annealing_path, base_rate_bias
 
@@ -187,19 +187,6 @@ def _finish(
 
 
 # ----- the loop ----------------------------------------------------------------------------------
-def _make_generator(
-    seed: int | None, generator: torch.Generator | None, device: torch.device
-) -> torch.Generator:
-    if generator is not None:
-        return generator
-    generator = torch.Generator(device=device)
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(int(seed))
-    return generator
-
-
 @torch.no_grad()
 def anneal(
     path: AnnealingPath, x: Any, betas: torch.Tensor, generator: torch.Generator
@@ -224,7 +211,7 @@ def _prepare(
     data: torch.Tensor | None,
     base_bias: torch.Tensor | None,
 ) -> tuple[AnnealingPath, torch.Generator]:
-    generator = _make_generator(seed, generator, model_device(model))
+    generator = make_generator(generator if generator is not None else seed, model_device(model))
     return annealing_path(model, data, base_bias), generator
 
 

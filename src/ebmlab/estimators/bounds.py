@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from ..samplers.base import bernoulli_draw
+from ..samplers import bernoulli_draw
 
 #: Examples per forward pass (bounds the memory of 28 x 28 image models).
 EVAL_CHUNK = 500

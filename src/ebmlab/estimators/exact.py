@@ -26,17 +26,8 @@ from typing import Any
 
 import torch
 
-from ..samplers import inverse_cdf_categorical
-from ..samplers.base import bernoulli_draw
-from .kinds import (
-    is_bernoulli_rbm,
-    is_dbm,
-    is_fully_visible,
-    is_gaussian_rbm,
-    is_rbm,
-    model_device,
-    spin_values,
-)
+from ..samplers import bernoulli_draw, inverse_cdf_categorical
+from . import kinds
 
 #: Largest number of binary units ``exact_log_z`` enumerates (2^25 = 33.5 million states).
 MAX_EXACT_UNITS = 25
@@ -103,16 +94,16 @@ def _even_layers(model: Any, states: torch.Tensor) -> list[torch.Tensor | None]:
 
 def _enumerated(model: Any) -> tuple[Any, int]:
     """(a fully visible view of what is enumerated, width of the intermediates per state)."""
-    if is_rbm(model):
+    if kinds.is_rbm(model):
         width = max(model.n_visible, model.n_hidden)
         # visible units can be enumerated only when they are binary (Bernoulli RBMs)
-        if is_bernoulli_rbm(model) and model.n_visible <= model.n_hidden:
+        if kinds.is_bernoulli_rbm(model) and model.n_visible <= model.n_hidden:
             return _LayerView(model, model.n_visible, "free_energy"), width
         return _LayerView(model, model.n_hidden, "free_energy_hidden"), width
-    if is_dbm(model):
+    if kinds.is_dbm(model):
         n_even = sum(model.layer_sizes[l] for l in _even(model))
         return _LayerView(model, n_even, "even"), sum(model.layer_sizes)
-    if is_fully_visible(model):
+    if kinds.is_fully_visible(model):
         return model, 4 * int(model.n_units)
     raise TypeError(
         f"model: exact_log_z needs an RBM (free_energy, free_energy_hidden, n_visible, n_hidden), "
@@ -131,7 +122,7 @@ def _negative_energies(model: Any, max_units: int) -> Iterator[torch.Tensor]:
             "use ebmlab.estimators.ais for larger models"
         )
     view64 = copy.deepcopy(view).to(torch.float64)
-    spins, device = spin_values(view), model_device(view64)
+    spins, device = kinds.spin_values(view), kinds.model_device(view64)
     chunk = max(1, _CHUNK_ELEMENTS // max(width, 1))
     total = 1 << n
     for start in range(0, total, chunk):
@@ -160,7 +151,7 @@ def _draw_states(view: Any, n: int, generator: torch.Generator | None) -> torch.
     """``n`` states of ``view``'s units from their exact marginal, float64 on the model's device."""
     log_p = exact_log_probs(view, max_units=MAX_EXACT_UNITS)
     index = inverse_cdf_categorical(torch.exp(log_p - log_p.max()), n, generator)
-    spins = spin_values(view)
+    spins = kinds.spin_values(view)
     return enumerate_states(int(view.n_units), spin_values=spins, device=log_p.device)[index]
 
 
@@ -170,18 +161,18 @@ def exact_sample(model: Any, n: int, generator: torch.Generator | None = None) -
     Gaussian-Bernoulli) by drawing h from its exact marginal, then v ~ p(v | h); DBMs by drawing
     the even layers from their exact marginal, then the odd ones given them (the result: every
     layer concatenated, (n, sum of layer sizes))."""
-    if is_rbm(model):
+    if kinds.is_rbm(model):
         W = model.W
         h = _draw_states(_LayerView(model, model.n_hidden, "free_energy_hidden"), n, generator)
         h = h.to(device=W.device, dtype=W.dtype)
-        if is_gaussian_rbm(model):
+        if kinds.is_gaussian_rbm(model):
             mean = model.mean_v_given_h(h)
             noise = torch.randn(mean.shape, generator=generator, device=W.device, dtype=W.dtype)
             return mean + model.sigma() * noise
-        if not is_bernoulli_rbm(model):
+        if not kinds.is_bernoulli_rbm(model):
             raise TypeError("model: exact_sample supports Bernoulli and Gaussian-Bernoulli RBMs")
         return bernoulli_draw(torch.sigmoid(torch.addmm(model.b, h, W.T)), generator)
-    if is_dbm(model):
+    if kinds.is_dbm(model):
         return _dbm_sample(model, n, generator)
     states = _draw_states(model, n, generator)
     return states.to(getattr(model, "dtype", torch.get_default_dtype()))

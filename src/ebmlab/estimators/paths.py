@@ -42,8 +42,7 @@ from typing import Any, Protocol
 import torch
 from torch.nn import functional as F
 
-from ..samplers import Gibbs, Target
-from ..samplers.base import bernoulli_draw
+from ..samplers import Gibbs, Target, bernoulli_draw
 from .kinds import (
     is_bernoulli_rbm,
     is_dbm,
@@ -159,7 +158,18 @@ def _binary_start(x: Any, n_units: int, like: torch.Tensor, name: str = "v_init"
 
 
 # ----- paths -------------------------------------------------------------------------------------
-class BernoulliRBMPath:
+class _VisibleStart:
+    """Reverse AIS of an RBM starts from visible vectors, checked by the model when it can."""
+
+    model: Any
+
+    def from_samples(self, x: Any) -> torch.Tensor:
+        if hasattr(self.model, "check_visible"):
+            return self.model.check_visible(x, "v_init")
+        return _binary_start(x, self.model.n_visible, self.model.W.detach())
+
+
+class BernoulliRBMPath(_VisibleStart):
     """Salakhutdinov & Murray's path for a Bernoulli RBM (module docstring). Per step: two
     matmuls (v W for the weight and h, h W^T for v), everything else elementwise."""
 
@@ -179,11 +189,6 @@ class BernoulliRBMPath:
     def sample_base(self, n_runs: int, generator: torch.Generator) -> torch.Tensor:
         p0 = torch.sigmoid(self.b_base).to(self.W.dtype).expand(n_runs, -1)
         return bernoulli_draw(p0, generator)
-
-    def from_samples(self, x: Any) -> torch.Tensor:
-        if hasattr(self.model, "check_visible"):
-            return self.model.check_visible(x, "v_init")
-        return _binary_start(x, self.model.n_visible, self.W)
 
     def step(
         self,
@@ -206,7 +211,7 @@ class BernoulliRBMPath:
         return increment, v
 
 
-class GaussianRBMPath:
+class GaussianRBMPath(_VisibleStart):
     """From N(b, diag sigma^2) x uniform hidden units to a Gaussian-Bernoulli RBM (module
     docstring). The hidden inputs of Gaussian visibles are unbounded, so the softplus differences
     are taken in float64 directly."""
@@ -228,9 +233,6 @@ class GaussianRBMPath:
     def sample_base(self, n_runs: int, generator: torch.Generator) -> torch.Tensor:
         return self._gaussian(self.b.expand(n_runs, -1), generator)
 
-    def from_samples(self, x: Any) -> torch.Tensor:
-        return self.model.check_visible(x, "v_init")
-
     def step(
         self,
         v: torch.Tensor,
@@ -245,6 +247,14 @@ class GaussianRBMPath:
             h = bernoulli_draw(torch.sigmoid(beta * hidden_in), generator)
             v = self._gaussian(torch.addmm(self.b, h, self.W.T, alpha=beta), generator)
         return increment, v
+
+
+def _odd_input_bound(W: list[torch.Tensor], b: list[torch.Tensor], l: int) -> float:
+    """max_j |a_lj| over binary neighbours: |b_lj| + sum_i |W_{l-1,ij}| + sum_m |W_{l,jm}|."""
+    bound = b[l].abs() + W[l - 1].abs().sum(0)
+    if l < len(W):
+        bound = bound + W[l].abs().sum(1)
+    return float(bound.max())
 
 
 class DBMPath:
@@ -264,15 +274,7 @@ class DBMPath:
         self.b_a = self.b_base.to(W[0].dtype)
         # log f_beta - log f_beta_prev has (beta - beta_prev) v^T (b_0 - b_A)
         self.bias_gap = self.b[0] - self.b_a
-        # |a_lj| <= |b_lj| + sum_i |W_{l-1,ij}| + sum_m |W_{l,jm}| for binary neighbours
-        self.bounds = {
-            l: float(
-                (
-                    self.b[l].abs() + W[l - 1].abs().sum(0) + (W[l].abs().sum(1) if l < L else 0)
-                ).max()
-            )
-            for l in self.odd
-        }
+        self.bounds = {l: _odd_input_bound(W, self.b, l) for l in self.odd}
 
     def sample_base(self, n_runs: int, generator: torch.Generator) -> list[torch.Tensor]:
         v = bernoulli_draw(torch.sigmoid(self.b_a).expand(n_runs, -1), generator)
@@ -344,6 +346,9 @@ class FullyVisiblePath:
         self.n_units = int(model.n_units)
         self.log_z_base = self.n_units * math.log(2.0)
         self.kernel = Gibbs(scan="systematic" if hasattr(model, "conditional_logits") else "auto")
+        # the annealed density is over every unit: a model that also sums its hidden units out
+        # (a Boltzmann machine's free_energy) is tempered through its full-state energy
+        self.target = model.energy if hasattr(model, "free_energy") else model
         self.device = model_device(model)
 
     def sample_base(self, n_runs: int, generator: torch.Generator) -> torch.Tensor:
@@ -368,7 +373,7 @@ class FullyVisiblePath:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         increment = -(beta - beta_prev) * self.model.energy(x).to(torch.float64)
         if transition:
-            x, _ = self.kernel.step(x, Target(self.model, beta), generator)
+            x, _ = self.kernel.step(x, Target(self.target, beta), generator)
         return increment, x
 
 

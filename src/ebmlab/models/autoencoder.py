@@ -38,10 +38,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..validation import as_tensor
-from .base import Model
+from ..samplers import bernoulli_draw as bernoulli
+from ..validation import Integral, Real, as_tensor, validate
+from .base import Model, init_bipartite, marginal_logits
 from .dbn import check_layer_sizes
-from .rbm import BernoulliRBM, bernoulli
+from .rbm import BernoulliRBM
 
 
 def _check_unit_interval(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -65,19 +66,12 @@ class GaussianHiddenRBM(Model):
         seed: seed for the initial weights (None: torch's global generator).
     """
 
+    @validate(n_visible=Integral(1), n_hidden=Integral(1), init_std=Real(0), seed=Integral() | None)
     def __init__(
         self, n_visible: int, n_hidden: int, init_std: float = 0.01, seed: int | None = None
     ) -> None:
         super().__init__()
-        check_layer_sizes([n_visible, n_hidden], "n_visible, n_hidden")
-        if not init_std >= 0:
-            raise ValueError(f"init_std: expected a non-negative number, got {init_std}")
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        self.n_visible = n_visible
-        self.n_hidden = n_hidden
-        self.W = nn.Parameter(torch.randn(n_visible, n_hidden, generator=generator) * init_std)
-        self.b = nn.Parameter(torch.zeros(n_visible))
-        self.c = nn.Parameter(torch.zeros(n_hidden))
+        init_bipartite(self, n_visible, n_hidden, init_std, seed)
 
     def check_visible(self, v: Any, name: str = "v") -> torch.Tensor:
         """Shape (batch, n_visible), finite, values in [0, 1]."""
@@ -89,10 +83,7 @@ class GaussianHiddenRBM(Model):
     @torch.no_grad()
     def init_visible_from_data(self, x: torch.Tensor) -> None:
         """b_i = logit of the data marginal (as ``BernoulliRBM``)."""
-        x = self.check_visible(x, "x")
-        # keep the logits finite for pixels that are always off (or on) in the data: +-6.9
-        p = x.mean(0).clamp(1e-3, 1 - 1e-3)
-        self.b.copy_(torch.log(p) - torch.log1p(-p))
+        self.b.copy_(marginal_logits(self.check_visible(x, "x")))
 
     def energy(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """E(v, h) = -b^T v - c^T h + |h|^2 / 2 - v^T W h, shape (batch,)."""

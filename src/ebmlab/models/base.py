@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..validation import check_nonnegative_int, check_positive_int
+
 #: Every concrete model class, by name. ``ebmlab.load`` only rebuilds classes listed here.
 MODEL_CLASSES: dict[str, type[Model]] = {}
 
@@ -112,3 +114,76 @@ class Model(nn.Module):
         for tensor in self.parameters():
             return tensor.dtype
         return torch.get_default_dtype()
+
+
+# ----- pieces shared by the RBM-like models -------------------------------------------------------
+def init_bipartite(
+    module: nn.Module, n_visible: int, n_hidden: int, init_std: float, seed: int | None
+) -> None:
+    """Give ``module`` a (n_visible, n_hidden) weight matrix ``W`` ~ N(0, init_std^2), drawn from
+    ``seed`` (None: torch's global generator), and zero biases ``b`` (visible), ``c`` (hidden)."""
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    module.n_visible = n_visible
+    module.n_hidden = n_hidden
+    module.W = nn.Parameter(torch.randn(n_visible, n_hidden, generator=generator) * init_std)
+    module.b = nn.Parameter(torch.zeros(n_visible))
+    module.c = nn.Parameter(torch.zeros(n_hidden))
+
+
+def marginal_logits(x: torch.Tensor) -> torch.Tensor:
+    """log(p_i / (1 - p_i)) of the per-column means p_i of ``x`` (Hinton's practical guide, section
+    8: visible biases that alone reproduce the pixel frequencies). p is clamped to [1e-3, 1 - 1e-3]
+    so that pixels always off (or on) in the data get finite logits, +-6.9."""
+    p = x.mean(0).clamp(1e-3, 1 - 1e-3)
+    return torch.log(p) - torch.log1p(-p)
+
+
+class GibbsSampled:
+    """``sample(n, n_steps, generator, v0)`` for models sampled by Markov chains over a state,
+    written once: argument checks, then ``start_chains`` (or ``chains_from`` the visible rows
+    ``v0``), ``run_chains`` for ``n_steps`` sweeps, and ``chains_output`` of the final state.
+
+    A model supplies ``check_visible(v, name)``, ``start_chains`` and ``chains_output``. The
+    default state is the visible rows, started at ``v0`` and swept by ``gibbs_vhv(v, generator)
+    -> (v', h)`` (an RBM); a model whose state is something else (a DBN's top layer, a DBM's
+    every layer) overrides ``chains_from`` and ``run_chains`` too.
+    """
+
+    def check_visible(self, v: Any, name: str = "v") -> torch.Tensor:
+        raise NotImplementedError
+
+    def start_chains(self, n: int, generator: torch.Generator | None) -> Any:
+        """The state of ``n`` fresh chains."""
+        raise NotImplementedError
+
+    def chains_from(self, v0: torch.Tensor, generator: torch.Generator | None) -> Any:
+        """The state of one chain per (checked) visible row of ``v0``: the rows themselves."""
+        return v0
+
+    def run_chains(self, state: Any, n_steps: int, generator: torch.Generator | None) -> Any:
+        """The state after ``n_steps`` sweeps: here ``n_steps - 1`` block-Gibbs sweeps of the
+        visible rows (``chains_output`` makes the last one)."""
+        for _ in range(max(n_steps - 1, 0)):
+            state, _ = self.gibbs_vhv(state, generator)  # type: ignore[attr-defined]
+        return state
+
+    def chains_output(self, state: Any, generator: torch.Generator | None) -> torch.Tensor:
+        """What ``sample`` returns for the final state, shape (n, n_visible)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        n_steps: int = 1000,
+        generator: torch.Generator | None = None,
+        v0: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``n`` chains (or one per row of ``v0``, which then sets where they start) run for
+        ``n_steps`` sweeps; returns the model's visible output of the last sweep, (n, n_visible)."""
+        n_steps = check_nonnegative_int(n_steps, "n_steps")
+        if v0 is None:
+            state = self.start_chains(check_positive_int(n, "n"), generator)
+        else:
+            state = self.chains_from(self.check_visible(v0, "v0"), generator)
+        return self.chains_output(self.run_chains(state, n_steps, generator), generator)

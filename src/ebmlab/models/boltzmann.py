@@ -33,12 +33,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..samplers import Gibbs, SimulatedAnnealing, SweepTarget, bernoulli_draw
+from ..samplers.annealing import cooling_steps, geometric_schedule
 from ..validation import as_tensor, check_binary
 from .base import Model
-from .rbm import bernoulli
 
 #: Enumeration is refused beyond this many free units (2^22 states, about 4 million).
 MAX_ENUMERATION_UNITS = 22
+#: The temperature of the final sweep of ``anneal``: T -> 0, a greedy descent.
+GREEDY_TEMPERATURE = 1e-6
 
 
 def _positive_int(value: int, name: str, allow_zero: bool = False) -> int:
@@ -200,7 +203,7 @@ class BoltzmannMachine(Model):
 
     def random_states(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Uniformly random states (a random one-hot label), shape (n, n_units)."""
-        s = bernoulli(
+        s = bernoulli_draw(
             torch.full((n, self.n_units), 0.5, device=self.W.device, dtype=self.W.dtype), generator
         )
         if self.n_labels:
@@ -234,25 +237,34 @@ class BoltzmannMachine(Model):
         states: torch.Tensor | None = None,
         clamp: int | torch.Tensor = 0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Simulated annealing (lecture 001): sweeps at T = t_start, cooling * t_start, ... down to
-        t_end, then one greedy sweep at T -> 0. Returns (states, energies at T = 1), best first.
-        The temperature ladder is computed in float64."""
+        """Simulated annealing (lecture 001) with ``ebmlab.samplers.SimulatedAnnealing``:
+        ``sweeps_per_temperature`` sweeps at each T = t_start, cooling * t_start, ... down to the
+        first level at or below t_end, then one greedy sweep at T -> 0. Returns (states, energies
+        at T = 1), best first. The temperatures are absolute (the model's own T is not used)."""
         if not (t_start >= t_end > 0 and 0 < cooling < 1):
             raise ValueError(
                 f"t_start, t_end, cooling: expected t_start >= t_end > 0 and cooling "
                 f"in (0, 1), got {t_start}, {t_end}, {cooling}"
             )
-        n_steps = math.ceil(math.log(t_end / t_start) / math.log(cooling)) + 1
-        ladder = [t_start * cooling**i for i in range(n_steps)]
+        levels = cooling_steps(t_start, t_end, cooling, past_end=True)
+        ladder = geometric_schedule(t_start, cooling, levels)
+        schedule = torch.cat(
+            [
+                ladder.repeat_interleave(sweeps_per_temperature),
+                torch.tensor([GREEDY_TEMPERATURE], dtype=torch.float64),
+            ]
+        )
         s = (
             self.random_states(n_chains, generator)
             if states is None
             else self.check_states(states).clone()
         )
-        for T in ladder:
-            for _ in range(sweeps_per_temperature):
-                s = self.gibbs_sweep(s, generator, clamp=clamp, temperature=T)
-        s = self.gibbs_sweep(s, generator, clamp=clamp, temperature=1e-6)  # greedy descent
+        target = SweepTarget(
+            lambda x: self.energy(x) * self.temperature,  # E(s): the schedule's T is absolute
+            lambda x, g, beta: self.gibbs_sweep(x, g, clamp=clamp, temperature=1.0 / beta),
+            self.spin_values,
+        )
+        s, _ = SimulatedAnnealing(Gibbs("block"), schedule).anneal(s, target, generator)
         e = self.energy(s) * self.temperature
         order = torch.argsort(e)
         return s[order], e[order]

@@ -46,9 +46,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..validation import as_tensor, check_binary
-from .base import Model
-from .rbm import bernoulli, bernoulli_entropy
+from ..samplers import bernoulli_draw as bernoulli
+from ..validation import as_tensor, check_binary, check_nonnegative_int, check_positive_int
+from .base import GibbsSampled, Model
+from .rbm import bernoulli_entropy
 
 #: Elements of the (batch, states, units) tensors the enumerations build at once (32 MB float64).
 _CHUNK_ELEMENTS = 1 << 22
@@ -64,7 +65,7 @@ def _enumerate(n_units: int, start: int, stop: int, like: torch.Tensor) -> torch
     return ((index[:, None] >> torch.arange(n_units, device=like.device)) & 1).to(like.dtype)
 
 
-class DeepBoltzmannMachine(Model):
+class DeepBoltzmannMachine(GibbsSampled, Model):
     """Binary DBM with layer sizes ``[n_visible, n_1, ..., n_L]``.
 
     Args:
@@ -339,36 +340,29 @@ class DeepBoltzmannMachine(Model):
     ) -> Layers:
         """Binary states of every layer after ``n_steps`` Gibbs sweeps of ``n`` chains started
         from uniform noise (or from ``layers``)."""
-        if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 0:
-            raise ValueError(f"n_steps: expected a non-negative integer, got {n_steps!r}")
+        check_nonnegative_int(n_steps, "n_steps")
         if layers is None:
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise ValueError(f"n: expected a positive integer, got {n!r}")
-            layers = self.random_layers(n, generator)
+            layers = self.random_layers(check_positive_int(n, "n"), generator)
         layers = self._check_layers(layers, "layers")
         for _ in range(n_steps):
             layers = self.gibbs_step(layers, generator)
         return layers
 
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        n_steps: int = 1000,
-        generator: torch.Generator | None = None,
-        v0: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """``n`` Gibbs chains run for ``n_steps`` sweeps from uniform noise (or from ``v0`` with
-        hidden layers from ``mean_field`` sampled); returns p(v | h_1) after the last sweep,
-        shape (n, n_visible)."""
-        layers = None
-        if v0 is not None:
-            v0 = self.check_visible(v0, "v0")
-            means = self.mean_field(v0, n_iters=10)
-            layers = [v0] + [bernoulli(mu, generator) for mu in means]
-            n = v0.shape[0]
-        layers = self.sample_states(n, n_steps, generator, layers)
-        return torch.sigmoid(self.layer_input(layers, 0))
+    # ----- generation (``GibbsSampled.sample``): the state is every layer ----------------------
+    def start_chains(self, n: int, generator: torch.Generator | None) -> Layers:
+        return self.random_layers(n, generator)
+
+    def chains_from(self, v0: torch.Tensor, generator: torch.Generator | None) -> Layers:
+        """``v0`` with the hidden layers sampled from their mean-field posterior."""
+        means = self.mean_field(v0, n_iters=10)
+        return [v0] + [bernoulli(mu, generator) for mu in means]
+
+    def run_chains(self, state: Layers, n_steps: int, generator: torch.Generator | None) -> Layers:
+        return self.sample_states(state[0].shape[0], n_steps, generator, state)
+
+    def chains_output(self, state: Layers, generator: torch.Generator | None) -> torch.Tensor:
+        """p(v = 1 | h_1) after the last sweep."""
+        return torch.sigmoid(self.layer_input(state, 0))
 
     # ----- mean-field inference -----------------------------------------------------------------
     def recognition(self, v: torch.Tensor) -> Layers:

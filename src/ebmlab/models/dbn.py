@@ -51,8 +51,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import estimators
-from .base import Model
-from .rbm import BernoulliRBM, bernoulli, bernoulli_entropy, bernoulli_log_prob
+from ..samplers import bernoulli_draw as bernoulli
+from .base import GibbsSampled, Model
+from .rbm import BernoulliRBM, bernoulli_entropy, bernoulli_log_prob
 
 Propagate = Literal["probabilities", "samples"]
 
@@ -77,7 +78,7 @@ def check_layer_sizes(layer_sizes: Any, name: str = "layer_sizes", min_len: int 
     return sizes
 
 
-class DeepBeliefNet(Model):
+class DeepBeliefNet(GibbsSampled, Model):
     """A DBN with ``layer_sizes = [n_visible, n_1, ..., n_L]``: L RBMs, the last one undirected.
 
     Args:
@@ -142,28 +143,30 @@ class DeepBeliefNet(Model):
         return self.up_pass(v)[-1]
 
     # ----- generation (top-down) ----------------------------------------------------------------
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        n_steps: int = 1000,
-        generator: torch.Generator | None = None,
-        v0: torch.Tensor | None = None,
+    # ----- generation (``GibbsSampled.sample``): chains of the top RBM, then a top-down pass ----
+    def start_chains(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        """Uniform noise on the top RBM's visible layer."""
+        p = torch.full((n, self.top.n_visible), 0.5, device=self.device, dtype=self.dtype)
+        return bernoulli(p, generator)
+
+    def chains_from(self, v0: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """The up-pass samples of ``v0`` at the top RBM's visible layer."""
+        h = v0
+        for rbm in self.rbms[:-1]:
+            h = rbm.sample_h(h, generator)
+        return h
+
+    def run_chains(
+        self, state: torch.Tensor, n_steps: int, generator: torch.Generator | None
     ) -> torch.Tensor:
-        """``n`` samples: ``n_steps`` block-Gibbs sweeps of the top RBM (from uniform noise, or
-        from the up-pass samples of ``v0``), then a top-down pass sampling each directed layer;
-        returns p(v = 1 | h^1) of the last step, shape (n, n_visible)."""
-        if v0 is None:
-            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-                raise ValueError(f"n: expected a positive integer, got {n!r}")
-            top_in = torch.full((n, self.top.n_visible), 0.5, device=self.device, dtype=self.dtype)
-            h = bernoulli(top_in, generator)
-        else:
-            h = self.check_visible(v0, "v0", binary=False)
-            for rbm in self.rbms[:-1]:
-                h = rbm.sample_h(h, generator)
+        """``n_steps`` block-Gibbs sweeps of the top RBM."""
         for _ in range(n_steps):
-            h, _ = self.top.gibbs_vhv(h, generator)
+            state, _ = self.top.gibbs_vhv(state, generator)
+        return state
+
+    def chains_output(self, state: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """A top-down pass sampling each directed layer; p(v = 1 | h^1) of the last step."""
+        h = state
         if self.n_layers == 1:
             return self.top.p_v_given_h(self.top.sample_h(h, generator))
         for rbm in reversed(self.rbms[1:-1]):

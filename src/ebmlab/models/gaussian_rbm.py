@@ -31,12 +31,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..samplers import bernoulli_draw as bernoulli
 from ..validation import Integral, Real, as_tensor, validate
-from .base import Model
-from .rbm import bernoulli
+from .base import GibbsSampled, Model, init_bipartite
 
 
-class GaussianBernoulliRBM(Model):
+class GaussianBernoulliRBM(GibbsSampled, Model):
     """RBM with ``n_visible`` Gaussian visible units and ``n_hidden`` binary hidden units.
 
     Args:
@@ -67,14 +67,9 @@ class GaussianBernoulliRBM(Model):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        self.n_visible = n_visible
-        self.n_hidden = n_hidden
+        init_bipartite(self, n_visible, n_hidden, init_std, seed)
         self.learn_sigma = learn_sigma
         self.min_log_sigma = math.log(min_sigma)
-        self.W = nn.Parameter(torch.randn(n_visible, n_hidden, generator=generator) * init_std)
-        self.b = nn.Parameter(torch.zeros(n_visible))
-        self.c = nn.Parameter(torch.zeros(n_hidden))
         if learn_sigma:
             self.log_sigma = nn.Parameter(torch.zeros(n_visible))
         else:
@@ -161,28 +156,19 @@ class GaussianBernoulliRBM(Model):
         h = self.sample_h(v, generator)
         return self.sample_v(h, generator), h
 
-    # ----- generation and scores ----------------------------------------------------------------
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        n_steps: int = 1000,
-        generator: torch.Generator | None = None,
-        v0: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Run ``n`` block-Gibbs chains for ``n_steps`` sweeps from N(b, sigma^2) (or ``v0``);
-        returns E[v | h] of the last sweep, shape (n, n_visible)."""
-        if v0 is None:
-            noise = torch.randn(
-                (n, self.n_visible), generator=generator, device=self.W.device, dtype=self.W.dtype
-            )
-            v = self.b + self.sigma() * noise
-        else:
-            v = self.check_visible(v0, "v0")
-        for _ in range(max(n_steps - 1, 0)):
-            v, _ = self.gibbs_vhv(v, generator)
-        return self.mean_v_given_h(self.sample_h(v, generator))
+    # ----- generation (``GibbsSampled.sample``): block-Gibbs chains over the visible rows -------
+    def start_chains(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        """v ~ N(b, sigma^2), the model with the weights switched off."""
+        noise = torch.randn(
+            (n, self.n_visible), generator=generator, device=self.W.device, dtype=self.W.dtype
+        )
+        return self.b + self.sigma() * noise
 
+    def chains_output(self, state: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """The last sweep's h ~ p(h | v), then E[v | h]."""
+        return self.mean_v_given_h(self.sample_h(state, generator))
+
+    # ----- scores -------------------------------------------------------------------------------
     @torch.no_grad()
     def transform(self, v: torch.Tensor) -> torch.Tensor:
         """p(h = 1 | v): the hidden representation of ``v``."""

@@ -55,6 +55,8 @@ from typing import Any
 
 import torch
 
+from ..samplers import Gibbs, SimulatedAnnealing, SweepTarget, make_generator
+from ..samplers.annealing import cooling_steps, geometric_schedule
 from ..validation import as_tensor
 from .base import Model
 
@@ -116,17 +118,6 @@ def check_spins(
     y = as_tensor(y, name, dim=2, n_features=n_units, device=device, dtype=dtype)
     _check_spin_values(y, name)
     return y
-
-
-def _generator(seed: int | torch.Generator | None, device: torch.device) -> torch.Generator:
-    if isinstance(seed, torch.Generator):
-        return seed
-    generator = torch.Generator(device=device)
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(int(seed))
-    return generator
 
 
 def flip_bits(
@@ -347,7 +338,7 @@ class Hopfield(Model):
     def _learned_weights(self, x: torch.Tensor) -> torch.Tensor:
         """Lecture 001's rule W += eta (E_data[y y^T] - E[y' y'^T]) starting from Hebbian W."""
         opts = self.learned
-        generator = _generator(opts["seed"], x.device)
+        generator = make_generator(opts["seed"], x.device)
         self.W = hebbian_weights(x)
         p = x.shape[0]
         batch = p if opts["batch_size"] is None else max(1, int(opts["batch_size"]))
@@ -557,7 +548,7 @@ class Hopfield(Model):
             raise ValueError(f"max_sweeps: expected a positive integer, got {max_sweeps}")
         y = check_spins(probes, "probes", self.n_units, self.W.device, self.W.dtype)
         mask = self._check_clamp(clamp, y.shape[0])
-        generator = _generator(seed, y.device)
+        generator = make_generator(seed, y.device)
         y, converged, sweeps, cycle2 = self._evolve(y, mode, max_sweeps, generator, mask)
         if not return_info:
             return y
@@ -586,7 +577,8 @@ class Hopfield(Model):
         clamp: Any = None,
         n_average: int = 1,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Random-order Gibbs sweeps, one per entry of ``temperatures`` (T = 0: greedy sweep).
+        """Random-order Gibbs sweeps, one per entry of ``temperatures`` (T = 0: greedy sweep),
+        run by ``ebmlab.samplers.SimulatedAnnealing`` with that schedule.
 
         Samples p(y) proportional to exp(-E(y) / T): P(y_i = +1 | rest) = sigmoid(2 z_i / T).
         Returns the final states and the mean of the last ``n_average`` states (batch, N).
@@ -601,15 +593,20 @@ class Hopfield(Model):
             )
         mask = self._check_clamp(clamp, y.shape[0])
         mask = None if mask is None else (mask if mask.dim() == 2 else mask.expand_as(y))
-        generator = _generator(seed, y.device)
-        total = torch.zeros_like(y)
+        generator = make_generator(seed, y.device)
+        annealing = SimulatedAnnealing(Gibbs("block"), temps)
+        return annealing.anneal(y, self._sweep_target(mask), generator, n_average=n_average)
+
+    def _sweep_target(self, mask: torch.Tensor | None) -> SweepTarget:
+        """The network as a sampler target: one random-order asynchronous sweep at inverse
+        temperature beta (beta = inf: the greedy update), units in ``mask`` held fixed."""
         tol = self._tie_tolerance()
-        for t, temperature in enumerate(temps.tolist()):
+
+        def sweep(y: torch.Tensor, generator: torch.Generator | None, beta: float) -> torch.Tensor:
             order = torch.randperm(self.n_units, generator=generator, device=y.device)
-            y, _ = self.sweep_async(y, order, mask, temperature, generator, tol)
-            if t >= temps.numel() - n_average:
-                total += y
-        return y, total / n_average
+            return self.sweep_async(y, order, mask, 1.0 / beta, generator, tol)[0]
+
+        return SweepTarget(self._energy, sweep, SPIN_VALUES)
 
     def recall_stochastic(
         self,
@@ -625,7 +622,12 @@ class Hopfield(Model):
         """Stochastic retrieval (lecture 001): Gibbs sweeps at T_t = max(T alpha^t, T_min), then
         the sign of the average of the last ``n_average`` samples (a zero average keeps the last
         sample)."""
-        temps = annealing_schedule(temperature, alpha, n_sweeps, min_temperature)
+        if temperature < 0 or alpha <= 0 or n_sweeps < 1:
+            raise ValueError(
+                f"temperature, alpha, n_sweeps: expected >= 0, > 0 and >= 1, got {temperature}, "
+                f"{alpha}, {n_sweeps}"
+            )
+        temps = geometric_schedule(temperature, alpha, n_sweeps, min_temperature)
         last, mean = self.gibbs(probes, temps, seed, clamp, n_average)
         return torch.where(mean == 0, last, torch.sign(mean))
 
@@ -646,9 +648,9 @@ class Hopfield(Model):
                 f"alpha, t_min, t_max: expected 0 < alpha < 1 and 0 < t_min <= t_max, got "
                 f"{alpha}, {t_min}, {t_max}"
             )
-        n_levels = math.floor(math.log(t_min / t_max) / math.log(alpha)) + 1
-        temps = annealing_schedule(t_max, alpha, n_levels).repeat_interleave(sweeps_per_temperature)
-        generator = _generator(seed, self.W.device)
+        n_levels = cooling_steps(t_max, t_min, alpha)
+        temps = geometric_schedule(t_max, alpha, n_levels).repeat_interleave(sweeps_per_temperature)
+        generator = make_generator(seed, self.W.device)
         y, _ = self.gibbs(probes, temps, generator, clamp)
         return self.recall(y, "async", 1000, generator, clamp)  # type: ignore[return-value]
 
@@ -661,23 +663,10 @@ class Hopfield(Model):
     ) -> torch.Tensor:
         """Draw ``n`` states from p(y) proportional to exp(-E(y)/T): ``n_steps`` Gibbs sweeps
         from uniformly random starts (``generator``: a torch.Generator or a seed)."""
-        generator = _generator(generator, self.W.device)
+        generator = make_generator(generator, self.W.device)
         start = torch.rand(n, self.n_units, generator=generator, device=self.W.device)
         y = torch.where(start < 0.5, -1.0, 1.0).to(self.W.dtype)
         return self.gibbs(y, [temperature] * n_steps, generator)[0]
-
-
-def annealing_schedule(
-    temperature: float, alpha: float, n_sweeps: int, min_temperature: float = 0.0
-) -> torch.Tensor:
-    """T_t = max(T alpha^t, T_min) for t = 0..n_sweeps-1, computed in float64."""
-    if temperature < 0 or alpha <= 0 or n_sweeps < 1:
-        raise ValueError(
-            f"temperature, alpha, n_sweeps: expected >= 0, > 0 and >= 1, got {temperature}, "
-            f"{alpha}, {n_sweeps}"
-        )
-    t = torch.arange(n_sweeps, dtype=torch.float64)
-    return (temperature * alpha**t).clamp(min=min_temperature)
 
 
 def _check_choice(value: str, choices: Sequence[str], name: str) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import torch
 
+from ..samplers import bernoulli_draw
 from ..validation import Integral, OneOf, Real, as_tensor, validate
 from .base import Model
 
@@ -43,13 +44,6 @@ def lattice_bonds(size: int, periodic: bool) -> torch.Tensor:
         right = torch.stack([index[:, :-1], index[:, 1:]], -1).reshape(-1, 2)
         down = torch.stack([index[:-1, :], index[1:, :]], -1).reshape(-1, 2)
     return torch.cat([right, down])
-
-
-def _bernoulli(p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Bernoulli(p) as u < p with u = 1 - U[0, 1) in (0, 1]: a plain ``rand() < p`` fires with
-    probability 2^-24 (rand == 0 in float32) however small p is."""
-    u = 1.0 - torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype)
-    return (u < p).to(p.dtype)
 
 
 class Ising(Model):
@@ -146,7 +140,7 @@ class Ising(Model):
         for colour in (0, 1):
             sites = self.colour == colour
             logits = beta * 2.0 * self.local_field(s)[:, sites] / self.temperature
-            s[:, sites] = 2.0 * _bernoulli(torch.sigmoid(logits), generator) - 1.0
+            s[:, sites] = 2.0 * bernoulli_draw(torch.sigmoid(logits), generator) - 1.0
         return s
 
     def magnetization(self, s: torch.Tensor) -> torch.Tensor:
@@ -169,5 +163,5 @@ class Ising(Model):
             else:
                 for i in range(self.n_units):
                     p = torch.sigmoid(self.conditional_logits(s, i))
-                    s[:, i] = 2.0 * _bernoulli(p, generator) - 1.0
+                    s[:, i] = 2.0 * bernoulli_draw(p, generator) - 1.0
         return s

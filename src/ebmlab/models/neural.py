@@ -2,8 +2,9 @@
 
 Lecture 001 (part 3) and lecture 003: any network R^D -> R is a valid energy; Z is intractable,
 so training needs samples (contrastive divergence with Langevin MCMC), the score -grad_x E alone
-(score matching) or a classifier against noise (NCE). This module holds the networks and the
-Langevin samplers that start from noise; the objectives are in ``ebmlab.objectives``.
+(score matching) or a classifier against noise (NCE). This module holds the networks; their
+``sample`` runs the Langevin chains of ``ebmlab.samplers.langevin`` from noise, and the
+objectives are in ``ebmlab.objectives``.
 
   * ``MLPEnergy(dim, hidden, depth, activation)``: vectors and 2-D densities. Smooth activations
     only (SiLU, softplus, tanh, GELU), so that grad_x E and the Hessian trace of exact score
@@ -37,19 +38,20 @@ Grathwohl et al. (2020), "Your classifier is secretly an energy based model" (JE
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
+from ..samplers.annealing import geometric_ladder
+from ..samplers.langevin import annealed_langevin, energy_gradient, langevin_chain
 from ..validation import as_tensor
 from .base import Model
 from .flows import activation_layer
 
 #: Activations whose second derivative exists everywhere (score matching needs the Hessian).
 SMOOTH_ACTIVATIONS = ("silu", "softplus", "tanh", "gelu")
-
-EnergyFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 def geometric_sigmas(sigma_max: float, sigma_min: float, n_levels: int) -> list[float]:
@@ -61,129 +63,7 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, n_levels: int) -> list[
         )
     if isinstance(n_levels, bool) or not isinstance(n_levels, int) or n_levels < 2:
         raise ValueError(f"n_levels: expected an integer >= 2, got {n_levels!r}")
-    exponents = torch.linspace(0.0, 1.0, n_levels, dtype=torch.float64)
-    ladder = math.log(sigma_max) + exponents * (math.log(sigma_min) - math.log(sigma_max))
-    return [float(s) for s in torch.exp(ladder)]
-
-
-def energy_gradient(energy_fn: EnergyFn, x: torch.Tensor) -> torch.Tensor:
-    """grad_x E(x) row by row (autograd on the sum of independent rows), detached."""
-    with torch.enable_grad():
-        x_leaf = x.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(energy_fn(x_leaf).sum(), x_leaf)
-    return grad
-
-
-def _langevin_move(
-    x: torch.Tensor,
-    grad: torch.Tensor,
-    step_size: float,
-    noise_scale: float,
-    generator: torch.Generator | None,
-) -> torch.Tensor:
-    try:  # the shared kernel piece (rejects non-finite moves)
-        from ..samplers.langevin import langevin_move
-    except ImportError:  # pragma: no cover - samplers not installed
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return x - step_size * grad + noise_scale * noise
-    return langevin_move(x, grad, step_size, noise_scale, generator)[0]
-
-
-def langevin_chain(
-    energy_fn: EnergyFn,
-    x: torch.Tensor,
-    n_steps: int,
-    step_size: float,
-    noise_scale: float | None = None,
-    generator: torch.Generator | None = None,
-    *,
-    clamp: tuple[float, float] | None = None,
-    grad_clip: float | None = None,
-    update_mask: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """``n_steps`` unadjusted Langevin steps x <- x - eps grad E + noise_scale xi.
-
-    Args:
-        energy_fn: batch -> energies (batch,).
-        x: starting points (chains, ...).
-        step_size: eps > 0.
-        noise_scale: None for sqrt(2 eps) (temperature 1).
-        clamp: keep x in [lo, hi] after each step (images in [0, 1]).
-        grad_clip: clamp every gradient entry to [-grad_clip, grad_clip] (IGEBM), None: off.
-        update_mask: boolean like ``x``; only True entries move (inpainting).
-    """
-    if not step_size > 0:
-        raise ValueError(f"step_size: expected a positive number, got {step_size}")
-    noise = math.sqrt(2.0 * step_size) if noise_scale is None else float(noise_scale)
-    x = x.detach()
-    for _ in range(n_steps):
-        grad = energy_gradient(energy_fn, x)
-        if grad_clip is not None:
-            grad = grad.clamp(-grad_clip, grad_clip)
-        x_new = _langevin_move(x, grad, step_size, noise, generator)
-        if clamp is not None:
-            x_new = x_new.clamp(*clamp)
-        x = x_new if update_mask is None else torch.where(update_mask, x_new, x)
-    return x
-
-
-def annealed_langevin(
-    energy_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    sigmas: Sequence[float] | torch.Tensor,
-    n_steps_each: int,
-    eps: float,
-    generator: torch.Generator | None = None,
-    *,
-    clamp: tuple[float, float] | None = None,
-    denoise: bool = True,
-    update_mask: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1).
-
-    With ``update_mask`` (inpainting), only the True entries move; the others are held at their
-    values in ``x`` plus fresh N(0, sigma_i^2) noise at level i, so that the chain sees the
-    noise level the energy was trained for (Song & Ermon 2019, appendix on inpainting), and
-    at their clean values after the last level.
-
-    For sigma_1 > ... > sigma_L: alpha_i = eps sigma_i^2 / sigma_L^2 and ``n_steps_each`` steps
-    x <- x + alpha_i / 2 s(x, sigma_i) + sqrt(alpha_i) xi with s = -grad_x E(x, sigma_i). With
-    ``denoise``, a last step x <- x + sigma_L^2 s(x, sigma_L) removes the remaining N(0,
-    sigma_L^2) noise (Tweedie's formula; Jolicoeur-Martineau et al. 2021).
-
-    Args:
-        energy_fn: (x, sigma (batch,)) -> energies (batch,).
-        sigmas: the decreasing noise ladder.
-    """
-    ladder = torch.as_tensor(sigmas, dtype=torch.float64).flatten()
-    if ladder.numel() < 1 or not bool((ladder[:-1] > ladder[1:]).all()):
-        raise ValueError("sigmas: expected a strictly decreasing noise ladder")
-    sigma_last = float(ladder[-1])
-    x = x.detach()
-    anchor = x
-    for sigma in ladder.tolist():
-        alpha = eps * sigma**2 / sigma_last**2
-        level = torch.full((x.shape[0],), sigma, device=x.device, dtype=x.dtype)
-        if update_mask is not None:
-            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            x = torch.where(update_mask, x, anchor + sigma * noise)
-        x = langevin_chain(
-            lambda y, s=level: energy_fn(y, s),
-            x,
-            n_steps_each,
-            alpha / 2.0,
-            math.sqrt(alpha),
-            generator,
-            clamp=clamp,
-            update_mask=update_mask,
-        )
-    if denoise:
-        level = torch.full((x.shape[0],), sigma_last, device=x.device, dtype=x.dtype)
-        grad = energy_gradient(lambda y: energy_fn(y, level), x)
-        x = x - sigma_last**2 * grad
-        if clamp is not None:
-            x = x.clamp(*clamp)
-    return x if update_mask is None else torch.where(update_mask, x, anchor)
+    return [float(s) for s in geometric_ladder(sigma_max, sigma_min, n_levels)]
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -399,33 +279,14 @@ class MLPEnergy(EnergyNetwork):
         dim: input dimension.
         hidden, depth: width and number of hidden layers.
         activation: one of ``SMOOTH_ACTIVATIONS``.
-        **sampling: see ``EnergyNetwork`` (sigmas, langevin_step, langevin_noise,
-            langevin_steps, data_range, clamp, noise_scaling).
+        **sampling: the settings of ``EnergyNetwork`` (sigmas, langevin_step, langevin_noise,
+            langevin_steps, data_range, clamp, noise_scaling), with its defaults.
     """
 
     def __init__(
-        self,
-        dim: int,
-        hidden: int = 128,
-        depth: int = 2,
-        activation: str = "silu",
-        sigmas: Sequence[float] | None = None,
-        langevin_step: float = 0.01,
-        langevin_noise: float | None = None,
-        langevin_steps: int = 200,
-        data_range: Sequence[float] = (-4.5, 4.5),
-        clamp: bool = False,
-        noise_scaling: str = "inverse",
+        self, dim: int, hidden: int = 128, depth: int = 2, activation: str = "silu", **sampling: Any
     ) -> None:
-        super().__init__(
-            sigmas,
-            langevin_step,
-            langevin_noise,
-            langevin_steps,
-            data_range,
-            clamp,
-            noise_scaling,
-        )
+        super().__init__(**sampling)
         self.dim = _positive_int("dim", dim)
         _positive_int("hidden", hidden)
         _positive_int("depth", depth)
@@ -449,6 +310,17 @@ class MLPEnergy(EnergyNetwork):
         return self.net(x).squeeze(-1)
 
 
+#: ConvEnergy's sampling defaults: IGEBM's step 1 with noise 0.01 (temperature 5e-5), 60 steps,
+#: images clamped to [0, 1].
+CONV_SAMPLING: dict[str, Any] = {
+    "langevin_step": 1.0,
+    "langevin_noise": 0.01,
+    "langevin_steps": 60,
+    "data_range": (0.0, 1.0),
+    "clamp": True,
+}
+
+
 class ConvEnergy(EnergyNetwork):
     """A small CNN energy for (N, H*W) images in [0, 1].
 
@@ -460,7 +332,7 @@ class ConvEnergy(EnergyNetwork):
         image_shape: (H, W).
         channels: filters of the stride-2 layers, e.g. (32, 64).
         activation: one of ``SMOOTH_ACTIVATIONS``.
-        **sampling: see ``EnergyNetwork``; ``data_range`` defaults to (0, 1) with ``clamp``.
+        **sampling: the settings of ``EnergyNetwork``, with the defaults of ``CONV_SAMPLING``.
     """
 
     def __init__(
@@ -468,23 +340,9 @@ class ConvEnergy(EnergyNetwork):
         image_shape: Sequence[int],
         channels: Sequence[int] = (32, 64),
         activation: str = "silu",
-        sigmas: Sequence[float] | None = None,
-        langevin_step: float = 1.0,
-        langevin_noise: float | None = 0.01,
-        langevin_steps: int = 60,
-        data_range: Sequence[float] = (0.0, 1.0),
-        clamp: bool = True,
-        noise_scaling: str = "inverse",
+        **sampling: Any,
     ) -> None:
-        super().__init__(
-            sigmas,
-            langevin_step,
-            langevin_noise,
-            langevin_steps,
-            data_range,
-            clamp,
-            noise_scaling,
-        )
+        super().__init__(**{**CONV_SAMPLING, **sampling})
         if len(image_shape) != 2:
             raise ValueError(f"image_shape: expected (H, W), got {image_shape}")
         h, w = (_positive_int("image_shape", int(v)) for v in image_shape)

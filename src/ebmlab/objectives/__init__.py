@@ -2,15 +2,17 @@
 tempering) for RBMs, Boltzmann learning, contrastive divergence with Langevin MCMC for neural
 energies, score matching (exact, sliced, denoising, noise-conditional) and noise contrastive
 estimation (Gaussian noise, flow contrastive estimation); the DBM's variational PCD, the VAE's
-ELBO/IWAE bounds and the GAN's two-player objective."""
+ELBO/IWAE bounds, the GAN's two-player objective, the autoencoder's reconstruction loss and
+the Gaussian-hidden RBM's CD, and the image flow's dequantized likelihood."""
 
+from .autoencoder import GaussianHiddenCD, ReconstructionObjective
 from .base import OBJECTIVE_CLASSES, Objective
 from .boltzmann import BoltzmannLearning
 from .contrastive import ContrastiveDivergence, ParallelTemperingCD, PersistentContrastiveDivergence
 from .contrastive_langevin import ContrastiveLangevin
 from .dbm import TiedCopiesCD, VariationalPCD
 from .gan import GANObjective
-from .likelihood import MaximumLikelihood
+from .likelihood import DequantizedMaximumLikelihood, MaximumLikelihood
 from .nce import FlowContrastiveEstimation, NoiseContrastiveEstimation
 from .score_matching import (
     DenoisingScoreMatching,
@@ -27,9 +29,11 @@ __all__ = [
     "ContrastiveDivergence",
     "ContrastiveLangevin",
     "DenoisingScoreMatching",
+    "DequantizedMaximumLikelihood",
     "ExactScoreMatching",
     "FlowContrastiveEstimation",
     "GANObjective",
+    "GaussianHiddenCD",
     "MaximumLikelihood",
     "NoiseAugmentedScoreMatching",
     "NoiseConditionalScoreMatching",
@@ -37,6 +41,7 @@ __all__ = [
     "Objective",
     "ParallelTemperingCD",
     "PersistentContrastiveDivergence",
+    "ReconstructionObjective",
     "SlicedScoreMatching",
     "TiedCopiesCD",
     "VariationalBound",

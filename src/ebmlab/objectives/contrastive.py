@@ -8,9 +8,11 @@ The positive phase is exact (the hidden units are summed out); the negative phas
   * CD-k (Hinton 2002): k block-Gibbs sweeps started at the minibatch;
   * PCD-k (Tieleman 2008): k sweeps of persistent chains that carry over between updates;
   * PT (Desjardins et al. 2010; Cho, Raiko & Ilin 2010): persistent chains at a ladder of inverse
-    temperatures 1 = beta_0 > ... > beta_{T-1} >= 0 (p_beta ~ exp(-beta E)), with swaps between
-    neighbours (even pairs, then odd pairs, alternating) accepted with probability
-    min(1, exp((beta_t - beta_{t+1}) (E_t - E_{t+1}))); the beta = 1 chains give the statistics.
+    temperatures 1 = beta_0 > ... > beta_{T-1} >= 0 (p_beta ~ exp(-beta E), linear in beta), with
+    swaps of the joint states (v, h) between neighbours (even pairs, then odd pairs,
+    alternating) accepted with probability min(1, exp((beta_t - beta_{t+1}) (E_t - E_{t+1}))),
+    the replica exchange of ``ebmlab.samplers.tempering``; the beta = 1 chains give the
+    statistics.
 
 The loss is mean F(v_data) - mean F(v_neg) with v_neg detached, so its gradient is the positive
 minus the negative statistics. Positive statistics are averaged over the minibatch and negative
@@ -49,7 +51,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..models.gaussian_rbm import GaussianBernoulliRBM
-from ..models.rbm import BernoulliRBM, bernoulli
+from ..models.rbm import BernoulliRBM
+from ..samplers import bernoulli_draw, linear_ladder
+from ..samplers.tempering import linear_swap_log_ratio, replica_exchange, swap_pairs
 from ..validation import as_tensor, check_binary
 from .base import Objective
 
@@ -211,14 +215,14 @@ class ContrastiveDivergence(Objective):
             self.offset_h = torch.full((model.n_hidden,), 0.5, device=device, dtype=dtype)
         if self.method == "cd":
             return
-        betas = torch.linspace(1.0, self.min_beta, self.n_temperatures, dtype=torch.float64)
+        betas = linear_ladder(1.0, self.min_beta, self.n_temperatures)
         self.betas = betas.to(device=device, dtype=dtype)
         self.swap_rate = torch.zeros(max(self.n_temperatures - 1, 0), device=device, dtype=dtype)
         shape = (self.n_temperatures, self.n_chains, model.n_visible)
         if isinstance(model, BernoulliRBM):
             # base-rate model: each pixel on with its data frequency
             marginal = x.mean(0).expand(shape).contiguous()
-            v = bernoulli(marginal, generator)
+            v = bernoulli_draw(marginal, generator)
         else:
             v = x.mean(0) + x.std(0) * torch.randn(
                 shape, generator=generator, device=device, dtype=dtype
@@ -241,7 +245,7 @@ class ContrastiveDivergence(Objective):
     @staticmethod
     def _sample_v(model: nn.Module, h: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if isinstance(model, BernoulliRBM):
-            return bernoulli(torch.addmm(model.b, h, model.W.T).sigmoid_(), generator)
+            return bernoulli_draw(torch.addmm(model.b, h, model.W.T).sigmoid_(), generator)
         return model.sample_v(h, generator)
 
     def _persistent_visible(
@@ -256,7 +260,7 @@ class ContrastiveDivergence(Objective):
         h = self.chain_h[0]
         for _ in range(self.k - 1):
             v = self._sample_v(model, h, generator)
-            h = bernoulli(torch.sigmoid(model.hidden_logits(v)), generator)
+            h = bernoulli_draw(torch.sigmoid(model.hidden_logits(v)), generator)
         v = self._sample_v(model, h, generator)
         self.chain_v = v[None]
         return v
@@ -269,9 +273,9 @@ class ContrastiveDivergence(Objective):
         v, h = self.chain_v, self.chain_h
         for _ in range(self.k):
             v_logits = torch.addmm(model.b, h.reshape(T * N, -1), model.W.T).view(T, N, -1)
-            v = bernoulli(torch.sigmoid(betas * v_logits), generator)
+            v = bernoulli_draw(torch.sigmoid(betas * v_logits), generator)
             a = torch.addmm(model.c, v.reshape(T * N, -1), model.W).view(T, N, -1)
-            h = bernoulli(torch.sigmoid(betas * a), generator)
+            h = bernoulli_draw(torch.sigmoid(betas * a), generator)
             # joint energies at beta = 1: E = -b.v - c.h - v^T W h = -b.v - h.(c + v^T W)
             energy = -(v @ model.b) - (h * a).sum(-1)  # (T, N)
             v, h = self._swap(v, h, energy, generator)
@@ -281,30 +285,16 @@ class ContrastiveDivergence(Objective):
     def _swap(
         self, v: torch.Tensor, h: torch.Tensor, energy: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One round of swaps between rungs (t, t+1) for t of the current parity."""
-        T = self.n_temperatures
-        lower = list(range(int(self.swap_rounds) % 2, T - 1, 2))
+        """One round of replica exchange between rungs (t, t+1) for t of the current parity,
+        with a running (rate 0.01) average of each pair's acceptance."""
+        lower = swap_pairs(self.n_temperatures, int(self.swap_rounds), v.device)
         self.swap_rounds += 1
-        if not lower:
+        if lower.numel() == 0:
             return v, h
-        v, h = v.clone(), h.clone()
-        betas = self.betas.tolist()
-        u = torch.rand(
-            (len(lower), v.shape[1]), generator=generator, device=v.device, dtype=v.dtype
-        )
-        for row, t in enumerate(lower):
-            log_accept = (betas[t] - betas[t + 1]) * (energy[t] - energy[t + 1])
-            # log u < log_accept, written without log(0): u < exp(min(log_accept, 0))
-            accept = (u[row] < torch.exp(log_accept.clamp(max=0.0)))[:, None]
-            self.swap_rate[t] = 0.99 * self.swap_rate[t] + 0.01 * accept.to(v.dtype).mean()
-            v[t], v[t + 1] = (
-                torch.where(accept, v[t + 1], v[t]),
-                torch.where(accept, v[t], v[t + 1]),
-            )
-            h[t], h[t + 1] = (
-                torch.where(accept, h[t + 1], h[t]),
-                torch.where(accept, h[t], h[t + 1]),
-            )
+        log_ratio = linear_swap_log_ratio(self.betas, energy, lower)
+        (v, h), accepted = replica_exchange([v, h], log_ratio, lower, generator)
+        rate = accepted.to(v.dtype).mean(1)
+        self.swap_rate[lower] = 0.99 * self.swap_rate[lower] + 0.01 * rate
         return v, h
 
     def negative_phase(
@@ -312,19 +302,19 @@ class ContrastiveDivergence(Objective):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Negative samples: (v_neg, hidden logits at v_neg, p(h | v_neg))."""
         if self.method == "cd":
-            h = bernoulli(ph0, generator)
+            h = bernoulli_draw(ph0, generator)
             for sweep in range(self.k):
                 v = self._sample_v(model, h, generator)
                 a = model.hidden_logits(v)
                 ph = torch.sigmoid(a)
                 if sweep < self.k - 1:
-                    h = bernoulli(ph, generator)
+                    h = bernoulli_draw(ph, generator)
             return v, a, ph
         v = self._persistent_visible(model, v0, generator)
         a = model.hidden_logits(v)
         ph = torch.sigmoid(a)
         if self.method == "pcd":
-            self.chain_h = bernoulli(ph, generator)[None]
+            self.chain_h = bernoulli_draw(ph, generator)[None]
         return v, a, ph
 
     # ----- loss ---------------------------------------------------------------------------------
@@ -389,7 +379,7 @@ class ContrastiveDivergence(Objective):
             a = torch.addmm(c, stacked, W)
             p = torch.sigmoid(a)
             if self.method == "pcd":
-                self.chain_h = bernoulli(p[n_pos:], generator)[None]
+                self.chain_h = bernoulli_draw(p[n_pos:], generator)[None]
         n_neg = stacked.shape[0] - n_pos
         # row weights -1/n_pos (data) and +1/n_neg (chains): every loss gradient is a weighted
         # sum over the stacked rows, so the means cost one matvec each
@@ -439,61 +429,18 @@ class ContrastiveDivergence(Objective):
 
 
 class PersistentContrastiveDivergence(ContrastiveDivergence):
-    """PCD-k (Tieleman 2008): ``ContrastiveDivergence(method="pcd")``."""
+    """PCD-k (Tieleman 2008): ``ContrastiveDivergence(method="pcd", **settings)``."""
 
-    def __init__(
-        self,
-        k: int = 1,
-        n_chains: int = 100,
-        centering: bool = False,
-        offset_rate: float = 0.01,
-        init_visible_bias: bool = True,
-        gradient: Literal["manual", "autograd"] = "manual",
-        binary_data: bool = True,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(
-            k=k,
-            method="pcd",
-            n_chains=n_chains,
-            centering=centering,
-            offset_rate=offset_rate,
-            init_visible_bias=init_visible_bias,
-            gradient=gradient,
-            binary_data=binary_data,
-            seed=seed,
-        )
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(method="pcd", **settings)
 
 
 class ParallelTemperingCD(ContrastiveDivergence):
-    """Training with parallel-tempering chains: ``ContrastiveDivergence(method="pt")``."""
+    """Training with parallel-tempering chains: ``ContrastiveDivergence(method="pt",
+    **settings)``."""
 
-    def __init__(
-        self,
-        k: int = 1,
-        n_chains: int = 100,
-        n_temperatures: int = 10,
-        min_beta: float = 0.0,
-        centering: bool = False,
-        offset_rate: float = 0.01,
-        init_visible_bias: bool = True,
-        gradient: Literal["manual", "autograd"] = "manual",
-        binary_data: bool = True,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(
-            k=k,
-            method="pt",
-            n_chains=n_chains,
-            n_temperatures=n_temperatures,
-            min_beta=min_beta,
-            centering=centering,
-            offset_rate=offset_rate,
-            init_visible_bias=init_visible_bias,
-            gradient=gradient,
-            binary_data=binary_data,
-            seed=seed,
-        )
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(method="pt", **settings)
 
 
 def swap_acceptance(objective: ContrastiveDivergence) -> list[float]:

@@ -35,8 +35,9 @@ with both. An RBM whose visible layer has r_v tied copies and hidden layer r_h c
 RBM (energy -b^T s - c^T t - s^T W t with s, t the sums of the copies); its free energy given the
 copies' sum s is -b^T s - r_h sum_j softplus(c_j + (s^T W)_j), data clamp every copy to v
 (s = r_v v), and CD-k samples each copy independently. ``ebmlab.training.greedy.dbm_stages``
-trains them, and ``DeepBoltzmannMachine.init_from_rbms`` composes the trained RBMs into the DBM (biases of a shared layer averaged: each RBM's bias goes with the
-doubled input, the DBM's with half of each).
+trains them, and ``DeepBoltzmannMachine.init_from_rbms`` composes the trained RBMs into the DBM
+(biases of a shared layer averaged: each RBM's bias goes with the doubled input, the DBM's with
+half of each).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..models.dbm import DeepBoltzmannMachine, Layers
-from ..models.rbm import BernoulliRBM, bernoulli
+from ..models.rbm import BernoulliRBM
+from ..samplers import bernoulli_draw as bernoulli
 from ..validation import Boolean, Integral, OneOf, Real, as_tensor, check_binary, validate
 from .base import Objective
 from .contrastive import inject_gradient

@@ -50,7 +50,7 @@ from torch.nn import functional as F
 
 from ..models.gan import GAN
 from ..validation import Integral, OneOf, Real, check_choice, validate
-from .contrastive_langevin import StepCounter
+from .guards import StepCounter
 
 GENERATOR_LOSSES = ("non-saturating", "minimax")
 

@@ -43,7 +43,7 @@ from torch.nn import functional as F
 from ..models.flows import RealNVP
 from ..validation import Integral, Real, validate
 from .base import model_param_group
-from .contrastive_langevin import StepCounter, check_energy
+from .guards import StepCounter, check_energy
 
 #: |E| above which an NCE run is declared diverged.
 DEFAULT_ENERGY_BOUND = 1e6
@@ -205,8 +205,12 @@ class FlowContrastiveEstimation(StepCounter):
 
     @validate(
         noise_ratio=NOISE_RATIO,
+        flow_layers=Integral(1),
+        flow_hidden=Integral(1),
         flow_lr_ratio=Real(0, closed="neither"),
         flow_pretrain_steps=Integral(0),
+        flow_pretrain_lr=Real(0, closed="neither"),
+        seed=Integral(),
     )
     def __init__(
         self,

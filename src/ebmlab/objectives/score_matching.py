@@ -49,7 +49,7 @@ from torch import nn
 
 from ..models.neural import annealed_langevin, geometric_sigmas
 from ..validation import AnyOf, Integral, OneOf, Real, check_choice, validate
-from .contrastive_langevin import StepCounter, check_energy
+from .guards import StepCounter, check_energy
 
 Projection = Literal["rademacher", "gaussian"]
 PROJECTIONS = ("rademacher", "gaussian")

@@ -1,14 +1,24 @@
 """MCMC samplers: kernels with ``step(x, energy_fn, generator) -> (x_new, info)`` acting on a
-batch of chains (one chain per row), one runner ``sample(...)``, and diagnostics.
+batch of chains (one chain per row), one runner ``sample(...)``, diagnostics, and every chain the
+models and objectives run (Langevin, annealed Langevin, Gibbs sweeps, annealing, tempering).
 
 Kernels: ``MetropolisHastings``, ``Gibbs``, ``Langevin`` (unadjusted), ``MALA``, ``SGLD``,
 ``HMC``, ``SimulatedAnnealing``, ``ParallelTempering``. The Langevin convention is stated in
-``ebmlab.samplers.langevin``. Elementary samplers (inverse CDF, Box-Muller, importance sampling)
-live in ``ebmlab.samplers.elementary``.
+``ebmlab.samplers.langevin``, the temperature schedules in ``ebmlab.samplers.annealing``, the
+replica-exchange swap in ``ebmlab.samplers.tempering``, and what a model must offer to be
+sampled in ``ebmlab.samplers.protocols``. Elementary samplers (Bernoulli draws, inverse CDF,
+Box-Muller, importance sampling) live in ``ebmlab.samplers.elementary``.
 """
 
 from .adaptation import DualAveraging
-from .base import ChainState, Info, Kernel, Target
+from .annealing import (
+    SimulatedAnnealing,
+    cooling_steps,
+    geometric_ladder,
+    geometric_schedule,
+    linear_ladder,
+)
+from .base import ChainState, Info, Kernel, Target, make_generator
 from .diagnostics import (
     autocorrelation,
     autocovariance,
@@ -18,6 +28,7 @@ from .diagnostics import (
 )
 from .elementary import (
     ImportanceResult,
+    bernoulli_draw,
     box_muller,
     effective_sample_size_weights,
     gaussian,
@@ -26,10 +37,19 @@ from .elementary import (
 )
 from .gibbs import Gibbs
 from .hmc import HMC
-from .langevin import MALA, SGLD, Langevin, MinibatchGradient
+from .langevin import (
+    MALA,
+    SGLD,
+    Langevin,
+    MinibatchGradient,
+    annealed_langevin,
+    energy_gradient,
+    langevin_chain,
+)
 from .metropolis import MetropolisHastings
+from .protocols import SweepTarget
 from .runner import SampleResult, default_kernel, initial_states, make_kernel, sample
-from .tempering import ParallelTempering, SimulatedAnnealing, geometric_betas, geometric_schedule
+from .tempering import ParallelTempering, geometric_betas, replica_exchange
 
 __all__ = [
     "HMC",
@@ -47,21 +67,31 @@ __all__ = [
     "ParallelTempering",
     "SampleResult",
     "SimulatedAnnealing",
+    "SweepTarget",
     "Target",
+    "annealed_langevin",
     "autocorrelation",
     "autocovariance",
+    "bernoulli_draw",
     "box_muller",
+    "cooling_steps",
     "default_kernel",
     "effective_sample_size",
     "effective_sample_size_weights",
+    "energy_gradient",
     "gaussian",
     "gelman_rubin",
     "geometric_betas",
+    "geometric_ladder",
     "geometric_schedule",
     "importance_sampling",
     "initial_states",
     "inverse_cdf_categorical",
+    "langevin_chain",
+    "linear_ladder",
+    "make_generator",
     "make_kernel",
+    "replica_exchange",
     "sample",
     "split_rhat",
 ]

@@ -72,7 +72,9 @@ def geometric_ladder(start: float, stop: float, n: int) -> Tensor:
     """n >= 2 values from ``start`` to ``stop`` (both > 0) with a constant ratio, float64:
     exp(log start + s_k (log stop - log start)) with s = linspace(0, 1, n)."""
     if not (start > 0 and stop > 0 and n >= 2):
-        raise ValueError(f"start, stop, n: expected start, stop > 0 and n >= 2, got {start}, {stop}, {n}")
+        raise ValueError(
+            f"start, stop, n: expected start, stop > 0 and n >= 2, got {start}, {stop}, {n}"
+        )
     s = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
     return torch.exp(math.log(start) + s * (math.log(stop) - math.log(start)))
 

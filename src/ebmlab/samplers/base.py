@@ -5,11 +5,11 @@ A kernel is a small object holding its settings, with
     step(x, energy_fn, generator, state=None) -> (x_new, info)
 
 acting on a batch of chains (one chain per row of ``x``). ``energy_fn`` maps a batch (n, ...) to
-energies of shape (n,) with p(x) ∝ exp(-E(x)); binary models may instead be passed as objects
-that supply exact conditionals (see ``gibbs.py``). ``info.state`` caches the energy (and gradient)
-of ``x_new``; passing it back as ``state`` on the next call saves an energy evaluation. A cached
-state is only used when it belongs to the very tensor passed in (``state.x is x``), so a stale
-cache can never be used by mistake.
+energies of shape (n,) with p(x) ∝ exp(-E(x)), or is a model offering the structural protocols
+of ``protocols.py`` (tempered free energies, exact conditionals for the Gibbs kernels).
+``info.state`` caches the energy (and gradient) of ``x_new``; passing it back as ``state`` on the
+next call saves an energy evaluation. A cached state is only used when it belongs to the very
+tensor passed in (``state.x is x``), so a stale cache can never be used by mistake.
 
 Non-finite energies (the convention follows BlackJAX's ``mcmc/proposal.py``): a proposal whose
 energy is NaN or -inf is rejected, never accepted, and counted in ``info.nonfinite``; the
@@ -37,7 +37,6 @@ from .protocols import (
     SiteConditionals,
     TemperedFreeEnergy,
 )
-from .protocols import is_bernoulli_rbm as _is_bernoulli_rbm  # noqa: F401 (ebmlab.partition)
 
 
 @dataclass
@@ -215,18 +214,9 @@ def mh_transition(
     return x_new, Info(accept_prob, accepted, nonfinite, state=state)
 
 
-def full_info(x: torch.Tensor, state: ChainState | None = None) -> Info:
-    """Info of a move that is always accepted (Gibbs, ULA without failures). The per-chain
-    fields are expanded scalars: no allocation per step."""
-    n = x.shape[0]
-    one = torch.ones((), device=x.device, dtype=x.dtype).expand(n)
-    true = torch.ones((), dtype=torch.bool, device=x.device).expand(n)
-    false = torch.zeros((), dtype=torch.bool, device=x.device).expand(n)
-    return Info(one, true, false, state=state)
-
-
-# ----- targets ---------------------------------------------------------------------------------
-def make_generator(seed: int | torch.Generator | None, device: torch.device | str) -> torch.Generator:
+def make_generator(
+    seed: int | torch.Generator | None, device: torch.device | str
+) -> torch.Generator:
     """A generator on ``device``: ``seed`` itself when it is one, seeded when it is an int, fresh
     entropy when None (the library never touches torch's global generator)."""
     if isinstance(seed, torch.Generator):
@@ -239,6 +229,17 @@ def make_generator(seed: int | torch.Generator | None, device: torch.device | st
     return generator
 
 
+def full_info(x: torch.Tensor, state: ChainState | None = None) -> Info:
+    """Info of a move that is always accepted (Gibbs, ULA without failures). The per-chain
+    fields are expanded scalars: no allocation per step."""
+    n = x.shape[0]
+    one = torch.ones((), device=x.device, dtype=x.dtype).expand(n)
+    true = torch.ones((), dtype=torch.bool, device=x.device).expand(n)
+    false = torch.zeros((), dtype=torch.bool, device=x.device).expand(n)
+    return Info(one, true, false, state=state)
+
+
+# ----- targets ---------------------------------------------------------------------------------
 class Target:
     """An energy target at inverse temperature ``beta`` (a float or one value per chain).
 

@@ -14,8 +14,9 @@ computed in float64 on the input's device; they return float64 tensors of shape 
   summed in pairs P_m = rho_{2m} + rho_{2m+1} with Geyer's (1992) initial monotone sequence:
   the sum stops at the first negative pair and every pair is capped by the smallest one before
   it (P_0 included, as in Stan; NumPyro leaves P_0 out of that cap); then
-  tau = -1 + 2 sum_m P_m and ESS = (chains x draws) / tau (above chains x draws for
-  anti-correlated chains).
+  tau = -1 + 2 sum_m P_m, floored at 1 / log10(N) with N = chains x draws (Stan's guard for
+  antithetic chains, Vehtari et al. 2021: without it a lag-1 correlation near -1 gives tau <= 0),
+  and ESS = N / tau (above N, up to N log10 N, for anti-correlated chains).
 * ``split_rhat``: split every chain into two halves (dropping the middle draw of an odd count),
   then R-hat = sqrt(var+ / W) over the 2m half-chains (Gelman et al., BDA3, eq. 11.4).
 
@@ -90,8 +91,10 @@ def effective_sample_size(x: Any) -> torch.Tensor:
     sequence = torch.cat([pairs[:1], pairs[1:] * positive])
     # ... and initial monotone sequence: each pair capped by the smallest before it
     sequence = torch.cummin(sequence, dim=0).values
-    tau = -1.0 + 2.0 * sequence.sum(dim=0)
-    ess = n_chains * n / tau
+    total = n_chains * n
+    # antithetic chains: tau -> 0 or below; Stan floors it at 1 / log10(N)
+    tau = torch.clamp(-1.0 + 2.0 * sequence.sum(dim=0), min=1.0 / np.log10(total))
+    ess = total / tau
     return torch.where(within > 0, ess, torch.nan)
 
 

@@ -17,12 +17,15 @@ import math
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from .base import (
-    ChainState,
-    Info,
     Kernel,
+    Rng,
+    State,
+    Step,
     check_step_size,
+    check_target_accept,
     current_state,
     energy_and_grad,
     mh_transition,
@@ -84,22 +87,14 @@ class HMC(Kernel):
             raise ValueError(f"n_leapfrog: expected a positive integer, got {n_leapfrog}")
         self.n_leapfrog = int(n_leapfrog)
         self.mass = check_step_size(mass, "mass")
-        if not 0.0 < target_accept < 1.0:
-            raise ValueError(f"target_accept: expected a number in (0, 1), got {target_accept}")
-        self.target_accept = float(target_accept)
+        self.target_accept = check_target_accept(target_accept)
         self.divergence_threshold = check_step_size(divergence_threshold, "divergence_threshold")
         if not 0.0 <= jitter < 1.0:
             raise ValueError(f"jitter: expected a number in [0, 1), got {jitter}")
         self.jitter = float(jitter)
         self.adapt = bool(adapt)
 
-    def step(
-        self,
-        x: torch.Tensor,
-        energy_fn: Any,
-        generator: torch.Generator | None = None,
-        state: ChainState | None = None,
-    ) -> tuple[torch.Tensor, Info]:
+    def step(self, x: Tensor, energy_fn: Any, generator: Rng = None, state: State = None) -> Step:
         cur = current_state(x, energy_fn, state, need_grad=True)
         eps = self.step_size
         if self.jitter > 0:

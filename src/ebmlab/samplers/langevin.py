@@ -27,21 +27,42 @@ so that sum eps_t = inf and sum eps_t^2 < inf (lecture 001 part 3).
 
 A step whose new state is not finite (NaN gradient, overflow) is rejected: the chain stays put and
 ``info.nonfinite`` counts it.
+
+Chains for energy models (what ``EnergyNetwork.sample`` and the contrastive objectives run):
+
+* ``langevin_chain``: n ULA steps with the options EBM training uses: entries of grad E clamped
+  (IGEBM), states clamped to a box (images in [0, 1]), and a mask of the entries that move
+  (inpainting).
+* ``annealed_langevin``: annealed Langevin dynamics for noise-conditional energies E(x, sigma)
+  (Song & Ermon 2019, Algorithm 1): for sigma_1 > ... > sigma_L, T steps at level i of
+  x <- x + alpha_i / 2 s(x, sigma_i) + sqrt(alpha_i) xi with alpha_i = eps sigma_i^2 / sigma_L^2
+  and s = -grad_x E, i.e. ULA with step alpha_i / 2 at temperature 1; optionally a final
+  denoising step x + sigma_L^2 s(x, sigma_L) (Tweedie's formula).
+
+References: Roberts & Tweedie, Bernoulli 2 (1996); Welling & Teh, ICML (2011); Du & Mordatch,
+"Implicit generation and modeling with energy-based models" (2019); Song & Ermon, "Generative
+modeling by estimating gradients of the data distribution" (2019); Jolicoeur-Martineau et al.,
+"Adversarial score matching and improved sampling for image generation" (ICLR 2021).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from .base import (
-    ChainState,
+    EnergyFn,
     Info,
     Kernel,
+    Rng,
+    State,
+    Step,
     check_step_size,
+    check_target_accept,
     current_state,
     energy_and_grad,
     full_info,
@@ -49,7 +70,7 @@ from .base import (
     where_rows,
 )
 
-GradFn = Callable[[torch.Tensor, int, torch.Generator | None], torch.Tensor]
+GradFn = Callable[[Tensor, int, Rng], Tensor]
 
 
 def _finite_rows(x: torch.Tensor) -> torch.Tensor:
@@ -102,13 +123,7 @@ class Langevin(Kernel):
         """T = noise_scale^2 / (2 step_size): the chain samples exp(-E(x) / T)."""
         return self.noise_scale**2 / (2.0 * self.step_size)
 
-    def step(
-        self,
-        x: torch.Tensor,
-        energy_fn: Any,
-        generator: torch.Generator | None = None,
-        state: ChainState | None = None,
-    ) -> tuple[torch.Tensor, Info]:
+    def step(self, x: Tensor, energy_fn: Any, generator: Rng = None, state: State = None) -> Step:
         # ULA needs only the gradient at x: no cached state (the energy is not used)
         _, grad = energy_and_grad(energy_fn, x)
         return langevin_move(x, grad, self.step_size, self.noise_scale, generator)
@@ -135,18 +150,10 @@ class MALA(Kernel):
 
     def __init__(self, step_size: float, target_accept: float = 0.574, adapt: bool = True) -> None:
         self.step_size = check_step_size(step_size)
-        if not 0.0 < target_accept < 1.0:
-            raise ValueError(f"target_accept: expected a number in (0, 1), got {target_accept}")
-        self.target_accept = float(target_accept)
+        self.target_accept = check_target_accept(target_accept)
         self.adapt = bool(adapt)
 
-    def step(
-        self,
-        x: torch.Tensor,
-        energy_fn: Any,
-        generator: torch.Generator | None = None,
-        state: ChainState | None = None,
-    ) -> tuple[torch.Tensor, Info]:
+    def step(self, x: Tensor, energy_fn: Any, generator: Rng = None, state: State = None) -> Step:
         eps = self.step_size
         cur = current_state(x, energy_fn, state, need_grad=True)
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -204,13 +211,7 @@ class SGLD(Kernel):
         """The step size eps_t of the next step."""
         return sgld_step_size(self.t, self.a, self.b, self.gamma)
 
-    def step(
-        self,
-        x: torch.Tensor,
-        energy_fn: Any,
-        generator: torch.Generator | None = None,
-        state: ChainState | None = None,
-    ) -> tuple[torch.Tensor, Info]:
+    def step(self, x: Tensor, energy_fn: Any, generator: Rng = None, state: State = None) -> Step:
         eps = self.step_size
         if self.grad_fn is not None:
             grad = self.grad_fn(x, self.t, generator)
@@ -271,3 +272,104 @@ class MinibatchGradient:
             return -self.log_prior(th) - (n / self.batch_size) * self.log_likelihood(th, batch)
 
         return energy_and_grad(energy, theta)[1]
+
+
+# ----- chains for energy models ------------------------------------------------------------------
+def energy_gradient(energy_fn: EnergyFn, x: Tensor) -> Tensor:
+    """grad_x E(x), row by row (autograd on the sum of independent rows), detached."""
+    return energy_and_grad(energy_fn, x)[1]
+
+
+def langevin_chain(
+    energy_fn: EnergyFn,
+    x: Tensor,
+    n_steps: int,
+    step_size: float,
+    noise_scale: float | None = None,
+    generator: Rng = None,
+    *,
+    clamp: tuple[float, float] | None = None,
+    grad_clip: float | None = None,
+    update_mask: Tensor | None = None,
+) -> Tensor:
+    """``n_steps`` unadjusted Langevin steps x <- x - eps grad E + noise_scale xi.
+
+    Args:
+        energy_fn: batch -> energies (batch,).
+        x: starting points (chains, ...).
+        step_size: eps > 0.
+        noise_scale: None for sqrt(2 eps) (temperature 1).
+        clamp: keep x in [lo, hi] after each step (images in [0, 1]).
+        grad_clip: clamp every gradient entry to [-grad_clip, grad_clip] (IGEBM), None: off.
+        update_mask: boolean like ``x``; only True entries move (inpainting).
+    """
+    if not step_size > 0:
+        raise ValueError(f"step_size: expected a positive number, got {step_size}")
+    noise = math.sqrt(2.0 * step_size) if noise_scale is None else float(noise_scale)
+    x = x.detach()
+    for _ in range(n_steps):
+        grad = energy_gradient(energy_fn, x)
+        if grad_clip is not None:
+            grad = grad.clamp(-grad_clip, grad_clip)
+        x_new = langevin_move(x, grad, step_size, noise, generator)[0]
+        if clamp is not None:
+            x_new = x_new.clamp(*clamp)
+        x = x_new if update_mask is None else torch.where(update_mask, x_new, x)
+    return x
+
+
+def annealed_langevin(
+    energy_fn: Callable[[Tensor, Tensor], Tensor],
+    x: Tensor,
+    sigmas: Sequence[float] | Tensor,
+    n_steps_each: int,
+    eps: float,
+    generator: Rng = None,
+    *,
+    clamp: tuple[float, float] | None = None,
+    denoise: bool = True,
+    update_mask: Tensor | None = None,
+) -> Tensor:
+    """Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1; see the module docstring).
+
+    With ``update_mask`` (inpainting), only the True entries move; the others are held at their
+    values in ``x`` plus fresh N(0, sigma_i^2) noise at level i, so that the chain sees the
+    noise level the energy was trained for (Song & Ermon 2019, appendix on inpainting), and
+    at their clean values after the last level.
+
+    Args:
+        energy_fn: (x, sigma (batch,)) -> energies (batch,).
+        sigmas: the decreasing noise ladder sigma_1 > ... > sigma_L.
+        n_steps_each: Langevin steps per level.
+        eps: the step at the finest level; level i uses alpha_i = eps sigma_i^2 / sigma_L^2.
+        denoise: finish with x <- x + sigma_L^2 s(x, sigma_L), removing the remaining
+            N(0, sigma_L^2) noise (Tweedie's formula; Jolicoeur-Martineau et al. 2021).
+    """
+    ladder = torch.as_tensor(sigmas, dtype=torch.float64).flatten()
+    if ladder.numel() < 1 or not bool((ladder[:-1] > ladder[1:]).all()):
+        raise ValueError("sigmas: expected a strictly decreasing noise ladder")
+    sigma_last = float(ladder[-1])
+    x = x.detach()
+    anchor = x
+    for sigma in ladder.tolist():
+        alpha = eps * sigma**2 / sigma_last**2
+        level = torch.full((x.shape[0],), sigma, device=x.device, dtype=x.dtype)
+        if update_mask is not None:
+            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = torch.where(update_mask, x, anchor + sigma * noise)
+        x = langevin_chain(
+            lambda y, s=level: energy_fn(y, s),
+            x,
+            n_steps_each,
+            alpha / 2.0,
+            math.sqrt(alpha),
+            generator,
+            clamp=clamp,
+            update_mask=update_mask,
+        )
+    if denoise:
+        level = torch.full((x.shape[0],), sigma_last, device=x.device, dtype=x.dtype)
+        x = x - sigma_last**2 * energy_gradient(lambda y: energy_fn(y, level), x)
+        if clamp is not None:
+            x = x.clamp(*clamp)
+    return x if update_mask is None else torch.where(update_mask, x, anchor)

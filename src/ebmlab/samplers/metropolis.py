@@ -27,11 +27,13 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from .base import (
-    ChainState,
-    Info,
     Kernel,
+    Rng,
+    State,
+    Step,
     check_step_size,
     current_state,
     evaluate_energy,
@@ -134,13 +136,7 @@ class MetropolisHastings(Kernel):
         return flip_sites(x, self.n_flips, spins, generator), 0.0
 
     @torch.no_grad()
-    def step(
-        self,
-        x: torch.Tensor,
-        energy_fn: Any,
-        generator: torch.Generator | None = None,
-        state: ChainState | None = None,
-    ) -> tuple[torch.Tensor, Info]:
+    def step(self, x: Tensor, energy_fn: Any, generator: Rng = None, state: State = None) -> Step:
         current = current_state(x, energy_fn, state, need_grad=False)
         x_prop, log_hastings = self.propose(x, generator, energy_fn)
         energy_prop = evaluate_energy(energy_fn, x_prop)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -49,8 +49,9 @@ class BlockSweep(Protocol):
 
 @runtime_checkable
 class BipartiteGibbs(Protocol):
-    def gibbs_vhv(self, v: Tensor, generator: Rng, beta: float | Tensor) -> tuple[Tensor, Tensor]:
-        ...
+    def gibbs_vhv(
+        self, v: Tensor, generator: Rng, beta: float | Tensor
+    ) -> tuple[Tensor, Tensor]: ...
 
 
 @dataclass
@@ -64,15 +65,3 @@ class SweepTarget:
     energy: EnergyFn
     block_gibbs: Callable[[Tensor, Rng, float | Tensor], Tensor]
     spin_values: tuple[float, float] | None = None
-
-
-_BERNOULLI_RBM = ("free_energy", "free_energy_hidden", "W", "b", "c", "p_h_given_v", "p_v_given_h")
-_GAUSSIAN_VISIBLE = ("precision", "sigma", "mean_v_given_h")
-
-
-def is_bernoulli_rbm(model: Any) -> bool:
-    """A binary-binary RBM: both free energies, W, b, c and Bernoulli conditionals on both
-    sides, and no visible variances (which would make it Gaussian-Bernoulli)."""
-    return all(hasattr(model, a) for a in _BERNOULLI_RBM) and not all(
-        hasattr(model, a) for a in _GAUSSIAN_VISIBLE
-    )

@@ -24,7 +24,15 @@ import torch
 from tqdm.auto import tqdm
 
 from .adaptation import DualAveraging
-from .base import Kernel, Target, as_target, check_chains, check_current_energy, evaluate_energy
+from .base import (
+    Kernel,
+    Target,
+    as_target,
+    check_chains,
+    check_current_energy,
+    evaluate_energy,
+    make_generator,
+)
 from .diagnostics import effective_sample_size, split_rhat
 
 
@@ -83,18 +91,10 @@ class SampleResult:
         return out
 
 
-def _make_generator(seed: int | None, device: torch.device) -> torch.Generator:
-    generator = torch.Generator(device=device)
-    if seed is None:
-        generator.seed()  # fresh entropy; the library never touches the global RNG
-    else:
-        generator.manual_seed(int(seed))
-    return generator
-
-
 def _needs_energy_check(kernel: Kernel) -> bool:
+    from .annealing import SimulatedAnnealing
     from .gibbs import Gibbs
-    from .tempering import ParallelTempering, SimulatedAnnealing
+    from .tempering import ParallelTempering
 
     while isinstance(kernel, ParallelTempering | SimulatedAnnealing):
         kernel = kernel.kernel
@@ -145,7 +145,7 @@ def sample(
             setattr(kernel, attribute, 0)
     target = as_target(target)
     if generator is None:
-        generator = _make_generator(seed, x0.device)
+        generator = make_generator(seed, x0.device)
 
     if _needs_energy_check(kernel):
         with torch.no_grad():
@@ -244,7 +244,8 @@ def make_kernel(name: str, base: str | None = None, **settings: Any) -> Kernel:
     tempering: ``betas`` or ``n_temps``/``beta_min``) and anneal (simulated annealing:
     ``schedule`` or ``t0``/``alpha``/``t_min``) around ``base`` (a name; its settings go in
     ``base_settings``)."""
-    from .tempering import ParallelTempering, SimulatedAnnealing
+    from .annealing import SimulatedAnnealing
+    from .tempering import ParallelTempering
 
     classes = _kernel_classes()
     if name in ("pt", "anneal"):

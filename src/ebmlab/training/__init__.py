@@ -1,15 +1,15 @@
 """Training: the one loop, its checkpoints and resume, stages, greedy pretraining, restarts.
 
-    config.py       TrainConfig and the learning-rate schedules
-    loop.py         ``train``: minibatches, optimizer, NaN guard, progress, metrics, checkpoints
-    checkpoint.py   what a checkpoint holds and how a run continues from it (``restore``)
-    distributed.py  ``--device auto`` and data parallelism under torchrun
-    logging.py      metrics.jsonl (every stage), TensorBoard, the progress bar
-    optim.py        optimizer, schedule and momentum per step
-    restarts.py     ``train_with_restarts``: resume after a divergence with a lower lr, new seed
-    stages.py       ``Stage`` and ``run_stages``: training as a sequence of resumable stages
-    greedy.py       all layer-wise pretraining (DBN, deep autoencoder, DBM) as stages
-    errors.py       ``TrainingDiverged``
+config.py       TrainConfig and the learning-rate schedules
+loop.py         ``train``: minibatches, optimizer, NaN guard, progress, metrics, checkpoints
+checkpoint.py   what a checkpoint holds and how a run continues from it (``restore``)
+distributed.py  ``--device auto`` and data parallelism under torchrun
+logging.py      metrics.jsonl (every stage), TensorBoard, the progress bar
+optim.py        optimizer, schedule and momentum per step
+restarts.py     ``train_with_restarts``: resume after a divergence with a lower lr, new seed
+stages.py       ``Stage`` and ``run_stages``: training as a sequence of resumable stages
+greedy.py       all layer-wise pretraining (DBN, deep autoencoder, DBM) as stages
+errors.py       ``TrainingDiverged``
 """
 
 from .checkpoint import CHECKPOINT_NAME, RunState

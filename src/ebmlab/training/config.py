@@ -6,6 +6,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..validation import Boolean, Integral, OneOf, Real, check_params
+
 
 def _constant(progress: float, final: float) -> float:
     return 1.0
@@ -33,6 +35,27 @@ SCHEDULES: dict[str, Callable[[float, float], float]] = {
 }
 
 
+#: What each setting of ``TrainConfig`` accepts (checked when a config is made).
+_CONSTRAINTS = {
+    "epochs": Integral(0),
+    "batch_size": Integral(1),
+    "lr": Real(0, closed="neither", description="a positive learning rate"),
+    "optimizer": OneOf("sgd", "adam"),
+    "momentum": Real(0, 1),
+    "initial_momentum": Real(0, 1) | None,
+    "momentum_warmup_epochs": Integral(0),
+    "weight_decay": Real(0),
+    "schedule": OneOf(*SCHEDULES),
+    "final_lr_fraction": Real(0, 1),
+    "max_grad_norm": Real(0, closed="neither") | None,
+    "seed": Integral(0),
+    "checkpoint_every_epochs": Integral(1),
+    "log_every_steps": Integral(1),
+    "progress": Boolean(),
+    "drop_last": Boolean(),
+}
+
+
 @dataclass
 class TrainConfig:
     """Settings of the training loop. Every default is the one the CLI uses unless a recipe
@@ -57,22 +80,7 @@ class TrainConfig:
     drop_last: bool = False  # drop a short last minibatch instead of using it
 
     def __post_init__(self) -> None:
-        if self.epochs < 0:
-            raise ValueError(f"epochs: expected a non-negative integer, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size: expected a positive integer, got {self.batch_size}")
-        if not self.lr > 0:
-            raise ValueError(f"lr: expected a positive learning rate, got {self.lr}")
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer: expected 'sgd' or 'adam', got {self.optimizer!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(
-                f"schedule: expected one of {', '.join(SCHEDULES)}, got {self.schedule!r}"
-            )
-        if not 0.0 <= self.final_lr_fraction <= 1.0:
-            raise ValueError(
-                f"final_lr_fraction: expected a value in [0, 1], got {self.final_lr_fraction}"
-            )
+        check_params(_CONSTRAINTS, vars(self))
 
     def lr_factor(self, step: int, total_steps: int) -> float:
         """The schedule's factor on ``lr`` at ``step`` of ``total_steps``."""

@@ -160,4 +160,3 @@ def _announce(index: int, stage: Stage) -> str:
 
 def _is_main() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
-

@@ -1,8 +1,8 @@
 """Every family on the same data, in nats: the cross-family table on binarized MNIST.
 
-    PYTHONPATH=src python benchmarks/compare_mnist.py --out runs/compare            # all
-    PYTHONPATH=src python benchmarks/compare_mnist.py --out runs/compare --only rbm vae
-    PYTHONPATH=src python benchmarks/compare_mnist.py --data digits --quick        # smoke test
+    python -m ebmlab.app.benchmarks.compare_mnist --out runs/compare            # all
+    python -m ebmlab.app.benchmarks.compare_mnist --out runs/compare --only rbm vae
+    python -m ebmlab.app.benchmarks.compare_mnist --data digits --quick        # smoke test
 
 Each entry trains one family with the CLI (``ebmlab train MODEL --data mnist ... --eval``, in its
 own process, one thread by default) into ``OUT/<name>``; finished runs (an ``eval.json``) are

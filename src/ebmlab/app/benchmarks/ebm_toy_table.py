@@ -1,7 +1,7 @@
 """Every neural-EBM training method x every 2-D toy density: KL(p_data || p_model) and test
 log-likelihood (nats), with exp(-E) normalized on a 360 x 360 grid on [-4.5, 4.5]^2.
 
-    PYTHONPATH=src python benchmarks/ebm_toy_table.py --out runs/ebm_sweep
+    python -m ebmlab.app.benchmarks.ebm_toy_table --out runs/ebm_sweep
 
 Each run trains the ``ebm`` recipe with its defaults (the CLI's: 20,000 training and 5,000 test
 points, seed 0) through ``ebmlab.train.train`` and appends one JSON line to
