@@ -85,6 +85,11 @@ class Context:
         generator = self.generator
         return int(torch.randint(2**31 - 1, (1,), generator=generator, device=generator.device))
 
+    def quick_capped(self, name: str, cap: int) -> int:
+        """Option ``name``, at most ``cap`` in quick runs (the demo's cheaper settings)."""
+        value = self.options[name]
+        return min(value, cap) if self.quick else value
+
     @property
     def data_kind(self) -> str:
         """The kind of data: "image", or "toy2d" for a toy 2-D density (no image shape)."""
@@ -116,6 +121,16 @@ def parse_sizes(text: Any, name: str, example: str = "500,2000", empty: bool = F
     if not sizes or min(sizes) < 1:
         raise ValueError(f"{name}: expected positive sizes like {example}, got {text!r}")
     return sizes
+
+
+def top_half_known(
+    image_shape: tuple[int, int], device: torch.device | None = None
+) -> torch.Tensor:
+    """(H * W,) bool: the pixels an inpainting is given, True on the top half of the rows."""
+    h, w = image_shape
+    known = torch.zeros(h, w, dtype=torch.bool, device=device)
+    known[: h // 2] = True
+    return known.flatten()
 
 
 #: The model class of a recipe (``BernoulliRBM`` for ``rbm``, a union where a family builds one

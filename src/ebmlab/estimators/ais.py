@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from ..samplers import effective_sample_size_weights, make_generator
+from ..validation import check_positive_int
 from .kinds import model_device
 from .paths import AnnealingPath, annealing_path, base_rate_bias
 
@@ -243,8 +244,7 @@ def ais(
         ess_warn_fraction: warn (``AISWarning``) when ESS < this fraction of ``n_runs``.
     """
     start = time.perf_counter()
-    if isinstance(n_runs, bool) or int(n_runs) != n_runs or n_runs < 1:
-        raise ValueError(f"n_runs: expected a positive integer, got {n_runs}")
+    check_positive_int(n_runs, "n_runs")
     schedule = _schedule(n_betas, betas)
     path, generator = _prepare(model, seed, generator, data, base_bias)
     log_w = anneal(path, path.sample_base(int(n_runs), generator), schedule, generator)

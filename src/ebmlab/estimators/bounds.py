@@ -27,6 +27,7 @@ import torch
 from torch.nn import functional as F
 
 from ..samplers import bernoulli_draw
+from ..validation import check_positive_int
 
 #: Examples per forward pass (bounds the memory of 28 x 28 image models).
 EVAL_CHUNK = 500
@@ -37,8 +38,7 @@ def per_example(
     fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int = EVAL_CHUNK
 ) -> torch.Tensor:
     """``fn`` applied to ``x`` in chunks of ``chunk`` rows, the results concatenated."""
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk: expected a positive integer, got {chunk!r}")
+    check_positive_int(chunk, "chunk")
     return torch.cat([fn(part) for part in x.split(chunk)])
 
 
@@ -82,8 +82,7 @@ def importance_log_p(
     (float64) for a DBM, h_s the even hidden layers drawn from the mean-field q(h | v): a
     stochastic lower bound on log p(v) (Jensen), at least the mean-field bound in expectation."""
     v = model.check_visible(v)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples: expected a positive integer, got {n_samples!r}")
+    check_positive_int(n_samples, "n_samples")
     means, logits = model.mean_field_logits(v, n_iters, tol)
     even = list(range(2, model.n_layers + 1, 2))
     visible_input = v @ model.weights[0]  # computed once for all samples

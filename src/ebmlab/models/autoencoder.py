@@ -39,7 +39,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..samplers import bernoulli_draw as bernoulli
-from ..validation import Integral, Real, as_tensor, validate
+from ..validation import Integral, Real, as_tensor, check_in_range, validate
 from .base import Model, init_bipartite, marginal_logits
 from .dbn import check_layer_sizes
 from .rbm import BernoulliRBM
@@ -158,8 +158,8 @@ class DeepAutoencoder(Model):
     ) -> None:
         super().__init__()
         sizes = check_layer_sizes(layer_sizes)
-        if init_std is not None and not init_std >= 0:
-            raise ValueError(f"init_std: expected a non-negative number or None, got {init_std}")
+        if init_std is not None:
+            check_in_range(init_std, "init_std", 0)
         self.layer_sizes = sizes
         self.linear_code = bool(linear_code)
         pairs = list(itertools.pairwise(sizes))

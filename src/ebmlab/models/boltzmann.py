@@ -35,7 +35,7 @@ from torch.nn import functional as F
 
 from ..samplers import Gibbs, SimulatedAnnealing, SweepTarget, bernoulli_draw
 from ..samplers.annealing import cooling_steps, geometric_schedule
-from ..validation import as_tensor, check_binary
+from ..validation import as_tensor, check_binary, check_positive
 from .base import Model
 
 #: Enumeration is refused beyond this many free units (2^22 states, about 4 million).
@@ -83,8 +83,7 @@ class BoltzmannMachine(Model):
         _positive_int(n_labels, "n_labels", allow_zero=True)
         if n_labels == 1:
             raise ValueError("n_labels: a one-hot label group needs at least 2 classes, got 1")
-        if not temperature > 0:
-            raise ValueError(f"temperature: expected a positive number, got {temperature}")
+        check_positive(temperature, "temperature")
         self.n_visible, self.n_hidden, self.n_labels = n_visible, n_hidden, n_labels
         self.n_units = n_visible + n_labels + n_hidden
         self.temperature = float(temperature)

@@ -47,7 +47,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..samplers import bernoulli_draw as bernoulli
-from ..validation import as_tensor, check_binary, check_nonnegative_int, check_positive_int
+from ..validation import (
+    as_tensor,
+    check_binary,
+    check_in_range,
+    check_nonnegative_int,
+    check_positive_int,
+)
 from .base import GibbsSampled, Model
 from .rbm import bernoulli_entropy
 
@@ -90,8 +96,7 @@ class DeepBoltzmannMachine(GibbsSampled, Model):
                 "layer_sizes: expected a list of positive sizes [n_visible, n_hidden_1, ...] "
                 f"with at least one hidden layer, got {layer_sizes!r}"
             )
-        if not init_std >= 0:
-            raise ValueError(f"init_std: expected a non-negative number, got {init_std}")
+        check_in_range(init_std, "init_std", 0)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.layer_sizes = sizes
         self.weights = nn.ParameterList(
@@ -386,8 +391,7 @@ class DeepBoltzmannMachine(GibbsSampled, Model):
         updates (odd layers, then even ones), stopping early once no mean moved by more than
         ``tol``. ``init``: the doubled-input recognition pass, or all means at 1/2 ("zeros":
         zero logits). Differentiable (callers wrap it in ``no_grad`` when training)."""
-        if isinstance(n_iters, bool) or not isinstance(n_iters, int) or n_iters < 1:
-            raise ValueError(f"n_iters: expected a positive integer, got {n_iters!r}")
+        check_positive_int(n_iters, "n_iters")
         if init not in ("recognition", "zeros"):
             raise ValueError(f"init: expected 'recognition' or 'zeros', got {init!r}")
         if init == "recognition":

@@ -52,6 +52,7 @@ from torch.nn import functional as F
 
 from .. import estimators
 from ..samplers import bernoulli_draw as bernoulli
+from ..validation import check_in_range, check_positive_int
 from .base import GibbsSampled, Model
 from .rbm import BernoulliRBM, bernoulli_entropy, bernoulli_log_prob
 
@@ -98,8 +99,7 @@ class DeepBeliefNet(GibbsSampled, Model):
     ) -> None:
         super().__init__()
         sizes = check_layer_sizes(layer_sizes)
-        if not init_std >= 0:
-            raise ValueError(f"init_std: expected a non-negative number, got {init_std}")
+        check_in_range(init_std, "init_std", 0)
         self.layer_sizes = sizes
         self.rbms = nn.ModuleList(
             BernoulliRBM(a, b, init_std=init_std, seed=None if seed is None else seed + i)
@@ -238,7 +238,7 @@ class DeepBeliefNet(GibbsSampled, Model):
                 that tightens as K grows.
         """
         v = self.check_visible(v)
-        _check_positive_int(n_samples, "n_samples")
+        check_positive_int(n_samples, "n_samples")
         if method not in ("variational", "importance"):
             raise ValueError(f"method: expected 'variational' or 'importance', got {method!r}")
         if self.n_layers == 1:  # a single RBM: log p(v) = -F(v) - log Z, no bound needed
@@ -312,9 +312,3 @@ class DeepBeliefNet(GibbsSampled, Model):
             )
             states = below
         return log_p
-
-
-def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return value

@@ -57,7 +57,7 @@ import torch
 
 from ..samplers import Gibbs, SimulatedAnnealing, SweepTarget, make_generator
 from ..samplers.annealing import cooling_steps, geometric_schedule
-from ..validation import as_tensor
+from ..validation import as_tensor, check_positive, check_positive_int
 from .base import Model
 
 SPIN_VALUES = (-1.0, 1.0)
@@ -254,8 +254,7 @@ class Hopfield(Model):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if not isinstance(n_units, int) or n_units < 1:
-            raise ValueError(f"n_units: expected a positive integer, got {n_units!r}")
+        check_positive_int(n_units, "n_units")
         _check_choice(rule, RULES, "rule")
         _check_choice(learned_negatives, LEARNED_NEGATIVES, "learned_negatives")
         _check_choice(learned_mode, ("sync", "async"), "learned_mode")
@@ -544,8 +543,7 @@ class Hopfield(Model):
             return_info: also return a ``RecallInfo`` (converged, sweeps, cycle2, energy).
         """
         _check_choice(mode, ("async", "sync"), "mode")
-        if max_sweeps < 1:
-            raise ValueError(f"max_sweeps: expected a positive integer, got {max_sweeps}")
+        check_positive_int(max_sweeps, "max_sweeps")
         y = check_spins(probes, "probes", self.n_units, self.W.device, self.W.dtype)
         mask = self._check_clamp(clamp, y.shape[0])
         generator = make_generator(seed, y.device)
@@ -686,10 +684,9 @@ class ModernHopfield(Model):
 
     def __init__(self, n_units: int, beta: float | None = None) -> None:
         super().__init__()
-        if not isinstance(n_units, int) or n_units < 1:
-            raise ValueError(f"n_units: expected a positive integer, got {n_units!r}")
-        if beta is not None and not beta > 0:
-            raise ValueError(f"beta: expected a positive number, got {beta}")
+        check_positive_int(n_units, "n_units")
+        if beta is not None:
+            check_positive(beta, "beta")
         self.n_units = n_units
         self.beta = 1.0 / math.sqrt(n_units) if beta is None else float(beta)
         self.register_buffer("patterns", torch.zeros(0, n_units))
@@ -743,8 +740,7 @@ class ModernHopfield(Model):
         """Apply ``max_steps`` updates (one suffices for well-separated patterns); ``binary``
         returns the sign of the result (ties to +1) for +-1 patterns. Probes are processed
         ``chunk`` at a time to bound the (chunk, n_patterns) score matrix."""
-        if max_steps < 1:
-            raise ValueError(f"max_steps: expected a positive integer, got {max_steps}")
+        check_positive_int(max_steps, "max_steps")
         xi = self._check_state(probes, "probes")
         out = []
         for part in xi.split(chunk):

@@ -46,7 +46,7 @@ from torch import nn
 
 from ..samplers.annealing import geometric_ladder
 from ..samplers.langevin import annealed_langevin, energy_gradient, langevin_chain
-from ..validation import as_tensor
+from ..validation import as_tensor, check_positive, check_positive_int
 from .base import Model
 from .flows import activation_layer
 
@@ -64,12 +64,6 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, n_levels: int) -> list[
     if isinstance(n_levels, bool) or not isinstance(n_levels, int) or n_levels < 2:
         raise ValueError(f"n_levels: expected an integer >= 2, got {n_levels!r}")
     return [float(s) for s in geometric_ladder(sigma_max, sigma_min, n_levels)]
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return value
 
 
 #: How a noise-conditional energy depends on sigma (see ``EnergyNetwork``).
@@ -126,8 +120,7 @@ class EnergyNetwork(Model):
         else:
             ladder = torch.zeros(0, dtype=torch.float64)
         self.register_buffer("sigmas", ladder.to(torch.get_default_dtype()))
-        if not langevin_step > 0:
-            raise ValueError(f"langevin_step: expected a positive number, got {langevin_step}")
+        check_positive(langevin_step, "langevin_step")
         if langevin_noise is not None and not langevin_noise >= 0:
             raise ValueError(
                 f"langevin_noise: expected None or a number >= 0, got {langevin_noise}"
@@ -137,7 +130,7 @@ class EnergyNetwork(Model):
             raise ValueError(f"data_range: expected (lo, hi) with lo < hi, got {data_range}")
         self.langevin_step = float(langevin_step)
         self.langevin_noise = None if langevin_noise is None else float(langevin_noise)
-        self.langevin_steps = _positive_int("langevin_steps", langevin_steps)
+        self.langevin_steps = check_positive_int(langevin_steps, "langevin_steps")
         self.data_range = (lo, hi)
         self.clamp = bool(clamp)
         self.dim = 0  # set by subclasses
@@ -245,9 +238,9 @@ class EnergyNetwork(Model):
         """n samples by Langevin dynamics from uniform noise on the data box (or from ``x0``);
         annealed Langevin for noise-conditional models. ``n_steps`` defaults to
         ``langevin_steps``."""
-        n_steps = self.langevin_steps if n_steps is None else _positive_int("n_steps", n_steps)
+        n_steps = self.langevin_steps if n_steps is None else check_positive_int(n_steps, "n_steps")
         if x0 is None:
-            x = self.noise(_positive_int("n", n), generator)
+            x = self.noise(check_positive_int(n, "n"), generator)
         else:
             x = as_tensor(
                 x0, "x0", dim=2, n_features=self.dim, device=self.device, dtype=self.dtype
@@ -268,7 +261,7 @@ class EnergyNetwork(Model):
             raise ValueError(f"known: expected a boolean tensor of shape {tuple(x.shape)}")
         known = known.to(x.device)
         start = torch.where(known, x, self.noise(x.shape[0], generator))
-        n_steps = self.langevin_steps if n_steps is None else _positive_int("n_steps", n_steps)
+        n_steps = self.langevin_steps if n_steps is None else check_positive_int(n_steps, "n_steps")
         return self._run(start, n_steps, generator, 1.0, ~known).detach()
 
 
@@ -287,9 +280,9 @@ class MLPEnergy(EnergyNetwork):
         self, dim: int, hidden: int = 128, depth: int = 2, activation: str = "silu", **sampling: Any
     ) -> None:
         super().__init__(**sampling)
-        self.dim = _positive_int("dim", dim)
-        _positive_int("hidden", hidden)
-        _positive_int("depth", depth)
+        self.dim = check_positive_int(dim, "dim")
+        check_positive_int(hidden, "hidden")
+        check_positive_int(depth, "depth")
         if activation not in SMOOTH_ACTIVATIONS:
             raise ValueError(
                 f"activation: expected a smooth activation, one of "
@@ -345,8 +338,8 @@ class ConvEnergy(EnergyNetwork):
         super().__init__(**{**CONV_SAMPLING, **sampling})
         if len(image_shape) != 2:
             raise ValueError(f"image_shape: expected (H, W), got {image_shape}")
-        h, w = (_positive_int("image_shape", int(v)) for v in image_shape)
-        channels = [_positive_int("channels", int(c)) for c in channels]
+        h, w = (check_positive_int(int(v), "image_shape") for v in image_shape)
+        channels = [check_positive_int(int(c), "channels") for c in channels]
         if not channels:
             raise ValueError("channels: expected at least one entry")
         if activation not in SMOOTH_ACTIVATIONS:
@@ -388,7 +381,7 @@ class QuadraticEnergy(Model):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.dim = _positive_int("dim", dim)
+        self.dim = check_positive_int(dim, "dim")
         self.mean = nn.Parameter(torch.zeros(dim))
         self.lower = nn.Parameter(torch.zeros(dim, dim))
         # softplus(0.5413) = 1: the model starts at N(0, I)

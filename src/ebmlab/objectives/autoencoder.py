@@ -18,6 +18,7 @@ from torch.nn import functional as F
 
 from ..models.autoencoder import DeepAutoencoder, GaussianHiddenRBM
 from ..samplers.base import bernoulli_draw
+from ..validation import check_positive_int
 from .base import Objective
 
 Loss = Literal["cross_entropy", "squared_error"]
@@ -40,8 +41,7 @@ class GaussianHiddenCD(Objective):
         self, k: int = 1, sample_visible: bool = False, init_visible_bias: bool = True
     ) -> None:
         super().__init__()
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k: expected a positive integer, got {k!r}")
+        check_positive_int(k, "k")
         self.k = k
         self.sample_visible = sample_visible
         self.init_visible_bias = init_visible_bias

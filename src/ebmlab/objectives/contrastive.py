@@ -54,7 +54,7 @@ from ..models.gaussian_rbm import GaussianBernoulliRBM
 from ..models.rbm import BernoulliRBM
 from ..samplers import bernoulli_draw, linear_ladder
 from ..samplers.tempering import linear_swap_log_ratio, replica_exchange, swap_pairs
-from ..validation import as_tensor, check_binary
+from ..validation import as_tensor, check_binary, check_positive_int
 from .base import Objective
 
 Method = Literal["cd", "pcd", "pt"]
@@ -134,8 +134,7 @@ class ContrastiveDivergence(Objective):
         if method not in ("cd", "pcd", "pt"):
             raise ValueError(f"method: expected 'cd', 'pcd' or 'pt', got {method!r}")
         for name, value in (("k", k), ("n_chains", n_chains), ("n_temperatures", n_temperatures)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+            check_positive_int(value, name)
         if method == "pt" and n_temperatures < 2:
             raise ValueError(
                 f"n_temperatures: parallel tempering needs at least 2, got {n_temperatures}"

@@ -58,6 +58,7 @@ import torch
 from torch import nn
 
 from ..samplers.langevin import energy_gradient, langevin_chain
+from ..validation import check_positive, check_positive_int
 from .guards import StepCounter, check_energy
 
 Chains = Literal["buffer", "persistent", "noise"]
@@ -113,14 +114,12 @@ class ContrastiveLangevin(StepCounter):
         if chains not in ("buffer", "persistent", "noise"):
             raise ValueError(f"chains: expected 'buffer', 'persistent' or 'noise', got {chains!r}")
         for name, value in (("n_steps", n_steps), ("buffer_size", buffer_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+            check_positive_int(value, name)
         if isinstance(jump_steps, bool) or not isinstance(jump_steps, int) or jump_steps < 0:
             raise ValueError(f"jump_steps: expected an integer >= 0, got {jump_steps!r}")
         if n_chains is not None and (not isinstance(n_chains, int) or n_chains < 1):
             raise ValueError(f"n_chains: expected None or a positive integer, got {n_chains!r}")
-        if not step_size > 0:
-            raise ValueError(f"step_size: expected a positive number, got {step_size}")
+        check_positive(step_size, "step_size")
         if noise_scale is not None and not noise_scale >= 0:
             raise ValueError(f"noise_scale: expected None or a number >= 0, got {noise_scale}")
         if not 0.0 <= reinit_fraction <= 1.0:
@@ -129,8 +128,7 @@ class ContrastiveLangevin(StepCounter):
             )
         if not alpha >= 0:
             raise ValueError(f"alpha: expected a number >= 0, got {alpha}")
-        if not energy_bound > 0:
-            raise ValueError(f"energy_bound: expected a positive number, got {energy_bound}")
+        check_positive(energy_bound, "energy_bound")
         self.n_steps = n_steps
         self.step_size = float(step_size)
         self.noise_scale = None if noise_scale is None else float(noise_scale)

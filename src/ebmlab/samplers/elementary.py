@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..validation import check_nonnegative_int
+
 
 def _as_probabilities(probs: torch.Tensor, name: str = "probs") -> torch.Tensor:
     probs = torch.as_tensor(probs)
@@ -60,8 +62,7 @@ def inverse_cdf_categorical(
         int64 tensor of shape (n,) or (batch, n).
     """
     probs = _as_probabilities(probs)
-    if n < 0:
-        raise ValueError(f"n: expected a non-negative number of draws, got {n}")
+    check_nonnegative_int(n, "n")
     cdf = torch.cumsum(probs.to(torch.float64), dim=-1)  # float64: no drift over many categories
     total = cdf[..., -1:]
     u = (
@@ -82,8 +83,7 @@ def box_muller(
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """``n`` independent standard normal draws by the Box-Muller transform, shape (n,)."""
-    if n < 0:
-        raise ValueError(f"n: expected a non-negative number of draws, got {n}")
+    check_nonnegative_int(n, "n")
     m = (n + 1) // 2
     # 1 - U[0,1) lies in (0, 1]: log(u1) is finite (the lecture's "avoid u == 0")
     u1 = 1.0 - torch.rand(m, generator=generator, dtype=torch.float64, device=device)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..validation import check_positive_int
 from .base import (
     Kernel,
     Rng,
@@ -83,8 +84,7 @@ class HMC(Kernel):
         adapt: bool = True,
     ) -> None:
         self.step_size = check_step_size(step_size)
-        if int(n_leapfrog) != n_leapfrog or n_leapfrog < 1:
-            raise ValueError(f"n_leapfrog: expected a positive integer, got {n_leapfrog}")
+        check_positive_int(n_leapfrog, "n_leapfrog")
         self.n_leapfrog = int(n_leapfrog)
         self.mass = check_step_size(mass, "mass")
         self.target_accept = check_target_accept(target_accept)

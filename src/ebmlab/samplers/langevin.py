@@ -54,6 +54,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..validation import check_positive
 from .base import (
     EnergyFn,
     Info,
@@ -303,8 +304,7 @@ def langevin_chain(
         grad_clip: clamp every gradient entry to [-grad_clip, grad_clip] (IGEBM), None: off.
         update_mask: boolean like ``x``; only True entries move (inpainting).
     """
-    if not step_size > 0:
-        raise ValueError(f"step_size: expected a positive number, got {step_size}")
+    check_positive(step_size, "step_size")
     noise = math.sqrt(2.0 * step_size) if noise_scale is None else float(noise_scale)
     x = x.detach()
     for _ in range(n_steps):

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..validation import check_positive_int
 from .base import (
     Kernel,
     Rng,
@@ -107,8 +108,7 @@ class MetropolisHastings(Kernel):
             )
         if not isinstance(proposal, str) and not callable(proposal):
             raise TypeError(f"proposal: expected a string or a callable, got {type(proposal)}")
-        if int(n_flips) != n_flips or n_flips < 1:
-            raise ValueError(f"n_flips: expected a positive integer, got {n_flips}")
+        check_positive_int(n_flips, "n_flips")
         if spin_values is not None and tuple(spin_values) not in ((0.0, 1.0), (-1.0, 1.0)):
             raise ValueError(f"spin_values: expected (0.0, 1.0) or (-1.0, 1.0), got {spin_values}")
         self.proposal = proposal
