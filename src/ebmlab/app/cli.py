@@ -580,23 +580,16 @@ def build_parser() -> argparse.ArgumentParser:
         _add_train_options(p)
         for opt in recipe.options:
             flag = "--" + opt.name.replace("_", "-")
-            if opt.type is bool:
-                p.add_argument(
-                    flag,
-                    dest=opt.name,
-                    action=argparse.BooleanOptionalAction,
-                    default=opt.default,
-                    help=opt.help,
-                )
-            else:
-                p.add_argument(
-                    flag,
-                    dest=opt.name,
-                    type=opt.type,
-                    default=opt.default,
-                    choices=opt.choices,
-                    help=f"{opt.help} (default {opt.default})",
-                )
+            kind: dict[str, Any] = (
+                {"action": argparse.BooleanOptionalAction, "help": opt.help}
+                if opt.type is bool
+                else {
+                    "type": opt.type,
+                    "choices": opt.choices,
+                    "help": f"{opt.help} (default {opt.default})",
+                }
+            )
+            p.add_argument(flag, dest=opt.name, default=opt.default, **kind)
         p.set_defaults(func=cmd_train)
 
     p = command("sample", "draw samples from a trained run")

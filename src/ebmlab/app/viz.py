@@ -86,6 +86,46 @@ def image_grid(
     return _save(fig, path)
 
 
+#: Most units a filters grid shows (the first ones).
+MAX_FILTERS = 100
+
+
+def filters_grid(
+    weights: Any,
+    image_shape: tuple[int, int],
+    path: str | os.PathLike[str],
+    title: str | None = None,
+    max_filters: int = MAX_FILTERS,
+) -> Path:
+    """Write the first ``max_filters`` columns of an (H*W, units) weight matrix as images, ten
+    per row, each rescaled to [0, 1]; returns the PNG's path."""
+    filters = _to_numpy(weights)[:, :max_filters].T
+    return image_grid(filters, image_shape, path, nrow=10, title=title, normalize=True)
+
+
+def labelled_rows(
+    rows: Sequence[tuple[str, Any]],
+    image_shape: tuple[int, int],
+    path: str | os.PathLike[str],
+    title: str | None = None,
+) -> Path:
+    """Write one grid row per ``(label, images)`` entry, labelled on the left (e.g. test images
+    over their reconstructions); every entry holds the same number of (H*W,) images."""
+    lengths = {len(images) for _, images in rows}
+    if len(lengths) != 1:
+        raise ValueError(f"rows: expected the same number of images in every row, got {lengths}")
+    images = np.concatenate([_to_numpy(images) for _, images in rows])
+    labels = [label for label, _ in rows]
+    return image_grid(images, image_shape, path, nrow=lengths.pop(), title=title, row_labels=labels)
+
+
+def hide_unknown(images: Any, known: Any, fill: float = 0.5) -> np.ndarray:
+    """The images as an inpainting is given them: pixels where ``known`` is False set to ``fill``
+    (grey); ``known`` is (H*W,) or one mask per image."""
+    x = _to_numpy(images)
+    return np.where(_to_numpy(known).astype(bool), x, np.float32(fill))
+
+
 def plot_curves(
     history: Sequence[dict[str, Any]],
     keys: Sequence[str],
@@ -155,8 +195,12 @@ def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
 from .viz_mcmc import plot_autocorrelation, plot_trace  # noqa: E402
 
 __all__ = [
+    "MAX_FILTERS",
     "density_2d",
+    "filters_grid",
+    "hide_unknown",
     "image_grid",
+    "labelled_rows",
     "plot_autocorrelation",
     "plot_curves",
     "plot_trace",

@@ -39,8 +39,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..samplers import bernoulli_draw as bernoulli
-from ..validation import Integral, Real, as_tensor, check_in_range, validate
-from .base import Model, init_bipartite, marginal_logits
+from ..validation import as_tensor, check_in_range
+from .base import Bipartite, Model, marginal_logits
 from .dbn import check_layer_sizes
 from .rbm import BernoulliRBM
 
@@ -55,7 +55,7 @@ def _check_unit_interval(x: torch.Tensor, name: str) -> torch.Tensor:
 
 
 # ----- the linear code layer ---------------------------------------------------------------------
-class GaussianHiddenRBM(Model):
+class GaussianHiddenRBM(Bipartite, Model):
     """RBM with ``n_visible`` logistic visible units and ``n_hidden`` linear Gaussian hidden
     units of unit variance (the code layer of Hinton & Salakhutdinov's autoencoder).
 
@@ -65,13 +65,6 @@ class GaussianHiddenRBM(Model):
         init_std: standard deviation of the initial weights.
         seed: seed for the initial weights (None: torch's global generator).
     """
-
-    @validate(n_visible=Integral(1), n_hidden=Integral(1), init_std=Real(0), seed=Integral() | None)
-    def __init__(
-        self, n_visible: int, n_hidden: int, init_std: float = 0.01, seed: int | None = None
-    ) -> None:
-        super().__init__()
-        init_bipartite(self, n_visible, n_hidden, init_std, seed)
 
     def check_visible(self, v: Any, name: str = "v") -> torch.Tensor:
         """Shape (batch, n_visible), finite, values in [0, 1]."""
@@ -98,13 +91,6 @@ class GaussianHiddenRBM(Model):
     def free_energy_hidden(self, h: torch.Tensor) -> torch.Tensor:
         """F(h) = -c^T h + |h|^2 / 2 - sum_i softplus(b_i + (W h)_i), shape (batch,)."""
         return -(h @ self.c) + 0.5 * h.square().sum(-1) - F.softplus(self.visible_logits(h)).sum(-1)
-
-    def hidden_logits(self, v: torch.Tensor) -> torch.Tensor:
-        """E[h | v] = c + W^T v (named as in ``BernoulliRBM``: the hidden units' total input)."""
-        return torch.addmm(self.c, v, self.W)
-
-    def visible_logits(self, h: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(self.b, h, self.W.T)
 
     def mean_h_given_v(self, v: torch.Tensor) -> torch.Tensor:
         """E[h | v] = c + W^T v, shape (batch, n_hidden)."""

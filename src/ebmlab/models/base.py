@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..validation import check_nonnegative_int, check_positive_int
+from ..validation import Integral, Real, check_nonnegative_int, check_positive_int, validate
 
 #: Every concrete model class, by name. ``ebmlab.load`` only rebuilds classes listed here.
 MODEL_CLASSES: dict[str, type[Model]] = {}
@@ -128,6 +128,34 @@ def init_bipartite(
     module.W = nn.Parameter(torch.randn(n_visible, n_hidden, generator=generator) * init_std)
     module.b = nn.Parameter(torch.zeros(n_visible))
     module.c = nn.Parameter(torch.zeros(n_hidden))
+
+
+class Bipartite(nn.Module):
+    """Visible units v and hidden units h joined by a weight matrix W (n_visible, n_hidden), with
+    visible biases b and hidden biases c, and no connection within a layer: the RBM and its
+    variants. Gives the constructor and the two layers' total inputs; a subclass (which also
+    derives from ``Model``) says what the units are."""
+
+    n_visible: int
+    n_hidden: int
+    W: nn.Parameter
+    b: nn.Parameter
+    c: nn.Parameter
+
+    @validate(n_visible=Integral(1), n_hidden=Integral(1), init_std=Real(0), seed=Integral() | None)
+    def __init__(
+        self, n_visible: int, n_hidden: int, init_std: float = 0.01, seed: int | None = None
+    ) -> None:
+        super().__init__()
+        init_bipartite(self, n_visible, n_hidden, init_std, seed)
+
+    def hidden_logits(self, v: torch.Tensor) -> torch.Tensor:
+        """c + W^T v, the hidden units' total input, shape (batch, n_hidden)."""
+        return torch.addmm(self.c, v, self.W)
+
+    def visible_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """b + W h, the visible units' total input, shape (batch, n_visible)."""
+        return torch.addmm(self.b, h, self.W.T)
 
 
 def marginal_logits(x: torch.Tensor) -> torch.Tensor:

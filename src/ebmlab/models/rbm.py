@@ -31,8 +31,8 @@ import torch
 from torch.nn import functional as F
 
 from ..samplers import bernoulli_draw
-from ..validation import Integral, Real, as_tensor, check_binary, validate
-from .base import GibbsSampled, Model, init_bipartite, marginal_logits
+from ..validation import as_tensor, check_binary
+from .base import Bipartite, GibbsSampled, Model, marginal_logits
 
 #: Elements of the (batch, D, H) tensor the pseudo-likelihood builds at once (about 32 MB float32).
 _PSEUDO_LIKELIHOOD_CHUNK = 8_000_000
@@ -51,7 +51,7 @@ def bernoulli_entropy(logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(logits) - logits * torch.sigmoid(logits)
 
 
-class BernoulliRBM(GibbsSampled, Model):
+class BernoulliRBM(Bipartite, GibbsSampled, Model):
     """Binary RBM with ``n_visible`` visible and ``n_hidden`` hidden units.
 
     Args:
@@ -62,13 +62,6 @@ class BernoulliRBM(GibbsSampled, Model):
     """
 
     likelihood_kind = "ais"
-
-    @validate(n_visible=Integral(1), n_hidden=Integral(1), init_std=Real(0), seed=Integral() | None)
-    def __init__(
-        self, n_visible: int, n_hidden: int, init_std: float = 0.01, seed: int | None = None
-    ) -> None:
-        super().__init__()
-        init_bipartite(self, n_visible, n_hidden, init_std, seed)
 
     # ----- checks -------------------------------------------------------------------------------
     def check_visible(self, v: torch.Tensor, name: str = "v", binary: bool = True) -> torch.Tensor:
@@ -113,12 +106,6 @@ class BernoulliRBM(GibbsSampled, Model):
         return -(h @ self.c) - F.softplus(h @ self.W.T + self.b).sum(-1)
 
     # ----- conditionals -------------------------------------------------------------------------
-    def hidden_logits(self, v: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(self.c, v, self.W)
-
-    def visible_logits(self, h: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(self.b, h, self.W.T)
-
     def p_h_given_v(self, v: torch.Tensor) -> torch.Tensor:
         """p(h_j = 1 | v), shape (batch, n_hidden)."""
         return torch.sigmoid(self.hidden_logits(v))

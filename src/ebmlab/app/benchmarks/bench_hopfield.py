@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
+
+from ebmlab.app.benchmarks.common import machine_info
 
 
 def _sync(device: str) -> None:
@@ -130,13 +131,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 {
                     "matmul_peak_gflops": round(peak / 1e9, 1),
                     "same_shape_matmul_gflops": round(shape_peak / 1e9, 1),
-                    "threads": torch.get_num_threads(),
-                    "load_average": round(os.getloadavg()[0], 2),
-                    "machine": (
-                        torch.cuda.get_device_name()
-                        if device == "cuda"
-                        else platform.processor() or platform.machine()
-                    ),
+                    **machine_info(device),
                 }
             )
             print(json.dumps(record), flush=True)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import time
 import warnings
@@ -37,6 +36,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from ebmlab.app.benchmarks.common import machine_info
 
 K = 30
 
@@ -143,9 +144,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                     "n_train": len(x_train),
                     "n_test": len(x_test),
                     **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()},
-                    "threads": threads,
-                    "load_average": round(os.getloadavg()[0], 2),
-                    "machine": platform.processor() or platform.machine(),
+                    **machine_info(threads=threads),
                 }
                 if __name__ == "__main__":
                     print(json.dumps(record), flush=True)

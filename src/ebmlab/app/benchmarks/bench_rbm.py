@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import time
 import warnings
@@ -31,6 +30,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from ebmlab.app.benchmarks.common import machine_info
 
 LR = 0.01
 
@@ -256,9 +257,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                     "fraction_of_same_shape_matmul": round(gflops * 1e9 / shape_peak, 4),
                     "matmul_peak_gflops": round(peak / 1e9, 1),
                     "same_shape_matmul_gflops": round(shape_peak / 1e9, 1),
-                    "threads": torch.get_num_threads(),
-                    "load_average": round(os.getloadavg()[0], 2),
-                    "machine": platform.processor() or platform.machine(),
+                    **machine_info(),
                 }
                 if __name__ == "__main__":
                     print(json.dumps(record), flush=True)

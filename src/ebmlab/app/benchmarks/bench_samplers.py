@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from ebmlab.app.benchmarks.common import machine_info
 from ebmlab.estimators import ais, exact_log_z, exact_sample, log_likelihood, reverse_ais
 from ebmlab.models.rbm import BernoulliRBM
 from ebmlab.samplers import Langevin, sample
@@ -88,12 +89,7 @@ def _peak_flops() -> float:
 
 
 def _machine() -> dict[str, Any]:
-    return {
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
-    }
+    return {**machine_info(), "torch": torch.__version__, "python": platform.python_version()}
 
 
 def _installed(module: str) -> bool:

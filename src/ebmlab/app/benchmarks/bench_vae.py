@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import sys
 import time
 import warnings
@@ -33,6 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from ebmlab.app.benchmarks.common import machine_info
 
 D, HIDDEN, LATENT, LR = 784, 200, 50, 1e-3
 
@@ -176,9 +177,7 @@ def _record(case: str, impl: str, examples: int, seconds: float, **extra: Any) -
         "seconds": round(seconds, 4),
         "examples_per_second": round(examples / seconds, 1),
         **extra,
-        "threads": torch.get_num_threads(),
-        "load_average": round(os.getloadavg()[0], 2),
-        "machine": platform.processor() or platform.machine(),
+        **machine_info(),
     }
     if __name__ == "__main__":
         print(json.dumps(record), flush=True)

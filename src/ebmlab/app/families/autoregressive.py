@@ -21,11 +21,10 @@ import torch
 
 from ...estimators import exact_log_likelihoods
 from ...models.autoregressive import ARCHITECTURES, PixelCNN
-from ...models.base import Model
 from ...objectives.likelihood import MaximumLikelihood
 from ...stats import mean_and_se
 from .. import viz
-from ..recipes import Context, Figure, Option, Recipe, register
+from ..recipes import Context, Figure, Option, Recipe, register, top_half_known
 
 #: Training images scored for ``train_log_likelihood`` (cheap relative to the test set).
 TRAIN_SUBSET = 2000
@@ -40,7 +39,7 @@ def _image_shape(x_train: torch.Tensor, ctx: Context) -> tuple[int, int]:
     return ctx.image_shape
 
 
-def _build(x_train: torch.Tensor, ctx: Context) -> tuple[Model, MaximumLikelihood]:
+def _build(x_train: torch.Tensor, ctx: Context) -> tuple[PixelCNN, MaximumLikelihood]:
     o = ctx.options
     model = PixelCNN(
         list(_image_shape(x_train, ctx)),
@@ -55,9 +54,8 @@ def _build(x_train: torch.Tensor, ctx: Context) -> tuple[Model, MaximumLikelihoo
 
 
 def _evaluate(
-    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+    model: PixelCNN, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
-    assert isinstance(model, PixelCNN)
     model.eval()
     test, test_se = mean_and_se(exact_log_likelihoods(model, x_test))
     train, _ = mean_and_se(exact_log_likelihoods(model, x_train[:TRAIN_SUBSET]))
@@ -71,27 +69,15 @@ def _evaluate(
     }
 
 
-def bottom_half_unknown(image_shape: tuple[int, int], device: torch.device) -> torch.Tensor:
-    """(H * W,) bool: True (known) on the top half rows."""
-    h, w = image_shape
-    known = torch.zeros(h, w, dtype=torch.bool, device=device)
-    known[: h // 2] = True
-    return known.flatten()
-
-
-def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
-    assert isinstance(model, PixelCNN)
+def _figures(model: PixelCNN, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     shape = _image_shape(x_test, ctx)
     model.eval()
     big = shape[0] * shape[1] > 256  # pixel-by-pixel sampling of 28 x 28 images is slow on CPU
     n_samples = 16 if (ctx.quick and big) else 64 if not big else 36
-    nrow = 4 if n_samples == 16 else 6 if n_samples == 36 else 8
     samples = model.sample(n_samples, generator=ctx.generator)
     figures = [
         Figure(
-            viz.image_grid(
-                samples, shape, ctx.out_dir / "samples.png", nrow=nrow, title="PixelCNN samples"
-            ),
+            viz.image_grid(samples, shape, ctx.out_dir / "samples.png", title="PixelCNN samples"),
             "Samples",
             f"{n_samples} exact samples, drawn pixel by pixel in raster order "
             f"({shape[0] * shape[1]} network passes).",
@@ -99,19 +85,17 @@ def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     ]
     n_complete = 8 if ctx.quick and big else 10
     originals = x_test[:n_complete]
-    known = bottom_half_unknown(shape, x_test.device)
-    rows = [originals, torch.where(known, originals, torch.full_like(originals, 0.5))]
-    for _ in range(3):
-        rows.append(model.complete(originals, known, generator=ctx.generator))
+    known = top_half_known(shape, x_test.device)
+    rows = [("original", originals), ("given", viz.hide_unknown(originals, known))]
+    for i in (1, 2, 3):
+        rows.append((f"draw {i}", model.complete(originals, known, generator=ctx.generator)))
     figures.append(
         Figure(
-            viz.image_grid(
-                torch.cat(rows),
+            viz.labelled_rows(
+                rows,
                 shape,
                 ctx.out_dir / "completions.png",
-                nrow=n_complete,
                 title="PixelCNN completions of the bottom half",
-                row_labels=["original", "given", "draw 1", "draw 2", "draw 3"],
             ),
             "Completions",
             "Test images with the bottom half unknown, and three exact draws from "

@@ -8,7 +8,6 @@ from typing import Any
 
 import torch
 
-from ...models.base import Model
 from ...models.baselines import DiagonalGaussian, IndependentBernoulli
 from ...objectives.likelihood import MaximumLikelihood
 from ...stats import mean_and_se
@@ -17,18 +16,22 @@ from ..recipes import Context, Figure, Option, Recipe, register
 
 
 # ----- independent Bernoulli --------------------------------------------------------------------
-def _build_independent(x_train: torch.Tensor, ctx: Context) -> tuple[Model, None]:
+def _build_independent(x_train: torch.Tensor, ctx: Context) -> tuple[IndependentBernoulli, None]:
     return IndependentBernoulli(x_train.shape[1]), None
 
 
-def _fit_independent(model: Model, x_train: torch.Tensor, ctx: Context) -> dict[str, Any]:
-    assert isinstance(model, IndependentBernoulli)
+def _fit_independent(
+    model: IndependentBernoulli, x_train: torch.Tensor, ctx: Context
+) -> dict[str, Any]:
     model.fit(x_train, pseudocount=ctx.options["pseudocount"])
     return {"n_train": x_train.shape[0]}
 
 
 def _evaluate_exact(
-    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+    model: IndependentBernoulli | DiagonalGaussian,
+    x_train: torch.Tensor,
+    x_test: torch.Tensor,
+    ctx: Context,
 ) -> dict[str, Any]:
     with torch.no_grad():
         test, test_se = mean_and_se(model.log_prob(x_test))
@@ -41,11 +44,13 @@ def _evaluate_exact(
     }
 
 
-def _figures_independent(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
+def _figures_independent(
+    model: IndependentBernoulli, x_test: torch.Tensor, ctx: Context
+) -> list[Figure]:
     shape = ctx.image_shape or (1, x_test.shape[1])
     samples = model.sample(64, generator=ctx.generator)
     path = viz.image_grid(
-        samples, shape, ctx.out_dir / "samples.png", nrow=8, title="independent Bernoulli: samples"
+        samples, shape, ctx.out_dir / "samples.png", title="independent Bernoulli: samples"
     )
     return [
         Figure(
@@ -73,12 +78,14 @@ register(
 
 
 # ----- diagonal Gaussian ------------------------------------------------------------------------
-def _build_gaussian(x_train: torch.Tensor, ctx: Context) -> tuple[Model, MaximumLikelihood]:
+def _build_gaussian(
+    x_train: torch.Tensor, ctx: Context
+) -> tuple[DiagonalGaussian, MaximumLikelihood]:
     return DiagonalGaussian(x_train.shape[1]), MaximumLikelihood()
 
 
 def _evaluate_gaussian(
-    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+    model: DiagonalGaussian, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
     metrics = _evaluate_exact(model, x_train, x_test, ctx)
     from ... import data
@@ -93,7 +100,7 @@ def _evaluate_gaussian(
     return metrics
 
 
-def _figures_gaussian(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
+def _figures_gaussian(model: DiagonalGaussian, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     from ... import data
 
     if not data.is_toy2d(ctx.data_name):

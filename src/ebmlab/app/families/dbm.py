@@ -34,7 +34,6 @@ from typing import Any
 import torch
 
 from ...estimators import AISWarning, ais, importance_log_p, variational_bounds
-from ...models.base import Model
 from ...models.dbm import DeepBoltzmannMachine
 from ...objectives.base import Objective
 from ...objectives.dbm import VariationalPCD
@@ -42,7 +41,7 @@ from ...stats import mean_and_se
 from ...training import Stage, TrainConfig
 from ...training.greedy import dbm_stages
 from .. import viz
-from ..recipes import Context, Figure, Option, Recipe, register
+from ..recipes import Context, Figure, Option, Recipe, parse_sizes, register
 
 #: Largest enumerations used for the exact figures reported beside the bounds.
 EXACT_MAX_EVEN_UNITS = 20
@@ -52,15 +51,7 @@ EXACT_MAX_LOG_Z_UNITS = 25
 # ----- recipe -----------------------------------------------------------------------------------
 def parse_layers(text: str) -> list[int]:
     """Hidden layer sizes from text: "500,1000" -> [500, 1000]."""
-    try:
-        sizes = [int(part) for part in str(text).split(",") if part.strip()]
-    except ValueError as error:
-        raise ValueError(
-            f"layers: expected comma-separated sizes like 500,1000, got {text!r}"
-        ) from error
-    if not sizes or min(sizes) < 1:
-        raise ValueError(f"layers: expected positive sizes like 500,1000, got {text!r}")
-    return sizes
+    return parse_sizes(text, "--layers", example="500,1000")
 
 
 DBM_OPTIONS = (
@@ -80,7 +71,7 @@ DBM_OPTIONS = (
 )
 
 
-def _build_dbm(x_train: torch.Tensor, ctx: Context) -> tuple[Model, VariationalPCD]:
+def _build_dbm(x_train: torch.Tensor, ctx: Context) -> tuple[DeepBoltzmannMachine, VariationalPCD]:
     o = ctx.options
     sizes = [x_train.shape[1], *parse_layers(o["layers"])]
     model = DeepBoltzmannMachine(sizes, seed=ctx.seed())
@@ -122,11 +113,10 @@ def _stages_dbm(
 
 
 def _evaluate_dbm(
-    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+    model: DeepBoltzmannMachine, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
-    assert isinstance(model, DeepBoltzmannMachine)
     o = ctx.options
-    n_betas = min(o["ais_betas"], 1000) if ctx.quick else o["ais_betas"]
+    n_betas = ctx.quick_capped("ais_betas", 1000)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AISWarning)
         result = ais(model, n_betas=n_betas, n_runs=o["ais_runs"], seed=ctx.seed(), data=x_train)
@@ -150,7 +140,7 @@ def _evaluate_dbm(
     messages = [str(w.message) for w in caught if issubclass(w.category, AISWarning)]
     if messages:
         metrics["ais_warnings"] = messages
-    n_is = min(o["is_samples"], 10) if ctx.quick else o["is_samples"]
+    n_is = ctx.quick_capped("is_samples", 10)
     if n_is > 0:
         subset = x_test[:1000] if ctx.quick else x_test
         values = torch.cat(
@@ -198,51 +188,43 @@ def _exact_metrics(
     return out
 
 
-def _figures_dbm(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
-    assert isinstance(model, DeepBoltzmannMachine)
+def _figures_dbm(model: DeepBoltzmannMachine, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     shape = ctx.image_shape
     if shape is None:
         return []
-    steps = min(ctx.options["sample_steps"], 200) if ctx.quick else ctx.options["sample_steps"]
+    steps = ctx.quick_capped("sample_steps", 200)
     samples = model.sample(64, n_steps=steps, generator=ctx.generator)
     with torch.no_grad():
         originals = x_test[:10]
         means = model.mean_field(originals, n_iters=ctx.options["eval_mf_iters"], tol=1e-6)
         recon = torch.sigmoid(model.layer_input([originals, *means], 0))
-    n_filters = min(model.layer_sizes[1], 100)
+    out = ctx.out_dir
+    n_filters = min(model.layer_sizes[1], viz.MAX_FILTERS)
     return [
         Figure(
             viz.image_grid(
-                samples,
-                shape,
-                ctx.out_dir / "samples.png",
-                nrow=8,
-                title=f"DBM samples ({steps} sweeps)",
+                samples, shape, out / "samples.png", title=f"DBM samples ({steps} sweeps)"
             ),
             "Samples",
             f"64 independent Gibbs chains (odd layers, then even ones) from uniform noise, after "
             f"{steps} sweeps; each image is p(v | h_1) of the last sweep.",
         ),
         Figure(
-            viz.image_grid(
-                torch.cat([originals, recon]),
+            viz.labelled_rows(
+                [("data", originals), ("p(v | mu_1)", recon)],
                 shape,
-                ctx.out_dir / "reconstructions.png",
-                nrow=10,
+                out / "reconstructions.png",
                 title="mean-field reconstructions",
-                row_labels=["data", "p(v | mu_1)"],
             ),
             "Mean-field reconstructions",
             "Test digits and p(v | h_1 = mu_1) at the mean-field posterior of every layer.",
         ),
         Figure(
-            viz.image_grid(
-                model.weights[0].detach()[:, :n_filters].T,
+            viz.filters_grid(
+                model.weights[0],
                 shape,
-                ctx.out_dir / "filters.png",
-                nrow=10,
-                normalize=True,
-                title=f"first {n_filters} first-layer filters",
+                out / "filters.png",
+                f"first {n_filters} first-layer filters",
             ),
             "Filters",
             "Columns of W_0, each rescaled to [0, 1].",

@@ -28,7 +28,6 @@ import torch
 
 from ... import estimators
 from ...models.autoencoder import DeepAutoencoder
-from ...models.base import Model
 from ...models.dbn import DeepBeliefNet
 from ...objectives.autoencoder import ReconstructionObjective
 from ...objectives.base import Objective
@@ -36,7 +35,7 @@ from ...stats import mean_and_se
 from ...training import Stage, TrainConfig
 from ...training.greedy import autoencoder_stages, dbn_stages
 from .. import viz
-from ..recipes import Context, Figure, Option, Recipe, register
+from ..recipes import Context, Figure, Option, Recipe, parse_sizes, register
 
 #: Largest hidden layer (below the top) enumerated for an exact DBN log-likelihood.
 EXACT_MAX_UNITS = 16
@@ -48,15 +47,7 @@ TRAIN_SUBSET = 10_000
 
 def parse_layers(text: Any, name: str = "--layers") -> list[int]:
     """'500,2000' -> [500, 2000] (hidden layer sizes, bottom first)."""
-    try:
-        sizes = [int(part) for part in str(text).replace(" ", "").split(",") if part]
-    except ValueError as error:
-        raise ValueError(
-            f"{name}: expected comma-separated layer sizes like 500,2000, got {text!r}"
-        ) from error
-    if not sizes or any(n < 1 for n in sizes):
-        raise ValueError(f"{name}: expected positive layer sizes like 500,2000, got {text!r}")
-    return sizes
+    return parse_sizes(text, name)
 
 
 # ----- deep belief net ---------------------------------------------------------------------------
@@ -84,7 +75,7 @@ DBN_OPTIONS = (
 )
 
 
-def _build_dbn(x_train: torch.Tensor, ctx: Context) -> tuple[Model, None]:
+def _build_dbn(x_train: torch.Tensor, ctx: Context) -> tuple[DeepBeliefNet, None]:
     # no objective of its own: every stage (one per RBM, ``_stages_dbn``) brings one
     layers = parse_layers(ctx.options["layers"])
     return DeepBeliefNet([x_train.shape[1], *layers], seed=ctx.seed()), None
@@ -135,11 +126,10 @@ def _mean_with_log_z(values: torch.Tensor, log_z: float, log_z_se: float) -> tup
 
 
 def _evaluate_dbn(
-    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+    model: DeepBeliefNet, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
-    assert isinstance(model, DeepBeliefNet)
     o = ctx.options
-    n_betas = min(o["ais_betas"], 1000) if ctx.quick else o["ais_betas"]
+    n_betas = ctx.quick_capped("ais_betas", 1000)
     n_samples = o["bound_samples"]
     generator = torch.Generator(device=ctx.device).manual_seed(ctx.seed())
     with warnings.catch_warnings(record=True) as caught:
@@ -204,61 +194,50 @@ def _evaluate_dbn(
     return metrics
 
 
-def _figures_dbn(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
-    assert isinstance(model, DeepBeliefNet)
+def _figures_dbn(model: DeepBeliefNet, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     shape = ctx.image_shape
     if shape is None:
         return []
-    steps = min(ctx.options["sample_steps"], 1000) if ctx.quick else ctx.options["sample_steps"]
+    steps = ctx.quick_capped("sample_steps", 1000)
     samples = model.sample(64, n_steps=steps, generator=ctx.generator)
-    figures = [
+    originals = x_test[:10]
+    rows = [("data", originals), ("up-down", model.reconstruct(originals))]
+    rbm = model.rbms[0]
+    n_filters = min(rbm.n_hidden, viz.MAX_FILTERS)
+    return [
         Figure(
             viz.image_grid(
                 samples,
                 shape,
                 ctx.out_dir / "samples.png",
-                nrow=8,
                 title=f"DBN samples ({steps} Gibbs sweeps in the top RBM)",
             ),
             "Samples",
             f"64 chains: {steps} block-Gibbs sweeps of the top RBM from uniform noise, then one "
             "top-down pass through the directed layers; each image is p(v | h1).",
-        )
-    ]
-    originals = x_test[:10]
-    grid = torch.cat([originals, model.reconstruct(originals)])
-    figures.append(
+        ),
         Figure(
-            viz.image_grid(
-                grid,
+            viz.labelled_rows(
+                rows,
                 shape,
                 ctx.out_dir / "reconstructions.png",
-                nrow=10,
-                row_labels=["data", "up-down"],
                 title="mean-field up-pass to the top layer and back down",
             ),
             "Reconstructions",
             "Test digits passed up the recognition weights (probabilities) to the top layer and "
             "down the generative weights: what the stack keeps of each image.",
-        )
-    )
-    rbm = model.rbms[0]
-    n_filters = min(rbm.n_hidden, 100)
-    figures.append(
+        ),
         Figure(
-            viz.image_grid(
-                rbm.W.detach()[:, :n_filters].T,
+            viz.filters_grid(
+                rbm.W,
                 shape,
                 ctx.out_dir / "filters.png",
-                nrow=10,
-                normalize=True,
-                title=f"first-layer filters (first {n_filters})",
+                f"first-layer filters (first {n_filters})",
             ),
             "Filters",
             "Weights of the first RBM's hidden units, each rescaled to [0, 1].",
-        )
-    )
-    return figures
+        ),
+    ]
 
 
 register(
@@ -308,7 +287,7 @@ AUTOENCODER_OPTIONS = (
 
 def _build_autoencoder(
     x_train: torch.Tensor, ctx: Context
-) -> tuple[Model, ReconstructionObjective]:
+) -> tuple[DeepAutoencoder, ReconstructionObjective]:
     o = ctx.options
     layers = parse_layers(o["layers"])
     model = DeepAutoencoder(
@@ -351,9 +330,8 @@ def pca_reconstruction(x_train: torch.Tensor, x: torch.Tensor, n_components: int
 
 
 def _evaluate_autoencoder(
-    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+    model: DeepAutoencoder, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
-    assert isinstance(model, DeepAutoencoder)
     with torch.no_grad():
         test, test_se = mean_and_se(model.reconstruction_error(x_test))
         train, _ = mean_and_se(model.reconstruction_error(x_train[:TRAIN_SUBSET]))
@@ -396,8 +374,9 @@ def _codes_figure(model: DeepAutoencoder, x_test: torch.Tensor, ctx: Context) ->
     )
 
 
-def _figures_autoencoder(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
-    assert isinstance(model, DeepAutoencoder)
+def _figures_autoencoder(
+    model: DeepAutoencoder, x_test: torch.Tensor, ctx: Context
+) -> list[Figure]:
     figures = []
     shape = ctx.image_shape
     if shape is not None:
@@ -407,14 +386,13 @@ def _figures_autoencoder(model: Model, x_test: torch.Tensor, ctx: Context) -> li
         # PCA fitted on the test images themselves (figures see no training data): if anything
         # this favours PCA; the evaluation fits it on the training set
         pca = pca_reconstruction(x_test, originals, model.code_size)
+        rows = [("data", originals), ("autoenc.", recon), (f"PCA-{model.code_size}", pca)]
         figures.append(
             Figure(
-                viz.image_grid(
-                    torch.cat([originals, recon, pca]),
+                viz.labelled_rows(
+                    rows,
                     shape,
                     ctx.out_dir / "reconstructions.png",
-                    nrow=10,
-                    row_labels=["data", "autoenc.", f"PCA-{model.code_size}"],
                     title=f"reconstructions from {model.code_size} numbers",
                 ),
                 "Reconstructions",

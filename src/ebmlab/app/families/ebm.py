@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from ...models.base import Model
+from ...estimators.grid import energies, grid_log_likelihood
 from ...models.neural import ConvEnergy, EnergyNetwork, MLPEnergy, geometric_sigmas
 from ...objectives.base import Objective
 from ...objectives.contrastive_langevin import ContrastiveLangevin
@@ -45,15 +45,10 @@ from ...objectives.score_matching import (
     NoiseConditionalScoreMatching,
     SlicedScoreMatching,
 )
-from ...stats import mean_and_se
 from .. import viz
-from ..recipes import Context, Figure, Option, Recipe, register
+from ..recipes import Context, Figure, Option, Recipe, parse_sizes, register, top_half_known
 
 OBJECTIVES = ("cd", "sm", "ssm", "dsm", "ncsn", "nsm", "nce", "fce")
-
-#: Grid on which toy densities are normalized: 360 x 360 cells of side 0.025 on [-4.5, 4.5]^2
-#: (a multiple of 18, so the checkerboard's edges fall on cell edges).
-GRID_SIZE = 360
 
 #: Per data kind, the settings an option left at None takes.
 AUTO: dict[str, dict[str, Any]] = {
@@ -86,29 +81,9 @@ AUTO: dict[str, dict[str, Any]] = {
 }
 
 
-def _kind(ctx: Context) -> str:
-    return "image" if ctx.image_shape is not None else "toy2d"
-
-
 def resolved(ctx: Context) -> dict[str, Any]:
     """The options with every None replaced by its default for the data kind."""
-    options = dict(ctx.options)
-    for key, value in AUTO[_kind(ctx)].items():
-        if options.get(key) is None:
-            options[key] = value
-    return options
-
-
-def _channels(text: str) -> list[int]:
-    try:
-        channels = [int(c) for c in str(text).split(",") if c.strip()]
-    except ValueError as error:
-        raise ValueError(
-            f"channels: expected comma-separated integers, e.g. '32,64', got {text!r}"
-        ) from error
-    if not channels or min(channels) < 1:
-        raise ValueError(f"channels: expected positive integers, got {text!r}")
-    return channels
+    return ctx.resolved_options(AUTO)
 
 
 def build_model(dim: int, ctx: Context) -> EnergyNetwork:
@@ -138,7 +113,7 @@ def build_model(dim: int, ctx: Context) -> EnergyNetwork:
             raise ValueError("network: 'conv' needs image data; use 'mlp' for 2-D densities")
         return ConvEnergy(
             list(ctx.image_shape),
-            channels=_channels(o["channels"]),
+            channels=parse_sizes(o["channels"], "channels", example="32,64"),
             activation=o["activation"],
             **sampling,
         )
@@ -202,37 +177,12 @@ def build_objective(dim: int, ctx: Context) -> Objective:
     raise ValueError(f"objective: expected one of {', '.join(OBJECTIVES)}, got {name!r}")
 
 
-def _build(x_train: torch.Tensor, ctx: Context) -> tuple[Model, Objective]:
+def _build(x_train: torch.Tensor, ctx: Context) -> tuple[EnergyNetwork, Objective]:
     dim = x_train.shape[1]
     return build_model(dim, ctx), build_objective(dim, ctx)
 
 
 # ----- evaluation -------------------------------------------------------------------------------
-@torch.no_grad()
-def _energies(model: Model, x: torch.Tensor, chunk: int = 65_536) -> torch.Tensor:
-    return torch.cat([model.energy(part) for part in x.split(chunk)])
-
-
-def grid_scores(
-    model: Model, name: str, x_test: torch.Tensor, grid_size: int = GRID_SIZE
-) -> dict[str, Any]:
-    """Normalize exp(-E) on the grid; test log-likelihood (nats) and KL(p_data || p_model)."""
-    from ... import data
-
-    grid = data.toy2d_grid(name, n=grid_size)
-    neg_energy = -_energies(model, grid.points.to(x_test.device)).double()
-    log_z = float(grid.log_normalizer(neg_energy))
-    test, test_se = mean_and_se(-_energies(model, x_test).double() - log_z)
-    return {
-        "test_log_likelihood": test,
-        "test_log_likelihood_se": test_se,
-        "log_likelihood_method": "grid",
-        "kl": float(grid.kl_from_data(neg_energy.cpu())),
-        "log_z_grid": log_z,
-        "grid": f"{grid_size}x{grid_size} on [-4.5, 4.5]^2",
-    }
-
-
 def _learned_log_z(ctx: Context) -> float | None:
     """NCE/FCE's learned log Z from the run's checkpoint, when there is one."""
     path = ctx.out_dir / "checkpoint.safetensors"
@@ -247,10 +197,7 @@ def _learned_log_z(ctx: Context) -> float | None:
 
 def bottom_half_mask(n: int, image_shape: tuple[int, int], device: torch.device) -> torch.Tensor:
     """Known pixels: the top half of every image (the bottom half is inpainted)."""
-    h, w = image_shape
-    known = torch.zeros(h, w, dtype=torch.bool, device=device)
-    known[: h // 2] = True
-    return known.flatten().expand(n, -1).clone()
+    return top_half_known(image_shape, device).expand(n, -1).clone()
 
 
 def _quick_steps(model: EnergyNetwork, ctx: Context) -> int | None:
@@ -260,29 +207,27 @@ def _quick_steps(model: EnergyNetwork, ctx: Context) -> int | None:
 
 
 def _evaluate(
-    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+    model: EnergyNetwork, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
-    from ... import data
-
     model.eval()
-    if data.is_toy2d(ctx.data_name):
-        metrics = grid_scores(model, ctx.data_name, x_test)
+    shape = ctx.image_shape
+    if shape is None:  # a toy 2-D density
+        metrics = grid_log_likelihood(model, ctx.data_name, x_test)
         learned = _learned_log_z(ctx)
         if learned is not None:
             metrics["log_z_learned"] = learned  # NCE self-normalization: compare to log_z_grid
         return metrics
-    assert isinstance(model, EnergyNetwork) and ctx.image_shape is not None
     n = 32 if ctx.quick else 300
     test = x_test[:n]
-    known = bottom_half_mask(test.shape[0], ctx.image_shape, test.device)
+    known = bottom_half_mask(test.shape[0], shape, test.device)
     filled = model.inpaint(test, known, n_steps=_quick_steps(model, ctx), generator=ctx.generator)
     unknown = ~known
     mse = float((filled - test)[unknown].square().mean())
     mean_image = x_train.mean(0, keepdim=True).expand_as(test)
     baseline = float((mean_image - test)[unknown].square().mean())
     chance = float((model.noise(test.shape[0], ctx.generator) - test)[unknown].square().mean())
-    energy_test = float(_energies(model, x_test).mean())
-    energy_noise = float(_energies(model, model.noise(x_test.shape[0], ctx.generator)).mean())
+    energy_test = float(energies(model, x_test).mean())
+    energy_noise = float(energies(model, model.noise(x_test.shape[0], ctx.generator)).mean())
     return {
         "log_likelihood_method": "none",
         "note": "no tractable log-likelihood for a neural energy on images (log Z would need "
@@ -298,7 +243,7 @@ def _evaluate(
 
 # ----- figures ----------------------------------------------------------------------------------
 def landscape_figure(
-    model: Model,
+    model: EnergyNetwork,
     name: str,
     path: Path,
     title: str,
@@ -312,17 +257,14 @@ def landscape_figure(
 
     grid = data.toy2d_grid(None, n=grid_size)
     with torch.no_grad():
-        neg_energy = -_energies(model, grid.points.to(model.device))
+        neg_energy = -energies(model, grid.points.to(model.device))
     # Grid2D rows go up in y; density_2d wants [x, y]
     image = neg_energy.reshape(grid_size, grid_size).T
-    assert isinstance(model, EnergyNetwork)
     samples = model.sample(n_samples, n_steps=n_steps, generator=generator)
     return viz.density_2d(image, grid.bounds, path, samples=samples, title=title)
 
 
-def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
-    from ... import data
-
+def _figures(model: EnergyNetwork, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     o = resolved(ctx)
     label = {
         "cd": "CD (Langevin)",
@@ -335,7 +277,8 @@ def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
         "fce": "FCE",
     }[o["objective"]]
     model.eval()
-    if data.is_toy2d(ctx.data_name):
+    shape = ctx.image_shape
+    if shape is None:  # a toy 2-D density
         path = landscape_figure(
             model,
             ctx.data_name,
@@ -350,24 +293,13 @@ def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
                 "Energy landscape and samples",
                 f"Left: exp(-E) of the {label} model normalized on the grid. Right: "
                 "Langevin samples started from uniform noise"
-                + (
-                    " (annealed over the noise ladder)."
-                    if getattr(model, "noise_conditional", False)
-                    else "."
-                ),
+                + (" (annealed over the noise ladder)." if model.noise_conditional else "."),
             )
         ]
-    assert isinstance(model, EnergyNetwork) and ctx.image_shape is not None
     figures = []
     steps = _quick_steps(model, ctx)
     samples = model.sample(64, n_steps=steps, generator=ctx.generator)
-    path = viz.image_grid(
-        samples,
-        ctx.image_shape,
-        ctx.out_dir / "samples.png",
-        nrow=8,
-        title=f"{label}: samples",
-    )
+    path = viz.image_grid(samples, shape, ctx.out_dir / "samples.png", title=f"{label}: samples")
     figures.append(
         Figure(
             path,
@@ -377,16 +309,11 @@ def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
         )
     )
     test = x_test[:16]
-    known = bottom_half_mask(test.shape[0], ctx.image_shape, test.device)
+    known = bottom_half_mask(test.shape[0], shape, test.device)
     filled = model.inpaint(test, known, n_steps=steps, generator=ctx.generator)
-    masked = torch.where(known, test, torch.full_like(test, 0.5))
-    path = viz.image_grid(
-        torch.cat([test, masked, filled]),
-        ctx.image_shape,
-        ctx.out_dir / "inpainting.png",
-        nrow=16,
-        title=f"{label}: inpainting",
-        row_labels=["test", "known", "filled"],
+    rows = [("test", test), ("known", viz.hide_unknown(test, known)), ("filled", filled)]
+    path = viz.labelled_rows(
+        rows, shape, ctx.out_dir / "inpainting.png", title=f"{label}: inpainting"
     )
     figures.append(
         Figure(

@@ -5,10 +5,10 @@ maximum likelihood, on 2-D toy densities and on images.
 ``ebmlab train realnvp --data mnist --eval``        (``ebmlab.models.image_flows.ImageRealNVP``)
 
 2-D densities: the flow's density is exact, so ``test_log_likelihood`` is mean log q(x_test)
-(tag ``"exact"``); KL(p_data || q) is summed on the grid of the ``ebm`` family
-(``ebmlab.app.families.ebm.grid_scores``: 360 x 360 cells on [-4.5, 4.5]^2, q renormalized on the
-grid), with ``log_z_grid`` (the flow's mass on the grid, about 0) as a check, and a Monte Carlo
-KL on the test points (``kl_mc``: mean log p_data - log q) beside it.
+(tag ``"exact"``); KL(p_data || q) is summed on the grid the ``ebm`` family uses
+(``ebmlab.estimators.grid.grid_log_likelihood``: 360 x 360 cells on [-4.5, 4.5]^2, q
+renormalized on the grid), with ``log_z_grid`` (the flow's mass on the grid, about 0) as a
+check, and a Monte Carlo KL on the test points (``kl_mc``: mean log p_data - log q) beside it.
 
 Images: uniform dequantization (x_int + u) / K with K intensity levels (2 for the binarized data
 the recipe loads by default; the model infers K from the data, so grey-level data work through
@@ -28,15 +28,14 @@ from typing import Any
 import torch
 
 from ...estimators import dequantized_log_likelihoods
-from ...models.base import Model
+from ...estimators.grid import grid_log_likelihood
 from ...models.flows import RealNVP
 from ...models.image_flows import ImageRealNVP, infer_levels
 from ...objectives.base import Objective
-from ...objectives.likelihood import MaximumLikelihood
+from ...objectives.likelihood import DequantizedMaximumLikelihood, MaximumLikelihood
 from ...stats import mean_and_se
 from .. import viz
 from ..recipes import Context, Figure, Option, Recipe, register
-from .ebm import grid_scores
 
 #: Training images scored for ``train_log_likelihood``.
 TRAIN_SUBSET = 2000
@@ -45,30 +44,10 @@ TRAIN_SUBSET = 2000
 STANDARDIZE_SUBSET = 5000
 
 
-class DequantizedMaximumLikelihood(Objective):
-    """loss = -mean [log p((x_int + u) / K) - D log K], a fresh u ~ U[0, 1)^D per minibatch drawn
-    from the loop's generator: maximizes the dequantization bound on the discrete likelihood."""
-
-    def loss(
-        self, model: torch.nn.Module, batch: torch.Tensor, generator: torch.Generator
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        assert isinstance(model, ImageRealNVP)
-        bound = model.discrete_log_likelihood_bound(batch, generator)
-        loss = -bound.mean()
-        bits = float(loss.detach()) / (model.dim * math.log(2))
-        return loss, {"bits_per_dim": bits}
-
-
-def _is_image(ctx: Context) -> bool:
-    return ctx.image_shape is not None
-
-
-
 # ----- build --------------------------------------------------------------------------------------
-def _build(x_train: torch.Tensor, ctx: Context) -> tuple[Model, Objective]:
+def _build(x_train: torch.Tensor, ctx: Context) -> tuple[ImageRealNVP | RealNVP, Objective]:
     o = ctx.options
-    if _is_image(ctx):
-        assert ctx.image_shape is not None
+    if ctx.image_shape is not None:
         model = ImageRealNVP(
             list(ctx.image_shape),
             levels=infer_levels(x_train[:STANDARDIZE_SUBSET]),
@@ -123,7 +102,7 @@ def _evaluate_toy(model: RealNVP, x_test: torch.Tensor, ctx: Context) -> dict[st
         log_q = torch.cat([model.log_prob(p) for p in x_test.split(65_536)])
         log_p = data.toy2d_log_density(ctx.data_name, x_test.cpu()).to(log_q)
     test, test_se = mean_and_se(log_q)
-    grid = grid_scores(model, ctx.data_name, x_test)
+    grid = grid_log_likelihood(model, ctx.data_name, x_test)
     kl_mc, kl_mc_se = mean_and_se(log_p - log_q)
     return {
         "test_log_likelihood": test,
@@ -140,12 +119,11 @@ def _evaluate_toy(model: RealNVP, x_test: torch.Tensor, ctx: Context) -> dict[st
 
 
 def _evaluate(
-    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+    model: ImageRealNVP | RealNVP, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
     model.eval()
     if isinstance(model, ImageRealNVP):
         return _evaluate_images(model, x_train, x_test, ctx)
-    assert isinstance(model, RealNVP)
     return _evaluate_toy(model, x_test, ctx)
 
 
@@ -165,42 +143,35 @@ def density_figure(
     return viz.density_2d(image, grid.bounds, path, samples=samples, title=title)
 
 
-def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
+def _image_figures(model: ImageRealNVP, ctx: Context) -> list[Figure]:
+    shape = model.image_shape
+    samples = model.sample(64, generator=ctx.generator)
+    continuous = model.sample_continuous(64, generator=ctx.generator, temperature=0.7)
+    return [
+        Figure(
+            viz.image_grid(samples, shape, ctx.out_dir / "samples.png", title="Real NVP samples"),
+            "Samples",
+            f"64 draws of the dequantized density, each mapped to its cell on the "
+            f"{model.levels}-level grid (floor(K y)).",
+        ),
+        Figure(
+            viz.image_grid(
+                continuous,
+                shape,
+                ctx.out_dir / "samples_t07.png",
+                title="Real NVP, temperature 0.7",
+            ),
+            "Samples at temperature 0.7",
+            "Continuous draws y with the base noise scaled by 0.7 (not exact samples: "
+            "reduced temperature trades diversity for cleaner images).",
+        ),
+    ]
+
+
+def _figures(model: ImageRealNVP | RealNVP, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     model.eval()
     if isinstance(model, ImageRealNVP):
-        assert ctx.image_shape is not None
-        samples = model.sample(64, generator=ctx.generator)
-        figures = [
-            Figure(
-                viz.image_grid(
-                    samples,
-                    ctx.image_shape,
-                    ctx.out_dir / "samples.png",
-                    nrow=8,
-                    title="Real NVP samples",
-                ),
-                "Samples",
-                f"64 draws of the dequantized density, each mapped to its cell on the "
-                f"{model.levels}-level grid (floor(K y)).",
-            )
-        ]
-        continuous = model.sample_continuous(64, generator=ctx.generator, temperature=0.7)
-        figures.append(
-            Figure(
-                viz.image_grid(
-                    continuous,
-                    ctx.image_shape,
-                    ctx.out_dir / "samples_t07.png",
-                    nrow=8,
-                    title="Real NVP, temperature 0.7",
-                ),
-                "Samples at temperature 0.7",
-                "Continuous draws y with the base noise scaled by 0.7 (not exact samples: "
-                "reduced temperature trades diversity for cleaner images).",
-            )
-        )
-        return figures
-    assert isinstance(model, RealNVP)
+        return _image_figures(model, ctx)
     path = density_figure(
         model,
         ctx.out_dir / "density.png",

@@ -30,7 +30,6 @@ import matplotlib.pyplot as plt
 import torch
 
 from ...metrics.frechet import frechet_distance, frechet_distance_features, frechet_metrics
-from ...models.base import Model
 from ...models.gan import ARCHITECTURES, GAN
 from ...objectives.gan import GENERATOR_LOSSES, GANObjective
 from .. import viz
@@ -64,24 +63,15 @@ OPTIONS = (
 )
 
 
-def _kind(ctx: Context) -> str:
-    return "image" if ctx.image_shape is not None else "toy2d"
-
-
 def resolved(ctx: Context) -> dict[str, Any]:
     """The options with every None replaced by its default for the data kind."""
-    options = dict(ctx.options)
-    for key, value in AUTO[_kind(ctx)].items():
-        if options.get(key) is None:
-            options[key] = value
-    return options
+    return ctx.resolved_options(AUTO)
 
 
-
-def _build(x_train: torch.Tensor, ctx: Context) -> tuple[Model, GANObjective]:
+def _build(x_train: torch.Tensor, ctx: Context) -> tuple[GAN, GANObjective]:
     o = resolved(ctx)
-    image = ctx.image_shape is not None
-    if o["architecture"] == "conv" and not image:
+    shape = ctx.image_shape
+    if o["architecture"] == "conv" and shape is None:
         raise ValueError("architecture: 'conv' needs image data; use 'mlp' for 2-D densities")
     model = GAN(
         x_train.shape[1],
@@ -90,8 +80,8 @@ def _build(x_train: torch.Tensor, ctx: Context) -> tuple[Model, GANObjective]:
         hidden=o["hidden"],
         depth=o["depth"],
         channels=o["channels"],
-        image_shape=list(ctx.image_shape) if image else None,
-        output="sigmoid" if image else "identity",
+        image_shape=None if shape is None else list(shape),
+        output="identity" if shape is None else "sigmoid",
         batch_norm=o["batch_norm"],
         seed=ctx.seed(),
     )
@@ -120,11 +110,10 @@ def _is_binary(x: torch.Tensor) -> bool:
 
 
 def _evaluate(
-    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+    model: GAN, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
     from ... import data
 
-    assert isinstance(model, GAN)
     n = ctx.options.get("fd_samples") or x_test.shape[0]
     samples = _samples(model, n, ctx.generator)
     metrics: dict[str, Any] = {
@@ -172,15 +161,13 @@ def _slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _image_figures(model: GAN, x_train: torch.Tensor, ctx: Context) -> list[Figure]:
-    shape = ctx.image_shape
-    assert shape is not None
+def _image_figures(
+    model: GAN, x_train: torch.Tensor, shape: tuple[int, int], ctx: Context
+) -> list[Figure]:
     samples = model.sample(64, ctx.generator)
     figures = [
         Figure(
-            viz.image_grid(
-                samples, shape, ctx.out_dir / "samples.png", nrow=8, title="GAN samples G(z)"
-            ),
+            viz.image_grid(samples, shape, ctx.out_dir / "samples.png", title="GAN samples G(z)"),
             "Samples",
             "64 independent samples G(z), z ~ N(0, I): one pass through the generator.",
         )
@@ -208,12 +195,10 @@ def _image_figures(model: GAN, x_train: torch.Tensor, ctx: Context) -> list[Figu
     nearest = x_train.to(shown)[distances.argmin(1)]
     figures.append(
         Figure(
-            viz.image_grid(
-                torch.cat([shown, nearest]),
+            viz.labelled_rows(
+                [("sample", shown), ("nearest", nearest)],
                 shape,
                 ctx.out_dir / "nearest_neighbours.png",
-                nrow=10,
-                row_labels=["sample", "nearest"],
                 title="samples / nearest training images",
             ),
             "Nearest training images",
@@ -261,14 +246,12 @@ def _toy_figures(model: GAN, x_test: torch.Tensor, ctx: Context) -> list[Figure]
     ]
 
 
-def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
-    assert isinstance(model, GAN)
-    if ctx.image_shape is None:
+def _figures(model: GAN, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
+    shape = ctx.image_shape
+    if shape is None:
         return _toy_figures(model, x_test, ctx)
-    from ... import data
-
-    x_train, _ = data.load(ctx.data_name, "train")
-    return _image_figures(model, x_train, ctx)
+    # the nearest-neighbour figure searches the run's training images
+    return _image_figures(model, ctx.train_data(), shape, ctx)
 
 
 register(

@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 
-from ...models.base import Model
 from ...models.hopfield import RULES, Hopfield, to_binary, to_spins
 from ..hopfield_experiments import completion_grid, completion_rows, select_patterns
 from ..recipes import Context, Figure, Option, Recipe, register
@@ -25,12 +24,11 @@ MAX_CANDIDATES = 5000
 PROBE_REPEATS = 20
 
 
-def _build(x_train: torch.Tensor, ctx: Context) -> tuple[Model, None]:
+def _build(x_train: torch.Tensor, ctx: Context) -> tuple[Hopfield, None]:
     return Hopfield(x_train.shape[1], rule=ctx.options["rule"]), None
 
 
-def _fit(model: Model, x_train: torch.Tensor, ctx: Context) -> dict[str, Any]:
-    assert isinstance(model, Hopfield)
+def _fit(model: Hopfield, x_train: torch.Tensor, ctx: Context) -> dict[str, Any]:
     options = ctx.options
     binary = (x_train > options["threshold"]).float().cpu()
     seed = ctx.seed()
@@ -52,27 +50,31 @@ def _probe_generator(ctx: Context) -> torch.Generator:
     return torch.Generator(device=ctx.device).manual_seed(ctx.generator.initial_seed() + 1)
 
 
+def _probe(
+    model: Hopfield, patterns: torch.Tensor, shape: tuple[int, int], ctx: Context
+) -> tuple[list[tuple[str, torch.Tensor]], dict[str, float]]:
+    """``completion_rows`` of ``patterns`` with the run's --flip and --mode, from the probe seed."""
+    o = ctx.options
+    generator = _probe_generator(ctx)
+    return completion_rows(
+        model, patterns, shape, flip=o["flip"], mode=o["mode"], generator=generator
+    )
+
+
 def _evaluate(
-    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+    model: Hopfield, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
-    assert isinstance(model, Hopfield)
     shape = ctx.image_shape or (1, model.n_units)
     # every stored pattern probed PROBE_REPEATS times with fresh noise, for stable fractions
     probes = model.patterns.repeat(PROBE_REPEATS, 1)
-    _, metrics = completion_rows(
-        model,
-        probes,
-        shape,
-        flip=ctx.options["flip"],
-        mode=ctx.options["mode"],
-        generator=_probe_generator(ctx),
-    )
+    _, rates = _probe(model, probes, shape, ctx)
     binary = to_spins((x_test[:1000] > ctx.options["threshold"]).float())
     recalled, info = model.recall(
         binary, mode=ctx.options["mode"], seed=_probe_generator(ctx), return_info=True
     )
     nearest = (recalled @ model.patterns.T).argmax(1)
     stored = (recalled == model.patterns[nearest]).all(1).float().mean().item()
+    metrics: dict[str, Any] = dict(rates)
     metrics.update(
         {
             "n_patterns": model.patterns.shape[0],
@@ -86,25 +88,18 @@ def _evaluate(
     return metrics
 
 
-def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
-    assert isinstance(model, Hopfield)
+def _figures(model: Hopfield, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     shape = ctx.image_shape or (1, model.n_units)
     patterns = model.patterns[:10]
-    rows, metrics = completion_rows(
-        model,
-        patterns,
-        shape,
-        flip=ctx.options["flip"],
-        mode=ctx.options["mode"],
-        generator=_probe_generator(ctx),
-    )
+    rows, metrics = _probe(model, patterns, shape, ctx)
     rule = ctx.options["rule"]
     completion = completion_grid(
         rows, shape, ctx.out_dir / "completion.png", title=f"Hopfield ({rule}): pattern completion"
     )
     test = to_spins((x_test[:10] > ctx.options["threshold"]).float())
-    recalled = model.recall(test, mode=ctx.options["mode"], seed=_probe_generator(ctx))
-    assert isinstance(recalled, torch.Tensor)
+    recalled, _ = model.recall(
+        test, mode=ctx.options["mode"], seed=_probe_generator(ctx), return_info=True
+    )
     memory = completion_grid(
         [("test image", to_binary(test)), ("recalls", to_binary(recalled))],
         shape,

@@ -22,8 +22,7 @@ from typing import Any
 
 import torch
 
-from ...models.base import Model
-from ...models.linear_gaussian import PCA, FactorAnalysis, LinearGaussian, ProbabilisticPCA, moments
+from ...models.linear_gaussian import PCA, FactorAnalysis, ProbabilisticPCA, moments
 from ...stats import mean_and_se
 from .. import viz
 from ..recipes import Context, Figure, Option, Recipe, register
@@ -65,12 +64,11 @@ def fit_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
 
 
 # ----- PCA ---------------------------------------------------------------------------------------
-def _build_pca(x_train: torch.Tensor, ctx: Context) -> tuple[Model, None]:
+def _build_pca(x_train: torch.Tensor, ctx: Context) -> tuple[PCA, None]:
     return PCA(x_train.shape[1], ctx.options["components"]), None
 
 
-def _fit_pca(model: Model, x_train: torch.Tensor, ctx: Context) -> dict[str, Any]:
-    assert isinstance(model, PCA)
+def _fit_pca(model: PCA, x_train: torch.Tensor, ctx: Context) -> dict[str, Any]:
     model.fit(x_train)
     return {
         "n_train": x_train.shape[0],
@@ -79,9 +77,8 @@ def _fit_pca(model: Model, x_train: torch.Tensor, ctx: Context) -> dict[str, Any
 
 
 def _evaluate_pca(
-    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+    model: PCA, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
-    assert isinstance(model, PCA)
     with torch.no_grad():
         test, test_se = mean_and_se(model.reconstruction_error(x_test))
         train, _ = mean_and_se(model.reconstruction_error(x_train))
@@ -96,16 +93,10 @@ def _evaluate_pca(
     }
 
 
-def _components_figure(filters: torch.Tensor, ctx: Context, title: str, caption: str) -> Figure:
+def _components_figure(weights: torch.Tensor, ctx: Context, title: str, caption: str) -> Figure:
+    """The first columns of an (H*W, K) loading matrix as images."""
     assert ctx.image_shape is not None
-    path = viz.image_grid(
-        filters[:100],
-        ctx.image_shape,
-        ctx.out_dir / "components.png",
-        nrow=10,
-        normalize=True,
-        title=title,
-    )
+    path = viz.filters_grid(weights, ctx.image_shape, ctx.out_dir / "components.png", title)
     return Figure(path, "Components", caption)
 
 
@@ -113,19 +104,16 @@ def _reconstructions_figure(
     x: torch.Tensor, reconstructed: torch.Tensor, ctx: Context, caption: str
 ) -> Figure:
     assert ctx.image_shape is not None
-    path = viz.image_grid(
-        torch.cat([x, reconstructed]),
+    path = viz.labelled_rows(
+        [("data", x), ("recon.", reconstructed)],
         ctx.image_shape,
         ctx.out_dir / "reconstructions.png",
-        nrow=x.shape[0],
-        row_labels=["data", "recon."],
         title="test images and their reconstructions",
     )
     return Figure(path, "Reconstructions", caption)
 
 
-def _figures_pca(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
-    assert isinstance(model, PCA)
+def _figures_pca(model: PCA, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     if ctx.image_shape is None:
         return []
     with torch.no_grad():
@@ -143,9 +131,9 @@ def _figures_pca(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figur
     k = model.n_components
     return [
         _components_figure(
-            model.components,
+            model.components.T,
             ctx,
-            f"principal components (first {min(k, 100)})",
+            f"principal components (first {min(k, viz.MAX_FILTERS)})",
             "Rows of the projection, largest variance first, each rescaled to [0, 1].",
         ),
         _reconstructions_figure(
@@ -161,25 +149,26 @@ def _figures_pca(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figur
 
 
 # ----- PPCA and FA -------------------------------------------------------------------------------
-def _build_ppca(x_train: torch.Tensor, ctx: Context) -> tuple[Model, None]:
+def _build_ppca(x_train: torch.Tensor, ctx: Context) -> tuple[ProbabilisticPCA, None]:
     o = ctx.options
     return ProbabilisticPCA(x_train.shape[1], o["components"], min_noise=o["min_noise"]), None
 
 
-def _build_fa(x_train: torch.Tensor, ctx: Context) -> tuple[Model, None]:
+def _build_fa(x_train: torch.Tensor, ctx: Context) -> tuple[FactorAnalysis, None]:
     o = ctx.options
     return FactorAnalysis(x_train.shape[1], o["components"], min_noise=o["min_noise"]), None
 
 
+#: The two fitted linear-Gaussian densities (``ppca`` and ``fa`` share their functions).
+Density = ProbabilisticPCA | FactorAnalysis
 
-def _fit_density(model: Model, x_train: torch.Tensor, ctx: Context) -> dict[str, Any]:
-    assert isinstance(model, LinearGaussian)
+
+def _fit_density(model: Density, x_train: torch.Tensor, ctx: Context) -> dict[str, Any]:
     mean, cov, dequantized = fit_statistics(x_train)
     o = ctx.options
     if isinstance(model, ProbabilisticPCA):
         model.fit_moments(mean, cov, method=o["method"], seed=ctx.seed())
     else:
-        assert isinstance(model, FactorAnalysis)
         model.fit_moments(mean, cov, max_iter=o["max_iter"], tol=o["tol"])
     result = model.fit_result
     assert result is not None
@@ -195,9 +184,8 @@ def _fit_density(model: Model, x_train: torch.Tensor, ctx: Context) -> dict[str,
 
 
 def _evaluate_density(
-    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+    model: Density, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
-    assert isinstance(model, LinearGaussian)
     dequantized = is_binary(x_train) and is_binary(x_test)
     with torch.no_grad():
         if dequantized:
@@ -234,8 +222,7 @@ def _evaluate_density(
     return metrics
 
 
-def _figures_density(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
-    assert isinstance(model, LinearGaussian)
+def _figures_density(model: Density, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     if ctx.image_shape is None:
         return []
     name = "PPCA" if isinstance(model, ProbabilisticPCA) else "FA"
@@ -249,9 +236,9 @@ def _figures_density(model: Model, x_test: torch.Tensor, ctx: Context) -> list[F
     out = ctx.out_dir
     figures = [
         _components_figure(
-            model.W.detach().T,
+            model.W,
             ctx,
-            f"{name}: columns of W (first {min(model.n_components, 100)})",
+            f"{name}: columns of W (first {min(model.n_components, viz.MAX_FILTERS)})",
             "Factor loadings, each rescaled to [0, 1] (their order and rotation are arbitrary "
             "for FA).",
         ),
@@ -259,9 +246,7 @@ def _figures_density(model: Model, x_test: torch.Tensor, ctx: Context) -> list[F
             x_test[:10], recon, ctx, "Posterior means E[W z + mu | x] of the noise-free image."
         ),
         Figure(
-            viz.image_grid(
-                samples, ctx.image_shape, out / "samples.png", nrow=8, title=f"{name} samples"
-            ),
+            viz.image_grid(samples, ctx.image_shape, out / "samples.png", title=f"{name} samples"),
             "Samples",
             "Draws x = W z + mu + eps"
             + (
@@ -275,7 +260,6 @@ def _figures_density(model: Model, x_test: torch.Tensor, ctx: Context) -> list[F
                 means,
                 ctx.image_shape,
                 out / "sample_means.png",
-                nrow=8,
                 title=f"{name}: W z + mu (noise left out)",
             ),
             "Noise-free samples",

@@ -23,7 +23,6 @@ import torch
 from torch.nn import functional as F
 
 from ... import estimators
-from ...models.base import Model
 from ...models.boltzmann import BoltzmannMachine
 from ...models.gaussian_rbm import GaussianBernoulliRBM
 from ...models.rbm import BernoulliRBM
@@ -32,7 +31,7 @@ from ...objectives.contrastive import ContrastiveDivergence
 from ...stats import mean_and_se
 from ...training import Stage, TrainConfig
 from .. import viz
-from ..recipes import Context, Figure, Option, Recipe, register
+from ..recipes import Context, Figure, Option, Recipe, register, top_half_known
 
 #: Largest layer enumerated for the exact log-likelihood reported beside AIS.
 EXACT_MAX_UNITS = 20
@@ -61,7 +60,7 @@ RBM_OPTIONS = (
 )
 
 
-def _build_rbm(x_train: torch.Tensor, ctx: Context) -> tuple[Model, ContrastiveDivergence]:
+def _build_rbm(x_train: torch.Tensor, ctx: Context) -> tuple[BernoulliRBM, ContrastiveDivergence]:
     o = ctx.options
     model = BernoulliRBM(x_train.shape[1], o["hidden"], seed=ctx.seed())
     objective = ContrastiveDivergence(
@@ -77,9 +76,12 @@ def _build_rbm(x_train: torch.Tensor, ctx: Context) -> tuple[Model, ContrastiveD
 
 @torch.no_grad()
 def model_samples(
-    model: BernoulliRBM, start: torch.Tensor, n_sweeps: int, generator: torch.Generator
+    model: BernoulliRBM | GaussianBernoulliRBM,
+    start: torch.Tensor,
+    n_sweeps: int,
+    generator: torch.Generator,
 ) -> torch.Tensor:
-    """Binary states after ``n_sweeps`` block-Gibbs sweeps from ``start``."""
+    """States after ``n_sweeps`` block-Gibbs sweeps from ``start``."""
     v = start
     for _ in range(n_sweeps):
         v, _ = model.gibbs_vhv(v, generator)
@@ -87,7 +89,7 @@ def model_samples(
 
 
 def _ais_metrics(
-    model: BernoulliRBM,
+    model: BernoulliRBM | GaussianBernoulliRBM,
     x_train: torch.Tensor,
     x_test: torch.Tensor,
     ctx: Context,
@@ -135,20 +137,29 @@ def _ais_metrics(
     return metrics
 
 
-def _evaluate_rbm(
-    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+def _exact_metrics(
+    model: BernoulliRBM | GaussianBernoulliRBM | BoltzmannMachine,
+    x_test: torch.Tensor,
+    log_z: float,
 ) -> dict[str, Any]:
-    assert isinstance(model, BernoulliRBM)
-    o = ctx.options
-    n_betas = min(o["ais_betas"], 1000) if ctx.quick else o["ais_betas"]
-    metrics = _ais_metrics(model, x_train, x_test, ctx, n_betas, o["ais_runs"])
+    """The test log-likelihood with ``log_z`` from enumeration (method "exact")."""
+    test = estimators.log_likelihood(model, x_test, log_z)
+    return {
+        "test_log_likelihood": test.mean,
+        "test_log_likelihood_se": test.se,
+        "log_likelihood_method": "exact",
+    }
+
+
+def _evaluate_rbm(
+    model: BernoulliRBM, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+) -> dict[str, Any]:
+    n_betas = ctx.quick_capped("ais_betas", 1000)
+    metrics = _ais_metrics(model, x_train, x_test, ctx, n_betas, ctx.options["ais_runs"])
     if min(model.n_visible, model.n_hidden) <= EXACT_MAX_UNITS:
         log_z = estimators.exact_log_z(model)
-        exact = estimators.log_likelihood(model, x_test, log_z)
         metrics = {
-            "test_log_likelihood": exact.mean,
-            "test_log_likelihood_se": exact.se,
-            "log_likelihood_method": "exact",
+            **_exact_metrics(model, x_test, log_z),
             "log_z_exact": log_z,
             "test_log_likelihood_ais": metrics.pop("test_log_likelihood"),
             "test_log_likelihood_ais_se": metrics.pop("test_log_likelihood_se"),
@@ -164,24 +175,22 @@ def _evaluate_rbm(
     return metrics
 
 
-def _inpainting_figure(model: Any, x_test: torch.Tensor, ctx: Context, steps: int) -> Figure:
-    shape = ctx.image_shape
-    assert shape is not None
-    h, w = shape
+def _inpainting_figure(
+    model: BernoulliRBM, x_test: torch.Tensor, ctx: Context, shape: tuple[int, int], steps: int
+) -> Figure:
     originals = x_test[:10]
-    mask = torch.ones(h, w, dtype=torch.bool, device=x_test.device)
-    mask[h // 2 :, :] = False  # the bottom half is unknown
-    mask = mask.flatten()
-    completed = model.complete(originals, mask, n_steps=steps, generator=ctx.generator)
-    shown = torch.where(mask, originals, torch.full_like(originals, 0.5))
-    grid = torch.cat([originals, shown, completed])
-    path = viz.image_grid(
-        grid,
+    known = top_half_known(shape, x_test.device)  # the bottom half is unknown
+    completed = model.complete(originals, known, n_steps=steps, generator=ctx.generator)
+    rows = [
+        ("original", originals),
+        ("given", viz.hide_unknown(originals, known)),
+        ("completed", completed),
+    ]
+    path = viz.labelled_rows(
+        rows,
         shape,
         ctx.out_dir / "inpainting.png",
-        nrow=10,
         title="inpainting: original / bottom half hidden / completed",
-        row_labels=["original", "given", "completed"],
     )
     return Figure(
         path,
@@ -192,45 +201,33 @@ def _inpainting_figure(model: Any, x_test: torch.Tensor, ctx: Context, steps: in
     )
 
 
-def _figures_rbm(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
-    assert isinstance(model, BernoulliRBM)
+def _figures_rbm(model: BernoulliRBM, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     shape = ctx.image_shape
     if shape is None:
         return []
-    steps = min(ctx.options["sample_steps"], 1000) if ctx.quick else ctx.options["sample_steps"]
+    steps = ctx.quick_capped("sample_steps", 1000)
     samples = model.sample(64, n_steps=steps, generator=ctx.generator)
-    figures = [
+    n_filters = min(model.n_hidden, viz.MAX_FILTERS)
+    filters_title = f"first {n_filters} filters (columns of W)"
+    return [
         Figure(
             viz.image_grid(
                 samples,
                 shape,
                 ctx.out_dir / "samples.png",
-                nrow=8,
                 title=f"RBM samples ({steps} Gibbs sweeps from noise)",
             ),
             "Samples",
             f"64 independent block-Gibbs chains started from uniform noise, after {steps} "
             "sweeps; each image is p(v | h) of the last sweep.",
-        )
-    ]
-    n_filters = min(model.n_hidden, 100)
-    filters = model.W.detach()[:, :n_filters].T
-    figures.append(
+        ),
         Figure(
-            viz.image_grid(
-                filters,
-                shape,
-                ctx.out_dir / "filters.png",
-                nrow=10,
-                normalize=True,
-                title=f"first {n_filters} filters (columns of W)",
-            ),
+            viz.filters_grid(model.W, shape, ctx.out_dir / "filters.png", filters_title),
             "Filters",
             "Weights of the first hidden units, each rescaled to [0, 1].",
-        )
-    )
-    figures.append(_inpainting_figure(model, x_test, ctx, 200 if ctx.quick else 1000))
-    return figures
+        ),
+        _inpainting_figure(model, x_test, ctx, shape, 200 if ctx.quick else 1000),
+    ]
 
 
 RBM_TRAIN_DEFAULTS = {
@@ -269,7 +266,9 @@ register(
 
 
 # ----- Gaussian-Bernoulli RBM --------------------------------------------------------------------
-def _build_grbm(x_train: torch.Tensor, ctx: Context) -> tuple[Model, ContrastiveDivergence]:
+def _build_grbm(
+    x_train: torch.Tensor, ctx: Context
+) -> tuple[GaussianBernoulliRBM, ContrastiveDivergence]:
     o = ctx.options
     model = GaussianBernoulliRBM(
         x_train.shape[1],
@@ -285,9 +284,8 @@ def _build_grbm(x_train: torch.Tensor, ctx: Context) -> tuple[Model, Contrastive
 
 
 def _evaluate_grbm(
-    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+    model: GaussianBernoulliRBM, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
-    assert isinstance(model, GaussianBernoulliRBM)
     with torch.no_grad():
         metrics: dict[str, Any] = {
             "test_reconstruction_error": mean_and_se(model.reconstruction_error(x_test))[0],
@@ -299,25 +297,16 @@ def _evaluate_grbm(
             "binarized data"
         )
         if model.n_hidden <= EXACT_MAX_UNITS:
-            log_z = estimators.exact_log_z(model)
-            test = estimators.log_likelihood(model, x_test, log_z)
-            metrics.update(
-                {
-                    "test_log_likelihood": test.mean,
-                    "test_log_likelihood_se": test.se,
-                    "log_likelihood_method": "exact",
-                }
-            )
+            metrics.update(_exact_metrics(model, x_test, estimators.exact_log_z(model)))
         else:
             o = ctx.options
-            n_betas = min(o["ais_betas"], 1000) if ctx.quick else o["ais_betas"]
+            n_betas = ctx.quick_capped("ais_betas", 1000)
             metrics.update(_ais_metrics(model, x_train, x_test, ctx, n_betas, o["ais_runs"]))
         metrics["log_likelihood_note"] = note
     return metrics
 
 
-def _figures_grbm(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
-    assert isinstance(model, GaussianBernoulliRBM)
+def _figures_grbm(model: GaussianBernoulliRBM, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     shape = ctx.image_shape
     if shape is None:
         return []
@@ -325,40 +314,23 @@ def _figures_grbm(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figu
     samples = model.sample(64, n_steps=steps, generator=ctx.generator)
     with torch.no_grad():
         recon = model.mean_v_given_h(model.p_h_given_v(x_test[:10]))
-    filters = model.W.detach()[:, : min(model.n_hidden, 100)].T
+    out = ctx.out_dir
+    rows = [("data", x_test[:10]), ("recon.", recon)]
     return [
         Figure(
             viz.image_grid(
-                samples,
-                shape,
-                ctx.out_dir / "samples.png",
-                nrow=8,
-                title=f"GRBM samples ({steps} sweeps)",
+                samples, shape, out / "samples.png", title=f"GRBM samples ({steps} sweeps)"
             ),
             "Samples",
             f"E[v | h] after {steps} Gibbs sweeps from N(b, sigma^2).",
         ),
         Figure(
-            viz.image_grid(
-                filters,
-                shape,
-                ctx.out_dir / "filters.png",
-                nrow=10,
-                normalize=True,
-                title="filters",
-            ),
+            viz.filters_grid(model.W, shape, out / "filters.png", "filters"),
             "Filters",
             "Columns of W.",
         ),
         Figure(
-            viz.image_grid(
-                torch.cat([x_test[:10], recon]),
-                shape,
-                ctx.out_dir / "reconstructions.png",
-                nrow=10,
-                row_labels=["data", "recon."],
-                title="reconstructions",
-            ),
+            viz.labelled_rows(rows, shape, out / "reconstructions.png", title="reconstructions"),
             "Reconstructions",
             "Mean-field reconstructions E[v | h = p(h | v)].",
         ),
@@ -399,7 +371,7 @@ register(
 
 
 # ----- general Boltzmann machine -----------------------------------------------------------------
-def _build_bm(x_train: torch.Tensor, ctx: Context) -> tuple[Model, BoltzmannLearning]:
+def _build_bm(x_train: torch.Tensor, ctx: Context) -> tuple[BoltzmannMachine, BoltzmannLearning]:
     o = ctx.options
     labels = 10 if o["labels"] else 0
     model = BoltzmannMachine(
@@ -424,9 +396,8 @@ def _stages_bm(
 
 
 def _evaluate_bm(
-    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+    model: BoltzmannMachine, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
-    assert isinstance(model, BoltzmannMachine)
     metrics: dict[str, Any] = {"log_likelihood_method": "none"}
     if model.n_labels:
         y = ctx.labels("test", x_test.shape[0])
@@ -436,20 +407,11 @@ def _evaluate_bm(
             metrics["test_accuracy"] = float((p.argmax(1).cpu() == y).float().mean())
             metrics["classification_method"] = "exact" if exact else "gibbs"
     if model.n_units <= 24:
-        log_z = estimators.exact_log_z(model)
-        test = estimators.log_likelihood(model, x_test, log_z)
-        metrics.update(
-            {
-                "test_log_likelihood": test.mean,
-                "test_log_likelihood_se": test.se,
-                "log_likelihood_method": "exact",
-            }
-        )
+        metrics.update(_exact_metrics(model, x_test, estimators.exact_log_z(model)))
     return metrics
 
 
-def _figures_bm(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
-    assert isinstance(model, BoltzmannMachine)
+def _figures_bm(model: BoltzmannMachine, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     shape = ctx.image_shape
     if shape is None:
         return []

@@ -21,12 +21,11 @@ from typing import Any
 
 import torch
 
-from ...models.base import Model
 from ...models.vae import VAE, gaussian_kl_to_standard_normal
 from ...objectives.vae import VariationalBound
 from ...stats import mean_and_se
 from .. import viz
-from ..recipes import Context, Figure, Option, Recipe, register
+from ..recipes import Context, Figure, Option, Recipe, parse_sizes, register
 
 #: Importance samples per example in quick (demo) evaluations.
 QUICK_EVAL_K = 500
@@ -36,21 +35,9 @@ TRAIN_EVAL_EXAMPLES = 1000
 ACTIVE_UNIT_THRESHOLD = 0.01
 
 
-
 def parse_hidden(text: str) -> list[int]:
     """``"200,200"`` -> [200, 200]; ``""`` or ``"none"`` -> [] (linear maps)."""
-    text = str(text).strip()
-    if text.lower() in ("", "none"):
-        return []
-    try:
-        sizes = [int(part) for part in text.split(",")]
-    except ValueError as error:
-        raise ValueError(
-            f"--hidden: expected comma-separated layer sizes like 200,200, got {text!r}"
-        ) from error
-    if any(size < 1 for size in sizes):
-        raise ValueError(f"--hidden: layer sizes must be positive, got {text!r}")
-    return sizes
+    return parse_sizes(text, "--hidden", example="200,200", empty=True)
 
 
 OPTIONS = (
@@ -65,7 +52,7 @@ OPTIONS = (
 )
 
 
-def _build(x_train: torch.Tensor, ctx: Context) -> tuple[Model, VariationalBound]:
+def _build(x_train: torch.Tensor, ctx: Context) -> tuple[VAE, VariationalBound]:
     o = ctx.options
     model = VAE(
         x_train.shape[1],
@@ -91,9 +78,8 @@ def _eval_settings(ctx: Context, device: torch.device) -> tuple[int, int]:
 
 
 def _evaluate(
-    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+    model: VAE, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
-    assert isinstance(model, VAE)
     k, batch = _eval_settings(ctx, x_test.device)
     start = time.perf_counter()
     test = model.bounds(x_test, k=k, generator=ctx.generator, batch_size=batch)
@@ -150,16 +136,6 @@ def _manifold_figure(model: VAE, ctx: Context, n: int = 15) -> Figure:
     )
 
 
-def _test_labels(ctx: Context, n: int) -> Any:
-    from ... import data
-
-    try:
-        _, y = data.load(ctx.data_name, "test")
-    except (ValueError, FileNotFoundError):
-        return None
-    return y.numpy() if y is not None and y.shape[0] == n else None
-
-
 def _latent_scatter(model: VAE, x_test: torch.Tensor, ctx: Context) -> Figure:
     """Encoder means of the test images: the two latent coordinates, or with more than two
     latent units their first two principal components."""
@@ -174,7 +150,8 @@ def _latent_scatter(model: VAE, x_test: torch.Tensor, ctx: Context) -> Figure:
         centered = mu - mu.mean(0)
         _, _, v = torch.linalg.svd(centered, full_matrices=False)
         points, names = centered @ v[:2].T, ("PC 1 of E_q[z]", "PC 2 of E_q[z]")
-    labels = _test_labels(ctx, points.shape[0])
+    y = ctx.labels("test", points.shape[0])
+    labels = None if y is None else y.cpu().numpy()
     fig, ax = plt.subplots(figsize=(5, 4.5))
     xy = points.numpy()
     scatter = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=3, alpha=0.7)
@@ -196,8 +173,7 @@ def _latent_scatter(model: VAE, x_test: torch.Tensor, ctx: Context) -> Figure:
     )
 
 
-def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
-    assert isinstance(model, VAE)
+def _figures(model: VAE, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     shape = ctx.image_shape
     if shape is None:
         return []
@@ -206,10 +182,11 @@ def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     originals = x_test[:10]
     recon = model.reconstruct(originals)
     recon_z = model.reconstruct(originals, generator=ctx.generator, sample_z=True)
+    rows = [("data", originals), ("z = mean", recon), ("z ~ q", recon_z)]
     figures = [
         Figure(
             viz.image_grid(
-                samples, shape, ctx.out_dir / "samples.png", nrow=8, title="VAE samples E[x | z]"
+                samples, shape, ctx.out_dir / "samples.png", title="VAE samples E[x | z]"
             ),
             "Samples",
             "z ~ N(0, I) from the prior, shown as the decoder's pixel probabilities E[x | z].",
@@ -226,13 +203,8 @@ def _figures(model: Model, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
             "Ancestral draws of the binary pixels themselves (what the likelihood scores).",
         ),
         Figure(
-            viz.image_grid(
-                torch.cat([originals, recon, recon_z]),
-                shape,
-                ctx.out_dir / "reconstructions.png",
-                nrow=10,
-                row_labels=["data", "z = mean", "z ~ q"],
-                title="reconstructions",
+            viz.labelled_rows(
+                rows, shape, ctx.out_dir / "reconstructions.png", title="reconstructions"
             ),
             "Reconstructions",
             "Test images, E[x | z] at the encoder mean, and at one draw z ~ q(z | x).",
