@@ -1,11 +1,11 @@
 """Benchmark discovery and the shared machine-limit measurement.
 
 Benchmarks ship inside the package, in ``ebmlab/app/benchmarks/bench_<name>.py``, so that
-``ebmlab bench`` works from an installed wheel; each defines ``run(quick: bool) -> list[dict]``
-and prints one JSON line per result when run as a script (``python -m
-ebmlab.app.benchmarks.bench_rbm``).
-Speed is reported beside the machine's own float32 matmul throughput, measured in the same run
-by ``matmul_peak``.
+``ebmlab bench`` works from an installed wheel, and only those run unless a folder is named
+(``ebmlab bench --folder DIR``): a checkout's files are never imported by accident. Each
+defines ``run(quick: bool) -> list[dict]`` and prints one JSON line per result when run as a
+script (``python -m ebmlab.app.benchmarks.bench_rbm``). Speed is reported beside the machine's
+own float32 matmul throughput, measured in the same run by ``matmul_peak``.
 """
 
 from __future__ import annotations
@@ -18,27 +18,34 @@ from typing import Any
 
 import torch
 
-
-def _folders() -> list[Path]:
-    return [Path(__file__).resolve().parent / "benchmarks"]
+SHIPPED = Path(__file__).resolve().parent / "benchmarks"
 
 
-def available() -> dict[str, Path]:
-    """Benchmark name -> file, for every ``bench_<name>.py`` found."""
-    found: dict[str, Path] = {}
-    for folder in _folders():
-        for path in sorted(folder.glob("bench_*.py")):
-            found.setdefault(path.stem.removeprefix("bench_"), path)
-    return found
+def available(folder: str | Path | None = None) -> dict[str, Path]:
+    """Benchmark name -> file, for every ``bench_<name>.py`` that ships with ebmlab, or in
+    ``folder`` when one is named (nothing is ever picked up from the current directory)."""
+    where = Path(folder) if folder is not None else SHIPPED
+    if not where.is_dir():
+        raise ValueError(f"--folder: {where} is not a directory")
+    return {path.stem.removeprefix("bench_"): path for path in sorted(where.glob("bench_*.py"))}
 
 
 def _module(path: Path) -> ModuleType:
-    return importlib.import_module(f"ebmlab.app.benchmarks.{path.stem}")
+    if path.parent == SHIPPED:
+        return importlib.import_module(f"ebmlab.app.benchmarks.{path.stem}")
+    spec = importlib.util.spec_from_file_location(f"ebmlab_bench_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"{path}: cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def run_benchmark(name: str, quick: bool = False) -> list[dict[str, Any]]:
-    """Run benchmark ``name`` and return its result records."""
-    found = available()
+def run_benchmark(
+    name: str, quick: bool = False, folder: str | Path | None = None
+) -> list[dict[str, Any]]:
+    """Run benchmark ``name`` (shipped, or from ``folder``) and return its result records."""
+    found = available(folder)
     if name not in found:
         valid = ", ".join(sorted(found)) or "(none installed)"
         raise ValueError(f"unknown benchmark {name!r}; valid benchmarks: {valid}")

@@ -7,6 +7,8 @@ command line.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import os
 import sys
@@ -19,7 +21,8 @@ import torch
 
 from .. import __version__, data, io
 from ..training import Stage, TrainConfig, TrainingDiverged, resolve_device, run_stages
-from . import recipes
+from ..training.logging import append_record as append_metrics_record
+from . import recipes, rundir
 from .recipes import Context, Figure, Recipe
 
 EXAMPLES = {
@@ -78,10 +81,7 @@ def _check_data_kind(recipe: Recipe, name: str) -> None:
 
 
 # ----- running one family ------------------------------------------------------------------------
-def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+_write_json = rundir.write_json
 
 
 def _relative_to_run(path: Path, out: Path) -> str:
@@ -138,9 +138,15 @@ def run_family(
     quick: bool = False,
     data_dir: str | None = None,
     restarts: int = 0,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """Train (or fit) one family on one dataset, write checkpoint, figures and report; returns
-    the evaluation metrics (empty unless ``evaluate``)."""
+    the evaluation metrics (empty unless ``evaluate``).
+
+    ``out`` is taken as it is: ``ebmlab train`` checks it first (``ebmlab.app.rundir``). The run
+    record (family, data, options, loop settings, restarts, ``run_id``) goes to
+    ``out/config.json`` and into every checkpoint's metadata, so that a resume can check that
+    the two describe the same run."""
     _check_data_kind(recipe, data_name)
     binarize = options.get("binarize", recipe.binarize)
     split = load_split(data_name, binarize, train_config.seed, data_dir)
@@ -152,17 +158,25 @@ def run_family(
         "image_shape": list(image_shape) if image_shape else None,
         "options": options,
         "train": train_config.__dict__,
+        "restarts": restarts,
+        "run_id": run_id or rundir.new_run_id(),
         "ebmlab_version": __version__,
         "command": " ".join(sys.argv),
     }
     is_main = int(os.environ.get("RANK", "0")) == 0
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / "config.json", run_config)
+        rundir.write_config(out, run_config)
     ctx = make_context(run_config, out, quick, split, data_dir)
     torch.manual_seed(train_config.seed)  # for libraries that use the global generator only
     model, objective = recipe.build(x_train, ctx)
-    meta = {"dataset": data_name, "binarize": binarize, "options": options, "recipe": recipe.name}
+    meta = {
+        "dataset": data_name,
+        "binarize": binarize,
+        "options": options,
+        "recipe": recipe.name,
+        "run": {k: v for k, v in run_config.items() if k != "command"},
+    }
     started = time.perf_counter()
     if objective is not None or recipe.stages is not None:
         plan = (
@@ -206,64 +220,126 @@ def stage_logger() -> Any:
     return lambda message: print(f"ebmlab: {message}", file=sys.stderr, flush=True)
 
 
-def _train_config_from_args(recipe: Recipe, args: argparse.Namespace) -> TrainConfig:
-    settings = dict(recipe.train_defaults)
-    for key in ("epochs", "batch_size", "lr", "seed", "device", "optimizer", "schedule"):
-        value = getattr(args, key, None)
-        if value is not None:
-            settings[key] = value
-    settings["progress"] = not args.no_progress
-    return TrainConfig(**settings)
+#: Loop flags of ``ebmlab train`` (None when not given).
+TRAIN_FLAGS = ("epochs", "batch_size", "lr", "seed", "device", "optimizer", "schedule")
+
+
+def _given(recipe: Recipe, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The family options and loop settings given on the command line (not the defaults)."""
+    options = {
+        opt.name: getattr(args, opt.name)
+        for opt in recipe.options
+        if getattr(args, opt.name, None) is not None
+    }
+    settings = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k, None) is not None}
+    return options, settings
+
+
+def _fitted_note(recipe: Recipe, settings: dict[str, Any]) -> None:
+    loop = ("epochs", "lr", "batch_size", "optimizer", "schedule")
+    ignored = [_flag(key) for key in loop if key in settings]
+    if recipe.fit is not None and ignored:
+        print(
+            f"ebmlab: note: {recipe.name!r} is fitted by its own rule, not the training loop, "
+            f"so {', '.join(ignored)} has no effect; see `ebmlab train {recipe.name} --help` "
+            "for its options",
+            file=sys.stderr,
+        )
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _resumed_config(
+    recipe: Recipe,
+    args: argparse.Namespace,
+    out: Path,
+    options: dict[str, Any],
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    """The run recorded in ``out``, checked against its checkpoint and the flags given; flags
+    that may change on resume (``--epochs``, ``--device``, ``--restarts``) are applied, said
+    and recorded in metrics.jsonl, any other change is refused."""
+    recorded = rundir.read_config(out)
+    if recorded["model"] != recipe.name:
+        raise CLIError(
+            f"--resume: {out} holds a {recorded['model']} run, not {recipe.name}; resume it with "
+            f"`ebmlab train {recorded['model']} --out {out} --resume`"
+        )
+    rundir.check_binding(out, recorded)
+    asked = json.loads(json.dumps(recorded))
+    asked["options"].update(options)
+    asked["train"].update(settings)
+    if args.data is not None:
+        asked["data"] = args.data
+    refused = rundir.differences(recorded, asked)
+    if refused:
+        raise CLIError(
+            f"--resume continues the run recorded in {out}; these flags would change it: "
+            f"{'; '.join(refused)}. Drop them to resume, or start a new run (another --out, or "
+            "--force to replace this one)"
+        )
+    changed = {
+        key: [recorded["train"].get(key), asked["train"][key]]
+        for key in ("epochs", "device")
+        if asked["train"].get(key) != recorded["train"].get(key)
+    }
+    if args.restarts is not None and args.restarts != recorded.get("restarts", 0):
+        changed["restarts"] = [recorded.get("restarts", 0), args.restarts]
+        asked["restarts"] = args.restarts
+    if changed and int(os.environ.get("RANK", "0")) == 0:
+        said = ", ".join(f"{_flag(k)} {old} -> {new}" for k, (old, new) in changed.items())
+        print(f"ebmlab: resuming {out} with {said}", file=sys.stderr)
+        append_metrics_record(out, {"kind": "resume", "changed": changed})
+    return asked
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     recipe = recipes.get_recipe(args.model)
-    options = {opt.name: getattr(args, opt.name.replace("-", "_")) for opt in recipe.options}
-    config = _train_config_from_args(recipe, args)
-    out = Path(args.out or f"runs/{recipe.name}-{args.data}")
-    if args.restarts < 0:
+    if args.restarts is not None and args.restarts < 0:
         raise CLIError(f"--restarts: expected an integer >= 0, got {args.restarts}")
-    if recipe.fit is not None:
-        ignored = [
-            f"--{key.replace('_', '-')}"
-            for key in ("epochs", "lr", "batch_size", "optimizer", "schedule")
-            if getattr(args, key, None) is not None
-        ]
-        if ignored:
-            print(
-                f"ebmlab: note: {recipe.name!r} is fitted by its own rule, not the training loop, "
-                f"so {', '.join(ignored)} has no effect; see `ebmlab train {recipe.name} --help` "
-                "for its options",
-                file=sys.stderr,
-            )
-    if args.resume:
-        if not (out / "config.json").exists():
-            raise CLIError(
-                f"--resume: {out} holds no run to resume (no config.json); pass the "
-                "run directory with --out"
-            )
-        saved = json.loads((out / "config.json").read_text())
-        options = saved["options"]
-        config = TrainConfig(
-            **{
-                **saved["train"],
-                "epochs": args.epochs or saved["train"]["epochs"],
-                "progress": not args.no_progress,
-            }
+    options, settings = _given(recipe, args)
+    _fitted_note(recipe, settings)
+    out = Path(args.out or f"runs/{recipe.name}-{args.data or 'digits'}")
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    if args.resume and not (out / rundir.CONFIG_NAME).is_file():
+        raise CLIError(
+            f"--resume: {out} holds no run to resume (no {rundir.CONFIG_NAME}); pass the run "
+            "directory with --out"
         )
-        args.data = saved["data"]
-    metrics = run_family(
-        recipe,
-        args.data,
-        options,
-        config,
-        out,
-        resume=args.resume,
-        evaluate=args.eval,
-        data_dir=args.data_dir,
-        restarts=args.restarts,
-    )
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main:
+        rundir.check_writable(out)
+    with rundir.RunLock(out) if is_main else contextlib.nullcontext():
+        if is_main:
+            rundir.remove_temporaries(out)
+        if args.resume:
+            run = _resumed_config(recipe, args, out, options, settings)
+        else:
+            if is_main:
+                rundir.prepare_new(out, args.force)
+            defaults = {opt.name: opt.default for opt in recipe.options}
+            run = {
+                "data": args.data or "digits",
+                "options": {**defaults, **options},
+                "train": {**recipe.train_defaults, **settings},
+                "restarts": args.restarts or 0,
+                "run_id": None,
+            }
+        train = {**run["train"], "progress": not args.no_progress}
+        metrics = run_family(
+            recipe,
+            run["data"],
+            run["options"],
+            TrainConfig(**train),
+            out,
+            resume=args.resume,
+            evaluate=args.eval,
+            data_dir=args.data_dir,
+            restarts=run["restarts"],
+            run_id=run["run_id"],
+        )
+    if is_main:
         print(f"run written to {out}/ (checkpoint.safetensors, metrics.jsonl, report.html)")
         if metrics:
             print(json.dumps(metrics, indent=2))
@@ -273,12 +349,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _load_run(run: str) -> tuple[Path, dict[str, Any], Recipe]:
     path = Path(run)
     run_dir = path if path.is_dir() else path.parent
-    config_path = run_dir / "config.json"
-    if not config_path.exists():
+    config = rundir.read_config(run_dir)
+    if not (run_dir / "checkpoint.safetensors").exists():
         raise CLIError(
-            f"RUN: {run_dir} is not a run directory (no config.json); train one with `ebmlab train`"
+            f"RUN: {run_dir} has no checkpoint yet (the run was stopped before its first "
+            f"epoch ended); continue it with `ebmlab train {config['model']} --out {run_dir} "
+            "--resume`"
         )
-    config = json.loads(config_path.read_text())
     return run_dir, config, recipes.get_recipe(config["model"])
 
 
@@ -298,7 +375,14 @@ def evaluate_run(
     model.eval()
     x_train, x_test = split.x_train, split.x_test
     metrics = recipe.evaluate(model, x_train.to(ctx.device), x_test.to(ctx.device), ctx)
-    _write_json(run_dir / "eval.json", metrics)
+    try:
+        _write_json(run_dir / "eval.json", metrics)
+    except OSError as error:  # a read-only run: the metrics are still returned and printed
+        print(
+            f"ebmlab: warning: could not write {run_dir / 'eval.json'} "
+            f"({error.strerror or error}); the metrics follow",
+            file=sys.stderr,
+        )
     return metrics
 
 
@@ -482,6 +566,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         }
         print(f"[demo] {name} on {data_name} ...", flush=True)
         t0 = time.perf_counter()
+        if (out / name).is_dir():
+            rundir.clear(out / name)  # the demo always starts its runs afresh
         metrics = run_family(
             recipe,
             data_name,
@@ -509,9 +595,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import available, run_benchmark
 
-    names = args.names or sorted(available())
+    names = args.names or sorted(available(args.folder))
     for name in names:
-        for record in run_benchmark(name, quick=args.quick):
+        for record in run_benchmark(name, quick=args.quick, folder=args.folder):
             print(
                 json.dumps(record)
                 if args.json
@@ -523,7 +609,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 # ----- parser ------------------------------------------------------------------------------------
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default="digits", help="dataset (see `ebmlab list`)")
+    parser.add_argument("--data", help="dataset (see `ebmlab list`; default digits)")
     parser.add_argument("--epochs", type=int, help="passes over the training data")
     parser.add_argument("--batch-size", type=int, help="global minibatch size")
     parser.add_argument("--lr", type=float, help="learning rate")
@@ -532,13 +618,21 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     parser.add_argument("--out", help="run directory (default runs/MODEL-DATA)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out as it was recorded (only --epochs, --device and "
+        "--restarts may change)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace the run already in --out (deletes it)"
+    )
     parser.add_argument(
         "--restarts",
         type=int,
-        default=0,
         help="on divergence (NaN/exploding energies) restart from the last good checkpoint "
-        "with a new seed, half the learning rate and the objective's remedies, up to N times",
+        "with a new seed, half the learning rate and the objective's remedies, up to N times "
+        "over the run (default 0; a resumed run keeps the number it was started with)",
     )
     parser.add_argument("--eval", action="store_true", help="evaluate after training")
     parser.add_argument(
@@ -589,7 +683,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "help": f"{opt.help} (default {opt.default})",
                 }
             )
-            p.add_argument(flag, dest=opt.name, default=opt.default, **kind)
+            # default None: ``cmd_train`` tells the flags given from the recipe's defaults
+            p.add_argument(flag, dest=opt.name, default=None, **kind)
         p.set_defaults(func=cmd_train)
 
     p = command("sample", "draw samples from a trained run")
@@ -646,6 +741,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     p.add_argument("--json", action="store_true", help="JSON lines")
+    p.add_argument(
+        "--folder",
+        help="run the bench_NAME.py files of this folder instead of those shipped with ebmlab",
+    )
     p.set_defaults(func=cmd_bench)
 
     try:
@@ -677,7 +776,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    threads = args.threads or (1 if args.command == "demo" else None)
+    threads = args.threads if args.threads is not None else (1 if args.command == "demo" else None)
     if threads is not None:
         if threads < 1:
             parser.error(f"--threads: expected a positive integer, got {threads}")
@@ -687,17 +786,68 @@ def _main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except TrainingDiverged as error:
-        print(
-            f"ebmlab: {error}. The run's checkpoint is the last good one; lower the learning "
-            "rate or change the seed and resume.",
-            file=sys.stderr,
-        )
+        print(f"ebmlab: {error}.", _divergence_advice(args, error), file=sys.stderr)
         return 3
-    except (CLIError, ValueError, FileNotFoundError, io.CheckpointError) as error:
+    except KeyboardInterrupt:
+        print(f"\nebmlab: interrupted. {_resume_hint(args)}", file=sys.stderr)
+        return 130
+    except (CLIError, rundir.RunDirectoryError, ValueError, io.CheckpointError) as error:
         if os.environ.get("EBMLAB_DEBUG"):
             raise
         print(f"ebmlab: error: {error}", file=sys.stderr)
         return 2
+    except (OSError, MemoryError, torch.OutOfMemoryError) as error:
+        if os.environ.get("EBMLAB_DEBUG"):
+            raise
+        print(f"ebmlab: error: {_environment_error(error)}", file=sys.stderr)
+        return 2
+
+
+def _run_dir(args: argparse.Namespace) -> Path | None:
+    if getattr(args, "command", None) != "train":
+        return None
+    return Path(args.out or f"runs/{args.model}-{args.data or 'digits'}")
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    out = _run_dir(args)
+    if out is None:
+        return ""
+    if not (out / "checkpoint.safetensors").exists() and not (out / "stages").exists():
+        return f"No checkpoint was written yet; start again with `ebmlab train {args.model}`."
+    return (
+        f"The last checkpoint in {out} is kept; continue with "
+        f"`ebmlab train {args.model} --out {out} --resume`."
+    )
+
+
+def _divergence_advice(args: argparse.Namespace, error: TrainingDiverged) -> str:
+    out = _run_dir(args)
+    if error.checkpoint is None:
+        return (
+            "No checkpoint was written before the divergence; start again with a lower --lr or "
+            "another --seed (--force replaces the run), or with --restarts N for automatic "
+            "restarts."
+        )
+    where = f" {out}" if out is not None else ""
+    return (
+        f"The checkpoint {error.checkpoint} is the last good one: continue it with "
+        f"`--out{where} --resume --restarts N` (each restart halves the learning rate and "
+        "changes the seed), or start a new run with a lower --lr."
+    )
+
+
+def _environment_error(error: BaseException) -> str:
+    """One line for a failure of the machine rather than of the arguments."""
+    if isinstance(error, MemoryError | torch.OutOfMemoryError):
+        return "out of memory; try a smaller --batch-size or model, or another --device"
+    assert isinstance(error, OSError)
+    where = f"{error.filename}: " if error.filename else ""
+    if error.errno == errno.ENOSPC:
+        return f"{where}no space left on the device"
+    if isinstance(error, PermissionError):
+        return f"{where}permission denied"
+    return f"{where}{error.strerror or error}"
 
 
 if __name__ == "__main__":  # pragma: no cover

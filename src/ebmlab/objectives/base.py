@@ -10,7 +10,7 @@ model, as safetensors tensors.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -40,9 +40,15 @@ class Objective(nn.Module):
       * ``param_groups(model, lr, weight_decay)`` optimizer parameter groups (default: one group;
         override to exclude biases from weight decay).
       * ``after_step(model, step)`` after each optimizer step (e.g. re-centering).
+
+    ``loss_bound``: the loop stops the run (``TrainingDiverged``) when the loss is NaN or infinite,
+    or finite but larger than this in size: a runaway loss that no healthy run of the family
+    reaches (1e8 by default; objectives with bounded-scale losses, such as the GAN's and NCE's
+    logistic losses, set lower bounds).
     """
 
     config: dict[str, Any]
+    loss_bound: ClassVar[float] = 1e8
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

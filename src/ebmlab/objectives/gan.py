@@ -100,7 +100,12 @@ class GANObjective(StepCounter):
         generator_lr_ratio: the generator's learning rate as a multiple of the loop's lr.
         d_steps: 0 for simultaneous updates; k >= 1 for k discriminator steps per generator step.
         beta1: Adam's first-moment decay for both players (DCGAN: 0.5); ignored by SGD.
+
+    The losses are logistic (a loss of size L means discriminator logits of size about L), so a
+    loss above ``loss_bound`` = 1000 stops the run as diverged.
     """
+
+    loss_bound = 1e3
 
     @validate(
         generator_loss=OneOf(*GENERATOR_LOSSES),

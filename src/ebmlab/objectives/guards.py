@@ -8,6 +8,8 @@ loss or parameter and whose restarts catch it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -26,6 +28,8 @@ class TrainingDiverged(RuntimeError):
         super().__init__(message)
         self.step = step
         self.quantity = quantity
+        #: the last good checkpoint on disk, set by the training loop (None: none was written)
+        self.checkpoint: Path | None = None
 
 
 def check_energy(energy: torch.Tensor, bound: float, step: int, what: str) -> None:

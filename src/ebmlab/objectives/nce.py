@@ -109,7 +109,12 @@ class NoiseContrastiveEstimation(StepCounter):
         noise_inflation: the noise covariance is the data covariance times this factor (a wider
             noise covers the tails of the data).
         energy_bound: |E| beyond which training is declared diverged.
+
+    The loss is logistic, so a loss above ``loss_bound`` = 1e4 (logits of that size) stops the
+    run as diverged.
     """
+
+    loss_bound = 1e4
 
     @validate(noise_ratio=NOISE_RATIO, noise_inflation=Real(0, closed="neither"))
     def __init__(

@@ -62,13 +62,35 @@ def reset_metrics(out_dir: Path, stage: str | None, step: int | None) -> None:
         path.unlink()
         return
     kept = []
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        record = json.loads(line)
+    for record, line in read_records(path):
         if record.get("stage") != stage or (step is not None and record.get("step", 0) <= step):
             kept.append(line)
     path.write_text("".join(line + "\n" for line in kept))
+
+
+def read_records(path: Path) -> list[tuple[dict[str, Any], str]]:
+    """The records of ``metrics.jsonl`` with their lines. A last line cut short (the process was
+    killed while appending it) is dropped; a malformed line elsewhere is an error naming the
+    file and the line."""
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as error:
+            if number == len(lines):
+                break  # torn by a kill during the write
+            raise ValueError(f"{path}: line {number} is not a metrics record ({error})") from None
+        records.append((record, line))
+    return records
+
+
+def append_record(out_dir: Path, record: dict[str, Any]) -> None:
+    """Append one record to ``out_dir/metrics.jsonl`` (e.g. what a resume changed)."""
+    with (out_dir / METRICS_NAME).open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
 
 
 def progress_bar(enabled: bool, total: int, description: str) -> Any:

@@ -18,6 +18,7 @@ so stochastic objectives are not bitwise equal to a single process; deterministi
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -131,6 +132,7 @@ def train(
             run.state.epoch = max(start_epoch, config.epochs)
             _save(run)
     except TrainingDiverged as error:
+        error.checkpoint = run.checkpoint if run.checkpoint and run.checkpoint.exists() else None
         run.writer.write(
             {
                 "kind": "diverged",
@@ -171,7 +173,8 @@ def _prepare(
     writes = out is not None and ddp.is_main
     if writes and out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    n = _check_data(x_train, ddp)
+    x_train = _check_data(x_train, model, ddp)
+    n = int(x_train.shape[0])
     batches = n // config.batch_size if config.drop_last else -(-n // config.batch_size)
     if batches == 0:
         raise ValueError(
@@ -195,6 +198,8 @@ def _prepare(
             restored.load_generator(generator, ddp.rank)
         state = restored.state
     else:
+        if path is not None and writes and path.exists():
+            path.unlink()  # an earlier run's checkpoint must not pass for this run's
         objective.setup(model, x)
         optimizer = _optimizer(model, objective, config)
     if writes and out is not None:
@@ -219,12 +224,26 @@ def _prepare(
     )
 
 
-def _check_data(x_train: Any, ddp: Distributed) -> int:
+def _check_data(x_train: Any, model: Model, ddp: Distributed) -> torch.Tensor:
+    """The training data in the model's dtype (float64, integer or boolean data are converted),
+    refused when it is not a batch of examples or holds NaN or infinite values: bad data is
+    named as such before it can look like a diverging model or sampler."""
     if not isinstance(x_train, torch.Tensor) or x_train.dim() < 2:
         raise ValueError("x_train: expected a tensor of shape (N, D)")
+    if x_train.is_complex():
+        raise ValueError(f"x_train: expected real values, got {x_train.dtype}")
     if x_train.shape[0] < ddp.world_size:
         raise ValueError(f"x_train: {x_train.shape[0]} examples for {ddp.world_size} processes")
-    return int(x_train.shape[0])
+    if x_train.dtype != model.dtype:
+        x_train = x_train.to(model.dtype)
+    bad = ~torch.isfinite(x_train)
+    if bool(bad.any()):
+        first = [int(i) for i in bad.nonzero()[0]]
+        raise ValueError(
+            f"x_train: {int(bad.sum())} entries are NaN or infinite (the first at index "
+            f"{tuple(first)}); the data must be finite"
+        )
+    return x_train
 
 
 def _optimizer(model: Model, objective: Objective, config: TrainConfig) -> torch.optim.Optimizer:
@@ -288,10 +307,14 @@ def _train_step(run: _Run, batch: torch.Tensor, epoch: int, b: int) -> dict[str,
     lr = set_hyperparameters(optimizer, config, run.state.step, run.total_steps, epoch)
     optimizer.zero_grad(set_to_none=True)
     loss, metrics = run.objective.loss(run.model, batch, run.generator)
-    if not torch.isfinite(loss).all():
+    value = float(loss.detach())  # the step's one host synchronization
+    bound = run.objective.loss_bound
+    if not math.isfinite(value) or abs(value) > bound:
+        detail = "" if not math.isfinite(value) else f", beyond the bound {bound:.4g} of "
+        detail += type(run.objective).__name__ if math.isfinite(value) else ""
         raise TrainingDiverged(
             f"training diverged at step {run.state.step + 1} (epoch {epoch + 1}, batch {b + 1}): "
-            f"the loss is {loss.item()}",
+            f"the loss is {value:.6g}{detail}",
             run.state.step + 1,
             "loss",
         )
@@ -304,7 +327,7 @@ def _train_step(run: _Run, batch: torch.Tensor, epoch: int, b: int) -> dict[str,
     run.state.step += 1
     run.objective.after_step(run.model, run.state.step)
     check_finite(run.model, run.state.step, epoch)
-    metrics = {"loss": float(loss.detach()), **metrics}
+    metrics = {"loss": value, **metrics}
     if run.state.step % config.log_every_steps == 0:
         step_record = {"kind": "step", "step": run.state.step, "epoch": epoch + 1, "lr": lr}
         run.writer.write({**step_record, **metrics})

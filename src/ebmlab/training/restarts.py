@@ -3,8 +3,9 @@ and a lower learning rate (and the objective's own remedies).
 
 A restart is a resume: the same ``train(..., resume=True)`` path that ``--resume`` takes, with a
 changed config, so the restarted run keeps its step count, schedule position and optimizer state
-from the last good checkpoint. A divergence before the first checkpoint restarts the run from the
-model's initial state instead.
+from the last good checkpoint (the objective's ``setup`` runs only for a new run, so chains,
+offsets and biases are those saved). A divergence before the first checkpoint restarts the run
+from the model's initial state instead.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from .logging import METRICS_NAME
 from .loop import EpochCallback, TrainResult, train
 
 RESTARTS_NAME = "restarts.json"
+#: The key under which checkpoints record the restarts made so far.
+RESTARTS_KEY = "restarts"
 
 
 def train_with_restarts(
@@ -45,16 +48,21 @@ def train_with_restarts(
     1000 and ``lr_factor`` x the learning rate, after calling the objective's ``apply_remedies``
     where it has one (CD with Langevin: twice the Langevin steps, a larger L2 energy penalty).
 
-    The attempt's ``metrics.jsonl`` is copied to ``metrics-attempt<k>.jsonl`` before the restart
-    (the restart then drops the records after the checkpoint), and ``restarts.json`` lists what
-    changed. Raises the last ``TrainingDiverged`` after ``max_restarts`` restarts.
+    Every checkpoint records the restarts made so far (``meta["restarts"]``), and a resumed run
+    applies them again before it continues: the settings, remedies and restart budget
+    (``max_restarts`` counts over the whole run) are those of the run the checkpoint describes,
+    so a run killed at any point and resumed ends as the uninterrupted run does. The attempt's
+    ``metrics.jsonl`` is copied to ``metrics-attempt<k>.jsonl`` before a restart (the restart
+    then drops the records after the checkpoint), and ``restarts.json`` lists what changed.
+    Raises the last ``TrainingDiverged`` once ``max_restarts`` restarts are spent.
     """
     out = Path(out_dir)
     path = out / checkpoint_name
-    log: list[dict[str, Any]] = []
+    log = recorded_restarts(path) if resume and path.exists() else []
+    for changes in log:
+        config = _apply(changes, objective, config)
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    kwargs = {"meta": meta, "epoch_callback": epoch_callback, "stage": stage}
-    for attempt in range(max_restarts + 1):
+    while True:
         try:
             return train(
                 model,
@@ -63,32 +71,50 @@ def train_with_restarts(
                 config,
                 out,
                 resume=resume,
+                meta={**(meta or {}), RESTARTS_KEY: log},
+                epoch_callback=epoch_callback,
+                stage=stage,
                 checkpoint_name=checkpoint_name,
-                **kwargs,
             )
         except TrainingDiverged as error:
-            if attempt == max_restarts:
+            if len(log) >= max_restarts:
                 raise
-            resume = path.exists()
+            resume = error.checkpoint is not None
             if not resume:
                 model.load_state_dict(initial)
+            attempt = len(log) + 1
             changes: dict[str, Any] = {
-                "attempt": attempt + 1,
+                "attempt": attempt,
                 "diverged_at_step": error.step,
                 "quantity": error.quantity,
                 "resumed_from_checkpoint": resume,
+                "seed": config.seed + 1000,
+                "lr": config.lr * lr_factor,
             }
-            remedies = getattr(objective, "apply_remedies", None)
-            if callable(remedies):
-                changes.update(remedies(attempt + 1))
-            config = replace(config, seed=config.seed + 1000, lr=config.lr * lr_factor)
-            changes.update({"seed": config.seed, "lr": config.lr})
-            log.append(changes)
-            _record_attempt(out, attempt, log)
-    raise AssertionError("unreachable: the last attempt returns or raises")
+            config = _apply(changes, objective, config)
+            log = [*log, changes]
+            _record_attempt(out, attempt - 1, log)
+
+
+def recorded_restarts(path: Path) -> list[dict[str, Any]]:
+    """The restarts the run whose checkpoint is ``path`` has made (oldest first)."""
+    from .. import io
+
+    document, _ = io.read_checkpoint(path)
+    return list(document.get("meta", {}).get(RESTARTS_KEY, []))
+
+
+def _apply(changes: dict[str, Any], objective: Objective, config: TrainConfig) -> TrainConfig:
+    """One restart's changes: the objective's remedies for that attempt, the new seed and lr."""
+    remedies = getattr(objective, "apply_remedies", None)
+    if callable(remedies):
+        changes.update(remedies(changes["attempt"]))
+    return replace(config, seed=int(changes["seed"]), lr=float(changes["lr"]))
 
 
 def _record_attempt(out: Path, attempt: int, log: list[dict[str, Any]]) -> None:
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
     (out / RESTARTS_NAME).write_text(json.dumps(log, indent=2) + "\n")
     metrics = out / METRICS_NAME
     if metrics.exists():

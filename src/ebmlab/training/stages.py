@@ -124,7 +124,7 @@ def _run_stage(
     stage_meta = {**(meta or {}), "stage": stage.name}
     common = {"meta": stage_meta, "stage": stage.name, "checkpoint_name": name}
     started = time.perf_counter()
-    if restarts > 0 and out is not None:
+    if out is not None:  # also with no restarts left: a resume applies those recorded
         result = train_with_restarts(
             stage.module,
             stage.objective,

@@ -1,0 +1,245 @@
+"""A run directory is one unit: config and checkpoint bound together, one writer at a time,
+resume that continues the recorded run, and environment failures as one clear line."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ebmlab import io
+from ebmlab.app import cli, rundir
+from ebmlab.app.cli import main
+
+
+def _toy(run, *extra, epochs=2):
+    args = ["train", "gaussian", "--data", "8gaussians", "--epochs", str(epochs)]
+    return main([*args, "--out", str(run), "--no-progress", *extra])
+
+
+def _digits(family, run, *extra):
+    return main(["train", family, "--data", "digits", "--out", str(run), "--no-progress", *extra])
+
+
+# ----- config and checkpoint bound together -------------------------------------------------------
+def test_resume_with_another_family_is_refused_and_leaves_the_run_intact(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert _digits("independent", run) == 0
+    before = (run / "config.json").read_text()
+    assert main(["train", "vae", "--out", str(run), "--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a independent run, not vae" in err and "ebmlab train independent" in err
+    assert (run / "config.json").read_text() == before
+    assert main(["eval", str(run), "--json"]) == 0
+
+
+def test_a_new_run_does_not_overwrite_a_run_without_force(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert _digits("rbm", run, "--hidden", "8", "--epochs", "1") == 0
+    assert (run / "filters.png").exists()
+    assert _digits("independent", run) == 2
+    err = capsys.readouterr().err
+    assert "already holds a rbm run on digits" in err and "--force" in err
+    assert json.loads((run / "config.json").read_text())["model"] == "rbm"
+    assert _digits("independent", run, "--force") == 0
+    assert not (run / "filters.png").exists()  # nothing of the replaced run is left
+    assert json.loads((run / "config.json").read_text())["model"] == "independent"
+
+
+def test_resume_refuses_changed_settings_and_names_them(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert _digits("rbm", run, "--hidden", "8", "--epochs", "1") == 0
+    flags = ["--out", str(run), "--resume", "--no-progress"]
+    for extra, named in [(["--lr", "0.5"], "--lr"), (["--hidden", "9"], "--hidden")]:
+        assert main(["train", "rbm", *flags, *extra]) == 2
+        err = capsys.readouterr().err
+        assert named in err and "--resume continues the run" in err
+    # given the values the run recorded, the same flags are accepted
+    recorded = json.loads((run / "config.json").read_text())
+    same = ["--lr", str(recorded["train"]["lr"]), "--hidden", "8"]
+    assert main(["train", "rbm", *flags, *same]) == 0
+
+
+def test_epochs_on_resume_apply_and_are_recorded(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert _toy(run, epochs=2) == 0
+    assert main(["train", "gaussian", "--out", str(run), "--resume", "--epochs", "3"]) == 0
+    assert "--epochs 2 -> 3" in capsys.readouterr().err
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {"kind": "resume", "changed": {"epochs": [2, 3]}} in records
+    assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 3
+
+
+def test_an_edited_config_no_longer_matching_the_checkpoint_is_refused(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert _digits("rbm", run, "--hidden", "8", "--epochs", "1") == 0
+    config = json.loads((run / "config.json").read_text())
+    config["options"]["hidden"] = 50
+    (run / "config.json").write_text(json.dumps(config))
+    assert main(["train", "rbm", "--out", str(run), "--resume", "--hidden", "50"]) == 2
+    err = capsys.readouterr().err
+    assert "does not match the run its checkpoint holds" in err and "--hidden 8" in err
+
+
+def test_the_checkpoint_carries_the_run_record(tmp_path):
+    run = tmp_path / "r"
+    assert _toy(run) == 0
+    config = json.loads((run / "config.json").read_text())
+    record = rundir.checkpoint_record(run)
+    assert record is not None and record["run_id"] == config["run_id"]
+    assert record["options"] == config["options"] and record["model"] == "gaussian"
+
+
+def test_a_corrupt_config_is_named(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert _toy(run) == 0
+    (run / "config.json").write_text('{"model": "gaussian", "da')
+    assert main(["eval", str(run)]) == 2
+    assert "config.json: unreadable or corrupt" in capsys.readouterr().err
+    (run / "config.json").write_text('{"model": "gaussian"}')
+    assert main(["train", "gaussian", "--out", str(run), "--resume"]) == 2
+    assert "incomplete run config" in capsys.readouterr().err
+
+
+# ----- one writer ---------------------------------------------------------------------------------
+def test_a_second_writer_is_kept_out_and_a_stale_lock_is_taken_over(tmp_path, capsys):
+    run = tmp_path / "r"
+    run.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (run / ".lock").write_text(json.dumps({"pid": holder.pid, "host": os.uname().nodename}))
+        assert _toy(run) == 2
+        assert f"being written by process {holder.pid}" in capsys.readouterr().err
+        assert not (run / "config.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _toy(run) == 0  # the holder is gone: its lock is stale
+    assert not (run / ".lock").exists()
+
+
+def test_temporary_files_of_a_killed_write_are_removed(tmp_path):
+    run = tmp_path / "r"
+    assert _toy(run) == 0
+    leftover = run / ".checkpoint.safetensors.abc123.tmp"
+    leftover.write_bytes(b"partial")
+    assert main(["train", "gaussian", "--out", str(run), "--resume", "--no-progress"]) == 0
+    assert not leftover.exists()
+
+
+def test_a_torn_last_metrics_line_does_not_block_resume(tmp_path):
+    run = tmp_path / "r"
+    assert _toy(run, epochs=1) == 0
+    with (run / "metrics.jsonl").open("a") as handle:
+        handle.write('{"kind": "step", "st')  # the process died while appending
+    assert main(["train", "gaussian", "--out", str(run), "--resume", "--epochs", "2"]) == 0
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert all(json.loads(line) for line in lines)
+
+
+# ----- environment failures -----------------------------------------------------------------------
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert _toy(target) == 2
+    assert "is a file; expected a directory" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_out_is_refused(tmp_path, capsys):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        assert _toy(folder / "run") == 2
+        assert "cannot create" in capsys.readouterr().err
+    finally:
+        folder.chmod(0o700)
+
+
+def test_eval_prints_its_metrics_when_the_run_cannot_be_written(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "r"
+    assert _toy(run) == 0
+    capsys.readouterr()
+
+    def read_only(path, value):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(cli, "_write_json", read_only)
+    assert main(["eval", str(run), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "could not write" in captured.err
+    assert "test_log_likelihood" in json.loads(captured.out)
+
+
+@pytest.mark.parametrize(
+    "failure, said",
+    [
+        (OSError(errno.ENOSPC, "No space left on device", "RUN/checkpoint"), "no space left"),
+        (MemoryError(), "out of memory"),
+        (PermissionError(errno.EACCES, "Permission denied", "RUN/x"), "permission denied"),
+    ],
+)
+def test_environment_failures_are_one_line(failure, said, tmp_path, capsys, monkeypatch):
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(cli, "run_family", fail)
+    assert _toy(tmp_path / "r") == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "r"
+    assert _toy(run) == 0
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run_family", interrupted)
+    assert main(["train", "gaussian", "--out", str(run), "--resume", "--epochs", "4"]) == 130
+    assert f"--out {run} --resume" in capsys.readouterr().err
+
+
+def test_divergence_message_says_whether_a_good_checkpoint_exists(tmp_path, capsys):
+    # lr 1e30 overflows the Gaussian's log-variance within the first epoch: no checkpoint yet
+    assert _toy(tmp_path / "early", "--lr", "1e30") == 3
+    assert "No checkpoint was written before the divergence" in capsys.readouterr().err
+
+
+def test_threads_zero_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        main(["--threads", "0", "list"])
+    assert "--threads: expected a positive integer" in capsys.readouterr().err
+
+
+# ----- benchmarks ---------------------------------------------------------------------------------
+def test_bench_never_runs_files_of_the_current_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "benchmarks").mkdir()
+    marker = tmp_path / "ran"
+    (tmp_path / "benchmarks" / "bench_rbm.py").write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('x')\n"
+        "def run(quick):\n    return []\n"
+    )
+    (tmp_path / "benchmarks" / "bench_mine.py").write_text(
+        "def run(quick):\n    return [{'a': 1}]\n"
+    )
+    assert main(["bench", "mine"]) == 2
+    assert "unknown benchmark 'mine'" in capsys.readouterr().err
+    assert not marker.exists()
+    # named explicitly, a folder's benchmarks run
+    assert main(["bench", "--folder", str(tmp_path / "benchmarks"), "mine", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"a": 1}
+
+
+def test_checkpoint_of_a_finished_run_loads_with_its_record(tmp_path):
+    run = tmp_path / "r"
+    assert _toy(run) == 0
+    checkpoint = io.load_checkpoint(run / "checkpoint.safetensors")
+    assert checkpoint.meta["meta"]["run"]["model"] == "gaussian"
