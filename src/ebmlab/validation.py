@@ -1,7 +1,8 @@
 """Argument and input checks shared across the library: one place writes each error message.
 
 Inputs: ``as_tensor`` (array or tensor, shape, dtype, finiteness), ``check_binary``,
-``check_known_mask``.
+``check_known_mask``, ``check_nonempty``, ``check_spin_values`` (states of a binary model),
+``check_unit_interval``; ``check_finite_parameters`` (a model's parameters and buffers).
 
 Arguments: small declarative constraints in the spirit of scikit-learn's parameter constraints
 (``sklearn/utils/_param_validation.py``): ``Integral``, ``Real``, ``OneOf``, ``Boolean``,
@@ -467,3 +468,61 @@ def check_known_mask(mask: Any, x: torch.Tensor, name: str = "mask") -> torch.Te
             f"{name}: expected shape ({x.shape[-1]},) or {tuple(x.shape)}, got {tuple(mask.shape)}"
         )
     return mask
+
+
+def check_nonempty(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Raise unless ``x`` has at least one row (a batch of zero examples has no mean, no chain)."""
+    if x.dim() == 0 or x.shape[0] < 1:
+        raise ValueError(f"{name}: expected at least one row, got shape {tuple(x.shape)}")
+    return x
+
+
+def check_spin_values(
+    x: torch.Tensor, name: str, spin_values: tuple[float, float] = (0.0, 1.0)
+) -> torch.Tensor:
+    """Raise unless every entry of ``x`` is one of the two ``spin_values`` ((0, 1) or (-1, 1)):
+    the states of a binary model."""
+    lo, hi = spin_values
+    bad = x[(x != lo) & (x != hi)]
+    if bad.numel():
+        raise ValueError(
+            f"{name}: expected binary states in {{{lo:g}, {hi:g}}}, found {bad.numel()} other "
+            f"values (e.g. {bad.flatten()[0].item():.4g})"
+        )
+    return x
+
+
+def check_unit_interval(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Raise unless every entry of ``x`` lies in [0, 1] (binary data or probabilities)."""
+    bad = x[(x < 0) | (x > 1) | torch.isnan(x)]
+    if bad.numel():
+        raise ValueError(
+            f"{name}: expected values in [0, 1] (binary data or probabilities), found "
+            f"{bad.numel()} outside (e.g. {bad.flatten()[0].item():.4g})"
+        )
+    return x
+
+
+def check_finite_parameters(model: Any, name: str = "model") -> Any:
+    """Raise unless every floating-point parameter and buffer of ``model`` is finite, naming the
+    ones that are not (``named_parameters``/``named_buffers`` when the model has them, else the
+    positions in ``parameters()``)."""
+    if hasattr(model, "named_parameters"):
+        named = list(model.named_parameters())
+        if hasattr(model, "named_buffers"):
+            named += list(model.named_buffers())
+    elif hasattr(model, "parameters"):
+        named = [(f"parameters()[{i}]", p) for i, p in enumerate(model.parameters())]
+    else:
+        return model
+    bad = []
+    for key, tensor in named:
+        if tensor.is_floating_point() or tensor.is_complex():
+            count = int((~torch.isfinite(tensor.detach())).sum())
+            if count:
+                bad.append(f"{key} ({count} of {tensor.numel()} values)")
+    if bad:
+        raise ValueError(
+            f"{name}: expected finite parameters, found NaN or infinite values in " + ", ".join(bad)
+        )
+    return model

@@ -243,3 +243,20 @@ def test_checkpoint_of_a_finished_run_loads_with_its_record(tmp_path):
     assert _toy(run) == 0
     checkpoint = io.load_checkpoint(run / "checkpoint.safetensors")
     assert checkpoint.meta["meta"]["run"]["model"] == "gaussian"
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--n", "-3", "--sampler", "mh"], "--n: expected a positive integer"),
+        (["--steps", "-5"], "--steps: expected a non-negative integer"),
+        (["--burn-in", "-1"], "--burn-in: expected a non-negative integer"),
+        (["--thin", "0"], "--thin: expected a positive integer"),
+    ],
+)
+def test_sample_refuses_negative_counts(flags, named, tmp_path, capsys):
+    run = tmp_path / "r"
+    assert _digits("independent", run) == 0
+    capsys.readouterr()
+    assert main(["sample", str(run), *flags, "--out", str(tmp_path / "s.png")]) == 2
+    assert named in capsys.readouterr().err

@@ -80,6 +80,115 @@ def test_log_z_and_free_energy_by_enumeration() -> None:
     assert torch.isinf(bm.energy(s[~valid])).all()
 
 
+# ----- lecture 004's worked example: 2 visible and 2 hidden units -------------------------------
+# The slide's table, row by row (v = v1 v2, h = h1 h2 in the order printed): -E, e^-E, p(v, h),
+# and p(v) on the first row of each v; "total = 39.70".
+LECTURE_TABLE = [
+    # v1 v2 h1 h2, -E, e^-E, p(v, h)
+    ((1, 1, 1, 1), 2, 7.39, 0.186),
+    ((1, 1, 1, 0), 2, 7.39, 0.186),
+    ((1, 1, 0, 1), 1, 2.72, 0.069),
+    ((1, 1, 0, 0), 0, 1.00, 0.025),
+    ((1, 0, 1, 1), 1, 2.72, 0.069),
+    ((1, 0, 1, 0), 2, 7.39, 0.186),
+    ((1, 0, 0, 1), 0, 1.00, 0.025),
+    ((1, 0, 0, 0), 0, 1.00, 0.025),
+    ((0, 1, 1, 1), 0, 1.00, 0.025),
+    ((0, 1, 1, 0), 0, 1.00, 0.025),
+    ((0, 1, 0, 1), 1, 2.72, 0.069),
+    ((0, 1, 0, 0), 0, 1.00, 0.025),
+    ((0, 0, 1, 1), -1, 0.37, 0.009),
+    ((0, 0, 1, 0), 0, 1.00, 0.025),
+    ((0, 0, 0, 1), 0, 1.00, 0.025),
+    ((0, 0, 0, 0), 0, 1.00, 0.025),
+]
+LECTURE_P_V = {(1, 1): 0.466, (1, 0): 0.305, (0, 1): 0.144, (0, 0): 0.084}
+LECTURE_TOTAL = 39.70
+
+
+def lecture_004_machine() -> BoltzmannMachine:
+    """The weights of the slide's figure (lost in the transcript, recovered from the -E column
+    below): v1-h1 = +2, v2-h2 = +1, h1-h2 = -1, no other weights, no biases. Units are ordered
+    [v1, v2, h1, h2]."""
+    bm = BoltzmannMachine(2, n_hidden=2).double()
+    with torch.no_grad():
+        bm.W.zero_()
+        bm.theta.zero_()
+        bm.W[0, 2], bm.W[1, 3], bm.W[2, 3] = 2.0, 1.0, -1.0
+    return bm
+
+
+@torch.no_grad()
+def test_lecture_004_boltzmann_machine_table() -> None:
+    """Every column of the slide's table from BoltzmannMachine and from exact enumeration.
+
+    The printed numbers are rounded, and some carry the rounding of the numbers they are
+    computed from: Z = 3 e^2 + 3 e + 9 + e^-1 = 39.6896 (the printed 39.70 is the sum of the
+    rounded e^-E entries); p(v, h) = e / Z = 0.0685 where -E = 1 (printed .069 = 2.72 / 39.70);
+    p(v = 00) = (3 + e^-1) / Z = 0.0849 (the printed 0.084 is the sum of the rounded p(v, h)
+    entries .009 + 3 x .025). p(v = 11, 10, 01) = 0.4660, 0.3050, 0.1441 round to the printed
+    values. Every printed number is within 0.001 of the exact one."""
+    bm = lecture_004_machine()
+    states = torch.tensor([row[0] for row in LECTURE_TABLE], dtype=torch.float64)
+    minus_e = torch.tensor([row[1] for row in LECTURE_TABLE], dtype=torch.float64)
+    torch.testing.assert_close(-bm.energy(states), minus_e)
+    # e^-E and p(v, h), rounded as printed
+    assert [round(math.exp(e), 2) for e in minus_e.tolist()] == [row[2] for row in LECTURE_TABLE]
+    log_z = float(bm.log_z())
+    closed_form = math.log(3 * math.e**2 + 3 * math.e + 9 + math.exp(-1))
+    assert log_z == pytest.approx(closed_form, abs=1e-12)
+    assert exact_log_z(bm) == pytest.approx(closed_form, abs=1e-12)
+    p_joint = torch.exp(-bm.energy(states) - log_z)
+    printed_joint = torch.tensor([row[3] for row in LECTURE_TABLE], dtype=torch.float64)
+    assert ((p_joint - printed_joint).abs() < 0.001).all()
+    # the printed column is the rounded e^-E over the printed total, rounded
+    assert [round(row[2] / LECTURE_TOTAL, 3) for row in LECTURE_TABLE] == printed_joint.tolist()
+    # the printed total and p(v): sums of the rounded entries, within rounding of the exact ones
+    assert round(sum(row[2] for row in LECTURE_TABLE), 2) == LECTURE_TOTAL
+    assert abs(math.exp(log_z) - LECTURE_TOTAL) < 0.015
+    v = torch.tensor(list(LECTURE_P_V), dtype=torch.float64)
+    p_v = torch.exp(bm.log_likelihood(v))
+    for (key, printed), exact in zip(LECTURE_P_V.items(), p_v.tolist()):
+        rounded_joint = [row[3] for row in LECTURE_TABLE if row[0][:2] == key]
+        assert round(sum(rounded_joint), 3) == printed
+        assert abs(exact - printed) < 0.001
+    assert [round(p, 3) for p in p_v.tolist()] == [0.466, 0.305, 0.144, 0.085]
+    torch.testing.assert_close(p_v.sum(), torch.tensor(1.0, dtype=torch.float64))
+
+
+@torch.no_grad()
+def test_lecture_004_weights_are_the_only_ones_that_fit_the_table() -> None:
+    """-E(s) = sum_{i<j} w_ij s_i s_j + sum_i theta_i s_i is linear in the 10 parameters; the
+    16 rows of the -E column determine them: the weights of ``lecture_004_machine``."""
+    states = torch.tensor([row[0] for row in LECTURE_TABLE], dtype=torch.float64)
+    minus_e = torch.tensor([row[1] for row in LECTURE_TABLE], dtype=torch.float64)
+    pairs = list(itertools.combinations(range(4), 2))
+    features = torch.cat(
+        [torch.stack([states[:, i] * states[:, j] for i, j in pairs], 1), states], 1
+    )
+    assert torch.linalg.matrix_rank(features) == 10
+    solution = torch.linalg.lstsq(features, minus_e[:, None]).solution[:, 0]
+    torch.testing.assert_close(features @ solution, minus_e)  # the table is consistent
+    bm = lecture_004_machine()
+    expected = torch.tensor([bm.coupling()[i, j] for i, j in pairs] + bm.theta.tolist())
+    torch.testing.assert_close(solution, expected.double())
+
+
+def test_lecture_004_machine_through_the_samplers_and_free_energy() -> None:
+    """The same p(v) as the stationary distribution of single-site Gibbs on the visible units
+    (the hidden units summed out in the free energy), and -log Z as the minimum Helmholtz free
+    energy of the 16 joint states."""
+    from ebmlab.models import minimum_free_energy
+    from ebmlab.samplers import gibbs_matrix, stationary_distribution
+
+    bm = lecture_004_machine()
+    visible = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    pi = stationary_distribution(gibbs_matrix(bm, visible, "systematic"))
+    with torch.no_grad():
+        torch.testing.assert_close(pi, torch.exp(bm.log_likelihood(visible)))
+    assert minimum_free_energy(bm) == pytest.approx(-float(bm.log_z().detach()), abs=1e-12)
+
+
 @torch.no_grad()
 def test_gibbs_sweeps_sample_the_boltzmann_distribution() -> None:
     bm = random_bm(v=3, h=2, labels=2, scale=1.0, temperature=1.5)

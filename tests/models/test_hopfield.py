@@ -9,6 +9,7 @@ import itertools
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from ebmlab.app.hopfield_experiments import (
     completion_rows,
     crossing_load,
     hide_half,
+    plot_capacity,
     select_patterns,
     write_capacity,
 )
@@ -32,8 +34,15 @@ from ebmlab.models.hopfield import (
     Hopfield,
     HopfieldCapacityWarning,
     ModernHopfield,
+    amit_capacity,
+    capacity_bounds,
+    clock_updates,
     flip_bits,
+    hebbian_bit_error_probability,
+    hebbian_fixed_point_probability,
     hebbian_weights,
+    mceliece_capacity,
+    projection_capacity,
     storkey_weights,
     to_binary,
     to_spins,
@@ -85,6 +94,58 @@ def test_hebbian_formula():
     expected = x.T @ x / 30 - 7 / 30 * torch.eye(30)
     assert torch.allclose(w, expected, atol=1e-6)
     assert torch.equal(w, w.T)
+
+
+# ----- lecture 001's Hebbian example: three patterns in four units, and their "fake" memories -----
+LECTURE_001_PATTERNS = torch.tensor(
+    [[1.0, 1.0, -1.0, -1.0], [1.0, -1.0, 1.0, -1.0], [1.0, -1.0, -1.0, 1.0]]
+)
+
+
+def test_lecture_001_hebbian_example_and_its_spurious_states():
+    """Lecture 001 stores three patterns in a 4-unit network with the Hebbian rule and shows a
+    stable state that is none of them (a "fake" memory). The transcript keeps the slide's text
+    but not its picture of the patterns, so this checks every choice at once, by enumerating the
+    16 states: for each of the 448 sets of three distinct patterns (no pattern with its
+    negation), either all three are fixed points, and then they are pairwise orthogonal and the
+    fixed points are exactly the patterns and their negations (64 sets), or some pattern is not
+    stable (384 sets). The spurious states of the example are the negations, the lecture's
+    "redundancy: y and -y are both stored": E(-y) = E(y) without biases."""
+    states = all_states(4)
+    stable_sets = 0
+    for rows in itertools.combinations(range(16), 3):
+        patterns = states[list(rows)]
+        if any(torch.equal(a, -b) for a, b in itertools.combinations(patterns, 2)):
+            continue
+        net = Hopfield(4).store(patterns)
+        fixed = states[net.is_fixed_point(states)]
+        if net.is_fixed_point(patterns).all():
+            stable_sets += 1
+            gram = patterns @ patterns.T
+            assert torch.equal(gram, 4 * torch.eye(3))  # pairwise orthogonal
+            expected = {tuple(r.tolist()) for r in torch.cat([patterns, -patterns])}
+            assert {tuple(r.tolist()) for r in fixed} == expected
+        else:
+            # every fixed point is still one of the patterns or a negation
+            known = {tuple(r.tolist()) for r in torch.cat([patterns, -patterns])}
+            assert {tuple(r.tolist()) for r in fixed} <= known
+    assert stable_sets == 64
+    # one such set, with the lecture's 1/N_p normalization (a positive factor: same dynamics)
+    x = LECTURE_001_PATTERNS
+    w = x.T @ x / 3
+    w.fill_diagonal_(0.0)
+    net = Hopfield(4).set_weights(w)
+    assert torch.equal(net.W, -(torch.ones(4, 4) - torch.eye(4)) / 3)
+    fixed = states[net.is_fixed_point(states)]
+    assert fixed.shape[0] == 6 and net.is_fixed_point(x).all() and net.is_fixed_point(-x).all()
+    torch.testing.assert_close(net.energy(-x), net.energy(x))
+    # the 3-pattern mixture sign(x1 + x2 + x3) is not stable at N = 4 (it is at large N)
+    assert not net.is_fixed_point(torch.sign(x.sum(0, keepdim=True))).any()
+    # a fake memory attracts like a stored one: (1, -1, 1, 1) is one flip from -x_1, x_2 and
+    # x_3, and the random update order decides which of the three it falls into
+    start = torch.tensor([[1.0, -1.0, 1.0, 1.0]])
+    ends = {tuple(net.recall(start, seed=seed)[0].tolist()) for seed in range(20)}
+    assert ends == {tuple(r.tolist()) for r in (-x[0], x[1], x[2])}
 
 
 # ----- asynchronous dynamics: energy never increases ---------------------------------------------
@@ -145,6 +206,72 @@ def test_block_boundaries_do_not_change_the_dynamics():
     reference, energies = naive_async(net, y, order, net._tie_tolerance())
     assert torch.equal(net.sweep_async(y, order)[0], reference)
     assert (energies[1:] <= energies[:-1] + 1e-5).all()
+
+
+# ----- unit clocks (lecture 004's "asynchronous II") ----------------------------------------------
+def test_clock_updates_are_poisson_clocks():
+    """Each unit rings as a Poisson process of the given rate: counts over [0, t) have mean and
+    variance rate * t, the waiting times are exponential, and the rings come in time order."""
+    n, duration, rate = 400, 5.0, 2.0
+    units, times = clock_updates(n, duration, torch.Generator().manual_seed(0), rate=rate)
+    assert (times[1:] >= times[:-1]).all() and times.min() >= 0 and times.max() < duration
+    counts = torch.bincount(units, minlength=n).double()
+    mean = rate * duration
+    assert abs(counts.mean().item() - mean) < 4 * math.sqrt(mean / n)
+    # var of a sample variance of a Poisson(mu): about (mu + 2 mu^2) / n
+    assert abs(counts.var().item() - mean) < 4 * math.sqrt((mean + 2 * mean**2) / n)
+    waits = torch.cat([torch.diff(times[units == i], prepend=torch.zeros(1)) for i in range(n)])
+    assert stats.kstest(waits.numpy(), "expon", args=(0, 1 / rate)).pvalue > 1e-4
+    # short horizons still work (some units never ring)
+    few, _ = clock_updates(50, 0.01, torch.Generator().manual_seed(1))
+    assert few.numel() < 50
+
+
+@settings(max_examples=40, deadline=None)
+@given(symmetric_networks())
+def test_clock_updates_never_increase_energy(case):
+    """The rings are single-unit updates (a unit may ring again before another rings once):
+    the energy never increases, and recall ends at a fixed point of the same energy."""
+    net, y, _, seed = case
+    tol = net._tie_tolerance()
+    units, _ = clock_updates(net.n_units, 3.0, torch.Generator().manual_seed(seed))
+    reference, energies = naive_async(net, y, units, tol)
+    assert (energies[1:] <= energies[:-1]).all()  # every ring
+    stepped, flips = net.sweep_events(y, units)
+    assert torch.equal(stepped, reference)
+    assert (flips >= (stepped != y).sum(1)).all()
+    final, info = net.recall(y, mode="clock", seed=seed, return_info=True)
+    assert info.converged.all() and not info.cycle2.any()
+    assert net.is_fixed_point(final).all()
+    assert (net.energy(final) <= net.energy(y)).all()
+    torch.testing.assert_close(info.energy, net.energy(final))
+    # time step by time step, the energy never increases either
+    current, previous = y, net.energy(y)
+    for step in range(20):
+        current = net.recall(current, mode="clock", max_sweeps=1, seed=seed + step)
+        energy = net.energy(current)
+        assert (energy <= previous).all()
+        previous = energy
+
+
+def test_clock_recall_beside_permutation_sweeps():
+    """Lecture 004's worked example and noisy probes of a larger network: both asynchronous
+    schemes retrieve the stored patterns, and clamped units stay put."""
+    net = Hopfield(4).store(LECTURE_PATTERNS)
+    probes = torch.tensor([[-1.0, -1.0, -1.0, 1.0], [-1.0, 1.0, 1.0, 1.0]])
+    for seed in range(5):
+        recalled = net.recall(probes, mode="clock", seed=seed)
+        assert torch.equal(recalled, torch.tensor([[-1.0, -1, -1, 1], [1.0, 1, 1, 1]]))
+    x = spins(10, 300, 21)
+    big = Hopfield(300).store(x)
+    noisy = flip_bits(x, 0.1, torch.Generator().manual_seed(22))
+    by_clock, info = big.recall(noisy, mode="clock", seed=23, return_info=True)
+    assert torch.equal(by_clock, x) and info.converged.all()
+    assert torch.equal(big.recall(noisy, mode="async", seed=23), x)
+    known = torch.zeros(300, dtype=torch.bool)
+    known[:150] = True
+    clamped = big.recall(noisy, mode="clock", seed=24, clamp=known)
+    assert torch.equal(clamped[:, :150], noisy[:, :150])
 
 
 def test_gibbs_sweep_matches_sequential_gibbs():
@@ -308,6 +435,90 @@ def test_hebbian_collapses_near_0138():
     assert overlap[0.1] > 0.95 and overlap[0.2] < 0.7
 
 
+def test_projection_rule_reaches_the_mostafa_st_jacques_bound():
+    """Any K < N patterns in general position are all stable with the projection weights (the
+    zero-diagonal rule stops one short of K = N, where the projector is the identity); the
+    Hebbian rule does not come close."""
+    n = 16
+    assert projection_capacity(n) == n
+    g = torch.Generator().manual_seed(5)
+    for _ in range(5):
+        for k in range(1, projection_capacity(n)):
+            x = torch.where(torch.rand(k, n, generator=g) < 0.5, -1.0, 1.0)
+            if torch.linalg.matrix_rank(x) < k:
+                continue
+            assert Hopfield(n, rule="pseudoinverse").store(x).is_fixed_point(x).all(), k
+    x = spins(n - 1, n, 6)
+    assert not Hopfield(n).store(x).is_fixed_point(x).all()
+    with pytest.raises(ValueError, match="span all of R"):
+        Hopfield(n, rule="pseudoinverse").store(2 * torch.eye(n) - 1)  # N independent patterns
+
+
+def test_hebbian_bit_error_probability_against_simulation():
+    """The exact binomial crosstalk law against random networks: the error rate of the stored
+    patterns' bits, with a standard error from the spread over independent networks."""
+    n, k, networks = 60, 12, 300
+    g = torch.Generator().manual_seed(8)
+    rates = []
+    for _ in range(networks):
+        x = torch.where(torch.rand(k, n, generator=g) < 0.5, -1.0, 1.0).double()
+        net = Hopfield(n).double().store(x)
+        rates.append(((x * net.local_field(x)) < -net._tie_tolerance()).double().mean().item())
+    rates = torch.tensor(rates)
+    p = hebbian_bit_error_probability(n, k)
+    assert abs(rates.mean().item() - p) < 4 * rates.std().item() / math.sqrt(networks)
+    assert hebbian_bit_error_probability(n, 1) == 0.0  # one pattern is always stable
+    # ties keep the bit: N = 3, K = 2 gives M = 2 and y z = (2 + C) / 3, C in {-2, 0, 2}
+    assert hebbian_bit_error_probability(3, 2) == 0.0
+    assert hebbian_bit_error_probability(3, 4) == pytest.approx(stats.binom.cdf(1, 6, 0.5))
+    # the normal approximation Phi(-sqrt(N / K)) is the large-N limit at a fixed load
+    p_large = hebbian_bit_error_probability(10**6, 10**5)
+    assert p_large == pytest.approx(stats.norm.cdf(-math.sqrt(10)), rel=1e-3)
+
+
+def test_mceliece_bound_from_the_bit_error_probability():
+    """At K = c N / ln N the expected number of unstable bits over all patterns, N K p_err,
+    vanishes as N grows for c below 1/4 and grows for c above it: N / (4 ln N) is the bound."""
+
+    def unstable_bits(n: int, c: float) -> float:
+        k = max(2, round(c * n / math.log(n)))
+        return n * k * hebbian_bit_error_probability(n, k)
+
+    sizes = (10**3, 10**4, 10**5)
+    below = [unstable_bits(n, 0.15) for n in sizes]
+    above = [unstable_bits(n, 0.35) for n in sizes]
+    assert below[0] > below[1] > below[2] and below[2] < 1e-8
+    assert above[0] < above[1] < above[2] and above[2] > 1
+    at_bound = [
+        n
+        * round(mceliece_capacity(n))
+        * hebbian_bit_error_probability(n, round(mceliece_capacity(n)))
+        for n in sizes
+    ]
+    assert max(at_bound) < 0.01
+    assert mceliece_capacity(1000, all_patterns=False) == pytest.approx(2 * mceliece_capacity(1000))
+    bounds = capacity_bounds(500)
+    assert bounds["mceliece"] < bounds["amit"] < bounds["mostafa_st_jacques"] == 500
+    assert amit_capacity(500) == pytest.approx(0.138 * 500)
+
+
+@pytest.mark.parametrize("k", [20, 30, 40])
+def test_hebbian_fixed_point_probability_tracks_simulation(k):
+    """(1 - p_err)^N treats a pattern's bits as independent; they are positively correlated
+    through the shared crosstalk, so it runs a little low (by up to about 0.07 at N = 200)."""
+    n, networks = 200, 40
+    g = torch.Generator().manual_seed(9 + k)
+    fractions = []
+    for _ in range(networks):
+        x = torch.where(torch.rand(k, n, generator=g) < 0.5, -1.0, 1.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", HopfieldCapacityWarning)  # overload is the point
+            net = Hopfield(n).store(x)
+        fractions.append(net.is_fixed_point(x).float().mean().item())
+    measured = sum(fractions) / networks
+    assert abs(measured - hebbian_fixed_point_probability(n, k)) < 0.1
+
+
 def test_crossing_load_interpolates():
     rows = [{"rule": "a", "load": x, "f": y} for x, y in [(0.1, 1.0), (0.2, 0.8), (0.3, 0.2)]]
     assert crossing_load(rows, "a", "f") == pytest.approx(0.25)
@@ -330,9 +541,44 @@ def test_write_capacity(tmp_path):
     assert png_path.stat().st_size > 1000
 
 
+def test_capacity_plot_marks_the_bounds(tmp_path, monkeypatch):
+    """Each panel draws the three bounds at their loads for this N, and the first panel the
+    Hebbian (1 - p_err)^N curve over the Hebbian loads."""
+    import matplotlib.axes
+
+    lines, curves = [], []
+    axvline, plot = matplotlib.axes.Axes.axvline, matplotlib.axes.Axes.plot
+
+    def record_line(self, x=0, *args, **kwargs):
+        lines.append((kwargs.get("label"), x))
+        return axvline(self, x, *args, **kwargs)
+
+    def record_curve(self, *args, **kwargs):
+        curves.append((kwargs.get("label"), args))
+        return plot(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "axvline", record_line)
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", record_curve)
+    n = 60
+    rows = capacity_sweep(n_units=n, loads=(0.05, 0.2), rules=("hebbian",), min_probes=5)
+    assert plot_capacity(rows, tmp_path / "capacity.png").stat().st_size > 1000
+    drawn = {}
+    for label, x in lines:
+        drawn.setdefault(label, set()).add(round(x, 12))
+    assert len(lines) == 9  # three bounds on three panels
+    assert drawn == {
+        "N / (4 ln N), McEliece et al. 1987": {round(1 / (4 * math.log(n)), 12)},
+        "0.138 N, Amit et al. 1985": {round(0.138, 12)},
+        "N, Mostafa & St. Jacques 1985": {1.0},
+    }
+    ((xs, ys),) = [args for label, args in curves if label == "hebbian, (1 - p_err)^N"]
+    assert min(xs) == pytest.approx(0.05) and max(xs) == pytest.approx(0.2)
+    assert ys == [hebbian_fixed_point_probability(n, round(x * n)) for x in xs]
+
+
 # ----- stochastic network ------------------------------------------------------------------------
-@pytest.mark.parametrize("temperature", [1.0, 2.5])
-def test_gibbs_samples_the_boltzmann_distribution(temperature):
+@pytest.mark.parametrize("temperature, mode", [(1.0, "async"), (2.5, "async"), (1.0, "clock")])
+def test_gibbs_samples_the_boltzmann_distribution(temperature, mode):
     g = torch.Generator().manual_seed(0)
     a = torch.randn(4, 4, generator=g).double()
     net = Hopfield(4).double().set_weights((a + a.T) / 2, torch.randn(4, generator=g).double())
@@ -340,7 +586,12 @@ def test_gibbs_samples_the_boltzmann_distribution(temperature):
     log_p = -net.energy(states) / temperature
     prob = torch.softmax(log_p, 0)
     chains = 20_000
-    samples = net.sample(chains, n_steps=20, temperature=temperature, generator=1)
+    if mode == "async":
+        samples = net.sample(chains, n_steps=20, temperature=temperature, generator=1)
+    else:  # the unit clocks give a random, state-independent order of exact updates
+        g1 = torch.Generator().manual_seed(1)
+        start = torch.where(torch.rand(chains, 4, generator=g1) < 0.5, -1.0, 1.0).double()
+        samples = net.gibbs(start, [temperature] * 20, g1, mode="clock")[0]
     index = ((samples > 0).long() * (2 ** torch.arange(3, -1, -1))).sum(1)
     counts = torch.bincount(index, minlength=16).double()
     # independent chains: multinomial counts; a false failure at this level is 1 in 10^6
@@ -535,6 +786,14 @@ def test_bad_input():
         Hopfield(4, rule="hebian")
     with pytest.raises(ValueError, match="mode"):
         net.recall(torch.ones(1, 4), mode="parallel")
+    with pytest.raises(ValueError, match="mode"):
+        net.gibbs(torch.ones(1, 4), [1.0], mode="sync")
+    with pytest.raises(ValueError, match="n_units"):
+        mceliece_capacity(1)
+    with pytest.raises(ValueError, match="n_patterns"):
+        hebbian_bit_error_probability(10, 0)
+    with pytest.raises(ValueError, match="duration"):
+        clock_updates(4, 0.0)
     with pytest.raises(ValueError, match="probes: expected 4 features"):
         net.recall(torch.ones(1, 3))
     with pytest.raises(ValueError, match="clamp"):
@@ -607,6 +866,9 @@ def test_cli_store_recall_capacity(tmp_path, capsys):
     )
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["recalled_source_exactly"] == 1.0 and out.exists()
+    clock = ("--noise", "0.1", "--mode", "clock", "--json", "--out", str(tmp_path / "clock.png"))
+    assert run_cli("hopfield", "recall", str(ckpt), *clock) == 0
+    assert json.loads(capsys.readouterr().out)["recalled_source_exactly"] == 1.0
     assert (
         run_cli(
             "hopfield",

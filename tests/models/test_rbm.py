@@ -172,6 +172,18 @@ def test_bad_input_is_named(data: torch.Tensor, message: str) -> None:
     assert "v" in str(info.value)
 
 
+@pytest.mark.parametrize("per", ["example", "feature"])
+def test_pseudo_likelihood_of_no_examples_is_a_named_error(per: str) -> None:
+    """An empty batch has no pseudo-likelihood: a ValueError naming ``v`` (it used to fail
+    inside torch.cat), while a single example still gets its exact value."""
+    rbm = random_rbm()
+    with pytest.raises(ValueError, match=r"^v: expected at least one row, got shape \(0, 5\)"):
+        rbm.pseudo_log_likelihood(torch.zeros(0, rbm.n_visible), per=per)
+    one = rbm.pseudo_log_likelihood(torch.ones(1, rbm.n_visible), per=per)
+    every = rbm.pseudo_log_likelihood(all_binary(rbm.n_visible), per=per)
+    torch.testing.assert_close(one, every[-1:])
+
+
 @pytest.mark.parametrize(
     "sizes, name",
     [

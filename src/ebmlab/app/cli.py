@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import errno
 import json
 import os
@@ -22,6 +23,7 @@ import torch
 from .. import __version__, data, io
 from ..training import Stage, TrainConfig, TrainingDiverged, resolve_device, run_stages
 from ..training.logging import append_record as append_metrics_record
+from ..validation import check_nonnegative_int, check_positive_int
 from . import recipes, rundir
 from .recipes import Context, Figure, Recipe
 
@@ -148,7 +150,8 @@ def run_family(
     ``out/config.json`` and into every checkpoint's metadata, so that a resume can check that
     the two describe the same run."""
     _check_data_kind(recipe, data_name)
-    binarize = options.get("binarize", recipe.binarize)
+    # toy 2-D data are points, never binarized (the record says so)
+    binarize = None if data.is_toy2d(data_name) else options.get("binarize", recipe.binarize)
     split = load_split(data_name, binarize, train_config.seed, data_dir)
     x_train, x_test, image_shape = split.x_train, split.x_test, split.image_shape
     run_config = {
@@ -160,6 +163,11 @@ def run_family(
         "train": train_config.__dict__,
         "restarts": restarts,
         "run_id": run_id or rundir.new_run_id(),
+        "ran": {
+            "device": str(resolve_device(train_config.device)),
+            "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+            "torch": torch.__version__,
+        },
         "ebmlab_version": __version__,
         "command": " ".join(sys.argv),
     }
@@ -201,7 +209,8 @@ def run_family(
     model.eval()
     if evaluate:
         metrics.update(recipe.evaluate(model, x_train.to(ctx.device), x_test.to(ctx.device), ctx))
-        _write_json(out / "eval.json", metrics)
+        _warn_if_baseline(recipe, metrics, split, binarize)
+        metrics = save_evaluation(out, metrics, quick)
     figures = recipe.figures(model, x_test.to(ctx.device), ctx)
     _figures_manifest(out, figures)
     from .report import section_from_run, write_report
@@ -220,6 +229,8 @@ def stage_logger() -> Any:
     return lambda message: print(f"ebmlab: {message}", file=sys.stderr, flush=True)
 
 
+#: The loop's own defaults (a recipe's ``train_defaults`` override them).
+LOOP_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 #: Loop flags of ``ebmlab train`` (None when not given).
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "seed", "device", "optimizer", "schedule")
 
@@ -295,6 +306,19 @@ def _resumed_config(
     return asked
 
 
+def data_defaults(recipe: Recipe, data_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The family's option and loop defaults for ``data_name``: on the demo's dataset (digits)
+    the demo's data-sized settings (a 784 x 500 RBM with 14,500 AIS betas is an MNIST recipe),
+    elsewhere the recipe's own."""
+    options = {opt.name: opt.default for opt in recipe.options}
+    train = dict(recipe.train_defaults)
+    demo = dict(recipe.demo or {})
+    if demo and demo.pop("data", "digits") == data_name:
+        options.update(demo.pop("options", {}))
+        train.update(demo)
+    return options, train
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     recipe = recipes.get_recipe(args.model)
     if args.restarts is not None and args.restarts < 0:
@@ -310,6 +334,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     if is_main:
         rundir.check_writable(out)
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world > 1:
+            print(f"ebmlab: training on {world} processes (data parallel)", file=sys.stderr)
     with rundir.RunLock(out) if is_main else contextlib.nullcontext():
         if is_main:
             rundir.remove_temporaries(out)
@@ -318,11 +345,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         else:
             if is_main:
                 rundir.prepare_new(out, args.force)
-            defaults = {opt.name: opt.default for opt in recipe.options}
+            data_name = args.data or "digits"
+            defaults, train_defaults = data_defaults(recipe, data_name)
             run = {
-                "data": args.data or "digits",
+                "data": data_name,
                 "options": {**defaults, **options},
-                "train": {**recipe.train_defaults, **settings},
+                "train": {**train_defaults, **settings},
                 "restarts": args.restarts or 0,
                 "run_id": None,
             }
@@ -348,6 +376,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _load_run(run: str) -> tuple[Path, dict[str, Any], Recipe]:
     path = Path(run)
+    if not path.exists():
+        raise CLIError(f"RUN: {path}: no such run directory")
     run_dir = path if path.is_dir() else path.parent
     config = rundir.read_config(run_dir)
     if not (run_dir / "checkpoint.safetensors").exists():
@@ -359,22 +389,80 @@ def _load_run(run: str) -> tuple[Path, dict[str, Any], Recipe]:
     return run_dir, config, recipes.get_recipe(config["model"])
 
 
-def evaluate_run(
-    run: str | os.PathLike[str],
-    device: str | None = None,
-    quick: bool = False,
-    data_dir: str | None = None,
-) -> dict[str, Any]:
-    """Evaluate a run directory with its recipe; writes and returns ``RUN/eval.json``."""
-    run_dir, config, recipe = _load_run(str(run))
-    if device:
-        config["train"]["device"] = device
-    split = load_split(config["data"], config.get("binarize"), config["train"]["seed"], data_dir)
-    ctx = make_context(config, run_dir, quick, split, data_dir)
-    model = io.load(run_dir / "checkpoint.safetensors", device=str(ctx.device))
-    model.eval()
-    x_train, x_test = split.x_train, split.x_test
-    metrics = recipe.evaluate(model, x_train.to(ctx.device), x_test.to(ctx.device), ctx)
+def _warn_if_baseline(
+    recipe: Recipe, metrics: dict[str, Any], split: Split, binarize: str | None
+) -> None:
+    """Warn when a model of binary images scores no better than independent pixels: it has not
+    learned any dependence between pixels yet (too short, or a learning rate too small)."""
+    from ..models import IndependentBernoulli
+
+    ll = metrics.get("test_log_likelihood")
+    if recipe.name == "independent" or not binarize or not isinstance(ll, int | float):
+        return
+    x_train, x_test = split.x_train.flatten(1).cpu(), split.x_test.flatten(1).cpu()
+    baseline = IndependentBernoulli(x_train.shape[1]).fit(x_train)
+    with torch.no_grad():
+        floor = float(baseline.log_prob(x_test).mean())
+    metrics["independent_pixels_test_log_likelihood"] = floor
+    se = float(metrics.get("test_log_likelihood_se") or 0.0)
+    if ll <= floor + se:
+        print(
+            f"ebmlab: warning: the model's test log-likelihood ({ll:.2f} nats) is no better "
+            f"than independent pixels' ({floor:.2f}): it has not learned how pixels depend on "
+            "each other yet (train longer, or with a larger learning rate)",
+            file=sys.stderr,
+        )
+
+
+#: How thorough a stored evaluation was (``eval.json``'s "evaluation"): a quick one never
+#: replaces a full one.
+EVALUATION_LEVELS = {"quick": 0, "full": 1}
+
+
+def _checkpoint_digest(run_dir: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with (run_dir / "checkpoint.safetensors").open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def stored_evaluation(run_dir: Path, quick: bool) -> dict[str, Any] | None:
+    """``RUN/eval.json`` when it evaluated the current checkpoint at least as thoroughly as
+    asked (None: evaluate again)."""
+    path = run_dir / "eval.json"
+    if not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stored, dict) or stored.get("checkpoint_sha256") != _checkpoint_digest(
+        run_dir
+    ):
+        return None
+    level = EVALUATION_LEVELS.get(str(stored.get("evaluation")), -1)
+    return stored if level >= EVALUATION_LEVELS["quick" if quick else "full"] else None
+
+
+def save_evaluation(run_dir: Path, metrics: dict[str, Any], quick: bool) -> dict[str, Any]:
+    """Write ``RUN/eval.json`` tagged with its thoroughness and the checkpoint it scored, unless
+    a fuller evaluation of that checkpoint is there already (then that one is kept and
+    returned). A run that cannot be written still gets its metrics back, with a warning."""
+    metrics = {
+        **metrics,
+        "evaluation": "quick" if quick else "full",
+        "checkpoint_sha256": _checkpoint_digest(run_dir),
+    }
+    if quick and stored_evaluation(run_dir, quick=False) is not None:
+        print(
+            f"ebmlab: note: kept the full evaluation in {run_dir / 'eval.json'}; the quick one "
+            "is printed only",
+            file=sys.stderr,
+        )
+        return metrics
     try:
         _write_json(run_dir / "eval.json", metrics)
     except OSError as error:  # a read-only run: the metrics are still returned and printed
@@ -386,8 +474,46 @@ def evaluate_run(
     return metrics
 
 
+def evaluate_run(
+    run: str | os.PathLike[str],
+    device: str | None = None,
+    quick: bool = False,
+    data_dir: str | None = None,
+    recompute: bool = False,
+) -> dict[str, Any]:
+    """Evaluate a run directory with its recipe and return the metrics; the stored evaluation
+    of the same checkpoint is reused unless ``recompute`` (or it was quicker than asked)."""
+    run_dir, config, recipe = _load_run(str(run))
+    if not recompute:
+        stored = stored_evaluation(run_dir, quick)
+        if stored is not None:
+            print(
+                f"ebmlab: using the stored {stored['evaluation']} evaluation in "
+                f"{run_dir / 'eval.json'} (--recompute to evaluate again)",
+                file=sys.stderr,
+            )
+            return stored
+    if device:
+        config["train"]["device"] = device
+    split = load_split(config["data"], config.get("binarize"), config["train"]["seed"], data_dir)
+    ctx = make_context(config, run_dir, quick, split, data_dir)
+    model = io.load(run_dir / "checkpoint.safetensors", device=str(ctx.device))
+    model.eval()
+    x_train, x_test = split.x_train, split.x_test
+    print(
+        f"ebmlab: evaluating {run_dir} ({recipe.name}, {'quick' if quick else 'full'}) ...",
+        file=sys.stderr,
+        flush=True,
+    )
+    started = time.perf_counter()
+    metrics = recipe.evaluate(model, x_train.to(ctx.device), x_test.to(ctx.device), ctx)
+    print(f"ebmlab: evaluated in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    _warn_if_baseline(recipe, metrics, split, config.get("binarize"))
+    return save_evaluation(run_dir, metrics, quick)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    metrics = evaluate_run(args.run, args.device, args.quick, args.data_dir)
+    metrics = evaluate_run(args.run, args.device, args.quick, args.data_dir, args.recompute)
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -398,9 +524,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import collect, markdown_table
+    from .compare import collect, find_runs, markdown_table
 
-    runs = [Path(r) for r in args.runs]
+    runs, skipped = find_runs(args.runs)
+    for note in skipped:
+        print(f"ebmlab: compare: skipping {note}", file=sys.stderr)
+    if not runs:
+        raise CLIError("compare: none of the paths given is a run directory")
     for run in runs:
         if args.eval and (run / "config.json").exists() and not (run / "eval.json").exists():
             print(f"[compare] evaluating {run} ...", file=sys.stderr, flush=True)
@@ -439,32 +569,90 @@ def _write_samples(samples: torch.Tensor, config: dict[str, Any], out: Path, tit
     return target
 
 
+#: Step sizes of the gradient kernels when ``--step-size`` is not given.
+DEFAULT_STEP_SIZES = {"langevin": 0.01, "mala": 0.01, "sgld": 0.01, "hmc": 0.05}
+#: Kernels that move continuous states along the energy's gradient.
+GRADIENT_KERNELS = tuple(DEFAULT_STEP_SIZES)
+
+
+def _visible(model: Any, samples: torch.Tensor) -> torch.Tensor:
+    """The visible units of full states (a Boltzmann machine's labels and hidden units follow
+    its visible units)."""
+    n_visible = getattr(model, "n_visible", None)
+    if isinstance(n_visible, int) and samples.dim() == 2 and samples.shape[1] > n_visible:
+        return samples[:, :n_visible]
+    return samples
+
+
+def _own_samples(model: Any, n: int, steps: int | None, generator: torch.Generator) -> Any:
+    """Draw with the model's own sampler, passing the chain length under its own name."""
+    import inspect
+
+    parameters = inspect.signature(model.sample).parameters
+    kwargs: dict[str, Any] = {"generator": generator}
+    if steps is not None:
+        name = next((k for k in ("n_steps", "n_sweeps") if k in parameters), None)
+        if name is None:
+            raise CLIError(
+                f"--steps: {type(model).__name__} draws exact samples (no Markov chain); drop it"
+            )
+        kwargs[name] = steps
+    return model.sample(n, **kwargs)
+
+
+def _sampler_refusal(model: Any, sampler: str) -> str | None:
+    """Why ``--sampler`` cannot run on ``model`` (None: it can)."""
+    binary = getattr(model, "spin_values", None) is not None or hasattr(model, "free_energy")
+    if not hasattr(model, "energy") and not hasattr(model, "free_energy"):
+        return f"{type(model).__name__} has no energy function for a Markov chain to sample"
+    if sampler in GRADIENT_KERNELS and binary:
+        return (
+            f"{sampler} moves continuous states; {type(model).__name__} has binary units "
+            "(use mh or gibbs)"
+        )
+    if sampler == "gibbs" and not binary:
+        return f"gibbs needs discrete units; {type(model).__name__} is continuous (use mala or hmc)"
+    return None
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
+    check_positive_int(args.n, "--n")
+    check_positive_int(args.thin, "--thin")
+    check_nonnegative_int(args.burn_in, "--burn-in")
+    if args.steps is not None:
+        check_nonnegative_int(args.steps, "--steps")
     run_dir, config, _ = _load_run(args.run)
     model = io.load(run_dir / "checkpoint.safetensors")
     model.eval()
     generator = torch.Generator().manual_seed(args.seed)
-    out = Path(args.out) if args.out else run_dir / "samples.png"
+    # never over the run's own samples.png, which the report describes
+    out = Path(args.out) if args.out else run_dir / "samples_drawn.png"
     if args.sampler is None:
-        # the model's own generator (block Gibbs for RBMs, Langevin for neural EBMs, ...)
         if not hasattr(model, "sample"):
+            if _sampler_refusal(model, "mh") is not None:
+                raise CLIError(
+                    f"RUN: a {type(model).__name__} defines no probability distribution to "
+                    "sample (it maps data to codes and back); its report shows reconstructions"
+                )
             raise CLIError(
-                f"RUN: model {type(model).__name__} has no sampler of its own; "
-                "choose one with --sampler"
+                f"RUN: {type(model).__name__} has no sampler of its own; run a Markov chain on "
+                "its energy with --sampler mh (binary units) or --sampler mala (continuous)"
             )
-        kwargs: dict[str, Any] = {"generator": generator}
-        if args.steps is not None:
-            kwargs["n_steps"] = args.steps
-        samples = model.sample(args.n, **kwargs)
+        samples = _visible(model, _own_samples(model, args.n, args.steps, generator))
         path = _write_samples(samples, config, out, f"{args.n} samples")
         print(f"wrote {path}")
         return 0
     from .. import samplers
     from . import viz_mcmc
 
+    refusal = _sampler_refusal(model, args.sampler)
+    if refusal is not None:
+        raise CLIError(f"--sampler {args.sampler}: {refusal}")
     settings: dict[str, Any] = {}
-    if args.step_size is not None:
-        settings["step_size"] = args.step_size
+    if args.sampler in GRADIENT_KERNELS:
+        settings["step_size"] = args.step_size or DEFAULT_STEP_SIZES[args.sampler]
+    elif args.step_size is not None:
+        raise CLIError(f"--step-size: {args.sampler} takes no step size")
     if args.sampler == "mh" and getattr(model, "spin_values", None) is not None:
         # binary states: bit-flip proposals, not Gaussian moves
         settings.update(proposal="flip", spin_values=tuple(model.spin_values))
@@ -481,7 +669,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     path = _write_samples(
-        result.samples[-1], config, out, f"{args.n} chains, {args.sampler}, last draw"
+        _visible(model, result.samples[-1]),
+        config,
+        out,
+        f"{args.n} chains, {args.sampler}, last draw",
     )
     viz_mcmc.plot_trace(result.samples, out.with_name(out.stem + "_trace.png"))
     viz_mcmc.plot_autocorrelation(result.samples, out.with_name(out.stem + "_acf.png"))
@@ -608,13 +799,32 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 # ----- parser ------------------------------------------------------------------------------------
-def _add_train_options(parser: argparse.ArgumentParser) -> None:
+def _add_train_options(parser: argparse.ArgumentParser, recipe: Recipe) -> None:
+    defaults = recipe.train_defaults
+    fitted = recipe.fit is not None  # the loop flags do not apply: hidden from the help
+
+    def loop_help(text: str, key: str) -> str:
+        if fitted:
+            return argparse.SUPPRESS
+        shown = defaults.get(key, LOOP_DEFAULTS[key])
+        return f"{text} (default {shown})"
+
     parser.add_argument("--data", help="dataset (see `ebmlab list`; default digits)")
-    parser.add_argument("--epochs", type=int, help="passes over the training data")
-    parser.add_argument("--batch-size", type=int, help="global minibatch size")
-    parser.add_argument("--lr", type=float, help="learning rate")
-    parser.add_argument("--optimizer", choices=["sgd", "adam"])
-    parser.add_argument("--schedule", choices=["constant", "linear", "cosine", "exponential"])
+    parser.add_argument(
+        "--epochs", type=int, help=loop_help("passes over the training data", "epochs")
+    )
+    parser.add_argument(
+        "--batch-size", type=int, help=loop_help("global minibatch size", "batch_size")
+    )
+    parser.add_argument("--lr", type=float, help=loop_help("learning rate", "lr"))
+    parser.add_argument(
+        "--optimizer", choices=["sgd", "adam"], help=loop_help("optimizer", "optimizer")
+    )
+    parser.add_argument(
+        "--schedule",
+        choices=["constant", "linear", "cosine", "exponential"],
+        help=loop_help("learning-rate schedule", "schedule"),
+    )
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     parser.add_argument("--out", help="run directory (default runs/MODEL-DATA)")
@@ -669,9 +879,13 @@ def build_parser() -> argparse.ArgumentParser:
     models = train_parser.add_subparsers(dest="model", required=True, metavar="MODEL")
     for name, recipe in recipes.all_recipes().items():
         p = models.add_parser(
-            name, help=recipe.summary, description=recipe.summary, epilog=EXAMPLES["train"]
+            name,
+            help=recipe.summary,
+            description=recipe.summary,
+            epilog=_train_example(recipe),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        _add_train_options(p)
+        _add_train_options(p, recipe)
         for opt in recipe.options:
             flag = "--" + opt.name.replace("_", "-")
             kind: dict[str, Any] = (
@@ -696,19 +910,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="run this kernel through the MCMC runner and report "
         "diagnostics: mh, gibbs, langevin, mala, hmc (default: the model's sampler)",
     )
-    p.add_argument("--step-size", type=float, help="kernel step size (langevin, mala, hmc)")
+    p.add_argument(
+        "--step-size",
+        type=float,
+        help="kernel step size (langevin, mala, sgld: default 0.01; hmc: 0.05)",
+    )
     p.add_argument("--burn-in", type=int, default=0, help="steps discarded before collecting")
     p.add_argument("--thin", type=int, default=1, help="keep every THIN-th draw")
     p.add_argument("--json", action="store_true", help="print the diagnostics as JSON")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="output PNG (default RUN/samples.png)")
+    p.add_argument(
+        "--out", help="output PNG (default RUN/samples_drawn.png; the run's samples.png is kept)"
+    )
     p.set_defaults(func=cmd_sample)
 
     p = command("eval", "evaluate a trained run (test log-likelihood in nats, ...)")
     p.add_argument("run", help="run directory")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--quick", action="store_true", help="cheaper estimates (fewer AIS runs)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="cheaper estimates (fewer AIS runs); never replaces a stored full evaluation",
+    )
+    p.add_argument(
+        "--recompute", action="store_true", help="evaluate again even if eval.json is current"
+    )
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--data-dir", help="dataset folder")
     p.set_defaults(func=cmd_eval)
@@ -754,6 +981,21 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         add_hopfield_parser(sub)
     return parser
+
+
+def _train_example(recipe: Recipe) -> str:
+    """The family's own example for its ``--help``: its demo's data, then a larger dataset."""
+    demo = recipe.demo or {}
+    data_name = demo.get("data", "digits")
+    lines = [f"examples: ebmlab train {recipe.name} --data {data_name} --eval"]
+    if "image" in recipe.data_kinds and data_name != "mnist":
+        lines.append(f"          ebmlab train {recipe.name} --data mnist --eval")
+    if data_name == "digits":
+        lines.append(
+            "on digits the defaults are digits-sized (the settings `ebmlab demo` uses); flags "
+            "override them"
+        )
+    return "\n".join(lines)
 
 
 def _leave_process_group() -> None:

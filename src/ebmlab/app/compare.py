@@ -43,6 +43,27 @@ OTHER_METRICS: dict[str, str] = {
     "reconstruction_error": "reconstruction error",
     "test_frechet_distance": "Frechet distance",
     "test_frechet_distance_train_floor": "Frechet floor (training images)",
+    "test_accuracy": "label accuracy",
+    "half_recall_fraction": "recall from half an image",
+    "flip_recall_fraction": "recall from flipped pixels",
+    "inpaint_mse": "inpainting error",
+    "inpaint_mse_mean_image": "inpainting error of the mean image",
+    "test_pseudo_log_likelihood_per_feature": "pseudo-log-likelihood per pixel",
+}
+
+#: Options that tell runs of one family apart in the table (when the run has them).
+LABEL_OPTIONS: dict[str, tuple[str, ...]] = {
+    "rbm": ("hidden", "method"),
+    "grbm": ("hidden",),
+    "bm": ("hidden",),
+    "dbn": ("layers",),
+    "dbm": ("layers",),
+    "autoencoder": ("layers",),
+    "ebm": ("objective", "network"),
+    "vae": ("hidden", "latent"),
+    "pca": ("components",),
+    "ppca": ("components",),
+    "fa": ("components",),
 }
 
 
@@ -81,12 +102,42 @@ def _budget(config: dict[str, Any]) -> str | int | None:
     return epochs
 
 
-def collect(run_dirs: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
-    """One record per run directory: model, data, binarization, metrics of ``eval.json``.
+def label(config: dict[str, Any]) -> str:
+    """The family with the options that distinguish its runs, e.g. "ebm (objective nce)"."""
+    model = str(config.get("model"))
+    options = config.get("options") or {}
+    parts = [
+        f"{name} {options[name]}"
+        for name in LABEL_OPTIONS.get(model, ())
+        if options.get(name) not in (None, "")
+    ]
+    return f"{model} ({', '.join(parts)})" if parts else model
 
-    Runs without ``eval.json`` are kept with ``evaluated=False`` so the table can say so.
-    Raises ``ValueError`` naming a directory that is not a run (no ``config.json``).
-    """
+
+def find_runs(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[str]]:
+    """The run directories among ``paths`` (a folder of runs, such as the demo's, stands for
+    the runs inside it) and one note per path that is not a run."""
+    runs: list[Path] = []
+    skipped: list[str] = []
+    for entry in paths:
+        path = Path(entry)
+        if (path / "config.json").is_file():
+            runs.append(path)
+        elif path.is_dir() and any((child / "config.json").is_file() for child in path.iterdir()):
+            runs.extend(
+                sorted(child for child in path.iterdir() if (child / "config.json").is_file())
+            )
+        elif not path.exists():
+            skipped.append(f"{path}: no such file or directory")
+        else:
+            skipped.append(f"{path}: not a run directory (no config.json)")
+    return runs, skipped
+
+
+def collect(run_dirs: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
+    """One record per run directory: model, label, data, binarization, metrics of
+    ``eval.json``. Runs without ``eval.json`` are kept with ``evaluated=False`` so the table can
+    say so. Raises ``ValueError`` naming a directory that is not a run (no ``config.json``)."""
     records = []
     for entry in run_dirs:
         run = Path(entry)
@@ -97,6 +148,7 @@ def collect(run_dirs: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
         record: dict[str, Any] = {
             "run": str(run),
             "model": config.get("model"),
+            "label": label(config),
             "data": config.get("data"),
             "binarize": config.get("binarize"),
             "epochs": _budget(config),
@@ -105,6 +157,20 @@ def collect(run_dirs: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
         record.update(metrics or {})
         records.append(record)
     return records
+
+
+def unit(data_name: str, binarize: str | None) -> str:
+    """What a table's log-likelihoods measure (rows of different units are never compared)."""
+    from .. import data
+
+    if data.is_toy2d(data_name):
+        return "a density on the plane, nats per point"
+    if binarize:
+        return f"binary images ({binarize} binarization), nats per image"
+    return (
+        "a density of grey levels (continuous pixels), nats per image: not comparable with "
+        "binary images"
+    )
 
 
 def _cell(value: Any, digits: int = 2) -> str:
@@ -124,7 +190,7 @@ def markdown_table(records: list[dict[str, Any]]) -> str:
     for (data_name, binarize), rows in groups.items():
         rows = sorted(rows, key=lambda r: -float(r.get("test_log_likelihood", float("-inf"))))
         lines = [
-            f"**{data_name}** (binarization: {binarize})",
+            f"**{data_name}**: {unit(data_name, None if binarize == 'none' else binarize)}",
             "",
             "| model | test log-likelihood (nats) | how | train LL | epochs | other | run |",
             "|---|---|---|---|---|---|---|",
@@ -135,8 +201,9 @@ def markdown_table(records: list[dict[str, Any]]) -> str:
             value = "" if ll is None else _cell(ll) + (f" ± {se:.2f}" if se else "")
             if not r["evaluated"]:
                 value = "(not evaluated)"
+            name, how = r.get("label", r["model"]), r.get("log_likelihood_method", "")
             lines.append(
-                f"| {r['model']} | {value} | {r.get('log_likelihood_method', '')} | "
+                f"| {name} | {value} | {how} | "
                 f"{_cell(r.get('train_log_likelihood'))} | {_cell(r.get('epochs'))} | "
                 f"{other_scores(r)} | {r['run']} |"
             )

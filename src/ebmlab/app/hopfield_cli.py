@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models.hopfield import RULES, Hopfield, flip_bits, to_binary, to_spins
+from ..models.hopfield import RECALL_MODES, RULES, Hopfield, flip_bits, to_binary, to_spins
 
 EPILOG = """examples:
   ebmlab hopfield store --data digits --n-patterns 10 --out runs/hopfield/digits.safetensors
@@ -70,7 +70,12 @@ def add_hopfield_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--fill", default="off", choices=("off", "random"), help="hidden pixels")
     p.add_argument("--clamp", action="store_true", help="keep the visible half fixed")
-    p.add_argument("--mode", default="async", choices=("async", "sync"))
+    p.add_argument(
+        "--mode",
+        default="async",
+        choices=RECALL_MODES,
+        help="async: random order; sync: all at once; clock: each unit on its own random clock",
+    )
     p.add_argument("--max-sweeps", type=int, default=100)
     p.add_argument(
         "--temperature",
@@ -105,12 +110,13 @@ def add_hopfield_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--noise", type=float, default=0.1, help="fraction of bits flipped in probes")
     p.add_argument("--min-probes", type=int, default=200, help="probes per load (at least)")
     p.add_argument("--max-probes", type=int, default=500, help="probes per network (at most)")
-    p.add_argument("--mode", default="async", choices=("async", "sync"))
+    p.add_argument("--mode", default="async", choices=RECALL_MODES)
     p.add_argument(
         "--learned-noise",
         type=float,
         default=0.1,
-        help="learned rule: bits flipped in the negatives' starts (0: lecture's rule)",
+        help="learned rule: bits flipped in the negatives' starts (0: the rule of Yi Wu, Deep "
+        "Learning lecture 4, Energy-Based Models, IIIS 2025)",
     )
     p.add_argument("--modern-beta", type=float, default=None, help="default 1/sqrt(N)")
     p.add_argument("--quick", action="store_true", help="N=200, few loads (a smoke test)")

@@ -33,7 +33,9 @@ from ..models.hopfield import (
     Hopfield,
     HopfieldCapacityWarning,
     ModernHopfield,
+    capacity_bounds,
     flip_bits,
+    hebbian_fixed_point_probability,
     to_binary,
     to_spins,
 )
@@ -53,6 +55,12 @@ STYLES = {
     "pseudoinverse": ("^", "-"),
     "learned": ("D", "-"),
     "modern": ("*", "--"),
+}
+#: The capacity bounds drawn on the plot (keys of ``capacity_bounds``): colour, style, label.
+BOUND_STYLES = {
+    "mceliece": ("tab:red", ":", "N / (4 ln N), McEliece et al. 1987"),
+    "amit": ("gray", "--", "0.138 N, Amit et al. 1985"),
+    "mostafa_st_jacques": ("tab:green", "-.", "N, Mostafa & St. Jacques 1985"),
 }
 
 
@@ -210,7 +218,11 @@ def capacity_summary(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, floa
 def plot_capacity(
     rows: Sequence[dict[str, Any]], path: str | os.PathLike[str], title: str | None = None
 ) -> Path:
-    """Three panels against the load P/N (log scale): fixed points, exact recall, overlap."""
+    """Three panels against the load P/N (log scale): fixed points, exact recall, overlap.
+
+    Every panel marks the capacity bounds of lecture 001 at this N as loads (``BOUND_STYLES``);
+    the first also draws the Hebbian fixed-point probability (1 - p_err)^N of
+    ``hebbian_fixed_point_probability`` when the rows include the Hebbian rule."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -222,6 +234,17 @@ def plot_capacity(
         ("recall_overlap", None, "overlap y.x/N after recall"),
     )
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    n_units = rows[0]["n_units"] if rows else 0
+    bounds = capacity_bounds(n_units) if n_units >= 2 else {}
+    hebbian_loads = sorted({r["load"] for r in rows if r["rule"] == "hebbian"})
+    if hebbian_loads:
+        grid = torch.logspace(
+            math.log10(hebbian_loads[0]), math.log10(hebbian_loads[-1]), 60
+        ).tolist()
+        loads = sorted({max(1, round(x * n_units)) / n_units for x in grid})
+        theory = [hebbian_fixed_point_probability(n_units, round(x * n_units)) for x in loads]
+        theory_style = {"color": "black", "linestyle": ":", "linewidth": 1.2}
+        axes[0].plot(loads, theory, label="hebbian, (1 - p_err)^N", **theory_style)
     for ax, (key, se_key, label) in zip(axes, panels):
         for rule in dict.fromkeys(r["rule"] for r in rows):
             pts = sorted((r for r in rows if r["rule"] == rule), key=lambda r: r["load"])
@@ -234,15 +257,15 @@ def plot_capacity(
                 lo = [y - s for y, s in zip(ys, se)]
                 hi = [y + s for y, s in zip(ys, se)]
                 ax.fill_between(xs, lo, hi, alpha=0.2)
-        ax.axvline(HEBBIAN_CAPACITY, color="gray", linestyle="--", linewidth=1)
-        ax.text(HEBBIAN_CAPACITY * 1.05, 0.05, "0.138", color="gray", fontsize=8)
+        for name, patterns in bounds.items():
+            colour, style, text = BOUND_STYLES[name]
+            ax.axvline(patterns / n_units, color=colour, linestyle=style, linewidth=1, label=text)
         ax.set_xscale("log")
         ax.set_xlabel("load P/N")
         ax.set_title(label, fontsize=10)
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    n_units = rows[0]["n_units"] if rows else 0
+    axes[0].legend(fontsize=7)
     fig.suptitle(title or f"Hopfield capacity, N = {n_units} random patterns")
     fig.tight_layout()
     target = Path(path)

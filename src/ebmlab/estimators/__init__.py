@@ -4,6 +4,10 @@ reverse) over annealing paths, log-likelihoods and bounds, each result tagged wi
 A model joins AIS by matching one of the paths of ``ebmlab.estimators.paths`` (told apart by
 attributes, ``ebmlab.estimators.kinds``) or by supplying ``annealing_path(data, base_bias)``
 returning an object with the ``AnnealingPath`` protocol.
+
+Every estimator checks what it is given once, at entry (``ebmlab.estimators.inputs``): data rows
+(binary for binary models, finite, of the model's width, at least one), reverse-AIS starting
+states, base-rate data (in [0, 1]) and the model's parameters (finite, named when they are not).
 """
 
 from .ais import AISResult, AISWarning, ais, ais_schedule, anneal, check_betas, reverse_ais

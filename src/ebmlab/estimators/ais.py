@@ -38,6 +38,7 @@ import torch
 
 from ..samplers import effective_sample_size_weights, make_generator
 from ..validation import check_positive_int
+from .inputs import check_parameters
 from .kinds import model_device
 from .paths import AnnealingPath, annealing_path, base_rate_bias
 
@@ -212,6 +213,7 @@ def _prepare(
     data: torch.Tensor | None,
     base_bias: torch.Tensor | None,
 ) -> tuple[AnnealingPath, torch.Generator]:
+    check_parameters(model)  # once: a NaN weight would only show as NaN weights at the end
     generator = make_generator(generator if generator is not None else seed, model_device(model))
     return annealing_path(model, data, base_bias), generator
 
@@ -236,8 +238,9 @@ def ais(
         n_betas: annealing steps (the schedule has n_betas + 1 inverse temperatures).
         n_runs: independent runs, simulated as one batch.
         seed: seed of the generator (on the model's device).
-        data: training data (n, n_visible) for the base-rate model of binary visible units;
-            None: b_A = the model's own visible biases (the path then anneals only the rest).
+        data: training data (n, n_visible) for the base-rate model of binary visible units,
+            binary or probabilities in [0, 1] (a lower layer's mean-field activities); None:
+            b_A = the model's own visible biases (the path then anneals only the rest).
         betas: an explicit schedule from 0 to 1 instead of ``n_betas``.
         base_bias: explicit base-model visible biases (overrides ``data``).
         generator: a generator to draw from (overrides ``seed``).
@@ -266,7 +269,9 @@ def reverse_ais(
     (one run per row; for a DBM every layer, concatenated, as ``exact_sample`` returns them).
     With exact samples of the model (``exact_sample``) the estimate is a stochastic UPPER bound
     on log Z; with approximate samples (long Gibbs chains, or data) only an approximation of
-    one. Same arguments as ``ais`` (use the same ``data``/``betas`` for a bracket)."""
+    one. ``v_init`` is checked against the model first (its width, finite values, binary for
+    binary models, at least one run). Same arguments as ``ais`` (use the same
+    ``data``/``betas`` for a bracket)."""
     start = time.perf_counter()
     schedule = _schedule(n_betas, betas).flip(0)
     path, generator = _prepare(model, seed, generator, data, base_bias)

@@ -27,7 +27,8 @@ import torch
 from torch.nn import functional as F
 
 from ..samplers import bernoulli_draw
-from ..validation import check_positive_int
+from ..validation import check_nonempty, check_positive_int
+from .inputs import check_data
 
 #: Examples per forward pass (bounds the memory of 28 x 28 image models).
 EVAL_CHUNK = 500
@@ -37,14 +38,19 @@ EVAL_CHUNK = 500
 def per_example(
     fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, chunk: int = EVAL_CHUNK
 ) -> torch.Tensor:
-    """``fn`` applied to ``x`` in chunks of ``chunk`` rows, the results concatenated."""
+    """``fn`` applied to ``x`` (at least one row) in chunks of ``chunk`` rows, the results
+    concatenated."""
     check_positive_int(chunk, "chunk")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
+    check_nonempty(x, "x")
     return torch.cat([fn(part) for part in x.split(chunk)])
 
 
 def exact_log_likelihoods(model: Any, x: torch.Tensor, chunk: int = EVAL_CHUNK) -> torch.Tensor:
-    """log p(x) per example (nats), from the model's exact ``log_prob``."""
-    return per_example(model.log_prob, x, chunk)
+    """log p(x) per example (nats), from the model's exact ``log_prob``; ``x`` is checked first
+    (``inputs.check_data``), and the model's ``log_prob`` checks what is particular to it."""
+    return per_example(model.log_prob, check_data(model, x, "x"), chunk)
 
 
 def dequantized_log_likelihoods(
@@ -55,7 +61,10 @@ def dequantized_log_likelihoods(
     chunk: int = EVAL_CHUNK,
 ) -> torch.Tensor:
     """Per-image bound E_u[log p((x_int + u) / K)] - D log K (nats), ``n_samples`` draws of u,
-    from the model's ``discrete_log_likelihood_bound``."""
+    from the model's ``discrete_log_likelihood_bound`` (which checks the K-level grid); ``x`` is
+    checked first (``inputs.check_data``)."""
+    check_positive_int(n_samples, "n_samples")
+    x = check_data(model, x, "x")
     return per_example(
         lambda part: model.discrete_log_likelihood_bound(part, generator, n_samples), x, chunk
     )
@@ -64,7 +73,9 @@ def dequantized_log_likelihoods(
 def variational_bounds(
     model: Any, x: torch.Tensor, log_z: float, n_iters: int = 50, chunk: int = 1000
 ) -> torch.Tensor:
-    """A DBM's mean-field bound -F_q(v) - log Z per example (float64)."""
+    """A DBM's mean-field bound -F_q(v) - log Z per example (float64); ``x`` is checked first
+    (``inputs.check_data``: binary rows of the visible width)."""
+    x = check_data(model, x, "x")
     return per_example(lambda part: model.variational_bound(part, log_z, n_iters=n_iters), x, chunk)
 
 
@@ -81,7 +92,7 @@ def importance_log_p(
     """log p_hat(v) = log mean_s exp(-F_even(v, h_s) - log q(h_s)) - log Z per example
     (float64) for a DBM, h_s the even hidden layers drawn from the mean-field q(h | v): a
     stochastic lower bound on log p(v) (Jensen), at least the mean-field bound in expectation."""
-    v = model.check_visible(v)
+    v = check_data(model, v, "v")
     check_positive_int(n_samples, "n_samples")
     means, logits = model.mean_field_logits(v, n_iters, tol)
     even = list(range(2, model.n_layers + 1, 2))

@@ -21,6 +21,7 @@ using reverse annealing" (AISTATS 2015).
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,6 +29,7 @@ import torch
 
 from ..samplers import bernoulli_draw, inverse_cdf_categorical
 from . import kinds
+from .inputs import check_parameters
 
 #: Largest number of binary units ``exact_log_z`` enumerates (2^25 = 33.5 million states).
 MAX_EXACT_UNITS = 25
@@ -77,6 +79,12 @@ class _LayerView:
     def buffers(self) -> Any:
         return self.model.buffers()
 
+    def named_parameters(self) -> Any:
+        return self.model.named_parameters()
+
+    def named_buffers(self) -> Any:
+        return self.model.named_buffers()
+
 
 def _even(model: Any) -> list[int]:
     return list(range(0, len(model.layer_sizes), 2))
@@ -113,7 +121,9 @@ def _enumerated(model: Any) -> tuple[Any, int]:
 
 
 def _negative_energies(model: Any, max_units: int) -> Iterator[torch.Tensor]:
-    """-E (or -F) of every enumerated state, chunk by chunk, in float64."""
+    """-E (or -F) of every enumerated state, chunk by chunk, in float64, once the model's
+    parameters are known to be finite."""
+    check_parameters(model)
     view, width = _enumerated(model)
     n = int(view.n_units)
     if n > max_units:
@@ -135,7 +145,18 @@ def exact_log_z(model: Any, max_units: int = MAX_EXACT_UNITS) -> float:
     """log Z by enumerating every state (RBMs: of the smaller layer; DBMs: of the even layers), in
     float64, with a chunked log-sum-exp. Up to ``max_units`` (25) enumerated units."""
     partial = [torch.logsumexp(values, 0) for values in _negative_energies(model, max_units)]
-    return float(torch.logsumexp(torch.stack(partial), 0))
+    return _finite_log_z(float(torch.logsumexp(torch.stack(partial), 0)))
+
+
+def _finite_log_z(log_z: float) -> float:
+    """``log_z`` if finite: with finite parameters only a setting outside them (a NaN
+    temperature, say) or an overflow of the energies can make it NaN or infinite."""
+    if not math.isfinite(log_z):
+        raise ValueError(
+            f"model: log Z by enumeration is {log_z}: the energies are not finite (the "
+            "parameters are; check the model's other settings)"
+        )
+    return log_z
 
 
 @torch.no_grad()
@@ -144,7 +165,7 @@ def exact_log_probs(model: Any, max_units: int = 20) -> torch.Tensor:
     of a fully visible model, the marginal of the smaller layer of an RBM, of the even layers
     (concatenated) of a DBM."""
     log_p = torch.cat(list(_negative_energies(model, max_units)))
-    return log_p - torch.logsumexp(log_p, 0)
+    return log_p - _finite_log_z(float(torch.logsumexp(log_p, 0)))
 
 
 def _draw_states(view: Any, n: int, generator: torch.Generator | None) -> torch.Tensor:

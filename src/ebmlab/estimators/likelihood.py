@@ -25,7 +25,9 @@ from typing import Any
 
 import torch
 
+from ..validation import check_positive_int
 from .ais import AISResult
+from .inputs import check_data
 from .kinds import model_device
 
 #: Method tags an ``Estimate`` may carry (besides ``iwae-K`` for a positive integer K).
@@ -120,7 +122,9 @@ def log_likelihood(
     """Mean of log p(x) = -F(x) - log Z over the rows of ``x`` (F: ``free_energy`` if the model
     has one, else ``energy``), in nats, with its standard error. ``log_z`` may be an
     ``AISResult`` (its standard error is then used). ``method`` defaults to "ais" when log Z has
-    a standard error (or is an ``AISResult``), else "exact"."""
+    a standard error (or is an ``AISResult``), else "exact". ``x`` is checked first
+    (``inputs.check_data``): (n_examples, width) with n_examples >= 1, finite, binary for a
+    binary model (the model's own ``check_visible`` when it has one)."""
     if isinstance(log_z, AISResult):
         log_z, log_z_se = log_z.log_z, log_z.log_z_se
         method = method or "ais"
@@ -130,9 +134,8 @@ def log_likelihood(
     if not log_z_se >= 0:
         raise ValueError(f"log_z_se: expected a standard error >= 0, got {log_z_se}")
     method = check_method(method or ("ais" if log_z_se > 0 else "exact"))
-    x = torch.as_tensor(x)
-    if x.dim() != 2 or x.shape[0] < 1:
-        raise ValueError(f"x: expected shape (n_examples, dim), got {tuple(x.shape)}")
+    check_positive_int(batch_size, "batch_size")
+    x = check_data(model, x, "x")
     energy_fn = model.free_energy if hasattr(model, "free_energy") else model.energy
     device = model_device(model)
     dtype = getattr(model, "dtype", torch.get_default_dtype())

@@ -43,6 +43,9 @@ import torch
 from torch.nn import functional as F
 
 from ..samplers import Gibbs, Target, bernoulli_draw
+from ..samplers.base import state_spec
+from ..validation import as_tensor, check_nonempty, check_spin_values
+from .inputs import check_base_rate_data, check_data
 from .kinds import (
     is_bernoulli_rbm,
     is_dbm,
@@ -77,17 +80,21 @@ class AnnealingPath(Protocol):
 
 
 # ----- base-rate model ---------------------------------------------------------------------------
+#: Salakhutdinov & Murray's smoothing of the base rates: pseudo-counts per batch of 100 examples.
+PSEUDOCOUNT = 5.0
+
+
 def base_rate_bias(
-    data: torch.Tensor, n_batches: int | None = None, pseudocount: float = 5.0
+    data: torch.Tensor, n_batches: int | None = None, pseudocount: float = PSEUDOCOUNT
 ) -> torch.Tensor:
     """Visible biases of the base-rate model: logit of the smoothed data marginal,
     p = (on-count + pseudocount * n_batches) / (N + pseudocount * n_batches)
     (Salakhutdinov & Murray's code; n_batches defaults to N / 100, their batch size)."""
-    data = torch.as_tensor(data)
-    if data.dim() != 2 or data.shape[0] < 1:
-        raise ValueError(f"data: expected shape (n_examples, n_visible), got {tuple(data.shape)}")
-    if not torch.isfinite(data).all() or (data < 0).any() or (data > 1).any():
-        raise ValueError("data: expected values in [0, 1]")
+    return _base_rate_bias(check_base_rate_data(data), n_batches, pseudocount)
+
+
+def _base_rate_bias(data: torch.Tensor, n_batches: int | None, pseudocount: float) -> torch.Tensor:
+    """``base_rate_bias`` of checked data."""
     n = data.shape[0]
     n_batches = n_batches or max(1, math.ceil(n / 100))
     extra = pseudocount * n_batches
@@ -106,12 +113,8 @@ def _base_visible_bias(
     if base_bias is not None:
         b_base = torch.as_tensor(base_bias, dtype=torch.float64, device=device).flatten()
     elif data is not None:
-        data = torch.as_tensor(data)
-        if data.dim() != 2 or data.shape[1] != n_visible:
-            raise ValueError(
-                f"data: expected shape (n_examples, {n_visible}), got {tuple(data.shape)}"
-            )
-        b_base = base_rate_bias(data).to(device)
+        checked = check_base_rate_data(data, n_visible)
+        b_base = _base_rate_bias(checked, None, PSEUDOCOUNT).to(device)
     else:
         b_base = own_bias.detach().to(torch.float64)
     if b_base.shape != (n_visible,) or not torch.isfinite(b_base).all():
@@ -147,26 +150,29 @@ def _hidden_log_ratio(
     return (F.softplus(beta * hidden64) - F.softplus(beta_prev * hidden64)).sum(-1)
 
 
-def _binary_start(x: Any, n_units: int, like: torch.Tensor, name: str = "v_init") -> torch.Tensor:
-    """Binary states (n_runs, n_units) as a float tensor on ``like``'s device and dtype."""
-    x = torch.as_tensor(x)
-    if x.dim() != 2 or x.shape[1] != n_units or x.shape[0] < 1:
-        raise ValueError(f"{name}: expected shape (n_runs, {n_units}), got {tuple(x.shape)}")
-    if not ((x == 0) | (x == 1)).all():
-        raise ValueError(f"{name}: expected binary states (0 or 1)")
-    return x.to(device=like.device, dtype=like.dtype)
+def _binary_start(
+    x: Any,
+    n_units: int,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    spins: tuple[float, float] = (0.0, 1.0),
+    name: str = "v_init",
+) -> torch.Tensor:
+    """Binary states (n_runs, n_units), n_runs >= 1, in ``spins``, as a floating tensor on
+    ``device`` (in ``dtype`` when given)."""
+    x = as_tensor(x, name, dim=2, n_features=n_units, device=device, dtype=dtype)
+    return check_spin_values(check_nonempty(x, name), name, spins)
 
 
 # ----- paths -------------------------------------------------------------------------------------
 class _VisibleStart:
-    """Reverse AIS of an RBM starts from visible vectors, checked by the model when it can."""
+    """Reverse AIS of an RBM starts from visible vectors, checked by the model when it can
+    (``inputs.check_data``: binary for a Bernoulli RBM, finite for a Gaussian one)."""
 
     model: Any
 
     def from_samples(self, x: Any) -> torch.Tensor:
-        if hasattr(self.model, "check_visible"):
-            return self.model.check_visible(x, "v_init")
-        return _binary_start(x, self.model.n_visible, self.model.W.detach())
+        return check_data(self.model, x, "v_init")
 
 
 class BernoulliRBMPath(_VisibleStart):
@@ -292,7 +298,7 @@ class DBMPath:
         x = torch.as_tensor(x)
         if len(sizes) == 2 and x.dim() == 2 and x.shape[1] == sizes[0]:
             x = torch.cat([x, x.new_zeros(x.shape[0], sizes[1])], 1)
-        states = _binary_start(x, sum(sizes), self.b_a)
+        states = _binary_start(x, sum(sizes), self.b_a.device, self.b_a.dtype)
         return list(torch.split(states, sizes, dim=1))
 
     def step(
@@ -356,12 +362,10 @@ class FullyVisiblePath:
         return torch.where(u < 0.5, self.spins[1], self.spins[0])
 
     def from_samples(self, x: Any) -> torch.Tensor:
-        x = torch.as_tensor(x)
-        if x.dim() != 2 or x.shape[1] != self.n_units:
-            raise ValueError(
-                f"v_init: expected shape (n_runs, {self.n_units}), got {tuple(x.shape)}"
-            )
-        return x.to(self.device)
+        """States of every unit (n_runs, n_units) in the model's spin values, on its device (and
+        in its dtype when it has one)."""
+        dtype = state_spec(self.model).dtype
+        return _binary_start(x, self.n_units, self.device, dtype, self.spins)
 
     def step(
         self,

@@ -19,9 +19,26 @@ from .flows import (
     RealNVP,
     Transform,
 )
+from .free_energy import (
+    FreeEnergyTerms,
+    boltzmann_distribution,
+    helmholtz_free_energy,
+    minimum_free_energy,
+    state_energies,
+)
 from .gan import GAN
 from .gaussian_rbm import GaussianBernoulliRBM
-from .hopfield import Hopfield, ModernHopfield
+from .hopfield import (
+    Hopfield,
+    ModernHopfield,
+    amit_capacity,
+    capacity_bounds,
+    clock_updates,
+    hebbian_bit_error_probability,
+    hebbian_fixed_point_probability,
+    mceliece_capacity,
+    projection_capacity,
+)
 from .image_flows import ImageRealNVP
 from .ising import Ising
 from .linear_gaussian import PCA, FactorAnalysis, LinearGaussian, ProbabilisticPCA
@@ -47,6 +64,7 @@ __all__ = [
     "EnergyNetwork",
     "FactorAnalysis",
     "Flow",
+    "FreeEnergyTerms",
     "GaussianBernoulliRBM",
     "GaussianHiddenRBM",
     "Hopfield",
@@ -63,5 +81,16 @@ __all__ = [
     "QuadraticEnergy",
     "RealNVP",
     "Transform",
+    "amit_capacity",
+    "boltzmann_distribution",
+    "capacity_bounds",
+    "clock_updates",
     "geometric_sigmas",
+    "hebbian_bit_error_probability",
+    "hebbian_fixed_point_probability",
+    "helmholtz_free_energy",
+    "mceliece_capacity",
+    "minimum_free_energy",
+    "projection_capacity",
+    "state_energies",
 ]

@@ -18,6 +18,13 @@ Conventions, written down once:
   float rounding of zero count as ties (``_tie_tolerance``).
 * Synchronous dynamics (all units at once) end in a fixed point or a 2-cycle for symmetric W
   (Goles, Fogelman-Soulie & Pellegrin 1985); ``recall(mode="sync")`` detects both.
+* Unit clocks (lecture 004's "asynchronous II", ``mode="clock"``): each unit carries its own
+  Poisson clock of rate 1, i.e. independent Exp(1) waiting times, and updates itself when its
+  clock rings. Merged, the rings are a sequence of single-unit updates in which a unit may come
+  back before another has had its turn; one "sweep" is one unit of time (N updates on average,
+  as in a random-permutation sweep). Every ring is an ordinary asynchronous update, so the
+  energy never increases, and the dynamics stop at a fixed point of the same energy. By the
+  memorylessness of the exponential, restarting the clocks at each time unit changes nothing.
 * Stochastic network at temperature T: p(y) proportional to exp(-E(y) / T). Flipping y_i changes E
   by 2 y_i z_i, so the Gibbs conditional is P(y_i = +1 | rest) = sigmoid(2 z_i / T). Annealing
   multiplies T by alpha < 1; retrieval is the sign of the average of the last M samples.
@@ -40,9 +47,31 @@ patterns X = (x_1, ..., x_N) in R^d, continuous state xi,
 and the update xi <- X softmax(beta X^T xi), a CCCP step (convex 1/2 xi^T xi plus concave -lse),
 so the energy never increases; well-separated patterns are retrieved in one step.
 
+Capacity (the bounds lecture 001 quotes, as functions of N; ``capacity_bounds``):
+
+* Mostafa & St. Jacques (1985): for any K <= N patterns some weights make every one stable
+  (``projection_capacity``). The projection rule reaches it: W x = x for every stored x, so
+  the field of unit i is x_i (1 - d_ii) with d_ii <= 1 the projector's diagonal; with the
+  diagonal removed, as here, it stores up to N - 1 patterns in general position (at K = N the
+  projector is the identity, which is zero without its diagonal).
+* McEliece, Posner, Rodemich & Venkatesh (1987): random patterns stored by the Hebbian rule are
+  all exactly stable with probability -> 1 when K <= N / (4 ln N) (N / (2 ln N) for most of
+  them one at a time; ``mceliece_capacity``).
+* Amit, Gutfreund & Sompolinsky (1985): retrieval with a small fraction of wrong bits survives
+  up to K = 0.138 N (``amit_capacity``).
+* Hebbian signal and noise, exactly: for random patterns, y_i z_i = (N - 1) / N + C / N for a
+  stored pattern y, where the crosstalk C is a sum of M = (K - 1)(N - 1) independent +-1 terms,
+  so bit i flips with probability P(Binomial(M, 1/2) < (M - N + 1) / 2)
+  (``hebbian_bit_error_probability``; a tie keeps the bit); the normal approximation of it is
+  Phi(-sqrt(N / K)), the signal-to-noise argument behind McEliece's bound.
+  ``hebbian_fixed_point_probability`` treats the N bits of a pattern as independent,
+  (1 - p_err)^N, the curve of the capacity plot.
+
 References: Hopfield (1982) PNAS 79:2554; Amit, Gutfreund & Sompolinsky (1985) PRL 55:1530
 (capacity 0.138 N, spurious mixture states); Storkey (1997) ICANN; Personnaz et al. (1985) J.
-Physique Lett. 46:L359; Ramsauer et al. (2020) arXiv:2008.02217.
+Physique Lett. 46:L359; Mostafa & St. Jacques (1985) IEEE Trans. Inf. Theory 31:461; McEliece,
+Posner, Rodemich & Venkatesh (1987) IEEE Trans. Inf. Theory 33:461; Ramsauer et al. (2020)
+arXiv:2008.02217.
 """
 
 from __future__ import annotations
@@ -69,6 +98,11 @@ HEBBIAN_CAPACITY = 0.138
 LEARNED_PATIENCE = 5
 #: Units updated between two matrix products in asynchronous sweeps (a speed knob only).
 ASYNC_BLOCK = 64
+#: Deterministic dynamics of ``recall``: a random permutation per sweep, all units at once, or
+#: each unit on its own random clock.
+RECALL_MODES = ("async", "sync", "clock")
+#: Unit orders of the stochastic sweeps of ``gibbs``.
+GIBBS_MODES = ("async", "clock")
 
 
 class HopfieldCapacityWarning(UserWarning):
@@ -192,6 +226,102 @@ def pseudoinverse_weights(patterns: torch.Tensor) -> torch.Tensor:
     w = v.T @ v
     w.fill_diagonal_(0.0)
     return w.to(patterns.dtype)
+
+
+# ----- capacity ----------------------------------------------------------------------------------
+def projection_capacity(n_units: int) -> int:
+    """K = N: the most patterns that suitable weights make stable whatever the patterns
+    (Mostafa & St. Jacques 1985); see the module docstring for the projection rule."""
+    return check_positive_int(n_units, "n_units")
+
+
+def mceliece_capacity(n_units: int, all_patterns: bool = True) -> float:
+    """N / (4 ln N): random patterns the Hebbian rule stores with every one exactly stable, with
+    probability -> 1 as N grows (McEliece et al. 1987); N / (2 ln N) with ``all_patterns=False``
+    (each given pattern stable). N >= 2."""
+    n = check_positive_int(n_units, "n_units")
+    if n < 2:
+        raise ValueError(f"n_units: expected at least 2 (ln N > 0), got {n}")
+    return n / ((4.0 if all_patterns else 2.0) * math.log(n))
+
+
+def amit_capacity(n_units: int) -> float:
+    """0.138 N: the Hebbian rule's capacity for retrieval with few errors (Amit et al. 1985)."""
+    return HEBBIAN_CAPACITY * check_positive_int(n_units, "n_units")
+
+
+def capacity_bounds(n_units: int) -> dict[str, float]:
+    """The three capacities lecture 001 quotes, in patterns, for a network of ``n_units``."""
+    return {
+        "mceliece": mceliece_capacity(n_units),
+        "amit": amit_capacity(n_units),
+        "mostafa_st_jacques": float(projection_capacity(n_units)),
+    }
+
+
+def hebbian_bit_error_probability(n_units: int, n_patterns: int) -> float:
+    """P(a given bit of a stored random pattern flips) under the Hebbian rule, exactly:
+    P(B < (M - N + 1) / 2) for B ~ Binomial(M, 1/2), M = (K - 1)(N - 1) (module docstring).
+
+    Summed in log space over the 80 standard deviations of B below the threshold (the rest is
+    below float64's resolution)."""
+    n = check_positive_int(n_units, "n_units")
+    k = check_positive_int(n_patterns, "n_patterns")
+    m = (k - 1) * (n - 1)
+    top = math.ceil((m - n + 1) / 2) - 1  # the largest B that flips the bit
+    if top < 0:
+        return 0.0
+    low = max(0, top - math.ceil(40 * math.sqrt(m)) - 10)
+    b = torch.arange(low, top + 1, dtype=torch.float64)
+    log_pmf = math.lgamma(m + 1) - torch.lgamma(b + 1) - torch.lgamma(m - b + 1) - m * math.log(2.0)
+    return float(torch.logsumexp(log_pmf, 0).exp().clamp(max=1.0))
+
+
+def hebbian_fixed_point_probability(n_units: int, n_patterns: int) -> float:
+    """(1 - p_err)^N: a stored random pattern is a fixed point of the Hebbian network, treating
+    its N bits as independent. They are positively correlated through the crosstalk they share,
+    so at small N this runs a little low (by up to about 0.07 at N = 200)."""
+    p = hebbian_bit_error_probability(n_units, n_patterns)
+    return math.exp(n_units * math.log1p(-p)) if p < 1.0 else 0.0
+
+
+def clock_updates(
+    n_units: int,
+    duration: float = 1.0,
+    generator: torch.Generator | None = None,
+    rate: float = 1.0,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rings of ``n_units`` independent Poisson clocks over [0, ``duration``): each unit's
+    waiting times are Exp(``rate``). Returns (units int64, times float64), in time order."""
+    n = check_positive_int(n_units, "n_units")
+    check_positive(duration, "duration")
+    check_positive(rate, "rate")
+    mean = rate * duration
+    per_unit = max(1, math.ceil(mean + 6.0 * math.sqrt(mean) + 6.0))
+    waits = torch.empty(n, per_unit, dtype=torch.float64, device=device)
+    times = waits.exponential_(rate, generator=generator).cumsum(1)
+    while (times[:, -1] < duration).any():  # a unit whose clock outran the draws: draw more
+        more = torch.empty(n, per_unit, dtype=torch.float64, device=device)
+        more = more.exponential_(rate, generator=generator).cumsum(1) + times[:, -1:]
+        times = torch.cat([times, more], 1)
+    units = torch.arange(n, device=device)[:, None].expand_as(times)
+    inside = times < duration
+    ring_times, order = times[inside].sort()
+    return units[inside][order], ring_times
+
+
+def _distinct_runs(units: torch.Tensor) -> list[torch.Tensor]:
+    """Split a sequence of units into consecutive runs in which no unit repeats."""
+    runs, seen, start = [], set(), 0
+    for position, unit in enumerate(units.tolist()):
+        if unit in seen:
+            runs.append(units[start:position])
+            seen, start = set(), position
+        seen.add(unit)
+    if start < units.numel():
+        runs.append(units[start:])
+    return runs
 
 
 @dataclass
@@ -471,6 +601,30 @@ class Hopfield(Model):
             y[:, block] = y_block
         return y, flips
 
+    def sweep_events(
+        self,
+        states: torch.Tensor,
+        units: torch.Tensor,
+        clamp: torch.Tensor | None = None,
+        temperature: float = 0.0,
+        generator: torch.Generator | None = None,
+        tol: float | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Single-unit updates in the order of ``units``, in which a unit may appear many times
+        (the rings of ``clock_updates``): ``sweep_async`` on each run without a repeated unit.
+        Arguments and results as in ``sweep_async``."""
+        y = states
+        flips = torch.zeros(states.shape[0], dtype=torch.long, device=states.device)
+        for run in _distinct_runs(units):
+            y, changed = self.sweep_async(y, run, clamp, temperature, generator, tol)
+            flips += changed
+        return (y.clone() if y is states else y), flips
+
+    def _stable(self, y: torch.Tensor, keep: torch.Tensor | None, tol: float) -> torch.Tensor:
+        """Rows where no unit that may move would flip (a fixed point of the dynamics)."""
+        ok = y * torch.addmm(self.b, y, self.W) >= -tol
+        return (ok if keep is None else ok | keep).all(1)
+
     def _evolve(
         self,
         y: torch.Tensor,
@@ -504,6 +658,13 @@ class Hopfield(Model):
                 cyc = torch.zeros_like(done)
                 if previous is not None:
                     cyc = (new == previous).all(1) & ~done
+            elif mode == "clock":
+                # one unit of time: some units ring twice, some not at all, so a quiet interval
+                # does not prove a fixed point; the fields do
+                units = clock_updates(self.n_units, 1.0, generator, device=y.device)[0]
+                new, _ = self.sweep_events(current, units, keep, tol=tol)
+                done = self._stable(new, keep, tol)
+                cyc = torch.zeros_like(done)
             else:
                 order = torch.randperm(self.n_units, generator=generator, device=y.device)
                 new, flips = self.sweep_async(current, order, keep, tol=tol)
@@ -535,14 +696,16 @@ class Hopfield(Model):
 
         Args:
             probes: (batch, N) +-1 starting states.
-            mode: "async" (random order, one unit at a time; energy never increases) or "sync"
-                (all units at once; one matrix product per sweep; may end in a 2-cycle).
-            max_sweeps: at most this many sweeps over all units.
-            seed: seed or generator for the asynchronous order.
+            mode: "async" (random order, one unit at a time; energy never increases), "sync"
+                (all units at once; one matrix product per sweep; may end in a 2-cycle) or
+                "clock" (each unit on its own random clock, lecture 004's "asynchronous II";
+                a sweep is one unit of time; energy never increases).
+            max_sweeps: at most this many sweeps over all units (time units with "clock").
+            seed: seed or generator for the asynchronous order (or the clocks).
             clamp: optional bool mask (N,) or (batch, N) of units held fixed (known pixels).
             return_info: also return a ``RecallInfo`` (converged, sweeps, cycle2, energy).
         """
-        _check_choice(mode, ("async", "sync"), "mode")
+        _check_choice(mode, RECALL_MODES, "mode")
         check_positive_int(max_sweeps, "max_sweeps")
         y = check_spins(probes, "probes", self.n_units, self.W.device, self.W.dtype)
         mask = self._check_clamp(clamp, y.shape[0])
@@ -574,13 +737,18 @@ class Hopfield(Model):
         seed: int | torch.Generator | None = None,
         clamp: Any = None,
         n_average: int = 1,
+        mode: str = "async",
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Random-order Gibbs sweeps, one per entry of ``temperatures`` (T = 0: greedy sweep),
         run by ``ebmlab.samplers.SimulatedAnnealing`` with that schedule.
 
         Samples p(y) proportional to exp(-E(y) / T): P(y_i = +1 | rest) = sigmoid(2 z_i / T).
+        ``mode``: "async" (each sweep a random permutation of the units) or "clock" (each sweep
+        one unit of time of the units' own random clocks; a state-independent random order of
+        exact single-site updates, so still a valid Gibbs sampler).
         Returns the final states and the mean of the last ``n_average`` states (batch, N).
         """
+        _check_choice(mode, GIBBS_MODES, "mode")
         y = check_spins(states, "states", self.n_units, self.W.device, self.W.dtype)
         temps = torch.as_tensor(temperatures, dtype=torch.float64).flatten()
         if temps.numel() == 0 or (temps < 0).any() or not torch.isfinite(temps).all():
@@ -593,14 +761,19 @@ class Hopfield(Model):
         mask = None if mask is None else (mask if mask.dim() == 2 else mask.expand_as(y))
         generator = make_generator(seed, y.device)
         annealing = SimulatedAnnealing(Gibbs("block"), temps)
-        return annealing.anneal(y, self._sweep_target(mask), generator, n_average=n_average)
+        target = self._sweep_target(mask, mode)
+        return annealing.anneal(y, target, generator, n_average=n_average)
 
-    def _sweep_target(self, mask: torch.Tensor | None) -> SweepTarget:
-        """The network as a sampler target: one random-order asynchronous sweep at inverse
-        temperature beta (beta = inf: the greedy update), units in ``mask`` held fixed."""
+    def _sweep_target(self, mask: torch.Tensor | None, mode: str = "async") -> SweepTarget:
+        """The network as a sampler target: one random-order asynchronous sweep (or one time
+        unit of the unit clocks) at inverse temperature beta (beta = inf: the greedy update),
+        units in ``mask`` held fixed."""
         tol = self._tie_tolerance()
 
         def sweep(y: torch.Tensor, generator: torch.Generator | None, beta: float) -> torch.Tensor:
+            if mode == "clock":
+                units = clock_updates(self.n_units, 1.0, generator, device=y.device)[0]
+                return self.sweep_events(y, units, mask, 1.0 / beta, generator, tol)[0]
             order = torch.randperm(self.n_units, generator=generator, device=y.device)
             return self.sweep_async(y, order, mask, 1.0 / beta, generator, tol)[0]
 

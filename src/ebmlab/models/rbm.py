@@ -31,7 +31,7 @@ import torch
 from torch.nn import functional as F
 
 from ..samplers import bernoulli_draw
-from ..validation import as_tensor, check_binary
+from ..validation import as_tensor, check_binary, check_nonempty
 from .base import Bipartite, GibbsSampled, Model, marginal_logits
 
 #: Elements of the (batch, D, H) tensor the pseudo-likelihood builds at once (about 32 MB float32).
@@ -219,8 +219,9 @@ class BernoulliRBM(Bipartite, GibbsSampled, Model):
         ``per="example"``: sum_i log p(v_i | v_{-i}) in nats per example (the quantity
         scikit-learn's ``score_samples`` estimates from one random feature);
         ``per="feature"``: the same averaged over the D features, nats per feature.
+        ``v``: binary rows, at least one (an empty batch is an error, not an empty result).
         """
         if per not in ("example", "feature"):
             raise ValueError(f"per: expected 'example' or 'feature', got {per!r}")
-        log_cond = self.log_conditionals(v)
+        log_cond = self.log_conditionals(check_nonempty(self.check_visible(v), "v"))
         return log_cond.sum(-1) if per == "example" else log_cond.mean(-1)

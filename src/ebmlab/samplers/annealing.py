@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import Kernel, Rng, State, Step, Target, check_step_size
+from .base import Kernel, Rng, State, Step, Target, Wrapper, check_start, check_step_size
 
 
 def geometric_schedule(t0: float, alpha: float, n: int, t_min: float = 0.0) -> Tensor:
@@ -100,7 +100,7 @@ def _check_temperatures(schedule: Sequence[float] | Tensor) -> Tensor:
     return temps
 
 
-class SimulatedAnnealing(Kernel):
+class SimulatedAnnealing(Wrapper):
     """Run ``kernel`` at temperature T_t, lowering T at every step.
 
     Args:
@@ -157,7 +157,9 @@ class SimulatedAnnealing(Kernel):
         n_average: int = 1,
     ) -> tuple[Tensor, Tensor]:
         """Run ``n_steps`` steps from ``x`` (default: one per temperature of the schedule), from
-        t = 0. Returns the final states and the mean of the last ``n_average`` states."""
+        t = 0. Returns the final states and the mean of the last ``n_average`` states. ``x`` is
+        checked against the target first (``base.check_start``)."""
+        x = check_start(x, target, self, name="x")
         if n_steps is None:
             if self.schedule is None:
                 raise ValueError("n_steps: a geometric schedule without an end needs n_steps")

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..validation import as_tensor, check_spin_values
 from .elementary import bernoulli_draw as bernoulli_draw  # re-exported: the one Bernoulli draw
 from .protocols import (
     BipartiteGibbs,
@@ -90,18 +91,131 @@ def check_target_accept(value: float) -> float:
     return float(value)
 
 
-def check_chains(x: torch.Tensor, name: str = "x") -> torch.Tensor:
-    """A batch of chains: a floating tensor with at least 2 dimensions (n_chains, ...)."""
+# ----- starting states --------------------------------------------------------------------------
+_WIDTHS = ("n_units", "n_visible", "dim")
+_SPINS = ((0.0, 1.0), (-1.0, 1.0))
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    """What a target says about the states its chains move (``state_spec``).
+
+    Attributes:
+        owner: the model the states belong to (None for a plain energy function).
+        width: the number of units of a state, (n_chains, width); None when unknown.
+        dtype: the one floating dtype of the owner's parameters and buffers; None when the
+            owner has none or several.
+        spin_values: the two values of a binary unit, (0, 1) or (-1, 1); None when unknown.
+        visible: the states are the owner's visible layer, its hidden units summed out by
+            ``free_energy`` (then ``owner.check_visible``, when it exists, checks them).
+    """
+
+    owner: Any
+    width: int | None
+    dtype: torch.dtype | None
+    spin_values: tuple[float, float] | None
+    visible: bool
+
+
+def _declares_states(obj: Any) -> bool:
+    return hasattr(obj, "parameters") or any(hasattr(obj, name) for name in _WIDTHS)
+
+
+def _positive_int(value: Any) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return value if ok else None
+
+
+def owner_dtype(owner: Any) -> torch.dtype | None:
+    """The floating dtype shared by every floating parameter and buffer of ``owner`` (None when
+    it has none, or several: then no dtype is unambiguous)."""
+    tensors = list(owner.parameters()) if hasattr(owner, "parameters") else []
+    if hasattr(owner, "buffers"):
+        tensors += list(owner.buffers())
+    dtypes = {t.dtype for t in tensors if t.is_floating_point()}
+    return dtypes.pop() if len(dtypes) == 1 else None
+
+
+def state_spec(source: Any) -> StateSpec:
+    """Read a target's states off it (a model, a bound energy method, a ``SweepTarget`` or a
+    ``Target``): the owner is the source itself when it is a model (it has parameters or one of
+    ``n_units``, ``n_visible``, ``dim``), else the object its energy method is bound to. The
+    width is ``n_visible`` when the energy is the owner's ``free_energy`` (hidden units summed
+    out), else the first of ``n_units``, ``n_visible``, ``dim``. Nothing is evaluated."""
+    if isinstance(source, Target):
+        source = source.source
+    energy = getattr(source, "free_energy", None) or getattr(source, "energy", None) or source
+    owner = source if _declares_states(source) else getattr(energy, "__self__", None)
+    if owner is not None and not _declares_states(owner):
+        owner = None
+    visible = owner is not None and getattr(energy, "__name__", "") == "free_energy"
+    width = None
+    if owner is not None:
+        names = ("n_visible",) if visible else _WIDTHS
+        width = next((w for n in names if (w := _positive_int(getattr(owner, n, None)))), None)
+    spins = getattr(source, "spin_values", None)
+    if spins is None and owner is not None:
+        spins = getattr(owner, "spin_values", None)
+    spins = tuple(float(v) for v in spins) if spins is not None else None
+    dtype = owner_dtype(owner) if owner is not None else None
+    return StateSpec(owner, width, dtype, spins, visible)  # type: ignore[arg-type]
+
+
+def check_start(
+    x: Any, target: Any, kernel: Kernel | None = None, name: str = "x0", matrix: bool = False
+) -> torch.Tensor:
+    """Starting states of chains on ``target``, checked once where the chains start (the runner
+    ``sample``, ``langevin_chain``, ``annealed_langevin``, ``SimulatedAnnealing.anneal``; never
+    per step), against what ``state_spec`` reads off the target:
+
+    * a tensor (n_chains, ...) with n_chains >= 1; (n_chains, dim) with ``matrix``, and
+      (n_chains, width) when the target declares its width;
+    * the owner's dtype when it has exactly one (float64 states of a float32 model become
+      float32); integer and bool states become floating (the owner's or torch's default);
+    * finite;
+    * for a kernel that moves binary states (``kernel.discrete``: Gibbs, bit-flip
+      Metropolis-Hastings, and the wrappers around them): every entry one of the kernel's or the
+      target's ``spin_values``; without spin values, the owner's ``check_visible`` when the
+      states are its visible layer (a Bernoulli RBM refuses grey levels, a Gaussian one does
+      not), else {0, 1} or {-1, +1}.
+
+    Continuous kernels (Langevin, MALA, HMC, random-walk MH) get the first three only.
+    """
     if not isinstance(x, torch.Tensor):
         raise TypeError(
             f"{name}: expected a torch.Tensor of shape (n_chains, dim), got {type(x).__name__}"
         )
-    if x.dim() < 2 or x.shape[0] < 1:
+    if x.dim() < 2 or x.shape[0] < 1 or (matrix and x.dim() != 2):
+        hint = "; flatten images to vectors" if matrix and x.dim() > 2 else ""
         raise ValueError(
-            f"{name}: expected shape (n_chains, dim) with n_chains >= 1, got shape {tuple(x.shape)}"
+            f"{name}: expected shape (n_chains, dim) with n_chains >= 1, got shape "
+            f"{tuple(x.shape)}{hint}"
         )
-    if not x.is_floating_point():
-        raise TypeError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
+    spec = state_spec(target)
+    if spec.width is not None and (x.dim() != 2 or x.shape[1] != spec.width):
+        raise ValueError(
+            f"{name}: expected shape (n_chains, {spec.width}), the {spec.width} "
+            f"{'visible units' if spec.visible else 'units'} of {type(spec.owner).__name__}, "
+            f"got shape {tuple(x.shape)}"
+        )
+    if x.is_complex():
+        raise TypeError(f"{name}: expected real states, got dtype {x.dtype}")
+    x = as_tensor(x, name, dtype=spec.dtype)  # integer/bool -> floating; finite
+    if kernel is None or not kernel.discrete:
+        return x
+    spins = kernel.spin_values or spec.spin_values
+    if spins is not None:
+        return check_spin_values(x, name, tuple(spins))  # type: ignore[arg-type]
+    check_visible = getattr(spec.owner, "check_visible", None)
+    if spec.visible and callable(check_visible):
+        return check_visible(x, name)
+    if not any(((x == lo) | (x == hi)).all() for lo, hi in _SPINS):
+        bad = x[(x != 0) & (x != 1) & (x != -1)]
+        example = f" (e.g. {bad.flatten()[0].item():.4g})" if bad.numel() else ""
+        raise ValueError(
+            f"{name}: {type(kernel).__name__} moves binary states: expected values in {{0, 1}} "
+            f"or {{-1, 1}}{example}; pass spin_values to the kernel for other targets"
+        )
     return x
 
 
@@ -320,6 +434,10 @@ class Kernel:
 
     #: kernels whose ``step_size`` the runner may tune during burn-in
     adaptive: bool = False
+    #: kernels that move binary states (their starting states are checked against the spins)
+    discrete: bool = False
+    #: the binary values the kernel was told to use, (0, 1) or (-1, 1); None: the target's
+    spin_values: tuple[float, float] | None = None
 
     def init(self, x0: torch.Tensor) -> torch.Tensor:
         return x0
@@ -333,3 +451,20 @@ class Kernel:
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({settings})"
+
+
+class Wrapper(Kernel):
+    """A kernel that drives another one, ``self.kernel`` (simulated annealing, parallel
+    tempering): its chains move the states the wrapped kernel moves."""
+
+    kernel: Kernel
+
+    @property
+    def discrete(self) -> bool:  # type: ignore[override]
+        """Whether the wrapped kernel moves binary states."""
+        return self.kernel.discrete
+
+    @property
+    def spin_values(self) -> tuple[float, float] | None:  # type: ignore[override]
+        """The wrapped kernel's spin values."""
+        return self.kernel.spin_values

@@ -1,4 +1,5 @@
-"""Elementary samplers: Bernoulli draws, inverse-CDF categorical, Box-Muller, importance sampling.
+"""Elementary samplers: Bernoulli draws, inverse-CDF categorical, Box-Muller, the central limit
+theorem, importance sampling.
 
 * Bernoulli: u < p with u ~ U[0, 1). ``bernoulli_draw`` is the one Bernoulli draw of ebmlab
   (models, objectives, estimators and the Gibbs kernels all call it), so a generator gives the
@@ -8,6 +9,12 @@
 * Box-Muller (Box & Muller 1958): two independent uniforms u1 in (0, 1], u2 in [0, 1) give two
   independent standard normals sqrt(-2 log u1) (cos 2 pi u2, sin 2 pi u2). A general Gaussian is
   x = L z + mu with L L^T = Sigma (Cholesky): the square root of Sigma, not Sigma itself.
+* Central limit theorem (lecture 001 part 3): X_i ~ Bernoulli(1/2) has mean 1/2 and variance
+  1/4, so for S_m = (1/m) sum_{i<=m} X_i, sqrt(m) (S_m - 1/2) -> N(0, 1/4) and
+  z = 2 sqrt(m) (S_m - 1/2) = (sum_i X_i - m/2) / sqrt(m/4) is approximately N(0, 1). It is a
+  standardized Binomial(m, 1/2): exactly mean 0 and variance 1, excess kurtosis -2/m, values on
+  the lattice (2k - m) / sqrt(m), |z| <= sqrt(m), and a CDF within O(1/sqrt(m)) of the normal
+  one (Berry-Esseen). The lecture's teaching route, not a practical one: m uniforms per draw.
 * Self-normalized importance sampling: draws x_i ~ q, log weights log w_i = log p~(x_i) -
   log q(x_i); E_p[f] ≈ sum_i w_i f(x_i) / sum_i w_i and Z ≈ mean_i w_i. The effective sample size
   (Kong 1992) ESS = (sum w)^2 / sum w^2 lies in [1, n]; a small value says q is a poor proposal.
@@ -23,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..validation import check_nonnegative_int
+from ..validation import check_choice, check_nonnegative_int, check_positive_int
 
 
 def _as_probabilities(probs: torch.Tensor, name: str = "probs") -> torch.Tensor:
@@ -94,14 +101,50 @@ def box_muller(
     return z.to(dtype)
 
 
+#: Bernoulli terms per draw of ``clt_gaussian`` (|z| <= sqrt(m) = 32, CDF error about 0.01).
+CLT_TERMS = 1024
+#: Bernoulli draws held in memory at once by ``clt_gaussian`` (16 MB in float32).
+_CLT_CHUNK = 1 << 22
+GAUSSIAN_METHODS = ("box-muller", "clt")
+
+
+def clt_gaussian(
+    n: int,
+    n_terms: int = CLT_TERMS,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """``n`` approximately standard normal draws from the central limit theorem, shape (n,):
+    z = (sum of ``n_terms`` Bernoulli(1/2) draws - m/2) / sqrt(m/4) (see the module docstring).
+
+    The Bernoulli draws are ``bernoulli_draw``'s, taken ``_CLT_CHUNK`` at a time.
+    """
+    check_nonnegative_int(n, "n")
+    check_positive_int(n_terms, "n_terms")
+    half = torch.full((), 0.5, dtype=torch.float32, device=device)
+    rows = max(1, _CLT_CHUNK // n_terms)
+    sums = [
+        bernoulli_draw(half.expand(min(rows, n - start), n_terms), generator).sum(
+            1, dtype=torch.float64
+        )
+        for start in range(0, n, rows)
+    ]
+    total = torch.cat(sums) if sums else torch.zeros(0, dtype=torch.float64, device=device)
+    return ((total - n_terms / 2) / math.sqrt(n_terms / 4)).to(dtype)
+
+
 def gaussian(
     mean: torch.Tensor,
     cov: torch.Tensor,
     n: int,
     generator: torch.Generator | None = None,
+    method: str = "box-muller",
 ) -> torch.Tensor:
-    """``n`` draws of N(mean, cov) as x = L z + mean with L the Cholesky factor of ``cov`` and z
-    from Box-Muller; shape (n, d)."""
+    """``n`` draws of N(mean, cov) as x = L z + mean with L the Cholesky factor of ``cov``, shape
+    (n, d); z from Box-Muller (``method="box-muller"``) or the central limit theorem of
+    Bernoulli sums (``"clt"``, approximate: see ``clt_gaussian``)."""
+    check_choice(method, "method", GAUSSIAN_METHODS)
     mean = torch.as_tensor(mean)
     cov = torch.as_tensor(cov, dtype=mean.dtype)
     d = mean.shape[-1]
@@ -113,7 +156,8 @@ def gaussian(
     chol, failed = torch.linalg.cholesky_ex(cov.to(torch.float64))
     if failed:
         raise ValueError("cov: expected a symmetric positive-definite covariance matrix")
-    z = box_muller(n * d, generator, torch.float64, mean.device).reshape(n, d)
+    draw = box_muller if method == "box-muller" else clt_gaussian
+    z = draw(n * d, generator=generator, dtype=torch.float64, device=mean.device).reshape(n, d)
     return (z @ chol.T + mean.to(torch.float64)).to(mean.dtype)
 
 

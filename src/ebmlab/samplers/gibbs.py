@@ -62,6 +62,8 @@ class Gibbs(Kernel):
             them from the states.
     """
 
+    discrete = True
+
     def __init__(self, scan: str = "auto", spin_values: tuple[float, float] | None = None) -> None:
         if scan not in _SCANS:
             raise ValueError(f"scan: expected one of {_SCANS}, got {scan!r}")

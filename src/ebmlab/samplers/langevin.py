@@ -62,6 +62,7 @@ from .base import (
     Rng,
     State,
     Step,
+    check_start,
     check_step_size,
     check_target_accept,
     current_state,
@@ -297,7 +298,8 @@ def langevin_chain(
 
     Args:
         energy_fn: batch -> energies (batch,).
-        x: starting points (chains, ...).
+        x: starting points (chains, ...), checked once (``base.check_start``: finite, the
+            model's width and dtype when ``energy_fn`` is a model's bound method).
         step_size: eps > 0.
         noise_scale: None for sqrt(2 eps) (temperature 1).
         clamp: keep x in [lo, hi] after each step (images in [0, 1]).
@@ -306,7 +308,7 @@ def langevin_chain(
     """
     check_positive(step_size, "step_size")
     noise = math.sqrt(2.0 * step_size) if noise_scale is None else float(noise_scale)
-    x = x.detach()
+    x = check_start(x, energy_fn, name="x").detach()
     for _ in range(n_steps):
         grad = energy_gradient(energy_fn, x)
         if grad_clip is not None:
@@ -349,7 +351,7 @@ def annealed_langevin(
     if ladder.numel() < 1 or not bool((ladder[:-1] > ladder[1:]).all()):
         raise ValueError("sigmas: expected a strictly decreasing noise ladder")
     sigma_last = float(ladder[-1])
-    x = x.detach()
+    x = check_start(x, energy_fn, name="x").detach()
     anchor = x
     for sigma in ladder.tolist():
         alpha = eps * sigma**2 / sigma_last**2

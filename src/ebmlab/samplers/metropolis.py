@@ -135,6 +135,11 @@ class MetropolisHastings(Kernel):
             raise ValueError(f"n_flips: {self.n_flips} exceeds the {x[0].numel()} sites")
         return flip_sites(x, self.n_flips, spins, generator), 0.0
 
+    @property
+    def discrete(self) -> bool:  # type: ignore[override]
+        """Bit flips move binary states; the continuous proposals (and callables) do not."""
+        return self.proposal == "flip"
+
     @torch.no_grad()
     def step(self, x: Tensor, energy_fn: Any, generator: Rng = None, state: State = None) -> Step:
         current = current_state(x, energy_fn, state, need_grad=False)

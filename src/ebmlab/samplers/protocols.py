@@ -10,6 +10,13 @@ p(x) ∝ exp(-E(x)); beta is an inverse temperature (p_beta ∝ exp(-beta E)).
 * Binary models (the Gibbs kernels, ``gibbs.py``): ``spin_values`` ((0, 1) or (-1, 1)) and
   optionally ``SiteConditionals`` (exact single-site logits), ``BlockSweep`` (one exact sweep at
   inverse temperature beta) or ``BipartiteGibbs`` (an RBM's v -> h -> v sweep).
+* States: a chain's state is what the target's energy takes, (n_chains, width), the width read
+  off the model (``n_visible`` when it is sampled through ``free_energy``, else ``n_units``,
+  ``n_visible`` or ``dim``), its dtype that of the model's parameters and buffers, and its
+  values the ``spin_values`` for the kernels that move binary states (``base.state_spec``;
+  ``base.check_start`` checks starting states against it, once, where chains start). The
+  model is the target itself, or the object its energy method is bound to (``model.energy``,
+  a ``SweepTarget`` over a model's method).
 * ``SweepTarget`` turns a model's own sweep (e.g. a sequential sweep with clamped units, which
   no generic kernel knows about) into a ``BlockSweep`` target, so that the samplers' annealing
   and tempering can drive it.

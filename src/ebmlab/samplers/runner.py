@@ -10,7 +10,9 @@ shape (n_steps // thin, n_chains, dim). The kernel knows one step, the runner ow
 
 ``target`` is an energy callable (x -> E(x), shape (n_chains,)) or a model: ``free_energy`` for
 models with hidden units, else ``energy``; binary models also give Gibbs kernels their exact
-conditionals (see ``gibbs.py``).
+conditionals (see ``gibbs.py``). ``x0`` is checked against the target once, before the first
+step (``base.check_start``): its width, finite values, the model's dtype (float64 or integer
+states of a float32 model are converted), and for Gibbs and bit-flip kernels binary values.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from .base import (
     Kernel,
     Target,
     as_target,
-    check_chains,
     check_current_energy,
+    check_start,
     evaluate_energy,
     make_generator,
+    state_spec,
 )
 from .diagnostics import effective_sample_size, split_rhat
 
@@ -118,7 +121,9 @@ def sample(
     Args:
         kernel: any ebmlab kernel, e.g. ``MALA(step_size=0.1)``.
         target: energy callable or model (see the module docstring).
-        x0: (n_chains, dim) initial states, one chain per row (sets device and dtype).
+        x0: (n_chains, dim) initial states, one chain per row (sets the device), checked once
+            against the target (``base.check_start``: width, finite, the model's dtype, binary
+            values for Gibbs and bit-flip kernels).
         n_steps: steps after burn-in; ``n_steps // thin`` draws are kept.
         burn_in: steps run first and discarded (step-size adaptation happens here).
         thin: keep every ``thin``-th state.
@@ -129,11 +134,8 @@ def sample(
     """
     if not isinstance(kernel, Kernel):
         raise TypeError(f"kernel: expected an ebmlab sampler kernel, got {type(kernel).__name__}")
-    x0 = check_chains(x0, "x0")
-    if x0.dim() != 2:
-        raise ValueError(
-            f"x0: expected shape (n_chains, dim), got {tuple(x0.shape)}; flatten images to vectors"
-        )
+    target = as_target(target)
+    x0 = check_start(x0, target, kernel, name="x0", matrix=True)
     for value, name, low in ((n_steps, "n_steps", 1), (burn_in, "burn_in", 0), (thin, "thin", 1)):
         if int(value) != value or value < low:
             raise ValueError(f"{name}: expected an integer >= {low}, got {value}")
@@ -143,7 +145,6 @@ def sample(
     for attribute in ("t", "_t"):  # annealing / SGLD / PT counters start afresh
         if hasattr(kernel, attribute):
             setattr(kernel, attribute, 0)
-    target = as_target(target)
     if generator is None:
         generator = make_generator(seed, x0.device)
 
@@ -276,12 +277,13 @@ def default_kernel(model: Any) -> Kernel:
 def initial_states(
     model: Any, n_chains: int, generator: torch.Generator | None = None, dim: int | None = None
 ) -> torch.Tensor:
-    """Random starting states, (n_chains, dim) on the model's device: uniform binary states for
-    binary models (``spin_values``, or an RBM's visible layer), N(0, I) otherwise. ``dim`` is
-    read from ``n_units``, ``n_visible`` or ``dim`` unless given."""
-    dim = dim or next(
-        (getattr(model, a) for a in ("n_units", "n_visible", "dim") if hasattr(model, a)), None
-    )
+    """Random starting states, (n_chains, dim) on the model's device and in its dtype: uniform
+    binary states for binary models (``spin_values``, or an RBM's visible layer), N(0, I)
+    otherwise. ``dim`` is the width the target declares (``base.state_spec``: ``n_visible`` for a
+    model sampled through its free energy, else ``n_units``, ``n_visible`` or ``dim``) unless
+    given: the states ``sample`` accepts from ``check_start``."""
+    spec = state_spec(model)
+    dim = dim or spec.width
     if dim is None:
         raise ValueError("dim: the model has no n_units / n_visible / dim; pass dim")
     params = (
@@ -289,7 +291,7 @@ def initial_states(
     )
     device = params[0].device if params else torch.device("cpu")
     dtype = next((p.dtype for p in params if p.is_floating_point()), torch.get_default_dtype())
-    spins = getattr(model, "spin_values", None)
+    spins = spec.spin_values
     if spins is None and hasattr(model, "gibbs_vhv"):
         spins = (0.0, 1.0)
     if spins is not None:

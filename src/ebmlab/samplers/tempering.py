@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from .annealing import geometric_ladder
-from .base import Info, Kernel, Rng, State, Step, Target, as_target, metropolis_accept
+from .base import Info, Kernel, Rng, State, Step, Target, Wrapper, as_target, metropolis_accept
 
 
 def geometric_betas(n_temps: int, beta_min: float) -> Tensor:
@@ -78,7 +78,7 @@ def replica_exchange(
     return swapped, accepted
 
 
-class ParallelTempering(Kernel):
+class ParallelTempering(Wrapper):
     """Replica exchange between neighbouring temperatures.
 
     Args:

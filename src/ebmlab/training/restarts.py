@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,14 @@ from .loop import EpochCallback, TrainResult, train
 RESTARTS_NAME = "restarts.json"
 #: The key under which checkpoints record the restarts made so far.
 RESTARTS_KEY = "restarts"
+_RESTART_FIELDS = {
+    "attempt",
+    "diverged_at_step",
+    "quantity",
+    "resumed_from_checkpoint",
+    "seed",
+    "lr",
+}
 
 
 def train_with_restarts(
@@ -43,6 +52,7 @@ def train_with_restarts(
     epoch_callback: EpochCallback | None = None,
     stage: str | None = None,
     checkpoint_name: str = CHECKPOINT_NAME,
+    log: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """``train`` that, on ``TrainingDiverged``, restarts from the last good checkpoint with seed +
     1000 and ``lr_factor`` x the learning rate, after calling the objective's ``apply_remedies``
@@ -54,12 +64,13 @@ def train_with_restarts(
     so a run killed at any point and resumed ends as the uninterrupted run does. The attempt's
     ``metrics.jsonl`` is copied to ``metrics-attempt<k>.jsonl`` before a restart (the restart
     then drops the records after the checkpoint), and ``restarts.json`` lists what changed.
-    Raises the last ``TrainingDiverged`` once ``max_restarts`` restarts are spent.
+    Raises the last ``TrainingDiverged`` once ``max_restarts`` restarts are spent. ``log``
+    receives one line per restart (what diverged, where it restarts from, what changed).
     """
     out = Path(out_dir)
     path = out / checkpoint_name
-    log = recorded_restarts(path) if resume and path.exists() else []
-    for changes in log:
+    made = recorded_restarts(path) if resume and path.exists() else []
+    for changes in made:
         config = _apply(changes, objective, config)
     initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
     while True:
@@ -71,18 +82,18 @@ def train_with_restarts(
                 config,
                 out,
                 resume=resume,
-                meta={**(meta or {}), RESTARTS_KEY: log},
+                meta={**(meta or {}), RESTARTS_KEY: made},
                 epoch_callback=epoch_callback,
                 stage=stage,
                 checkpoint_name=checkpoint_name,
             )
         except TrainingDiverged as error:
-            if len(log) >= max_restarts:
+            if len(made) >= max_restarts:
                 raise
             resume = error.checkpoint is not None
             if not resume:
                 model.load_state_dict(initial)
-            attempt = len(log) + 1
+            attempt = len(made) + 1
             changes: dict[str, Any] = {
                 "attempt": attempt,
                 "diverged_at_step": error.step,
@@ -92,8 +103,15 @@ def train_with_restarts(
                 "lr": config.lr * lr_factor,
             }
             config = _apply(changes, objective, config)
-            log = [*log, changes]
-            _record_attempt(out, attempt - 1, log)
+            made = [*made, changes]
+            _record_attempt(out, attempt - 1, made)
+            if log is not None:
+                start = "the last good checkpoint" if resume else "the initial state"
+                log(
+                    f"restart {attempt} of {max_restarts} after {error.quantity} diverged at step "
+                    f"{error.step}: from {start} with lr {config.lr:.4g}, seed {config.seed}"
+                    + "".join(f", {k} {v}" for k, v in changes.items() if k not in _RESTART_FIELDS)
+                )
 
 
 def recorded_restarts(path: Path) -> list[dict[str, Any]]:

@@ -101,7 +101,7 @@ def run_stages(
         name = stage_checkpoint(stage, model)
         if log is not None:
             log(_announce(index, stage))
-        results.append(_run_stage(stage, out, name, resume, meta, restarts))
+        results.append(_run_stage(stage, out, name, resume, meta, restarts, log))
     if out is not None and model is not None and not trained_model and _is_main():
         io.save(model, out / CHECKPOINT_NAME, meta={**(meta or {}), "stages": names})
     return results
@@ -114,6 +114,7 @@ def _run_stage(
     resume: bool,
     meta: dict[str, Any] | None,
     restarts: int,
+    log: Callable[[str], None] | None = None,
 ) -> TrainResult | None:
     path = out / name if out is not None else None
     done = checkpoint.finished_epochs(path) if (resume and path is not None) else None
@@ -133,6 +134,7 @@ def _run_stage(
             out,
             max_restarts=restarts,
             resume=done is not None,
+            log=log,
             **common,
         )
     else:
