@@ -194,3 +194,22 @@ def test_the_demos_runs_go_through_compare_sample_and_report(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 0 or "defines no probability distribution" in err, (run, err)
     shutil.rmtree(out)
+
+
+def test_the_demo_prints_one_result_line_per_family(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--only", "independent", "pca"]) == 0
+    out = capsys.readouterr().out
+    assert "[demo] independent: test log-likelihood" in out and "nats (exact)" in out
+    assert "[demo] pca: reconstruction error" in out
+
+
+def test_the_ais_progress_bar_does_not_change_the_estimate():
+    import torch
+
+    from ebmlab.estimators import ais
+    from ebmlab.models import BernoulliRBM
+
+    rbm = BernoulliRBM(6, 4, init_std=0.5, seed=0)
+    quiet = ais(rbm, n_betas=1500, n_runs=10, seed=0, progress=False)
+    shown = ais(rbm, n_betas=1500, n_runs=10, seed=0, progress=True)
+    assert torch.equal(quiet.log_weights, shown.log_weights)

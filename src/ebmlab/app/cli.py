@@ -733,6 +733,19 @@ def _demo_table(summary: dict[str, dict[str, Any]], data_names: dict[str, str]) 
     )
 
 
+def _headline(metrics: dict[str, Any]) -> str:
+    """A run's main result in words: its log-likelihood and how, or its other scores."""
+    from .compare import other_scores
+
+    ll = metrics.get("test_log_likelihood")
+    if isinstance(ll, int | float):
+        se = metrics.get("test_log_likelihood_se")
+        spread = f" ± {se:.2f}" if isinstance(se, int | float) else ""
+        how = metrics.get("log_likelihood_method", "")
+        return f"test log-likelihood {ll:.2f}{spread} nats ({how})"
+    return other_scores(metrics) or "trained (no score)"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .report import section_from_run, write_report
 
@@ -769,6 +782,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             quick=True,
         )
         metrics["seconds"] = round(time.perf_counter() - t0, 1)
+        print(f"[demo] {name}: {_headline(metrics)} ({metrics['seconds']} s)", flush=True)
         summary[name] = metrics
         data_names[name] = data_name
         sections.append(section_from_run(out / name, title=f"{name}: {recipe.summary}"))

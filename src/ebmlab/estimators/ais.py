@@ -191,19 +191,41 @@ def _finish(
 # ----- the loop ----------------------------------------------------------------------------------
 @torch.no_grad()
 def anneal(
-    path: AnnealingPath, x: Any, betas: torch.Tensor, generator: torch.Generator
+    path: AnnealingPath,
+    x: Any,
+    betas: torch.Tensor,
+    generator: torch.Generator,
+    progress: str | None = None,
 ) -> torch.Tensor:
     """Log weights sum_k [log f_k(x_{k-1}) - log f_{k-1}(x_{k-1})] of the runs in ``x`` along
     ``betas`` (ascending: forward AIS; descending: reverse), one transition per intermediate
-    beta (none after the last)."""
+    beta (none after the last). ``progress``: a label for a progress bar over the betas (shown
+    only on a terminal)."""
     beta_list = betas.tolist()
     last = len(beta_list) - 1
+    bar = _bar(progress, last)
     log_w = None
     for k in range(1, last + 1):
         increment, x = path.step(x, beta_list[k - 1], beta_list[k], generator, k < last)
         log_w = increment if log_w is None else log_w.add_(increment)
+        if bar is not None and k % PROGRESS_EVERY == 0:
+            bar.update(PROGRESS_EVERY)
+    if bar is not None:
+        bar.close()
     assert log_w is not None  # a checked schedule has at least one step
     return log_w
+
+
+#: Betas between two updates of the progress bar.
+PROGRESS_EVERY = 100
+
+
+def _bar(label: str | None, total: int) -> Any:
+    if label is None or total < 10 * PROGRESS_EVERY:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=label, unit="beta", leave=False, disable=None)
 
 
 def _prepare(
@@ -228,6 +250,7 @@ def ais(
     base_bias: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     ess_warn_fraction: float = 0.1,
+    progress: bool = True,
 ) -> AISResult:
     """Annealed importance sampling estimate of log Z (a stochastic lower bound).
 
@@ -245,12 +268,14 @@ def ais(
         base_bias: explicit base-model visible biases (overrides ``data``).
         generator: a generator to draw from (overrides ``seed``).
         ess_warn_fraction: warn (``AISWarning``) when ESS < this fraction of ``n_runs``.
+        progress: a progress bar over the betas on a terminal (long schedules only).
     """
     start = time.perf_counter()
     check_positive_int(n_runs, "n_runs")
     schedule = _schedule(n_betas, betas)
     path, generator = _prepare(model, seed, generator, data, base_bias)
-    log_w = anneal(path, path.sample_base(int(n_runs), generator), schedule, generator)
+    label = f"AIS ({len(schedule) - 1} betas x {int(n_runs)} runs)" if progress else None
+    log_w = anneal(path, path.sample_base(int(n_runs), generator), schedule, generator, label)
     return _finish(log_w, path.log_z_base, len(schedule) - 1, "forward", start, ess_warn_fraction)
 
 
@@ -264,6 +289,7 @@ def reverse_ais(
     base_bias: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     ess_warn_fraction: float = 0.1,
+    progress: bool = True,
 ) -> AISResult:
     """Reverse AIS: anneal from the model back to the base model, starting from ``v_init``
     (one run per row; for a DBM every layer, concatenated, as ``exact_sample`` returns them).
@@ -275,7 +301,8 @@ def reverse_ais(
     start = time.perf_counter()
     schedule = _schedule(n_betas, betas).flip(0)
     path, generator = _prepare(model, seed, generator, data, base_bias)
-    log_w = anneal(path, path.from_samples(v_init), schedule, generator)
+    label = f"reverse AIS ({len(schedule) - 1} betas)" if progress else None
+    log_w = anneal(path, path.from_samples(v_init), schedule, generator, label)
     return _finish(log_w, path.log_z_base, len(schedule) - 1, "reverse", start, ess_warn_fraction)
 
 
