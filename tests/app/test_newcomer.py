@@ -213,3 +213,18 @@ def test_the_ais_progress_bar_does_not_change_the_estimate():
     quiet = ais(rbm, n_betas=1500, n_runs=10, seed=0, progress=False)
     shown = ais(rbm, n_betas=1500, n_runs=10, seed=0, progress=True)
     assert torch.equal(quiet.log_weights, shown.log_weights)
+
+
+def test_loop_flags_reach_the_dbns_layer_stages(tmp_path, capsys):
+    run = tmp_path / "dbn"
+    _train("dbn", run, "--epochs", "2", "--layers", "8,8", "--ais-betas", "100")
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    epochs = {(r["stage"], r["epoch"]) for r in records if r.get("kind") == "epoch"}
+    assert epochs == {("layer1", 1), ("layer1", 2), ("layer2", 1), ("layer2", 2)}
+
+
+def test_a_fitted_family_records_no_unused_loop_settings(tmp_path):
+    _train("pca", tmp_path / "pca")
+    train = json.loads((tmp_path / "pca" / "config.json").read_text())["train"]
+    assert set(train) == {"seed", "device"}
+    assert main(["eval", str(tmp_path / "pca"), "--json"]) == 0

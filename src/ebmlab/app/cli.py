@@ -160,7 +160,12 @@ def run_family(
         "binarize": binarize,
         "image_shape": list(image_shape) if image_shape else None,
         "options": options,
-        "train": train_config.__dict__,
+        # a family fitted by its own rule uses only the seed and the device of the loop settings
+        "train": (
+            train_config.__dict__
+            if recipe.fit is None
+            else {"seed": train_config.seed, "device": train_config.device}
+        ),
         "restarts": restarts,
         "run_id": run_id or rundir.new_run_id(),
         "ran": {

@@ -53,13 +53,20 @@ def parse_layers(text: Any, name: str = "--layers") -> list[int]:
 # ----- deep belief net ---------------------------------------------------------------------------
 DBN_OPTIONS = (
     Option("layers", str, "500,2000", "hidden layer sizes, bottom first (comma-separated)"),
-    Option("layer_epochs", int, 100, "training epochs of every RBM of the stack"),
+    Option(
+        "layer_epochs", int, None, "training epochs of every RBM of the stack (default --epochs)"
+    ),
     Option("method", str, "pcd", "negative phase of every RBM", choices=("cd", "pcd")),
     Option("k", int, 1, "Gibbs sweeps per update"),
     Option("centering", bool, True, "centered gradient (Melchior et al. 2016)"),
     Option("n_chains", int, 100, "persistent chains (pcd)"),
-    Option("layer_lr", float, 0.01, "SGD learning rate of every RBM (decays linearly to 0)"),
-    Option("layer_batch_size", int, 100, "minibatch size of every RBM"),
+    Option(
+        "layer_lr",
+        float,
+        None,
+        "SGD learning rate of every RBM, decaying linearly to 0 (default --lr)",
+    ),
+    Option("layer_batch_size", int, None, "minibatch size of every RBM (default --batch-size)"),
     Option(
         "propagate",
         str,
@@ -85,13 +92,14 @@ def _stages_dbn(
     model: DeepBeliefNet, objective: None, ctx: Context, config: TrainConfig
 ) -> Iterator[Stage]:
     """Greedy layer-wise training, one stage per RBM (``layer1``, ``layer2``, ...), each with the
-    --layer-epochs, --layer-lr and --layer-batch-size settings."""
+    --layer-epochs, --layer-lr and --layer-batch-size settings, which default to the loop's
+    --epochs, --lr and --batch-size."""
     o = ctx.options
-    epochs = o["layer_epochs"]
+    epochs = o["layer_epochs"] if o["layer_epochs"] is not None else config.epochs
     layer_config = TrainConfig(
         epochs=epochs,
-        batch_size=o["layer_batch_size"],
-        lr=o["layer_lr"],
+        batch_size=o["layer_batch_size"] or config.batch_size,
+        lr=o["layer_lr"] or config.lr,
         optimizer="sgd",
         momentum=0.9,
         initial_momentum=0.5,
@@ -114,7 +122,7 @@ def _stages_dbn(
         propagate=o["propagate"],
         seed=ctx.seed(),
     )
-    settings = "--layer-epochs, --layer-lr, --layer-batch-size"
+    settings = "--layer-epochs, --layer-lr, --layer-batch-size, else --epochs, --lr, --batch-size"
     for stage in plan:
         yield replace(stage, settings=settings)
 
@@ -206,22 +214,24 @@ def _figures_dbn(model: DeepBeliefNet, x_test: torch.Tensor, ctx: Context) -> li
     n_filters = min(rbm.n_hidden, viz.MAX_FILTERS)
     return [
         Figure(
-            viz.image_grid(
+            viz.samples_beside_data(
                 samples,
+                x_test,
                 shape,
                 ctx.out_dir / "samples.png",
                 title=f"DBN samples ({steps} Gibbs sweeps in the top RBM)",
             ),
             "Samples",
-            f"64 chains: {steps} block-Gibbs sweeps of the top RBM from uniform noise, then one "
-            "top-down pass through the directed layers; each image is p(v | h1).",
+            f"Left: 64 test digits. Right: 64 chains, {steps} block-Gibbs sweeps of the top RBM "
+            "from uniform noise, then one top-down pass through the directed layers; each image "
+            "is p(v | h1).",
         ),
         Figure(
             viz.labelled_rows(
                 rows,
                 shape,
                 ctx.out_dir / "reconstructions.png",
-                title="mean-field up-pass to the top layer and back down",
+                title="DBN: up to the top layer and back down",
             ),
             "Reconstructions",
             "Test digits passed up the recognition weights (probabilities) to the top layer and "
@@ -232,7 +242,7 @@ def _figures_dbn(model: DeepBeliefNet, x_test: torch.Tensor, ctx: Context) -> li
                 rbm.W,
                 shape,
                 ctx.out_dir / "filters.png",
-                f"first-layer filters (first {n_filters})",
+                f"DBN first-layer filters (first {n_filters})",
             ),
             "Filters",
             "Weights of the first RBM's hidden units, each rescaled to [0, 1].",
@@ -244,6 +254,7 @@ register(
     Recipe(
         name="dbn",
         summary="deep belief net: greedy RBM stack; AIS variational lower bound",
+        train_defaults={"epochs": 100, "lr": 0.01, "batch_size": 100},
         build=_build_dbn,
         stages=_stages_dbn,
         evaluate=_evaluate_dbn,
@@ -252,11 +263,11 @@ register(
         options=DBN_OPTIONS,
         demo={
             "data": "digits",
+            "epochs": 20,
+            "lr": 0.05,
+            "batch_size": 20,
             "options": {
                 "layers": "16,32",
-                "layer_epochs": 20,
-                "layer_lr": 0.05,
-                "layer_batch_size": 20,
                 "ais_betas": 1000,
                 "bound_samples": 20,
                 "sample_steps": 1000,
@@ -356,16 +367,16 @@ def _codes_figure(model: DeepAutoencoder, x_test: torch.Tensor, ctx: Context) ->
 
     codes = model.transform(x_test).cpu().numpy()
     labels = ctx.labels("test", x_test.shape[0])
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = plt.subplots(figsize=(5, 4.5))
     if labels is None:
         ax.scatter(codes[:, 0], codes[:, 1], s=3, alpha=0.6)
     else:
         points = ax.scatter(codes[:, 0], codes[:, 1], c=labels.numpy(), cmap="tab10", s=3)
-        fig.colorbar(points, ax=ax, ticks=range(10))
-    ax.set_title("2-D codes of the test images", fontsize=10)
-    path = ctx.out_dir / "codes.png"
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+        fig.colorbar(points, ax=ax, ticks=range(10), label="class")
+    ax.set_xlabel("code unit 1")
+    ax.set_ylabel("code unit 2")
+    viz.fit_title(ax, "2-D codes of the test images")
+    path = viz.save_figure(fig, ctx.out_dir / "codes.png")
     return Figure(
         path,
         "Codes",
@@ -393,7 +404,7 @@ def _figures_autoencoder(
                     rows,
                     shape,
                     ctx.out_dir / "reconstructions.png",
-                    title=f"reconstructions from {model.code_size} numbers",
+                    title=f"reconstructions from {model.code_size} code units",
                 ),
                 "Reconstructions",
                 f"Test images, their autoencoder reconstructions, and PCA with "
