@@ -260,3 +260,16 @@ def test_sample_refuses_negative_counts(flags, named, tmp_path, capsys):
     capsys.readouterr()
     assert main(["sample", str(run), *flags, "--out", str(tmp_path / "s.png")]) == 2
     assert named in capsys.readouterr().err
+
+
+def test_interleaved_references_time_the_code_in_every_round():
+    from ebmlab.app.bench import Measured, interleaved
+
+    calls = []
+    timing = interleaved(lambda: calls.append(1), (8, 8, 8), rounds=3, peak_size=64)
+    assert len(calls) == 4  # one warm-up, then one per round
+    assert timing.seconds > 0 and timing.peak_flops > 0 and timing.shape_flops > 0
+    ratios = Measured(seconds=2.0, peak_flops=4e9, shape_flops=2e9).ratios(flops=4e9)
+    assert ratios["gflops"] == 2.0
+    assert ratios["fraction_of_matmul_peak"] == 0.5
+    assert ratios["fraction_of_same_shape_matmul"] == 1.0

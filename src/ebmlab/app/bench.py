@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import importlib.util
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -85,3 +87,67 @@ def matmul_peak(
             torch.cuda.synchronize()
 
     return 2.0 * m * k * n / timeit(step)
+
+
+@dataclass
+class Measured:
+    """Seconds of the measured code and, from the same rounds, the matmul references."""
+
+    seconds: float
+    peak_flops: float
+    shape_flops: float
+
+    def ratios(self, flops: float) -> dict[str, float]:
+        """The measured code's FLOP/s as fractions of the matmul peak and of the same-shape
+        matmul, with both references in GFLOP/s."""
+        rate = flops / self.seconds
+        return {
+            "gflops": round(rate / 1e9, 2),
+            "fraction_of_matmul_peak": round(rate / self.peak_flops, 4),
+            "fraction_of_same_shape_matmul": round(rate / self.shape_flops, 4),
+            "matmul_peak_gflops": round(self.peak_flops / 1e9, 1),
+            "same_shape_matmul_gflops": round(self.shape_flops / 1e9, 1),
+        }
+
+
+def interleaved(
+    fn: Callable[[], Any],
+    shape: tuple[int, int, int],
+    rounds: int = 3,
+    device: str = "cpu",
+    peak_size: int = 1024,
+    warmup: bool = True,
+) -> Measured:
+    """Time ``fn`` against two references in the same rounds: a square float32 matmul of
+    ``peak_size`` (the machine's peak) and an (m x k) @ (k x n) matmul of ``shape`` (what the
+    measured code's own products can reach). Each round times all three one after the other and
+    the best of the rounds is kept for each, so a load that comes and goes slows all three alike
+    instead of moving the ratios. ``warmup``: one untimed call of ``fn`` first (leave it out for
+    code that runs for many seconds)."""
+    m, k, n = shape
+    square = [torch.randn(peak_size, peak_size, device=device) for _ in range(2)]
+    a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def peak() -> None:
+        torch.mm(*square)
+        sync()
+
+    def same_shape() -> None:
+        torch.mm(a, b)
+        sync()
+
+    if warmup:
+        fn()  # allocations, first-call overheads
+    best = {"fn": float("inf"), "peak": float("inf"), "shape": float("inf")}
+    for _ in range(max(rounds, 1)):
+        start = time.perf_counter()
+        fn()
+        sync()
+        best["fn"] = min(best["fn"], time.perf_counter() - start)
+        best["peak"] = min(best["peak"], timeit(peak, repeat=1, min_seconds=0.1))
+        best["shape"] = min(best["shape"], timeit(same_shape, repeat=1, min_seconds=0.1))
+    return Measured(best["fn"], 2.0 * peak_size**3 / best["peak"], 2.0 * m * k * n / best["shape"])

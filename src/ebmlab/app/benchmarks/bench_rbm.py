@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ebmlab.app.bench import interleaved
 from ebmlab.app.benchmarks.common import machine_info
 
 LR = 0.01
@@ -47,39 +47,6 @@ def _load(name: str, n: int | None) -> np.ndarray:
         size, density = {"mnist": (60000, 784), "digits": (1797, 64)}[name], 0.13
         x = (np.random.default_rng(0).random(size) < density).astype(np.float32)
     return x[:n] if n else x
-
-
-def _peak_flops() -> float:
-    best = 0.0
-    for size in (1024, 2048):
-        a, b = torch.randn(size, size), torch.randn(size, size)
-        torch.mm(a, b)
-        for _ in range(3):
-            start = time.perf_counter()
-            torch.mm(a, b)
-            best = max(best, 2 * size**3 / (time.perf_counter() - start))
-    return best
-
-
-def _shape_flops(batch: int, d: int, h: int) -> float:
-    a, w = torch.randn(batch, d), torch.randn(d, h)
-    torch.mm(a, w)
-    reps = max(10, int(2e9 / (2 * batch * d * h)))
-    start = time.perf_counter()
-    for _ in range(reps):
-        torch.mm(a, w)
-    return reps * 2 * batch * d * h / (time.perf_counter() - start)
-
-
-def _time_epoch(run_epoch: Callable[[], None], repeat: int) -> float:
-    run_epoch()  # warm-up (allocations, first-call overheads)
-    return min(_timed(run_epoch) for _ in range(repeat))
-
-
-def _timed(fn: Callable[[], None]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 # ----- implementations: each returns a function that trains one epoch ---------------------------
@@ -230,19 +197,18 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     prints them; run as a script, this file prints them as they come)."""
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
     warnings.filterwarnings("ignore")
-    peak = _peak_flops()
     cases = [("mnist", 784, 500, 100, 6000 if quick else None), ("digits", 64, 100, 64, None)]
     records = []
     for name, d, h, batch, n in cases:
         x = _load(name, n)
         assert x.shape[1] == d
-        shape_peak = _shape_flops(batch, d, h)
         flops_per_update = 5 * 2 * batch * d * h
         for method in ("cd", "pcd"):
             for impl, dtype, make in _implementations(method):
-                seconds = _time_epoch(make(x, h, batch), repeat=1 if quick else 2)
+                # the references are timed in the same rounds as the epoch (ebmlab.app.bench)
+                timing = interleaved(make(x, h, batch), (batch, d, h), rounds=1 if quick else 3)
+                seconds = timing.seconds
                 updates = -(-len(x) // batch)
-                gflops = updates * flops_per_update / seconds / 1e9
                 record = {
                     "benchmark": "rbm",
                     "case": f"{name}-{d}x{h}-batch{batch}",
@@ -252,11 +218,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                     "examples": len(x),
                     "seconds_per_epoch": round(seconds, 4),
                     "examples_per_second": round(len(x) / seconds, 1),
-                    "gflops": round(gflops, 2),
-                    "fraction_of_matmul_peak": round(gflops * 1e9 / peak, 4),
-                    "fraction_of_same_shape_matmul": round(gflops * 1e9 / shape_peak, 4),
-                    "matmul_peak_gflops": round(peak / 1e9, 1),
-                    "same_shape_matmul_gflops": round(shape_peak / 1e9, 1),
+                    **timing.ratios(updates * flops_per_update),
                     **machine_info(),
                 }
                 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from ebmlab.app.bench import interleaved
 from ebmlab.app.benchmarks.common import machine_info
 from ebmlab.estimators import ais, exact_log_z, exact_sample, log_likelihood, reverse_ais
 from ebmlab.models.rbm import BernoulliRBM
@@ -76,16 +77,6 @@ def _timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
-
-
-def _peak_flops() -> float:
-    best = 0.0
-    for n in (1024, 2048):
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        a @ b  # warm-up
-        seconds = _timed(lambda a=a, b=b: [a @ b for _ in range(3)])
-        best = max(best, 3 * 2 * n**3 / seconds)
-    return best
 
 
 def _machine() -> dict[str, Any]:
@@ -196,18 +187,23 @@ def bench_langevin(quick: bool = False, rounds: int = 3) -> list[dict[str, Any]]
 def bench_ais(quick: bool = False) -> list[dict[str, Any]]:
     n_betas, n_runs, d, h = (1450 if quick else 14500), 100, 784, 500
     rbm = BernoulliRBM(d, h, init_std=0.05, seed=0)
-    peak = _peak_flops()
-    result = ais(rbm, n_betas=n_betas, n_runs=n_runs, seed=0)
+    results = []
+    # the matmul references are timed in the same round as the AIS run (ebmlab.app.bench)
+    timing = interleaved(
+        lambda: results.append(ais(rbm, n_betas=n_betas, n_runs=n_runs, seed=0, progress=False)),
+        (n_runs, d, h),
+        rounds=1,
+        warmup=False,
+    )
+    result = results[-1]
     flops = n_betas * 2 * (2 * n_runs * d * h)
     return [
         {
             "benchmark": "ais-784x500",
             "n_betas": n_betas,
             "n_runs": n_runs,
-            "seconds": round(result.seconds, 2),
-            "gflops": round(flops / result.seconds / 1e9, 2),
-            "matmul_peak_gflops": round(peak / 1e9, 1),
-            "fraction_of_matmul_peak": round(flops / result.seconds / peak, 3),
+            "seconds": round(timing.seconds, 2),
+            **timing.ratios(flops),
             "log_z": round(result.log_z, 3),
             "log_z_se": round(result.log_z_se, 4),
             "ess": round(result.ess, 1),
