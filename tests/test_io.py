@@ -114,3 +114,63 @@ def test_save_and_load_import_nothing_of_the_application_layer(tmp_path) -> None
     ).replace("{path!r}", repr(str(tmp_path / "m.safetensors")))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def _leaves(node, path=()):
+    """(path, value) of every number, string and boolean in a JSON document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _leaves(value, (*path, index))
+    else:
+        yield path, node
+
+
+def _changed(value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 1
+    if value is None:
+        return 0
+    return value + "x"
+
+
+def test_every_entry_of_the_metadata_is_covered_by_the_digest(tmp_path):
+    """Changing any one value of a full checkpoint's document (model, objective, optimizer,
+    run information), the digest left as written, is refused."""
+    from ebmlab.objectives import ContrastiveDivergence
+
+    model = BernoulliRBM(4, 2, seed=0)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    model.free_energy(torch.ones(3, 4)).sum().backward()
+    opt.step()
+    meta = {"dataset": "digits", "train_state": {"step": 3, "epoch": 1, "history": [{"l": 0.5}]}}
+    path = ebmlab.save(
+        model,
+        tmp_path / "c.safetensors",
+        objective=ContrastiveDivergence(),
+        optimizer=opt,
+        generators={"g": torch.Generator().manual_seed(1)},
+        meta=meta,
+    )
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    document = json.loads(header["__metadata__"]["ebmlab"])
+    leaves = [(p, v) for p, v in _leaves(document) if p != ("sha256",)]
+    assert len(leaves) > 30
+    for where, value in leaves:
+        edited = json.loads(json.dumps(document))
+        node = edited
+        for key in where[:-1]:
+            node = node[key]
+        node[where[-1]] = _changed(value)
+        header["__metadata__"]["ebmlab"] = json.dumps(edited)
+        raw = json.dumps(header).encode()
+        raw += b" " * (-len(raw) % 8)
+        path.write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + n :])
+        with pytest.raises(CheckpointError, match=r"modified or corrupted|unknown (format|class)"):
+            load_checkpoint(path)

@@ -63,12 +63,17 @@ def restore(path: Path, model: Model, objective: Objective, what: str = "resume"
     document, tensors = io.read_checkpoint(path)
     io.load_module_state(model, io.tensor_group(tensors, "model"), what)
     io.load_module_state(objective, io.tensor_group(tensors, "objective"), f"{what} (objective)")
-    meta = document.get("meta", {})
-    saved = meta.get("train_state", {})
+    if document.get("model_class") != type(model).__name__:
+        raise io.CheckpointError(
+            f"{what}: {path} holds a {document.get('model_class')}, not a {type(model).__name__}"
+        )
     state = RunState(
-        int(saved.get("step", 0)), int(saved.get("epoch", 0)), list(saved.get("history", []))
+        io.document_field(document, "meta.train_state.step", int, 0),
+        io.document_field(document, "meta.train_state.epoch", int, 0),
+        io.document_field(document, "meta.train_state.history", list, []),
     )
-    return Restored(state, dict(meta.get("train_config", {})), document, tensors)
+    config = io.document_field(document, "meta.train_config", dict, {})
+    return Restored(state, dict(config), document, tensors)
 
 
 def finished_epochs(path: Path) -> int | None:
@@ -76,7 +81,7 @@ def finished_epochs(path: Path) -> int | None:
     if not path.exists():
         return None
     document, _ = io.read_checkpoint(path)
-    return int(document.get("meta", {}).get("train_state", {}).get("epoch", 0))
+    return io.document_field(document, "meta.train_state.epoch", int, 0)
 
 
 def save(
