@@ -2,6 +2,8 @@
 #   make demo   create .venv, install ebmlab, run `ebmlab demo` (every family on digits)
 #   make test   create .venv, install ebmlab with dev tools, check the layering contract
 #               (import-linter), run the default test suite
+#   make docs   install the docs tools, build the documentation site (tutorials executed) into
+#               build/site, strictly: a broken link, API object or tutorial fails the build
 # torch is installed first, pinned (a CPU build where one is available locally), so that the
 # project's own install never pulls a multi-GB CUDA build; set TORCH=... to choose another.
 
@@ -10,8 +12,9 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: demo test test-slow bench lint clean
+.PHONY: demo test test-slow bench lint docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +34,13 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/ebmlab bench --json
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

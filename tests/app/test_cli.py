@@ -64,7 +64,7 @@ def test_train_eval_report_sample_round_trip(tmp_path, capsys):
     html = (run / "report.html").read_text()
     assert "test_log_likelihood" in html and "data:image/png;base64," in html
     assert main(["sample", str(run), "--n", "16"]) == 0
-    assert (run / "samples.png").stat().st_size > 0
+    assert (run / "samples_drawn.png").stat().st_size > 0
 
 
 def test_gradient_trained_family_on_toy_data(tmp_path, capsys):
@@ -152,7 +152,7 @@ def test_sample_through_the_mcmc_runner_reports_diagnostics(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["n_chains"] == 8 and summary["n_draws"] == 200
     assert 0.0 < summary["acceptance_rate"] <= 1.0
-    for name in ("samples.png", "samples_trace.png", "samples_acf.png"):
+    for name in ("samples_drawn.png", "samples_drawn_trace.png", "samples_drawn_acf.png"):
         assert (run / name).stat().st_size > 0
 
 

@@ -61,7 +61,8 @@ def test_table_groups_by_data_and_sorts_by_log_likelihood(tmp_path):
     rows = [line for line in mnist.splitlines() if line.startswith("| ") and "model" not in line]
     assert [row.split("|")[1].strip() for row in rows] == ["rbm", "independent", "vae"]
     assert "-87.20 ± 0.24" in rows[0] and "(not evaluated)" in rows[2]
-    assert "KL 0.034" in rings and "(binarization: none)" in rings
+    assert "KL 0.034" in rings and "a density on the plane, nats per point" in rings
+    assert "binary images (stochastic binarization), nats per image" in mnist
     assert "ais: AIS estimate" in table and "exact: exact" in table
 
 

@@ -71,10 +71,17 @@ SHRUNK: dict[str, dict[str, Any]] = {
         },
     },
     "gan": {"options": {"hidden": 32, "fd_samples": N_TEST}},
+    "cgan": {"options": {"hidden": 32}},
+    "cyclegan": {"options": {"channels": 4, "blocks": 1}},
     "gaussian": {"data": "8gaussians"},
     "grbm": {"options": {"hidden": 8}},
     "hopfield": {"options": {"n_patterns": 5}},
     "pixelcnn": {"options": {"channels": 4, "layers": 2, "first_kernel": 3}},
+    "pixelrnn": {"options": {"hidden": 2, "layers": 1, "first_kernel": 3}},
+    "diffusion": {
+        "options": {"channels": 4, "timesteps": 20, "sample_steps": 5, "bound_timesteps": 2}
+    },
+    "bernoulli-diffusion": {"options": {"channels": 4, "timesteps": 10, "bound_timesteps": 2}},
     "realnvp": {"options": {"layers": 2, "channels": 4}},
     "rbm": {"options": {"hidden": 8, "ais_betas": 100, "ais_runs": 10, "sample_steps": 10}},
     "vae": {"options": {"eval_k": 10}},
@@ -86,6 +93,8 @@ OWN_SCORES = {
     "autoencoder": "test_reconstruction_error",
     "bm": "test_accuracy",
     "gan": "test_frechet_distance",
+    "cgan": "test_class_accuracy",
+    "cyclegan": "test_translation_mse",
     "hopfield": "flip_recall_fraction",
     "pca": "test_reconstruction_error",
 }

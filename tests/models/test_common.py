@@ -30,6 +30,7 @@ FACTORIES: dict[str, dict[str, Any]] = {
     "GaussianBernoulliRBM": {"n_visible": 6, "n_hidden": 4},
     "BoltzmannMachine": {"n_visible": 4, "n_hidden": 2},
     "Hopfield": {"n_units": 8},
+    "HiddenHopfield": {"n_visible": 6, "n_hidden": 2},
     "ModernHopfield": {"n_units": 8},
     "Ising": {"size": 3},
     "MLPEnergy": {"dim": 2},
@@ -44,8 +45,23 @@ FACTORIES: dict[str, dict[str, Any]] = {
     "DeepBeliefNet": {"layer_sizes": [6, 4, 3], "seed": 0},
     "DeepBoltzmannMachine": {"layer_sizes": [6, 4, 3], "seed": 0},
     "DeepAutoencoder": {"layer_sizes": [6, 4, 2], "seed": 0},
+    "HashingAutoencoder": {"layer_sizes": [6, 4, 3], "seed": 0},
     "GaussianHiddenRBM": {"n_visible": 6, "n_hidden": 2},
     "PixelCNN": {"image_shape": [4, 4], "channels": 4, "n_layers": 2, "first_kernel": 3},
+    "PixelRNN": {"image_shape": [4, 4], "hidden": 2, "n_layers": 1, "first_kernel": 3},
+    "BernoulliDiffusion": {
+        "image_shape": [4, 4],
+        "n_steps": 10,
+        "channels": 4,
+        "channel_mults": [1, 2],
+    },
+    "DDPM": {
+        "image_shape": [4, 4],
+        "levels": 5,
+        "n_steps": 10,
+        "channels": 4,
+        "channel_mults": [1, 2],
+    },
     "ImageRealNVP": {
         "image_shape": [4, 4],
         "levels": 2,
@@ -54,6 +70,8 @@ FACTORIES: dict[str, dict[str, Any]] = {
         "n_blocks": 1,
     },
     "GAN": {"dim": 6, "latent_dim": 2, "hidden": 8, "seed": 0},
+    "ConditionalGAN": {"dim": 6, "n_classes": 3, "latent_dim": 2, "hidden": 8, "seed": 0},
+    "CycleGAN": {"dim": 64, "image_shape": [8, 8], "channels": 2, "n_blocks": 1, "seed": 0},
     "FeatureClassifier": {"n_inputs": 6, "hidden": [5], "n_classes": 3},
 }
 
@@ -61,6 +79,8 @@ FACTORIES: dict[str, dict[str, Any]] = {
 EXEMPT: dict[str, str] = {
     "EnergyNetwork": "abstract base: network() is left to MLPEnergy and ConvEnergy (entries)",
     "Flow": "abstract base: the transform is set by RealNVP and ImageRealNVP (entries)",
+    "RasterAutoregressive": "abstract base: the network is set by PixelCNN and PixelRNN (entries)",
+    "DiffusionModel": "abstract base: the terms are set by DDPM and BernoulliDiffusion (entries)",
 }
 
 
@@ -160,6 +180,16 @@ def _scalar_objective(model):
     if isinstance(model, FeatureClassifier):
         # a classifier: the log-partition of its logits reaches every weight
         return model(x).logsumexp(-1).sum()
+    if hasattr(model, "n_classes") and hasattr(model, "value"):
+        # a conditional GAN: the value of the game on labelled data
+        labels = torch.arange(5) % model.n_classes
+        return model.value(x, labels, torch.randn(5, model.latent_dim, generator=g))
+    if hasattr(model, "translate"):
+        # a CycleGAN: each discriminator judges a translation, reaching all four networks
+        return (
+            model.discriminate_y(model.translate(x)).sum()
+            + model.discriminate_x(model.translate_back(x)).sum()
+        )
     if hasattr(model, "latent_dim") and hasattr(model, "value"):
         # a GAN: the value of the game involves both networks
         return model.value(x, torch.randn(5, model.latent_dim, generator=g))
@@ -170,6 +200,11 @@ def _scalar_objective(model):
             total = total + rbm.free_energy(x).sum()
             x = rbm.p_h_given_v(x).detach()
         return total
+    if hasattr(model, "predict_noise") or hasattr(model, "predict_logits"):
+        # a diffusion model: the network's output at several timesteps reaches every weight
+        t = torch.arange(5) % model.n_steps + 1
+        predict = getattr(model, "predict_noise", None) or model.predict_logits
+        return predict(2 * x - 1, t).pow(2).sum()
     if hasattr(model, "free_energy"):
         return model.free_energy(x).sum()
     if hasattr(model, "energy"):

@@ -718,9 +718,11 @@ def _demo_table(summary: dict[str, dict[str, Any]], data_names: dict[str, str]) 
     import html
 
     from .compare import other_scores
+    from .report import lecture_rank
 
     rows = []
-    for name, m in summary.items():
+    for name in sorted(summary, key=lecture_rank):
+        m = summary[name]
         ll = m.get("test_log_likelihood")
         se = m.get("test_log_likelihood_se")
         value = "" if ll is None else f"{ll:.2f}" + (f" ± {se:.2f}" if se else "")
@@ -999,6 +1001,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_hopfield_parser(sub)
+    from .hashing_cli import add_hash_parser  # ``ebmlab hash``: semantic hashing
+
+    add_hash_parser(sub)
     return parser
 
 

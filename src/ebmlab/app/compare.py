@@ -33,6 +33,10 @@ METHOD_NOTES: dict[str, str] = {
     "ais-lower-bound": "variational lower bound with an AIS log Z",
     "elbo": "evidence lower bound",
     "dequantized": "continuous density on uniformly dequantized data (a lower bound)",
+    "diffusion-elbo": (
+        "a diffusion model's variational bound on the discrete images (its KL terms sampled "
+        "over t: unbiased for the bound)"
+    ),
 }
 
 
@@ -49,6 +53,12 @@ OTHER_METRICS: dict[str, str] = {
     "inpaint_mse": "inpainting error",
     "inpaint_mse_mean_image": "inpainting error of the mean image",
     "test_pseudo_log_likelihood_per_feature": "pseudo-log-likelihood per pixel",
+    "test_frechet_distance_per_class_mean": "per-class Frechet distance (mean over classes)",
+    "test_class_accuracy": "requested class (classifier on real labels)",
+    "test_translation_mse": "translation MSE against T(x)",
+    "identity_mse": "identity map's MSE",
+    "nearest_domain_y_mse": "nearest domain-Y image's MSE",
+    "test_cycle_class_agreement": "F(G(x)) keeps x's class (classifier)",
 }
 
 #: Options that tell runs of one family apart in the table (when the run has them).

@@ -119,6 +119,19 @@ def add_hopfield_parser(subparsers: Any) -> argparse.ArgumentParser:
         "Learning lecture 4, Energy-Based Models, IIIS 2025)",
     )
     p.add_argument("--modern-beta", type=float, default=None, help="default 1/sqrt(N)")
+    p.add_argument(
+        "--n-hidden",
+        nargs="+",
+        type=int,
+        default=[0],
+        help="hidden units K added to the N visible ones, one curve per K (default 0)",
+    )
+    p.add_argument(
+        "--hidden-fill",
+        default="random",
+        choices=("random", "learned"),
+        help="hidden parts of the stored patterns: random codes or learned by clamped inference",
+    )
     p.add_argument("--quick", action="store_true", help="N=200, few loads (a smoke test)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=".", help="folder for hopfield_capacity.{json,png}")
@@ -320,6 +333,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
         DEFAULT_LOADS,
         DEFAULT_MODERN_LOADS,
         capacity_sweep,
+        series_name,
         write_capacity,
     )
 
@@ -342,11 +356,14 @@ def cmd_capacity(args: argparse.Namespace) -> int:
         "learned_options": {"learned_noise": args.learned_noise},
         "modern_beta": args.modern_beta,
         "seed": args.seed,
+        "n_hidden": list(args.n_hidden),
+        "hidden_fill": args.hidden_fill,
     }
 
     def report(row: dict[str, Any]) -> None:
         print(
-            f"{row['rule']:>13}  P/N={row['load']:<7.4g} fixed={row['fixed_point_fraction']:.3f}"
+            f"{series_name(row):>20}  P/N={row['load']:<7.4g}"
+            f" fixed={row['fixed_point_fraction']:.3f}"
             f"  recalled={row['recall_fraction']:.3f}  overlap={row['recall_overlap']:.3f}"
             f"  ({row['seconds']:.1f} s)",
             flush=True,
@@ -369,6 +386,9 @@ def cmd_capacity(args: argparse.Namespace) -> int:
         [f"--modern-loads {' '.join(map(str, args.modern_loads))}"] if args.modern_loads else []
     )
     extras += [f"--learned-noise {args.learned_noise}", f"--out {args.out}"]
+    if args.n_hidden != [0]:
+        extras += [f"--n-hidden {' '.join(map(str, args.n_hidden))}"]
+        extras += [f"--hidden-fill {args.hidden_fill}"]
     config["command"] = " ".join([command, *extras])
     json_path, png_path = write_capacity(rows, args.out, config)
     print(f"wrote {json_path} and {png_path}")

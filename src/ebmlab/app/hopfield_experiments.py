@@ -39,6 +39,7 @@ from ..models.hopfield import (
     to_binary,
     to_spins,
 )
+from ..models.hopfield_hidden import HiddenHopfield
 
 ALL_RULES = (*RULES, "modern")
 #: Loads P/N for the classical rules: dense around the Hebbian collapse at 0.138.
@@ -73,6 +74,12 @@ def random_patterns(p: int, n: int, generator: torch.Generator) -> torch.Tensor:
     return torch.where(torch.rand(p, n, generator=generator) < 0.5, -1.0, 1.0)
 
 
+def series_name(row: dict[str, Any]) -> str:
+    """The curve a row belongs to: its rule, with ``K = n_hidden`` when it has hidden units."""
+    k = row.get("n_hidden", 0)
+    return row["rule"] if not k else f"{row['rule']}, K={k}"
+
+
 def _measure(
     rule: str,
     patterns: torch.Tensor,
@@ -83,12 +90,28 @@ def _measure(
     model_options: dict[str, Any],
     modern_beta: float | None,
     generator: torch.Generator,
+    n_hidden: int = 0,
+    hidden_fill: str = "random",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(fixed-point flags over all patterns, exact-recall flags, overlaps) for one network."""
+    """(fixed-point flags over all patterns, exact-recall flags, overlaps) for one network.
+
+    With ``n_hidden`` K > 0 the network is a ``HiddenHopfield`` of N + K units: the probes give
+    the visible part only, the hidden part is inferred with the visible part clamped, and recall
+    is judged on the visible part."""
     n = patterns.shape[1]
     targets = patterns[probes_idx]
     probes = flip_bits(targets, noise, generator)
-    if rule == "modern":
+    if n_hidden > 0:
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+        hidden = HiddenHopfield(
+            n, n_hidden, rule=rule, fill=hidden_fill, seed=seed, **model_options
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", HopfieldCapacityWarning)
+            hidden.store(patterns)
+        fixed = hidden.is_fixed_point(hidden.patterns)
+        recalled = hidden.recall(probes, mode=mode, max_sweeps=max_sweeps, seed=generator)
+    elif rule == "modern":
         modern = ModernHopfield(n, beta=modern_beta).store(patterns)
         fixed = (modern.recall(patterns, binary=True) == patterns).all(1)
         recalled = modern.recall(probes, binary=True)
@@ -120,8 +143,10 @@ def capacity_sweep(
     modern_beta: float | None = None,
     seed: int = 0,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    n_hidden: Sequence[int] = (0,),
+    hidden_fill: str = "random",
 ) -> list[dict[str, Any]]:
-    """Sweep the load P/N for each rule; returns one row per (rule, load).
+    """Sweep the load P/N for each rule and number of hidden units; one row per (rule, K, load).
 
     Each row: rule, n_units, n_patterns, load, trials (independent networks), n_probes,
     fixed_point_fraction (over all stored patterns of all trials), recall_fraction (exact recall
@@ -131,6 +156,10 @@ def capacity_sweep(
     repeated until ``min_probes`` probes are reached. The pseudoinverse rule is skipped at
     P >= N (it cannot store that many). ``learned_options`` go to ``Hopfield`` for the learned
     rule (default: ``{"learned_noise": 0.1}``, negatives started from 10%-flipped patterns).
+    ``n_hidden``: the values of K (hidden units added to the N visible ones, ``HiddenHopfield``
+    with hidden parts filled by ``hidden_fill``); the load stays P/N, with N the visible units,
+    and K > 0 is skipped for the modern network. The pseudoinverse rule is skipped at
+    P >= N + K.
     """
     unknown = [r for r in rules if r not in ALL_RULES]
     if unknown:
@@ -139,13 +168,20 @@ def capacity_sweep(
         raise ValueError(f"n_units: expected at least 2, got {n_units}")
     if any(not load > 0 for load in (*loads, *modern_loads)):
         raise ValueError("loads: expected positive numbers P/N")
+    hidden_values = list(dict.fromkeys(n_hidden))
+    if not hidden_values or any(
+        not isinstance(k, int) or isinstance(k, bool) or k < 0 for k in hidden_values
+    ):
+        raise ValueError(f"n_hidden: expected integers K >= 0, got {list(n_hidden)}")
     learned = {"learned_noise": 0.1} if learned_options is None else dict(learned_options)
     rows: list[dict[str, Any]] = []
-    for rule in rules:
+    for rule, k_hidden in itertools.product(rules, hidden_values):
+        if rule == "modern" and k_hidden > 0:
+            continue
         rule_loads = sorted(set(loads) | (set(modern_loads) if rule == "modern" else set()))
         for load in rule_loads:
             p = max(1, round(load * n_units))
-            if rule == "pseudoinverse" and p >= n_units:
+            if rule == "pseudoinverse" and p >= n_units + k_hidden:
                 continue
             started = time.perf_counter()
             n_probe = min(p, max_probes)
@@ -159,7 +195,17 @@ def capacity_sweep(
                 idx = torch.randperm(p, generator=generator)[:n_probe]
                 options = learned if rule == "learned" else {}
                 f, e, o = _measure(
-                    rule, patterns, idx, noise, mode, max_sweeps, options, modern_beta, generator
+                    rule,
+                    patterns,
+                    idx,
+                    noise,
+                    mode,
+                    max_sweeps,
+                    options,
+                    modern_beta,
+                    generator,
+                    k_hidden,
+                    hidden_fill,
                 )
                 fixed.append(f)
                 exact.append(e)
@@ -169,6 +215,7 @@ def capacity_sweep(
             row = {
                 "rule": rule,
                 "n_units": n_units,
+                "n_hidden": k_hidden,
                 "n_patterns": p,
                 "load": p / n_units,
                 "trials": trials,
@@ -189,7 +236,7 @@ def capacity_sweep(
 def crossing_load(rows: Sequence[dict[str, Any]], rule: str, key: str, level: float = 0.5) -> float:
     """Load at which ``key`` first falls below ``level`` for ``rule`` (linear interpolation);
     inf if it never does, 0 if it starts below."""
-    points = sorted((r["load"], r[key]) for r in rows if r["rule"] == rule)
+    points = sorted((r["load"], r[key]) for r in rows if series_name(r) == rule)
     if not points:
         raise ValueError(f"rule: no rows for {rule!r}")
     if points[0][1] < level:
@@ -201,12 +248,13 @@ def crossing_load(rows: Sequence[dict[str, Any]], rule: str, key: str, level: fl
 
 
 def capacity_summary(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Per rule: the load where the fixed-point and exact-recall fractions fall through 1/2."""
+    """Per rule (and K): the load where the fixed-point and exact-recall fractions fall through
+    1/2."""
     summary = {}
-    for rule in dict.fromkeys(r["rule"] for r in rows):
+    for rule in dict.fromkeys(series_name(r) for r in rows):
         fixed = crossing_load(rows, rule, "fixed_point_fraction")
         recall = crossing_load(rows, rule, "recall_fraction")
-        max_load = max(r["load"] for r in rows if r["rule"] == rule)
+        max_load = max(r["load"] for r in rows if series_name(r) == rule)
         summary[rule] = {
             "fixed_point_half_load": fixed if math.isfinite(fixed) else None,
             "recall_half_load": recall if math.isfinite(recall) else None,
@@ -246,11 +294,12 @@ def plot_capacity(
         theory_style = {"color": "black", "linestyle": ":", "linewidth": 1.2}
         axes[0].plot(loads, theory, label="hebbian, (1 - p_err)^N", **theory_style)
     for ax, (key, se_key, label) in zip(axes, panels):
-        for rule in dict.fromkeys(r["rule"] for r in rows):
-            pts = sorted((r for r in rows if r["rule"] == rule), key=lambda r: r["load"])
+        for rule in dict.fromkeys(series_name(r) for r in rows):
+            pts = sorted((r for r in rows if series_name(r) == rule), key=lambda r: r["load"])
             xs = [r["load"] for r in pts]
             ys = [r[key] for r in pts]
-            marker, style = STYLES.get(rule, ("o", "-"))
+            marker, style = STYLES.get(pts[0]["rule"], ("o", "-"))
+            style = style if not pts[0].get("n_hidden") else ":"
             ax.plot(xs, ys, marker=marker, markersize=4, linestyle=style, label=rule)
             if se_key is not None:
                 se = [r[se_key] for r in pts]

@@ -205,6 +205,10 @@ FAMILY_MODULES = (
     "flows",
     "autoregressive",
     "gan",
+    "pixelrnn",
+    "diffusion",
+    "cgan",
+    "cyclegan",
 )
 
 

@@ -1,8 +1,8 @@
 """MCMC plots: trace plots and autocorrelation plots of sampler output.
 
 Both take draws laid out as ``ebmlab.samplers.sample`` returns them, (n_draws, n_chains, dim),
-and write a PNG. Matplotlib is used through its object API with the Agg canvas, so nothing here
-changes the global backend or needs a display.
+and write a PNG through ``ebmlab.app.viz.save_figure`` (laid out, every title fitted to its
+axes). Matplotlib is used through its object API with the Agg canvas: no display is needed.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ def _dims(dims: Sequence[int] | None, dim: int, limit: int = 4) -> list[int]:
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Lay out, fit the titles to their axes and write the PNG (``ebmlab.app.viz.save_figure``)."""
+    from .viz import save_figure  # viz imports this module at its end
+
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=100)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_trace(
@@ -67,7 +67,6 @@ def plot_trace(
     axes[-1].set_xlabel("draw")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -93,7 +92,6 @@ def plot_autocorrelation(
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
     return _save(fig, path)
 
 

@@ -8,8 +8,11 @@ from .autoregressive import PixelCNN
 from .base import MODEL_CLASSES, Model
 from .baselines import DiagonalGaussian, IndependentBernoulli
 from .boltzmann import BoltzmannMachine
+from .cgan import ConditionalGAN
+from .cyclegan import CycleGAN
 from .dbm import DeepBoltzmannMachine
 from .dbn import DeepBeliefNet
+from .diffusion import DDPM, BernoulliDiffusion
 from .flows import (
     AffineCoupling,
     ComposedTransform,
@@ -39,23 +42,29 @@ from .hopfield import (
     mceliece_capacity,
     projection_capacity,
 )
+from .hopfield_hidden import HiddenHopfield
 from .image_flows import ImageRealNVP
 from .ising import Ising
 from .linear_gaussian import PCA, FactorAnalysis, LinearGaussian, ProbabilisticPCA
 from .neural import ConvEnergy, EnergyNetwork, MLPEnergy, QuadraticEnergy, geometric_sigmas
+from .pixelrnn import PixelRNN
 from .rbm import BernoulliRBM
 from .vae import VAE
 
 __all__ = [
+    "DDPM",
     "GAN",
     "MODEL_CLASSES",
     "PCA",
     "VAE",
     "AffineCoupling",
+    "BernoulliDiffusion",
     "BernoulliRBM",
     "BoltzmannMachine",
     "ComposedTransform",
+    "ConditionalGAN",
     "ConvEnergy",
+    "CycleGAN",
     "DeepAutoencoder",
     "DeepBeliefNet",
     "DeepBoltzmannMachine",
@@ -67,6 +76,7 @@ __all__ = [
     "FreeEnergyTerms",
     "GaussianBernoulliRBM",
     "GaussianHiddenRBM",
+    "HiddenHopfield",
     "Hopfield",
     "ImageRealNVP",
     "IndependentBernoulli",
@@ -77,6 +87,7 @@ __all__ = [
     "ModernHopfield",
     "Permutation",
     "PixelCNN",
+    "PixelRNN",
     "ProbabilisticPCA",
     "QuadraticEnergy",
     "RealNVP",

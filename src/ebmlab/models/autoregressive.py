@@ -149,60 +149,28 @@ class ResidualMaskedBlock(nn.Module):
 ODD_KERNEL = Integral(1).where(lambda k: k % 2 == 1, "an odd positive kernel size (1, 3, 5, ...)")
 
 
-# ----- the model ----------------------------------------------------------------------------------
-class PixelCNN(Model):
-    """PixelCNN over binary images of shape ``image_shape``, flattened in raster order.
+# ----- the autoregressive family ------------------------------------------------------------------
+class RasterAutoregressive(Model):
+    """A normalized model of binary images factorized in raster order,
+    p(x) = prod_i p(x_i | x_<i) with p(x_i = 1 | x_<i) = sigmoid(l_i(x_<i)).
 
-    Args:
-        image_shape: [H, W].
-        channels: feature maps per layer.
-        n_layers: masked layers, the first (mask A) included.
-        kernel: size of the later layers' kernels (odd).
-        first_kernel: size of the first layer's kernel (odd; 7 in the papers).
-        architecture: "gated" (vertical + horizontal stacks, no blind spot) or "plain".
-
-    Data are (batch, H * W) tensors of 0/1, as ``ebmlab.data.load(..., binarize=...)`` returns.
+    A subclass sets ``image_shape`` and ``n_visible`` and gives ``_logit_maps``: the logits of
+    every pixel from (batch, 1, h, W) images, for any height h, such that l_i depends only on the
+    pixels before i and cropping the bottom rows leaves the logits of the rows kept unchanged.
+    Here: the exact log-likelihood, the energy -log p(x) (log Z = 0), exact sampling and
+    completion, pixel by pixel. PixelCNN (below) and PixelRNN (``ebmlab.models.pixelrnn``) are
+    the two networks.
     """
 
     likelihood_kind = "exact"
     #: binary states, as the MCMC runner's Gibbs and bit-flip kernels expect
     spin_values = (0.0, 1.0)
+    image_shape: tuple[int, int]
+    n_visible: int
 
-    @validate(
-        image_shape=ImageShape(),
-        channels=Integral(1),
-        n_layers=Integral(1),
-        kernel=ODD_KERNEL,
-        first_kernel=ODD_KERNEL,
-        architecture=OneOf(*ARCHITECTURES),
-    )
-    def __init__(
-        self,
-        image_shape: Sequence[int] = (28, 28),
-        channels: int = 32,
-        n_layers: int = 5,
-        kernel: int = 3,
-        first_kernel: int = 7,
-        architecture: str = "gated",
-    ) -> None:
-        super().__init__()
-        self.image_shape = (int(image_shape[0]), int(image_shape[1]))
-        self.n_visible = self.image_shape[0] * self.image_shape[1]
-        self.architecture = architecture
-        if architecture == "gated":
-            self.layers = nn.ModuleList(
-                [GatedLayer(1, channels, first_kernel, first=True)]
-                + [GatedLayer(channels, channels, kernel, first=False) for _ in range(n_layers - 1)]
-            )
-        else:
-            self.first = MaskedConv2d(1, channels, raster_mask(first_kernel, include_centre=False))
-            self.layers = nn.ModuleList(
-                [ResidualMaskedBlock(channels, kernel) for _ in range(n_layers - 1)]
-            )
-        # 1x1 output layers: per pixel, so causal (mask B of size 1)
-        self.head = nn.Sequential(
-            nn.ReLU(), nn.Conv2d(channels, channels, 1), nn.ReLU(), nn.Conv2d(channels, 1, 1)
-        )
+    def _logit_maps(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, h, W) of images (batch, 1, h, W)."""
+        raise NotImplementedError
 
     # ----- validation -----------------------------------------------------------------------------
     def check_images(self, x: object, name: str = "x") -> torch.Tensor:
@@ -213,21 +181,6 @@ class PixelCNN(Model):
         return check_binary(x, name)
 
     # ----- density --------------------------------------------------------------------------------
-    def _logit_maps(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits (batch, h, W) for images (batch, 1, h, W); any height h works, since no layer
-        looks down: cropping the bottom rows leaves the logits of the rows kept unchanged."""
-        x = 2.0 * images - 1.0  # +-1, so the zero padding differs from both pixel values
-        if self.architecture == "gated":
-            v = h = x
-            for layer in self.layers:
-                v, h = layer(v, h)
-            features = h
-        else:
-            features = self.first(x)
-            for layer in self.layers:
-                features = layer(features)
-        return self.head(features)[:, 0]
-
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """l_i(x_<i) for every pixel, shape (batch, H * W): p(x_i = 1 | x_<i) = sigmoid(l_i)."""
         x = self.check_images(x)
@@ -299,10 +252,79 @@ class PixelCNN(Model):
         later_known = mask & (torch.cumsum((~mask).to(torch.int64), dim=1) > 0)
         if later_known.any():
             raise ValueError(
-                "mask: PixelCNN completes exactly only when the known pixels precede the unknown "
-                "ones in raster order (e.g. the top half known, the bottom half unknown)"
+                f"mask: {type(self).__name__} completes exactly only when the known pixels "
+                "precede the unknown ones in raster order (e.g. the top half known, the bottom "
+                "half unknown)"
             )
         check_binary(x[mask], "x (known pixels)")
         return self._fill(torch.where(mask, x, torch.zeros_like(x)), ~mask, generator)
 
     inpaint = complete
+
+
+# ----- the model ----------------------------------------------------------------------------------
+class PixelCNN(RasterAutoregressive):
+    """PixelCNN over binary images of shape ``image_shape``, flattened in raster order.
+
+    Args:
+        image_shape: [H, W].
+        channels: feature maps per layer.
+        n_layers: masked layers, the first (mask A) included.
+        kernel: size of the later layers' kernels (odd).
+        first_kernel: size of the first layer's kernel (odd; 7 in the papers).
+        architecture: "gated" (vertical + horizontal stacks, no blind spot) or "plain".
+
+    Data are (batch, H * W) tensors of 0/1, as ``ebmlab.data.load(..., binarize=...)`` returns.
+    """
+
+    @validate(
+        image_shape=ImageShape(),
+        channels=Integral(1),
+        n_layers=Integral(1),
+        kernel=ODD_KERNEL,
+        first_kernel=ODD_KERNEL,
+        architecture=OneOf(*ARCHITECTURES),
+    )
+    def __init__(
+        self,
+        image_shape: Sequence[int] = (28, 28),
+        channels: int = 32,
+        n_layers: int = 5,
+        kernel: int = 3,
+        first_kernel: int = 7,
+        architecture: str = "gated",
+    ) -> None:
+        super().__init__()
+        self.image_shape = (int(image_shape[0]), int(image_shape[1]))
+        self.n_visible = self.image_shape[0] * self.image_shape[1]
+        self.architecture = architecture
+        if architecture == "gated":
+            self.layers = nn.ModuleList(
+                [GatedLayer(1, channels, first_kernel, first=True)]
+                + [GatedLayer(channels, channels, kernel, first=False) for _ in range(n_layers - 1)]
+            )
+        else:
+            self.first = MaskedConv2d(1, channels, raster_mask(first_kernel, include_centre=False))
+            self.layers = nn.ModuleList(
+                [ResidualMaskedBlock(channels, kernel) for _ in range(n_layers - 1)]
+            )
+        # 1x1 output layers: per pixel, so causal (mask B of size 1)
+        self.head = nn.Sequential(
+            nn.ReLU(), nn.Conv2d(channels, channels, 1), nn.ReLU(), nn.Conv2d(channels, 1, 1)
+        )
+
+    # ----- network -------------------------------------------------------------------------------
+    def _logit_maps(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, h, W) for images (batch, 1, h, W); any height h works, since no layer
+        looks down: cropping the bottom rows leaves the logits of the rows kept unchanged."""
+        x = 2.0 * images - 1.0  # +-1, so the zero padding differs from both pixel values
+        if self.architecture == "gated":
+            v = h = x
+            for layer in self.layers:
+                v, h = layer(v, h)
+            features = h
+        else:
+            features = self.first(x)
+            for layer in self.layers:
+                features = layer(features)
+        return self.head(features)[:, 0]

@@ -42,7 +42,7 @@ OUTPUTS = ("sigmoid", "identity")
 LEAK = 0.2
 
 
-def _mlp_generator(latent: int, dim: int, hidden: int, depth: int, bn: bool) -> nn.Sequential:
+def mlp_generator(latent: int, dim: int, hidden: int, depth: int, bn: bool) -> nn.Sequential:
     layers: list[nn.Module] = []
     width = latent
     for _ in range(depth):
@@ -55,17 +55,21 @@ def _mlp_generator(latent: int, dim: int, hidden: int, depth: int, bn: bool) -> 
     return nn.Sequential(*layers)
 
 
-def _mlp_discriminator(dim: int, hidden: int, depth: int) -> nn.Sequential:
+def mlp_discriminator(dim: int, hidden: int, depth: int, bn: bool = False) -> nn.Sequential:
+    """``bn``: BatchNorm after every hidden Linear but the first (DCGAN: none on the input)."""
     layers: list[nn.Module] = []
     width = dim
-    for _ in range(depth):
-        layers += [nn.Linear(width, hidden), nn.LeakyReLU(LEAK)]
+    for layer in range(depth):
+        layers.append(nn.Linear(width, hidden))
+        if bn and layer > 0:
+            layers.append(nn.BatchNorm1d(hidden))
+        layers.append(nn.LeakyReLU(LEAK))
         width = hidden
     layers.append(nn.Linear(width, 1))
     return nn.Sequential(*layers)
 
 
-def _conv_generator(latent: int, shape: Sequence[int], c: int, bn: bool) -> nn.Sequential:
+def conv_generator(latent: int, shape: Sequence[int], c: int, bn: bool) -> nn.Sequential:
     h, w = shape[0] // 4, shape[1] // 4
 
     def norm(n: int) -> nn.Module:
@@ -84,17 +88,79 @@ def _conv_generator(latent: int, shape: Sequence[int], c: int, bn: bool) -> nn.S
     )
 
 
-def _conv_discriminator(shape: Sequence[int], c: int) -> nn.Sequential:
+def conv_discriminator(
+    shape: Sequence[int], c: int, in_channels: int = 1, bn: bool = False
+) -> nn.Sequential:
+    """Input: (batch, in_channels * H * W), channel after channel; ``bn``: BatchNorm after the
+    second convolution (DCGAN puts none on the first layer)."""
     h, w = shape[0] // 4, shape[1] // 4
+    norm = [nn.BatchNorm2d(2 * c)] if bn else []  # none: the layer indices of earlier versions
     return nn.Sequential(
-        nn.Unflatten(1, (1, shape[0], shape[1])),
-        nn.Conv2d(1, c, 4, stride=2, padding=1),  # (H, W) -> (H/2, W/2)
+        nn.Unflatten(1, (in_channels, shape[0], shape[1])),
+        nn.Conv2d(in_channels, c, 4, stride=2, padding=1),  # (H, W) -> (H/2, W/2)
         nn.LeakyReLU(LEAK),
         nn.Conv2d(c, 2 * c, 4, stride=2, padding=1),  # -> (H/4, W/4)
+        *norm,
         nn.LeakyReLU(LEAK),
         nn.Flatten(1),
         nn.Linear(2 * c * h * w, 1),
     )
+
+
+def check_image_shape(image_shape: Sequence[int] | None, dim: int) -> tuple[int, int]:
+    """(H, W) of the conv architecture: H * W = dim, H and W positive multiples of 4."""
+    if image_shape is None or len(image_shape) != 2:
+        raise ValueError(f"image_shape: the conv architecture needs [H, W], got {image_shape!r}")
+    hgt, wid = int(image_shape[0]), int(image_shape[1])
+    if hgt * wid != dim or hgt % 4 or wid % 4 or min(hgt, wid) < 4:
+        raise ValueError(
+            f"image_shape: expected [H, W] with H * W = dim = {dim} and H, W positive "
+            f"multiples of 4, got {list(image_shape)}"
+        )
+    return hgt, wid
+
+
+@torch.no_grad()
+def initialize_weights(
+    module: nn.Module, architecture: str, generator: torch.Generator | None
+) -> None:
+    """DCGAN's N(0, 0.02) for conv models; PyTorch's default U(+-1/sqrt(fan_in)) for MLPs
+    (drawn from ``generator``); BatchNorm scale 1, shift 0."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear | nn.Conv2d | nn.ConvTranspose2d):
+            if architecture == "conv":
+                layer.weight.normal_(0.0, 0.02, generator=generator)
+                layer.bias.zero_()
+            else:
+                bound = 1.0 / math.sqrt(layer.weight.shape[1])
+                layer.weight.uniform_(-bound, bound, generator=generator)
+                layer.bias.uniform_(-bound, bound, generator=generator)
+        elif isinstance(layer, nn.BatchNorm1d | nn.BatchNorm2d):
+            layer.weight.fill_(1.0)
+            layer.bias.zero_()
+
+
+def latent_normal(model: Model, n: int, generator: torch.Generator | None) -> torch.Tensor:
+    """z ~ N(0, I), shape (n, model.latent_dim), drawn on the generator's device and moved to
+    the model's."""
+    n = check_positive_int(n, "n")
+    device = generator.device if generator is not None else model.device
+    z = torch.randn(n, model.latent_dim, generator=generator, device=device, dtype=model.dtype)
+    return z.to(model.device)
+
+
+#: The constructor arguments of a GAN (the conditional GAN's too) and what each must be.
+CONSTRAINTS = {
+    "dim": Integral(1),
+    "latent_dim": Integral(1),
+    "architecture": OneOf(*ARCHITECTURES),
+    "hidden": Integral(1),
+    "depth": Integral(1),
+    "channels": Integral(1),
+    "output": OneOf(*OUTPUTS),
+    "batch_norm": Boolean(),
+    "seed": Integral() | None,
+}
 
 
 class GAN(Model):
@@ -114,17 +180,7 @@ class GAN(Model):
         seed: seed of the initial weights (None: PyTorch's global generator).
     """
 
-    @validate(
-        dim=Integral(1),
-        latent_dim=Integral(1),
-        architecture=OneOf(*ARCHITECTURES),
-        hidden=Integral(1),
-        depth=Integral(1),
-        channels=Integral(1),
-        output=OneOf(*OUTPUTS),
-        batch_norm=Boolean(),
-        seed=Integral() | None,
-    )
+    @validate(**CONSTRAINTS)
     def __init__(
         self,
         dim: int,
@@ -144,47 +200,19 @@ class GAN(Model):
         self.architecture = architecture
         self.output = output
         if architecture == "conv":
-            if image_shape is None or len(image_shape) != 2:
-                raise ValueError(
-                    f"image_shape: the conv architecture needs [H, W], got {image_shape!r}"
-                )
-            hgt, wid = int(image_shape[0]), int(image_shape[1])
-            if hgt * wid != dim or hgt % 4 or wid % 4 or min(hgt, wid) < 4:
-                raise ValueError(
-                    f"image_shape: expected [H, W] with H * W = dim = {dim} and H, W positive "
-                    f"multiples of 4, got {list(image_shape)}"
-                )
-            self.generator = _conv_generator(latent_dim, (hgt, wid), channels, batch_norm)
-            self.discriminator = _conv_discriminator((hgt, wid), channels)
+            hgt, wid = check_image_shape(image_shape, dim)
+            self.generator = conv_generator(latent_dim, (hgt, wid), channels, batch_norm)
+            self.discriminator = conv_discriminator((hgt, wid), channels)
         else:
-            self.generator = _mlp_generator(latent_dim, dim, hidden, depth, batch_norm)
-            self.discriminator = _mlp_discriminator(dim, hidden, depth)
-        self._initialize(torch.Generator().manual_seed(seed) if seed is not None else None)
-
-    @torch.no_grad()
-    def _initialize(self, generator: torch.Generator | None) -> None:
-        """DCGAN's N(0, 0.02) for conv models; PyTorch's default U(+-1/sqrt(fan_in)) for MLPs
-        (drawn from ``generator``); BatchNorm scale 1, shift 0."""
-        for module in self.modules():
-            if isinstance(module, nn.Linear | nn.Conv2d | nn.ConvTranspose2d):
-                if self.architecture == "conv":
-                    module.weight.normal_(0.0, 0.02, generator=generator)
-                    module.bias.zero_()
-                else:
-                    bound = 1.0 / math.sqrt(module.weight.shape[1])
-                    module.weight.uniform_(-bound, bound, generator=generator)
-                    module.bias.uniform_(-bound, bound, generator=generator)
-            elif isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
-                module.weight.fill_(1.0)
-                module.bias.zero_()
+            self.generator = mlp_generator(latent_dim, dim, hidden, depth, batch_norm)
+            self.discriminator = mlp_discriminator(dim, hidden, depth)
+        seeded = torch.Generator().manual_seed(seed) if seed is not None else None
+        initialize_weights(self, architecture, seeded)
 
     # ----- the two players ---------------------------------------------------------------------
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """z ~ N(0, I), shape (n, latent_dim), on the model's device."""
-        n = check_positive_int(n, "n")
-        device = generator.device if generator is not None else self.device
-        z = torch.randn(n, self.latent_dim, generator=generator, device=device, dtype=self.dtype)
-        return z.to(self.device)
+        return latent_normal(self, n, generator)
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """G(z): (batch, latent_dim) -> (batch, dim)."""

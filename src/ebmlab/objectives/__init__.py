@@ -2,15 +2,19 @@
 tempering) for RBMs, Boltzmann learning, contrastive divergence with Langevin MCMC for neural
 energies, score matching (exact, sliced, denoising, noise-conditional) and noise contrastive
 estimation (Gaussian noise, flow contrastive estimation); the DBM's variational PCD, the VAE's
-ELBO/IWAE bounds, the GAN's two-player objective, the autoencoder's reconstruction loss and
-the Gaussian-hidden RBM's CD, and the image flow's dequantized likelihood."""
+ELBO/IWAE bounds, the GAN's two-player objective (and the conditional GAN's and CycleGAN's), the
+autoencoder's reconstruction loss and the Gaussian-hidden RBM's CD, the image flow's dequantized
+likelihood, the DDPM's simplified denoising loss and the Bernoulli diffusion's bound."""
 
 from .autoencoder import GaussianHiddenCD, ReconstructionObjective
 from .base import OBJECTIVE_CLASSES, Objective
 from .boltzmann import BoltzmannLearning
+from .cgan import ConditionalGANObjective
 from .contrastive import ContrastiveDivergence, ParallelTemperingCD, PersistentContrastiveDivergence
 from .contrastive_langevin import ContrastiveLangevin
+from .cyclegan import CycleGANObjective
 from .dbm import TiedCopiesCD, VariationalPCD
+from .diffusion import BernoulliDiffusionLoss, DiffusionLoss
 from .gan import GANObjective
 from .likelihood import DequantizedMaximumLikelihood, MaximumLikelihood
 from .nce import FlowContrastiveEstimation, NoiseContrastiveEstimation
@@ -25,11 +29,15 @@ from .vae import VariationalBound
 
 __all__ = [
     "OBJECTIVE_CLASSES",
+    "BernoulliDiffusionLoss",
     "BoltzmannLearning",
+    "ConditionalGANObjective",
     "ContrastiveDivergence",
     "ContrastiveLangevin",
+    "CycleGANObjective",
     "DenoisingScoreMatching",
     "DequantizedMaximumLikelihood",
+    "DiffusionLoss",
     "ExactScoreMatching",
     "FlowContrastiveEstimation",
     "GANObjective",

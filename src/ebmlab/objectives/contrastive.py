@@ -25,7 +25,7 @@ update: positive hiddens, one sweep v <- h, h <- v, and the two outer products) 
 autograd through ``inject_gradient``: ``loss.backward()`` then writes exactly these gradients into
 ``.grad`` without re-running the forward pass. Autograd on the surrogate would redo two matmuls
 and the softplus; on 784 x 500, batch 100, the hand path is measurably faster (see
-notes/README_rbm.md). ``gradient="autograd"`` keeps the surrogate path (used for other models
+docs/benchmarks.md). ``gradient="autograd"`` keeps the surrogate path (used for other models
 and in the tests, which check that both give the same gradient).
 
 Centering (Melchior, Fischer & Wiskott, "How to center deep Boltzmann machines", JMLR 2016). The

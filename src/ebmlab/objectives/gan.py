@@ -86,80 +86,66 @@ def jsd_lower_bound(d_loss: float) -> float:
     return 0.5 * (math.log(4.0) - d_loss)
 
 
-def frozen_discriminate(model: GAN, x: torch.Tensor) -> torch.Tensor:
-    """D's logits on x with D's parameters treated as constants: gradients reach x only."""
-    params = {name: p.detach() for name, p in model.discriminator.named_parameters()}
-    return functional_call(model.discriminator, params, (x,)).squeeze(-1)
+def check_data_range(output: str, x: torch.Tensor, name: str = "x_train") -> None:
+    """A generator with sigmoid output makes values in [0, 1]: refuse data outside it."""
+    if output == "sigmoid" and (x.min() < 0 or x.max() > 1):
+        raise ValueError(
+            f"{name}: a GAN with sigmoid output generates values in [0, 1], but the data "
+            f"range is [{float(x.min()):.3g}, {float(x.max()):.3g}]; use output='identity'"
+        )
 
 
-class GANObjective(StepCounter):
-    """GAN training for the one loop (see the module docstring for how the players are split).
+def frozen_call(module: nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
+    """module(*inputs) with the module's parameters treated as constants: gradients reach the
+    inputs only (the generator's loss through a discriminator it does not train)."""
+    params = {name: p.detach() for name, p in module.named_parameters()}
+    return functional_call(module, params, inputs)
 
-    Args:
-        generator_loss: ``non-saturating`` (default) or ``minimax``.
-        generator_lr_ratio: the generator's learning rate as a multiple of the loop's lr.
-        d_steps: 0 for simultaneous updates; k >= 1 for k discriminator steps per generator step.
-        beta1: Adam's first-moment decay for both players (DCGAN: 0.5); ignored by SGD.
 
-    The losses are logistic (a loss of size L means discriminator logits of size about L), so a
-    loss above ``loss_bound`` = 1000 stops the run as diverged.
+def frozen_discriminate(
+    model: nn.Module, x: torch.Tensor, *condition: torch.Tensor
+) -> torch.Tensor:
+    """D's logits on x (and on what conditions D, for a conditional GAN) with D's parameters
+    treated as constants: gradients reach x only."""
+    return frozen_call(model.discriminator, x, *condition).squeeze(-1)
+
+
+class AdversarialObjective(StepCounter):
+    """The part every adversarial objective shares: two optimizer groups, the discriminators'
+    parameters at lr and the generators' at lr x ``generator_lr_ratio`` (both with Adam's beta1
+    = ``beta1``), and the update phase of ``d_steps`` (see the module docstring). Subclasses
+    name the players (``players``) and compute the summed loss (``loss``), each term reaching
+    only its own player's parameters.
     """
 
     loss_bound = 1e3
 
     @validate(
-        generator_loss=OneOf(*GENERATOR_LOSSES),
         generator_lr_ratio=Real(0, closed="neither"),
         d_steps=Integral(0),
         beta1=Real(0, 1, closed="left"),
-        r1_gamma=Real(0),
     )
     def __init__(
-        self,
-        generator_loss: str = "non-saturating",
-        generator_lr_ratio: float = 1.0,
-        d_steps: int = 0,
-        beta1: float = 0.5,
-        r1_gamma: float = 0.0,
+        self, generator_lr_ratio: float = 1.0, d_steps: int = 0, beta1: float = 0.5
     ) -> None:
         super().__init__()
-        self.generator_loss = generator_loss
         self.generator_lr_ratio = float(generator_lr_ratio)
         self.d_steps = d_steps
         self.beta1 = float(beta1)
-        self.r1_gamma = float(r1_gamma)
 
-    @staticmethod
-    def _check_model(model: nn.Module) -> GAN:
-        if not isinstance(model, GAN):
-            raise TypeError(f"model: GANObjective trains a GAN, got {type(model).__name__}")
-        return model
-
-    def setup(self, model: nn.Module, x_train: torch.Tensor) -> None:
-        gan = self._check_model(model)
-        x = x_train.flatten(1)
-        if x.shape[1] != gan.dim:
-            raise ValueError(f"x_train: expected {gan.dim} features for this GAN, got {x.shape[1]}")
-        if gan.output == "sigmoid" and (x.min() < 0 or x.max() > 1):
-            raise ValueError(
-                "x_train: a GAN with sigmoid output generates values in [0, 1], but the data "
-                f"range is [{float(x.min()):.3g}, {float(x.max()):.3g}]; use output='identity'"
-            )
+    def players(self, model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """(discriminator parameters, generator parameters) of ``model``."""
+        raise NotImplementedError
 
     def param_groups(
         self, model: nn.Module, lr: float, weight_decay: float
     ) -> list[dict[str, Any]]:
-        gan = self._check_model(model)
+        discriminators, generators = self.players(model)
         betas = (self.beta1, 0.999)
         return [
+            {"params": discriminators, "lr": lr, "weight_decay": weight_decay, "betas": betas},
             {
-                "params": list(gan.discriminator.parameters()),
-                "lr": lr,
-                "weight_decay": weight_decay,
-                "betas": betas,
-            },
-            {
-                "params": list(gan.generator.parameters()),
+                "params": generators,
                 "lr": lr * self.generator_lr_ratio,
                 "weight_decay": weight_decay,
                 "betas": betas,
@@ -173,30 +159,88 @@ class GANObjective(StepCounter):
         position = int(self.steps_done) % (self.d_steps + 1)
         return "generator" if position == self.d_steps else "discriminator"
 
+    @staticmethod
+    def combine(phase: str, d_loss: torch.Tensor, g_loss: torch.Tensor) -> torch.Tensor:
+        """The loss of the step: both players' losses summed, or the updated player's alone."""
+        if phase == "both":
+            return d_loss + g_loss
+        return d_loss if phase == "discriminator" else g_loss
+
+
+class GANObjective(AdversarialObjective):
+    """GAN training for the one loop (see the module docstring for how the players are split).
+
+    Args:
+        generator_loss: ``non-saturating`` (default) or ``minimax``.
+        generator_lr_ratio: the generator's learning rate as a multiple of the loop's lr.
+        d_steps: 0 for simultaneous updates; k >= 1 for k discriminator steps per generator step.
+        beta1: Adam's first-moment decay for both players (DCGAN: 0.5); ignored by SGD.
+
+    The losses are logistic (a loss of size L means discriminator logits of size about L), so a
+    loss above ``loss_bound`` = 1000 stops the run as diverged.
+
+    A conditional GAN reuses the loss through ``split_batch``: what it returns besides the
+    images (the labels) is passed on to the generator and the discriminator.
+    """
+
+    @validate(generator_loss=OneOf(*GENERATOR_LOSSES), r1_gamma=Real(0))
+    def __init__(
+        self,
+        generator_loss: str = "non-saturating",
+        generator_lr_ratio: float = 1.0,
+        d_steps: int = 0,
+        beta1: float = 0.5,
+        r1_gamma: float = 0.0,
+    ) -> None:
+        super().__init__(generator_lr_ratio, d_steps, beta1)
+        self.generator_loss = generator_loss
+        self.r1_gamma = float(r1_gamma)
+
+    @staticmethod
+    def _check_model(model: nn.Module) -> GAN:
+        if not isinstance(model, GAN):
+            raise TypeError(f"model: GANObjective trains a GAN, got {type(model).__name__}")
+        return model
+
+    def setup(self, model: nn.Module, x_train: torch.Tensor) -> None:
+        gan = self._check_model(model)
+        x = x_train.flatten(1)
+        if x.shape[1] != gan.dim:
+            raise ValueError(f"x_train: expected {gan.dim} features for this GAN, got {x.shape[1]}")
+        check_data_range(gan.output, x)
+
+    def players(self, model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        gan = self._check_model(model)
+        return list(gan.discriminator.parameters()), list(gan.generator.parameters())
+
+    def split_batch(
+        self, model: nn.Module, batch: torch.Tensor
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """The minibatch's images (batch, dim) and what conditions both players (none here)."""
+        return batch.flatten(1), ()
+
     def loss(
         self, model: nn.Module, batch: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, dict[str, float]]:
         gan = self._check_model(model)
-        x = batch.flatten(1)
+        x, condition = self.split_batch(gan, batch)
         phase = self.phase()
         z = gan.sample_latent(x.shape[0], generator)
         with torch.set_grad_enabled(phase != "discriminator"):
-            fake = gan.generate(z)
+            fake = gan.generate(z, *condition)
         penalty = torch.zeros((), device=x.device)
         with torch.set_grad_enabled(phase != "generator"):
             penalize = self.r1_gamma > 0 and phase != "generator"
             x_in = x.detach().requires_grad_(True) if penalize else x
-            logits_real = gan.discriminate(x_in)
-            logits_fake = gan.discriminate(fake.detach())
+            logits_real = gan.discriminate(x_in, *condition)
+            logits_fake = gan.discriminate(fake.detach(), *condition)
             d_loss = discriminator_loss(logits_real, logits_fake)
             if penalize:
                 penalty = self.r1_gamma / 2 * r1_penalty(logits_real, x_in)
         with torch.set_grad_enabled(phase != "discriminator"):
-            g_loss = generator_loss(frozen_discriminate(gan, fake), self.generator_loss)
-        if phase == "both":
-            loss = d_loss + penalty + g_loss
-        else:
-            loss = d_loss + penalty if phase == "discriminator" else g_loss
+            logits = frozen_discriminate(gan, fake, *condition)
+            g_loss = generator_loss(logits, self.generator_loss)
+        loss = self.combine(phase, d_loss + penalty, g_loss)
         d = d_loss.detach()
         metrics = {
             "d_loss": float(d),
@@ -211,8 +255,11 @@ class GANObjective(StepCounter):
 
 __all__ = [
     "GENERATOR_LOSSES",
+    "AdversarialObjective",
     "GANObjective",
+    "check_data_range",
     "discriminator_loss",
+    "frozen_call",
     "frozen_discriminate",
     "generator_loss",
     "jsd_lower_bound",

@@ -39,9 +39,22 @@ ENTRIES: dict[str, tuple[str, list[str]]] = {
     "vae": ("vae", ["--epochs", "50"]),
     "pixelcnn": ("pixelcnn", ["--epochs", "3"]),
     "realnvp": ("realnvp", ["--epochs", "2"]),
+    # PixelRNN beside PixelCNN at one epoch each (about the same CPU time), and the Bernoulli
+    # diffusion, whose bound is on the binary images too
+    "pixelrnn": (
+        "pixelrnn",
+        ["--layer", "row", "--hidden", "16", "--layers", "5", "--epochs", "1", "--lr", "2e-3"],
+    ),
+    "pixelcnn-1-epoch": ("pixelcnn", ["--epochs", "1", "--lr", "2e-3"]),
+    "bernoulli-diffusion": ("bernoulli-diffusion", ["--epochs", "2", "--lr", "2e-3"]),
+    # grey levels: the DDPM's bound is on 8-bit images (its own block of the table)
+    "diffusion": ("diffusion", ["--epochs", "2", "--lr", "2e-3"]),
     # no likelihood: scored by reconstruction error and by the Frechet distance of samples
     "autoencoder": ("autoencoder", ["--pretrain-epochs", "10", "--epochs", "20"]),
     "gan": ("gan", ["--epochs", "20"]),
+    # scored by the class of their samples and by translation error on a known answer
+    "cgan": ("cgan", ["--epochs", "20"]),
+    "cyclegan": ("cyclegan", []),
 }
 
 

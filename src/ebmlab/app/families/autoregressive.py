@@ -10,11 +10,12 @@ from p(bottom | top), since the top half precedes the bottom in raster order).
 
 Published figure: 81.30 nats (van den Oord et al. 2016, "Pixel Recurrent Neural Networks",
 Table 4; stochastically binarized MNIST; a much larger network trained far longer than the
-defaults here, see notes/README_autoregressive.md).
+defaults here; see the PixelCNN page of the documentation, docs/families/pixelcnn.md).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -77,10 +78,17 @@ def _figures(model: PixelCNN, x_test: torch.Tensor, ctx: Context) -> list[Figure
     samples = model.sample(n_samples, generator=ctx.generator)
     figures = [
         Figure(
-            viz.image_grid(samples, shape, ctx.out_dir / "samples.png", title="PixelCNN samples"),
+            viz.samples_beside_data(
+                samples,
+                x_test,
+                shape,
+                ctx.out_dir / "samples.png",
+                title=f"{type(model).__name__} samples",
+                nrow=math.ceil(math.sqrt(n_samples)),
+            ),
             "Samples",
-            f"{n_samples} exact samples, drawn pixel by pixel in raster order "
-            f"({shape[0] * shape[1]} network passes).",
+            f"Left: {n_samples} test images. Right: {n_samples} exact samples, drawn pixel by "
+            f"pixel in raster order ({shape[0] * shape[1]} network passes).",
         )
     ]
     n_complete = 8 if ctx.quick and big else 10
@@ -95,7 +103,7 @@ def _figures(model: PixelCNN, x_test: torch.Tensor, ctx: Context) -> list[Figure
                 rows,
                 shape,
                 ctx.out_dir / "completions.png",
-                title="PixelCNN completions of the bottom half",
+                title=f"{type(model).__name__}: completions of the bottom half",
             ),
             "Completions",
             "Test images with the bottom half unknown, and three exact draws from "

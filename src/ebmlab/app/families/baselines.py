@@ -49,15 +49,15 @@ def _figures_independent(
 ) -> list[Figure]:
     shape = ctx.image_shape or (1, x_test.shape[1])
     samples = model.sample(64, generator=ctx.generator)
-    path = viz.image_grid(
-        samples, shape, ctx.out_dir / "samples.png", title="independent Bernoulli: samples"
+    path = viz.samples_beside_data(
+        samples, x_test, shape, ctx.out_dir / "samples.png", title="independent Bernoulli pixels"
     )
     return [
         Figure(
             path,
             "Samples",
-            "Every pixel drawn independently from its marginal: the "
-            "floor every model with structure must beat.",
+            "Left: 64 test images. Right: every pixel drawn independently from its marginal: "
+            "the floor every model with structure must beat.",
         )
     ]
 
@@ -115,9 +115,17 @@ def _figures_gaussian(model: DiagonalGaussian, x_test: torch.Tensor, ctx: Contex
         (lo, hi),
         ctx.out_dir / "density.png",
         samples=model.sample(2000, ctx.generator),
-        title="diagonal Gaussian",
+        title=f"diagonal Gaussian on {ctx.data_name}",
+        data=x_test,
     )
-    return [Figure(path, "Density and samples", "Maximum-likelihood diagonal Gaussian.")]
+    return [
+        Figure(
+            path,
+            "Density and samples",
+            "Left: the test points. Middle: the maximum-likelihood diagonal Gaussian. Right: its "
+            "samples.",
+        )
+    ]
 
 
 register(

@@ -202,19 +202,20 @@ def _figures_dbm(model: DeepBoltzmannMachine, x_test: torch.Tensor, ctx: Context
     n_filters = min(model.layer_sizes[1], viz.MAX_FILTERS)
     return [
         Figure(
-            viz.image_grid(
-                samples, shape, out / "samples.png", title=f"DBM samples ({steps} sweeps)"
+            viz.samples_beside_data(
+                samples, x_test, shape, out / "samples.png", title=f"DBM samples ({steps} sweeps)"
             ),
             "Samples",
-            f"64 independent Gibbs chains (odd layers, then even ones) from uniform noise, after "
-            f"{steps} sweeps; each image is p(v | h_1) of the last sweep.",
+            f"Left: 64 test digits. Right: 64 independent Gibbs chains (odd layers, then even "
+            f"ones) from uniform noise, after {steps} sweeps; each image is p(v | h_1) of the last "
+            "sweep.",
         ),
         Figure(
             viz.labelled_rows(
                 [("data", originals), ("p(v | mu_1)", recon)],
                 shape,
                 out / "reconstructions.png",
-                title="mean-field reconstructions",
+                title="DBM mean-field reconstructions",
             ),
             "Mean-field reconstructions",
             "Test digits and p(v | h_1 = mu_1) at the mean-field posterior of every layer.",
@@ -224,7 +225,7 @@ def _figures_dbm(model: DeepBoltzmannMachine, x_test: torch.Tensor, ctx: Context
                 model.weights[0],
                 shape,
                 out / "filters.png",
-                f"first {n_filters} first-layer filters",
+                f"DBM: first {n_filters} first-layer filters",
             ),
             "Filters",
             "Columns of W_0, each rescaled to [0, 1].",

@@ -251,17 +251,19 @@ def landscape_figure(
     n_samples: int = 2000,
     n_steps: int | None = None,
     grid_size: int = 180,
+    data: torch.Tensor | None = None,
 ) -> Path:
-    """Density exp(-E) normalized on the grid beside Langevin samples from noise."""
-    from ... import data
+    """The data (when given), the density exp(-E) normalized on the grid, and Langevin samples
+    from noise, side by side."""
+    from ... import data as datasets
 
-    grid = data.toy2d_grid(None, n=grid_size)
+    grid = datasets.toy2d_grid(None, n=grid_size)
     with torch.no_grad():
         neg_energy = -energies(model, grid.points.to(model.device))
     # Grid2D rows go up in y; density_2d wants [x, y]
     image = neg_energy.reshape(grid_size, grid_size).T
     samples = model.sample(n_samples, n_steps=n_steps, generator=generator)
-    return viz.density_2d(image, grid.bounds, path, samples=samples, title=title)
+    return viz.density_2d(image, grid.bounds, path, samples=samples, title=title, data=data)
 
 
 def _figures(model: EnergyNetwork, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
@@ -286,25 +288,29 @@ def _figures(model: EnergyNetwork, x_test: torch.Tensor, ctx: Context) -> list[F
             f"{label} on {ctx.data_name}",
             ctx.generator,
             n_samples=500 if ctx.quick else 2000,
+            data=x_test,
         )
         return [
             Figure(
                 path,
                 "Energy landscape and samples",
-                f"Left: exp(-E) of the {label} model normalized on the grid. Right: "
-                "Langevin samples started from uniform noise"
+                f"Left: the test points. Middle: exp(-E) of the {label} model normalized on the "
+                "grid. Right: Langevin samples started from uniform noise"
                 + (" (annealed over the noise ladder)." if model.noise_conditional else "."),
             )
         ]
     figures = []
     steps = _quick_steps(model, ctx)
     samples = model.sample(64, n_steps=steps, generator=ctx.generator)
-    path = viz.image_grid(samples, shape, ctx.out_dir / "samples.png", title=f"{label}: samples")
+    path = viz.samples_beside_data(
+        samples, x_test, shape, ctx.out_dir / "samples.png", title=f"{label} EBM: samples"
+    )
     figures.append(
         Figure(
             path,
             "Samples from noise",
-            f"{steps or model.langevin_steps} Langevin steps from uniform noise"
+            f"Left: 64 test images. Right: {steps or model.langevin_steps} Langevin steps from "
+            "uniform noise"
             + (" (annealed over the noise ladder)." if model.noise_conditional else "."),
         )
     )
@@ -313,7 +319,7 @@ def _figures(model: EnergyNetwork, x_test: torch.Tensor, ctx: Context) -> list[F
     filled = model.inpaint(test, known, n_steps=steps, generator=ctx.generator)
     rows = [("test", test), ("known", viz.hide_unknown(test, known)), ("filled", filled)]
     path = viz.labelled_rows(
-        rows, shape, ctx.out_dir / "inpainting.png", title=f"{label}: inpainting"
+        rows, shape, ctx.out_dir / "inpainting.png", title=f"{label} EBM: inpainting"
     )
     figures.append(
         Figure(

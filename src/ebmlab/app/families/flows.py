@@ -129,30 +129,38 @@ def _evaluate(
 
 # ----- figures ------------------------------------------------------------------------------------
 def density_figure(
-    model: RealNVP, path: Path, title: str, generator: torch.Generator, n_samples: int = 2000
+    model: RealNVP,
+    path: Path,
+    title: str,
+    generator: torch.Generator,
+    n_samples: int = 2000,
+    data: torch.Tensor | None = None,
 ) -> Path:
-    """The flow's log density on a 180 x 180 grid of [-4.5, 4.5]^2 beside its samples."""
-    from ... import data
+    """The data (when given), the flow's density on a 180 x 180 grid of [-4.5, 4.5]^2 and its
+    samples, side by side."""
+    from ... import data as datasets
 
-    grid = data.toy2d_grid(None, n=180)
+    grid = datasets.toy2d_grid(None, n=180)
     with torch.no_grad():
         log_q = model.log_prob(grid.points.to(model.device))
     # Grid2D rows go up in y; density_2d wants [x, y]
     image = log_q.reshape(grid.n, grid.n).T
     samples = model.sample(n_samples, generator=generator)
-    return viz.density_2d(image, grid.bounds, path, samples=samples, title=title)
+    return viz.density_2d(image, grid.bounds, path, samples=samples, title=title, data=data)
 
 
-def _image_figures(model: ImageRealNVP, ctx: Context) -> list[Figure]:
+def _image_figures(model: ImageRealNVP, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     shape = model.image_shape
     samples = model.sample(64, generator=ctx.generator)
     continuous = model.sample_continuous(64, generator=ctx.generator, temperature=0.7)
     return [
         Figure(
-            viz.image_grid(samples, shape, ctx.out_dir / "samples.png", title="Real NVP samples"),
+            viz.samples_beside_data(
+                samples, x_test, shape, ctx.out_dir / "samples.png", title="Real NVP samples"
+            ),
             "Samples",
-            f"64 draws of the dequantized density, each mapped to its cell on the "
-            f"{model.levels}-level grid (floor(K y)).",
+            f"Left: 64 test images. Right: 64 draws of the dequantized density, each mapped to "
+            f"its cell on the {model.levels}-level grid (floor(K y)).",
         ),
         Figure(
             viz.image_grid(
@@ -171,19 +179,21 @@ def _image_figures(model: ImageRealNVP, ctx: Context) -> list[Figure]:
 def _figures(model: ImageRealNVP | RealNVP, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     model.eval()
     if isinstance(model, ImageRealNVP):
-        return _image_figures(model, ctx)
+        return _image_figures(model, x_test, ctx)
     path = density_figure(
         model,
         ctx.out_dir / "density.png",
         f"Real NVP on {ctx.data_name}",
         ctx.generator,
         n_samples=500 if ctx.quick else 2000,
+        data=x_test,
     )
     return [
         Figure(
             path,
             "Density and samples",
-            "Left: the flow's exact density. Right: samples (base noise through the inverse).",
+            "Left: the test points. Middle: the flow's exact density. Right: samples (base noise "
+            "through the inverse).",
         )
     ]
 

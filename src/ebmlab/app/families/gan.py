@@ -14,12 +14,16 @@ of as many samples as there are test images, against the test images, beside the
 images vs test images) and two baselines (independent Bernoulli pixels, uniform noise) at the
 same sample size; for grey-level data also ``test_frechet_distance_binarized``, Bernoulli draws
 of the samples against the stochastically binarized test set, the number that compares with the
-binary families. On toy 2-D data the grid KL of the other families is not available (no density
-to put on the grid); the Frechet distance of the raw coordinates (means and covariances only) is
-reported with its train-vs-test floor (it sees only two moments: a ring smeared over the eight
-Gaussians scores near the floor), and so is the mean exact data log-density at the samples,
-``sample_data_log_density``, beside its value at test points (-entropy): smeared samples score
-below it, samples collapsed onto modes above it. The scatter plot is the real evaluation.
+binary families. With labels, per class (``test_frechet_distance_per_class``): the samples
+grouped by the classifier's labels, as many of each class as the test set has, against the test
+images of that class, beside the floor of as many training images of the class (the numbers the
+conditional GAN, ``cgan``, is compared with). On toy 2-D data the grid KL of the other families
+is not available (no density to put on the grid); the Frechet distance of the raw coordinates
+(means and covariances only) is reported with its train-vs-test floor (it sees only two moments:
+a ring smeared over the eight Gaussians scores near the floor), and so is the mean exact data
+log-density at the samples, ``sample_data_log_density``, beside its value at test points
+(-entropy): smeared samples score below it, samples collapsed onto modes above it. The scatter
+plot is the real evaluation.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import torch
 
+from ...metrics.conditional import draw_per_class, per_class_frechet
 from ...metrics.frechet import frechet_distance, frechet_distance_features, frechet_metrics
 from ...models.gan import ARCHITECTURES, GAN
 from ...objectives.gan import GENERATOR_LOSSES, GANObjective
@@ -63,6 +68,24 @@ OPTIONS = (
 )
 
 
+#: Loop defaults and demo settings (the conditional GAN's too).
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "epochs": 30,
+    "batch_size": 64,
+    "lr": 5e-4,
+    "optimizer": "adam",
+    "schedule": "constant",
+    "log_every_steps": 50,
+}
+DEMO: dict[str, Any] = {
+    "data": "digits",
+    "options": {"latent_dim": 16, "hidden": 128},
+    "epochs": 30,
+    "batch_size": 64,
+    "lr": 1e-3,
+}
+
+
 def resolved(ctx: Context) -> dict[str, Any]:
     """The options with every None replaced by its default for the data kind."""
     return ctx.resolved_options(AUTO)
@@ -75,24 +98,29 @@ def _build(x_train: torch.Tensor, ctx: Context) -> tuple[GAN, GANObjective]:
         raise ValueError("architecture: 'conv' needs image data; use 'mlp' for 2-D densities")
     model = GAN(
         x_train.shape[1],
-        latent_dim=o["latent_dim"],
-        architecture=o["architecture"],
-        hidden=o["hidden"],
-        depth=o["depth"],
-        channels=o["channels"],
-        image_shape=None if shape is None else list(shape),
+        **network_options(o, shape),
         output="identity" if shape is None else "sigmoid",
-        batch_norm=o["batch_norm"],
         seed=ctx.seed(),
     )
-    objective = GANObjective(
-        generator_loss=o["generator_loss"],
-        generator_lr_ratio=o["generator_lr_ratio"],
-        d_steps=o["d_steps"],
-        beta1=o["beta1"],
-        r1_gamma=o["r1_gamma"],
-    )
-    return model, objective
+    return model, GANObjective(**objective_options(o))
+
+
+#: The options that build the networks, and those of the objective (the conditional GAN's too).
+NETWORK_OPTIONS = ("latent_dim", "architecture", "hidden", "depth", "channels", "batch_norm")
+OBJECTIVE_OPTIONS = ("generator_loss", "generator_lr_ratio", "d_steps", "beta1", "r1_gamma")
+
+
+def network_options(o: dict[str, Any], shape: tuple[int, int] | None) -> dict[str, Any]:
+    """The networks' constructor arguments from the resolved options ``o``."""
+    return {
+        **{key: o[key] for key in NETWORK_OPTIONS},
+        "image_shape": None if shape is None else list(shape),
+    }
+
+
+def objective_options(o: dict[str, Any]) -> dict[str, Any]:
+    """The objective's constructor arguments from the resolved options ``o``."""
+    return {key: o[key] for key in OBJECTIVE_OPTIONS}
 
 
 # ----- evaluation --------------------------------------------------------------------------------
@@ -138,9 +166,27 @@ def _evaluate(
             }
         )
         return metrics
-    metrics.update(
-        frechet_metrics(samples, ctx.data_name, x_test.cpu(), x_train.cpu(), seed=ctx.seed())
-    )
+    metrics.update(image_scores(samples, x_train, x_test, ctx))
+    y_test = ctx.labels("test", x_test.shape[0])
+    if y_test is not None and ctx.labels("train", x_train.shape[0]) is not None:
+        # per class: the samples grouped by the classifier's labels, as many per class as the
+        # test set has (the distances of a conditional GAN are at the same sample sizes)
+        counts = class_counts(y_test)
+        grouped, labels, drawn = draw_per_class(
+            lambda m: model.sample(m, ctx.generator), counts, ctx.data_name
+        )
+        metrics.update(per_class_scores(grouped, labels, x_train, x_test, ctx))
+        metrics["frechet_per_class_samples_drawn"] = drawn
+    return metrics
+
+
+def image_scores(
+    samples: torch.Tensor, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+) -> dict[str, Any]:
+    """The Frechet digit distance of grey-level or binary samples to the test images with its
+    floor and baselines, and for grey levels the distance of Bernoulli draws of the samples to
+    the stochastically binarized test set."""
+    metrics = frechet_metrics(samples, ctx.data_name, x_test.cpu(), x_train.cpu(), seed=ctx.seed())
     if not _is_binary(x_test):
         g = torch.Generator().manual_seed(ctx.seed())
         binary = (torch.rand(samples.shape, generator=g) < samples).float()
@@ -148,6 +194,40 @@ def _evaluate(
             binary, ctx.data_name, binarize="stochastic"
         ).distance
     return metrics
+
+
+def class_counts(labels: torch.Tensor) -> dict[int, int]:
+    """Class -> number of examples of that class."""
+    classes, counts = torch.unique(labels.cpu(), return_counts=True)
+    return {int(k): int(c) for k, c in zip(classes, counts, strict=True)}
+
+
+def per_class_scores(
+    samples: torch.Tensor,
+    sample_labels: torch.Tensor,
+    x_train: torch.Tensor,
+    x_test: torch.Tensor,
+    ctx: Context,
+) -> dict[str, Any]:
+    """Per class k: the Frechet digit distance of the samples of class k to the test images of
+    class k, beside its floor (as many training images of class k), and their means over the
+    classes. Class keys are strings (as in eval.json)."""
+    y_test = ctx.labels("test", x_test.shape[0])
+    y_train = ctx.labels("train", x_train.shape[0])
+    if y_test is None or y_train is None:
+        raise ValueError(f"dataset {ctx.data_name!r}: per-class scores need labels")
+    x_test, x_train, y_train = x_test.cpu(), x_train.cpu(), y_train.cpu()
+    distances = per_class_frechet(samples, sample_labels, x_test, y_test, ctx.data_name)
+    rows = torch.cat(
+        [(y_train == k).nonzero().squeeze(1)[:n] for k, n in class_counts(y_test).items()]
+    )
+    floor = per_class_frechet(x_train[rows], y_train[rows], x_test, y_test, ctx.data_name)
+    return {
+        "test_frechet_distance_per_class": {str(k): v for k, v in distances.items()},
+        "test_frechet_distance_per_class_mean": sum(distances.values()) / len(distances),
+        "test_frechet_distance_per_class_train_floor": {str(k): v for k, v in floor.items()},
+        "test_frechet_distance_per_class_train_floor_mean": sum(floor.values()) / len(floor),
+    }
 
 
 # ----- figures -----------------------------------------------------------------------------------
@@ -167,9 +247,17 @@ def _image_figures(
     samples = model.sample(64, ctx.generator)
     figures = [
         Figure(
-            viz.image_grid(samples, shape, ctx.out_dir / "samples.png", title="GAN samples G(z)"),
+            viz.samples_beside_data(
+                samples,
+                x_train,
+                shape,
+                ctx.out_dir / "samples.png",
+                title="GAN samples G(z)",
+                data_heading="training data",
+            ),
             "Samples",
-            "64 independent samples G(z), z ~ N(0, I): one pass through the generator.",
+            "Left: 64 training images. Right: 64 independent samples G(z), z ~ N(0, I): one pass "
+            "through the generator.",
         )
     ]
     rows, steps = 8, 10
@@ -183,7 +271,7 @@ def _image_figures(
                 shape,
                 ctx.out_dir / "interpolation.png",
                 nrow=steps,
-                title="latent interpolation (slerp)",
+                title="GAN latent interpolation (slerp)",
             ),
             "Latent interpolation",
             "Each row: G(z) along the great circle between two latent draws; smooth rows mean "
@@ -199,7 +287,7 @@ def _image_figures(
                 [("sample", shown), ("nearest", nearest)],
                 shape,
                 ctx.out_dir / "nearest_neighbours.png",
-                title="samples / nearest training images",
+                title="GAN samples and their nearest training images",
             ),
             "Nearest training images",
             "As in Goodfellow et al. (2014), Figure 2: a sample unlike its nearest training "
@@ -219,23 +307,21 @@ def _toy_figures(model: GAN, x_test: torch.Tensor, ctx: Context) -> list[Figure]
     d_prob = torch.sigmoid(model.discriminate(points)).view(200, 200).cpu().numpy()
     fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.6))
     axes[0].scatter(data[:, 0], data[:, 1], s=1, alpha=0.4)
-    axes[0].set_title("data (test)", fontsize=9)
+    viz.fit_title(axes[0], "data (test)", fontsize=10)
     axes[1].scatter(samples[:, 0], samples[:, 1], s=1, alpha=0.4, color="C1")
-    axes[1].set_title("GAN samples", fontsize=9)
+    viz.fit_title(axes[1], "GAN samples", fontsize=10)
     image = axes[2].imshow(
         d_prob.T, origin="lower", extent=(lo, hi, lo, hi), cmap="coolwarm", vmin=0, vmax=1
     )
-    axes[2].set_title("D(x) (1/2 where it cannot tell)", fontsize=9)
-    fig.colorbar(image, ax=axes[2], fraction=0.046)
+    viz.fit_title(axes[2], "D(x) (1/2 where it cannot tell)", fontsize=10)
+    fig.colorbar(image, ax=axes[2], fraction=0.046, label="D(x): probability of data")
     for ax in axes:
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
         ax.set_aspect("equal")
-    path = ctx.out_dir / "samples.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        ax.set_xlabel("$x_1$")
+        ax.set_ylabel("$x_2$")
+    path = viz.save_figure(fig, ctx.out_dir / "samples.png")
     return [
         Figure(
             path,
@@ -263,21 +349,8 @@ register(
         figures=_figures,
         binarize=None,
         options=OPTIONS,
-        train_defaults={
-            "epochs": 30,
-            "batch_size": 64,
-            "lr": 5e-4,
-            "optimizer": "adam",
-            "schedule": "constant",
-            "log_every_steps": 50,
-        },
-        demo={
-            "data": "digits",
-            "options": {"latent_dim": 16, "hidden": 128},
-            "epochs": 30,
-            "batch_size": 64,
-            "lr": 1e-3,
-        },
+        train_defaults=TRAIN_DEFAULTS,
+        demo=DEMO,
         data_kinds=("image", "toy2d"),
     )
 )

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from ...models.hopfield import RULES, Hopfield, to_binary, to_spins
-from ..hopfield_experiments import completion_grid, completion_rows, select_patterns
+from .. import viz
+from ..hopfield_experiments import completion_rows, select_patterns
 from ..recipes import Context, Figure, Option, Recipe, register
 
 #: At most this many training images are searched when picking the patterns.
@@ -93,18 +94,18 @@ def _figures(model: Hopfield, x_test: torch.Tensor, ctx: Context) -> list[Figure
     patterns = model.patterns[:10]
     rows, metrics = _probe(model, patterns, shape, ctx)
     rule = ctx.options["rule"]
-    completion = completion_grid(
+    completion = viz.labelled_rows(
         rows, shape, ctx.out_dir / "completion.png", title=f"Hopfield ({rule}): pattern completion"
     )
     test = to_spins((x_test[:10] > ctx.options["threshold"]).float())
     recalled, _ = model.recall(
         test, mode=ctx.options["mode"], seed=_probe_generator(ctx), return_info=True
     )
-    memory = completion_grid(
+    memory = viz.labelled_rows(
         [("test image", to_binary(test)), ("recalls", to_binary(recalled))],
         shape,
         ctx.out_dir / "test_recall.png",
-        title="unseen test images fall into a stored memory",
+        title="Hopfield: unseen test images fall into a stored memory",
     )
     n = model.patterns.shape[0]
     return [

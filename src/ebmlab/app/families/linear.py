@@ -101,14 +101,14 @@ def _components_figure(weights: torch.Tensor, ctx: Context, title: str, caption:
 
 
 def _reconstructions_figure(
-    x: torch.Tensor, reconstructed: torch.Tensor, ctx: Context, caption: str
+    x: torch.Tensor, reconstructed: torch.Tensor, ctx: Context, caption: str, name: str
 ) -> Figure:
     assert ctx.image_shape is not None
     path = viz.labelled_rows(
         [("data", x), ("recon.", reconstructed)],
         ctx.image_shape,
         ctx.out_dir / "reconstructions.png",
-        title="test images and their reconstructions",
+        title=f"{name}: test images and their reconstructions",
     )
     return Figure(path, "Reconstructions", caption)
 
@@ -127,17 +127,24 @@ def _figures_pca(model: PCA, x_test: torch.Tensor, ctx: Context) -> list[Figure]
         ["cumulative explained variance"],
         ctx.out_dir / "explained_variance.png",
         x_key="component",
+        labels={"cumulative explained variance": "PCA: variance kept by the first k components"},
+        units={"cumulative explained variance": "fraction of the training variance"},
+        xlabel="number of components k",
     )
     k = model.n_components
     return [
         _components_figure(
             model.components.T,
             ctx,
-            f"principal components (first {min(k, viz.MAX_FILTERS)})",
+            f"PCA: principal components (first {min(k, viz.MAX_FILTERS)})",
             "Rows of the projection, largest variance first, each rescaled to [0, 1].",
         ),
         _reconstructions_figure(
-            x_test[:10], recon, ctx, f"Orthogonal projections onto the {k} principal components."
+            x_test[:10],
+            recon,
+            ctx,
+            f"Orthogonal projections onto the {k} principal components.",
+            "PCA",
         ),
         Figure(
             curve,
@@ -243,12 +250,18 @@ def _figures_density(model: Density, x_test: torch.Tensor, ctx: Context) -> list
             "for FA).",
         ),
         _reconstructions_figure(
-            x_test[:10], recon, ctx, "Posterior means E[W z + mu | x] of the noise-free image."
+            x_test[:10],
+            recon,
+            ctx,
+            "Posterior means E[W z + mu | x] of the noise-free image.",
+            name,
         ),
         Figure(
-            viz.image_grid(samples, ctx.image_shape, out / "samples.png", title=f"{name} samples"),
+            viz.samples_beside_data(
+                samples, x_test, ctx.image_shape, out / "samples.png", title=f"{name} samples"
+            ),
             "Samples",
-            "Draws x = W z + mu + eps"
+            "Left: 64 test images. Right: draws x = W z + mu + eps"
             + (
                 ", mapped to the binary image whose unit cube holds them."
                 if shift
@@ -274,7 +287,7 @@ def _figures_density(model: Density, x_test: torch.Tensor, ctx: Context) -> list
                     ctx.image_shape,
                     out / "noise.png",
                     normalize=True,
-                    title="noise standard deviations sqrt(psi)",
+                    title="FA: noise standard deviations sqrt(psi)",
                 ),
                 "Noise",
                 "Per-pixel noise standard deviation of FA, rescaled to [0, 1].",
@@ -288,7 +301,13 @@ def _figures_density(model: Density, x_test: torch.Tensor, ctx: Context) -> list
         figures.append(
             Figure(
                 viz.plot_curves(
-                    history, ["train log-likelihood"], out / "em.png", x_key="iteration"
+                    history,
+                    ["train log-likelihood"],
+                    out / "em.png",
+                    x_key="iteration",
+                    labels={"train log-likelihood": f"{name}: EM, training log-likelihood"},
+                    units={"train log-likelihood": "nats per image (mean)"},
+                    xlabel="EM iteration",
                 ),
                 "EM",
                 f"Mean training log-likelihood per example over {result.n_iter} EM iterations "

@@ -4,7 +4,7 @@
 ``rbm`` defaults are the MNIST recipe: 500 hidden units, PCD-1 with 100 persistent chains and a
 centered gradient (Melchior et al. 2016), SGD (lr 0.01, momentum 0.5 then 0.9) with a learning
 rate decaying linearly to 0, weight decay 2e-4 on W, visible biases from the data marginals; it
-reaches -87.0 nats on MNIST in 100 epochs (notes/README_rbm.md). Evaluation is AIS with the
+reaches -87.0 nats on MNIST in 100 epochs (docs/families/boltzmann.md). Evaluation is AIS with the
 protocol of Salakhutdinov & Murray (2008): 14,500 inverse temperatures, 100 runs, the base-rate
 model of the training data;
 the reverse-AIS estimate (Burda et al. 2015) from 100 long Gibbs chains gives the other side of
@@ -190,7 +190,7 @@ def _inpainting_figure(
         rows,
         shape,
         ctx.out_dir / "inpainting.png",
-        title="inpainting: original / bottom half hidden / completed",
+        title="RBM inpainting of the bottom half",
     )
     return Figure(
         path,
@@ -211,15 +211,16 @@ def _figures_rbm(model: BernoulliRBM, x_test: torch.Tensor, ctx: Context) -> lis
     filters_title = f"first {n_filters} filters (columns of W)"
     return [
         Figure(
-            viz.image_grid(
+            viz.samples_beside_data(
                 samples,
+                x_test,
                 shape,
                 ctx.out_dir / "samples.png",
-                title=f"RBM samples ({steps} Gibbs sweeps from noise)",
+                title=f"RBM samples after {steps} Gibbs sweeps from noise",
             ),
             "Samples",
-            f"64 independent block-Gibbs chains started from uniform noise, after {steps} "
-            "sweeps; each image is p(v | h) of the last sweep.",
+            f"Left: 64 test digits. Right: 64 independent block-Gibbs chains started from "
+            f"uniform noise, after {steps} sweeps; each image is p(v | h) of the last sweep.",
         ),
         Figure(
             viz.filters_grid(model.W, shape, ctx.out_dir / "filters.png", filters_title),
@@ -318,19 +319,22 @@ def _figures_grbm(model: GaussianBernoulliRBM, x_test: torch.Tensor, ctx: Contex
     rows = [("data", x_test[:10]), ("recon.", recon)]
     return [
         Figure(
-            viz.image_grid(
-                samples, shape, out / "samples.png", title=f"GRBM samples ({steps} sweeps)"
+            viz.samples_beside_data(
+                samples, x_test, shape, out / "samples.png", title=f"GRBM samples ({steps} sweeps)"
             ),
             "Samples",
-            f"E[v | h] after {steps} Gibbs sweeps from N(b, sigma^2).",
+            f"Left: 64 test images (grey levels). Right: E[v | h] after {steps} Gibbs sweeps "
+            "from N(b, sigma^2).",
         ),
         Figure(
-            viz.filters_grid(model.W, shape, out / "filters.png", "filters"),
+            viz.filters_grid(model.W, shape, out / "filters.png", "GRBM filters (columns of W)"),
             "Filters",
-            "Columns of W.",
+            "Columns of W, each rescaled to [0, 1].",
         ),
         Figure(
-            viz.labelled_rows(rows, shape, out / "reconstructions.png", title="reconstructions"),
+            viz.labelled_rows(
+                rows, shape, out / "reconstructions.png", title="GRBM reconstructions"
+            ),
             "Reconstructions",
             "Mean-field reconstructions E[v | h = p(h | v)].",
         ),
@@ -411,6 +415,22 @@ def _evaluate_bm(
     return metrics
 
 
+def _images_by_class(
+    x: torch.Tensor, y: torch.Tensor, classes: torch.Tensor
+) -> torch.Tensor | None:
+    """Images of ``x`` in the order of ``classes``: for each entry the next image of its class
+    (labels ``y``); None when some class has too few images."""
+    y = y.to(x.device)
+    rows = []
+    for k in classes.unique(sorted=True).tolist():
+        need = int((classes == k).sum())
+        index = (y == k).nonzero().flatten()[:need]
+        if index.numel() < need:
+            return None
+        rows.append(x[index])
+    return torch.cat(rows)
+
+
 def _figures_bm(model: BoltzmannMachine, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     shape = ctx.image_shape
     if shape is None:
@@ -421,19 +441,25 @@ def _figures_bm(model: BoltzmannMachine, x_test: torch.Tensor, ctx: Context) -> 
         rows = model.generate_class(
             classes, classes.numel(), n_sweeps=200 if ctx.quick else 1000, generator=ctx.generator
         )
+        path = ctx.out_dir / "class_samples.png"
+        labels = [str(k) for k in range(model.n_labels)]
+        title = "BM samples with the label units clamped"
+        y = ctx.labels("test", x_test.shape[0])
+        by_class = None if y is None else _images_by_class(x_test, y, classes)
+        if by_class is None:
+            picture = viz.image_grid(rows, shape, path, nrow=8, row_labels=labels, title=title)
+            shown = ""
+        else:
+            picture = viz.samples_beside_data(
+                rows, by_class, shape, path, title=title, row_labels=labels
+            )
+            shown = "Left: test digits of each class. Right: "
         figures.append(
             Figure(
-                viz.image_grid(
-                    rows,
-                    shape,
-                    ctx.out_dir / "class_samples.png",
-                    nrow=8,
-                    row_labels=[str(k) for k in range(model.n_labels)],
-                    title="class-conditional samples",
-                ),
+                picture,
                 "Class-conditional samples",
-                "Gibbs sampling with the label units clamped to each "
-                "class (one row per class); p(v_i = 1 | rest) of the last sweep.",
+                f"{shown}Gibbs sampling with the label units clamped to each class (one row per "
+                "class); p(v_i = 1 | rest) of the last sweep.",
             )
         )
     states, energies = model.anneal(n_chains=16, generator=ctx.generator)
@@ -444,7 +470,7 @@ def _figures_bm(model: BoltzmannMachine, x_test: torch.Tensor, ctx: Context) -> 
                 shape,
                 ctx.out_dir / "annealing.png",
                 nrow=8,
-                title="simulated annealing: low-energy states",
+                title="BM simulated annealing: low-energy states",
             ),
             "Simulated annealing",
             f"16 chains cooled from T = 10 to 0.05; lowest energy {float(energies[0]):.1f}.",
@@ -456,7 +482,8 @@ def _figures_bm(model: BoltzmannMachine, x_test: torch.Tensor, ctx: Context) -> 
 register(
     Recipe(
         name="bm",
-        summary="general Boltzmann machine with label units (lecture 001), small",
+        summary="general Boltzmann machine with label units, small (after Yi Wu, Deep Learning "
+        "lecture 4, Energy-Based Models, IIIS 2025)",
         build=_build_bm,
         stages=_stages_bm,
         evaluate=_evaluate_bm,

@@ -129,7 +129,7 @@ def _manifold_figure(model: VAE, ctx: Context, n: int = 15) -> Figure:
         images = model.mean_x_given_z(z.to(model.device))
     return Figure(
         viz.image_grid(
-            images, shape, ctx.out_dir / "manifold.png", nrow=n, title="latent manifold"
+            images, shape, ctx.out_dir / "manifold.png", nrow=n, title="VAE latent manifold"
         ),
         "Latent manifold",
         f"E[x | z] on a {n} x {n} grid of z at the 5%..95% quantiles of the N(0, I) prior.",
@@ -159,12 +159,8 @@ def _latent_scatter(model: VAE, x_test: torch.Tensor, ctx: Context) -> Figure:
         fig.colorbar(scatter, ax=ax, label="class")
     ax.set_xlabel(names[0])
     ax.set_ylabel(names[1])
-    ax.set_title("test images in latent space", fontsize=10)
-    path = ctx.out_dir / "latent.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    viz.fit_title(ax, "VAE: test images in latent space")
+    path = viz.save_figure(fig, ctx.out_dir / "latent.png")
     what = "" if model.latent == 2 else f" (projected from {model.latent} dimensions by PCA)"
     return Figure(
         path,
@@ -185,11 +181,12 @@ def _figures(model: VAE, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
     rows = [("data", originals), ("z = mean", recon), ("z ~ q", recon_z)]
     figures = [
         Figure(
-            viz.image_grid(
-                samples, shape, ctx.out_dir / "samples.png", title="VAE samples E[x | z]"
+            viz.samples_beside_data(
+                samples, x_test, shape, ctx.out_dir / "samples.png", title="VAE samples E[x | z]"
             ),
             "Samples",
-            "z ~ N(0, I) from the prior, shown as the decoder's pixel probabilities E[x | z].",
+            "Left: 64 test images. Right: z ~ N(0, I) from the prior, shown as the decoder's "
+            "pixel probabilities E[x | z].",
         ),
         Figure(
             viz.image_grid(
@@ -204,7 +201,7 @@ def _figures(model: VAE, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
         ),
         Figure(
             viz.labelled_rows(
-                rows, shape, ctx.out_dir / "reconstructions.png", title="reconstructions"
+                rows, shape, ctx.out_dir / "reconstructions.png", title="VAE reconstructions"
             ),
             "Reconstructions",
             "Test images, E[x | z] at the encoder mean, and at one draw z ~ q(z | x).",
