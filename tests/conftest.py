@@ -15,7 +15,6 @@ def _find_shared_data() -> str | None:
         os.environ.get("EBMLAB_TEST_DATA"),
         root.parent / "shared" / "data",
         root / "shared" / "data",
-        "/work/shared/data",
     ]
     for candidate in candidates:
         if candidate and (Path(candidate) / "mnist").is_dir():

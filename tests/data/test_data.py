@@ -1,4 +1,5 @@
-"""Tests of ebmlab.data: image datasets (offline, from /work/shared/data) and 2-D toy densities."""
+"""Tests of ebmlab.data: image datasets (offline, from the shared data folder beside the checkout)
+and 2-D toy densities."""
 
 from __future__ import annotations
 
@@ -21,12 +22,13 @@ from ebmlab.data.toy2d_grid import grid_log_density
 
 
 def _shared_data() -> Path:
-    """The offline copies of the datasets: $EBMLAB_TEST_DATA, /work/shared/data or ./shared/data."""
-    candidates = [os.environ.get("EBMLAB_TEST_DATA"), "/work/shared/data", "shared/data"]
+    """The offline copies of the datasets: $EBMLAB_TEST_DATA (set by conftest.py to the shared
+    data folder beside the checkout) or ./shared/data."""
+    candidates = [os.environ.get("EBMLAB_TEST_DATA"), "shared/data"]
     for candidate in filter(None, candidates):
         if (Path(candidate) / "SHA256SUMS").is_file():
             return Path(candidate).resolve()
-    return Path("/work/shared/data")
+    return Path("shared/data")
 
 
 SHARED_DATA = _shared_data()

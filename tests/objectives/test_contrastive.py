@@ -388,7 +388,7 @@ def test_grbm_gradients_stay_bounded_on_mnist() -> None:
     from ebmlab.data.download import DatasetNotFoundError
 
     try:
-        x, _ = load("mnist", data_dir=os.environ.get("EBMLAB_DATA", "/work/shared/data"))
+        x, _ = load("mnist", data_dir=os.environ.get("EBMLAB_DATA"))
     except DatasetNotFoundError as error:  # only a missing dataset skips; corrupt files fail
         pytest.skip(f"MNIST not available: {error}")
     x = x[:1000]
