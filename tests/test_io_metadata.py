@@ -34,6 +34,7 @@ from test_common import FACTORIES, _library_classes
 #: their checkpoints are rebuilt under the allocation budget instead.
 DATA_DEPENDENT = {
     "DeepAutoencoder": "copies seeded draws into layers allocated on the CPU by skip_init",
+    "HashingAutoencoder": "a DeepAutoencoder",
     "Ising": "builds its neighbour table from bonds.tolist()",
     "PixelCNN": "finds each mask's bounding box with torch.nonzero (MaskedConv2d)",
     "PixelRNN": "its first layer is a MaskedConv2d",

@@ -36,6 +36,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,7 +260,11 @@ def feature_classifier(
 
     path = classifier_path(dataset, cache)
     if path.exists():
-        checkpoint = io.load_checkpoint(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", io.LegacyCheckpointWarning)
+            checkpoint = io.load_checkpoint(path)
+        if any(issubclass(w.category, io.LegacyCheckpointWarning) for w in caught):
+            io.upgrade(path)  # a cache written by an earlier ebmlab: rewritten in today's format
         model = checkpoint.model
         assert isinstance(model, FeatureClassifier)
         model.eval()
