@@ -192,7 +192,9 @@ def test_the_demos_runs_go_through_compare_sample_and_report(tmp_path, capsys):
         assert main(["report", str(run)]) == 0, run
         code = main(["sample", str(run), "--n", "8", "--out", str(tmp_path / f"{run.name}.png")])
         err = capsys.readouterr().err
-        assert code == 0 or "defines no probability distribution" in err, (run, err)
+        # no sampler: either no distribution at all, or advice that works (tested above)
+        plain = ("defines no probability distribution", "has no sampler of its own")
+        assert code == 0 or any(line in err for line in plain), (run, err)
     shutil.rmtree(out)
 
 
