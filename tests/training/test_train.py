@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import ebmlab
-from ebmlab.io import load_checkpoint
+from ebmlab.io import load_checkpoint, read_checkpoint
 from ebmlab.models import BernoulliRBM, DiagonalGaussian
 from ebmlab.objectives import MaximumLikelihood, Objective
 from ebmlab.training import TrainConfig, TrainingDiverged, train
@@ -189,3 +189,26 @@ def test_ddp_two_processes_match_single_process(tmp_path):
         "checkpoint.safetensors",
         "metrics.jsonl",
     ]
+
+
+def test_a_time_budget_stops_training_and_the_schedule_follows_the_clock(tmp_path, monkeypatch):
+    """With ``max_minutes`` the loop stops once the budget is spent (the run counts as finished,
+    its checkpoint records the seconds) and a cosine schedule reaches its end on the clock."""
+    import ebmlab.training.loop as loop
+
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: float(next(ticks)))  # 1 s per call
+    config = TrainConfig(
+        epochs=50, batch_size=10, lr=0.1, schedule="cosine", max_minutes=0.5, progress=False
+    )
+    result = train(BernoulliRBM(6, 4, seed=0), NoisyFreeEnergy(), binary_data(), config, tmp_path)
+    total = 50 * 5
+    assert 0 < result.step < total
+    assert "time budget of 0.5 minutes" in result.history[-1]["stopped"]
+    document, _ = read_checkpoint(tmp_path / "checkpoint.safetensors")
+    state = document["meta"]["train_state"]
+    assert state["epoch"] == 50 and 30.0 <= state["seconds"] < 32.0
+    steps = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in steps if r.get("kind") == "step"]
+    assert lrs[-1] < 0.1 * 0.1  # the clock, not the step count (5% of the steps), ended it
+    assert config.lr_factor(result.step, total, 15.0) == pytest.approx(0.5)

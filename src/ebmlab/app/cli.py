@@ -237,7 +237,16 @@ def stage_logger() -> Any:
 #: The loop's own defaults (a recipe's ``train_defaults`` override them).
 LOOP_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 #: Loop flags of ``ebmlab train`` (None when not given).
-TRAIN_FLAGS = ("epochs", "batch_size", "lr", "seed", "device", "optimizer", "schedule")
+TRAIN_FLAGS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "seed",
+    "device",
+    "optimizer",
+    "schedule",
+    "max_minutes",
+)
 
 
 def _given(recipe: Recipe, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -252,7 +261,7 @@ def _given(recipe: Recipe, args: argparse.Namespace) -> tuple[dict[str, Any], di
 
 
 def _fitted_note(recipe: Recipe, settings: dict[str, Any]) -> None:
-    loop = ("epochs", "lr", "batch_size", "optimizer", "schedule")
+    loop = ("epochs", "lr", "batch_size", "optimizer", "schedule", "max_minutes")
     ignored = [_flag(key) for key in loop if key in settings]
     if recipe.fit is not None and ignored:
         print(
@@ -845,6 +854,15 @@ def _add_train_options(parser: argparse.ArgumentParser, recipe: Recipe) -> None:
         "--schedule",
         choices=["constant", "linear", "cosine", "exponential"],
         help=loop_help("learning-rate schedule", "schedule"),
+    )
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        help=argparse.SUPPRESS
+        if fitted
+        else "stop training after this many minutes (each stage of a staged run gets its own "
+        "budget), to compare families at equal compute; the learning-rate schedule follows the "
+        "clock (default: no limit)",
     )
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])

@@ -24,11 +24,13 @@ CHECKPOINT_NAME = "checkpoint.safetensors"
 
 @dataclass
 class RunState:
-    """Where the loop stands: optimizer steps taken, epochs finished, per-epoch records."""
+    """Where the loop stands: optimizer steps taken, epochs finished, per-epoch records, seconds
+    spent training (what a time budget counts, across resumes)."""
 
     step: int = 0
     epoch: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
 
 
 @dataclass
@@ -71,6 +73,7 @@ def restore(path: Path, model: Model, objective: Objective, what: str = "resume"
         io.document_field(document, "meta.train_state.step", int, 0),
         io.document_field(document, "meta.train_state.epoch", int, 0),
         io.document_field(document, "meta.train_state.history", list, []),
+        io.document_field(document, "meta.train_state.seconds", float, 0.0),
     )
     config = io.document_field(document, "meta.train_config", dict, {})
     return Restored(state, dict(config), document, tensors)
@@ -97,7 +100,12 @@ def save(
     """Write the checkpoint (atomically: a killed write leaves the previous one)."""
     run_meta = {**meta, "train_config": asdict(config)}
     run_meta.setdefault("seed", config.seed)
-    run_meta["train_state"] = {"step": state.step, "epoch": state.epoch, "history": state.history}
+    run_meta["train_state"] = {
+        "step": state.step,
+        "epoch": state.epoch,
+        "history": state.history,
+        "seconds": state.seconds,
+    }
     io.save(
         model, path, objective=objective, optimizer=optimizer, generators=generators, meta=run_meta
     )

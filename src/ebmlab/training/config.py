@@ -53,6 +53,7 @@ _CONSTRAINTS = {
     "log_every_steps": Integral(1),
     "progress": Boolean(),
     "drop_last": Boolean(),
+    "max_minutes": Real(0, closed="neither", description="a positive number of minutes") | None,
 }
 
 
@@ -78,13 +79,19 @@ class TrainConfig:
     checkpoint_every_epochs: int = 1  # write the checkpoint every this many epochs (and at the end)
     log_every_steps: int = 10  # write a step record to metrics.jsonl every this many steps
     drop_last: bool = False  # drop a short last minibatch instead of using it
+    # stop after this many minutes of training, a time budget for comparisons at equal compute
+    # (the schedule then follows whichever of steps and minutes is further along); None: no limit
+    max_minutes: float | None = None
 
     def __post_init__(self) -> None:
         check_params(_CONSTRAINTS, vars(self))
 
-    def lr_factor(self, step: int, total_steps: int) -> float:
-        """The schedule's factor on ``lr`` at ``step`` of ``total_steps``."""
+    def lr_factor(self, step: int, total_steps: int, seconds: float = 0.0) -> float:
+        """The schedule's factor on ``lr`` at ``step`` of ``total_steps``, after ``seconds`` of
+        training (under a time budget the schedule runs on whichever is further along)."""
         progress = min(step / max(total_steps, 1), 1.0)
+        if self.max_minutes is not None:
+            progress = max(progress, min(seconds / (60.0 * self.max_minutes), 1.0))
         return SCHEDULES[self.schedule](progress, self.final_lr_fraction)
 
     def momentum_at(self, epoch: int) -> float:

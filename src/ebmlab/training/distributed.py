@@ -68,6 +68,15 @@ class Distributed:
             g.copy_(flat[offset : offset + g.numel()].view_as(g))
             offset += g.numel()
 
+    def agree(self, flag: bool) -> bool:
+        """True on every rank when ``flag`` is true on any (a collective when distributed: ranks
+        that stop on a clock stop at the same step)."""
+        if not self.active:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item() > 0)
+
     def gather_generator_states(self, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Every rank's sampling-generator state, so a resumed DDP run continues exactly (a
         collective: every rank must call it)."""

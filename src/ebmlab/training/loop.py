@@ -122,12 +122,14 @@ def train(
                 record.update({f"eval_{k}": v for k, v in epoch_callback(model, epoch).items()})
             run.state.history.append(record)
             run.writer.write(record)
-            run.state.epoch = epoch + 1
+            run.state.epoch = config.epochs if record.get("stopped") else epoch + 1
             if (
-                epoch + 1 == config.epochs
+                run.state.epoch == config.epochs
                 or (epoch + 1) % max(config.checkpoint_every_epochs, 1) == 0
             ):
                 _save(run)
+            if record.get("stopped"):
+                break
         if config.epochs == 0 or start_epoch >= config.epochs:
             run.state.epoch = max(start_epoch, config.epochs)
             _save(run)
@@ -270,6 +272,8 @@ def _save(run: _Run) -> None:
 def _train_epoch(run: _Run, epoch: int, start: float) -> dict[str, Any]:
     """One pass over the data in the epoch's shuffled order; returns the epoch record."""
     config, n = run.config, run.x.shape[0]
+    budget = None if config.max_minutes is None else 60.0 * config.max_minutes
+    spent = run.state.seconds - (time.perf_counter() - start)  # seconds before this call
     shuffle = torch.Generator().manual_seed(config.seed * 7919 + epoch)
     order = torch.randperm(n, generator=shuffle).to(run.x.device)
     sums: dict[str, float] = {}
@@ -279,32 +283,45 @@ def _train_epoch(run: _Run, epoch: int, start: float) -> dict[str, Any]:
         run.batches_per_epoch,
         f"{label}epoch {epoch + 1}/{config.epochs}",
     )
+    count, stopped = 0, False
     for b in range(run.batches_per_epoch):
         index = order[b * config.batch_size : (b + 1) * config.batch_size]
         if run.ddp.active:
             index = index.tensor_split(run.ddp.world_size)[run.ddp.rank]
         metrics = _train_step(run, run.x[index], epoch, b)
+        count += 1
         for key, value in metrics.items():
             sums[key] = sums.get(key, 0.0) + float(value)
         if bar is not None:
             bar.set_postfix(loss=f"{metrics['loss']:.4g}", refresh=False)
             bar.update()
+        run.state.seconds = spent + time.perf_counter() - start
+        if budget is not None and run.ddp.agree(run.state.seconds >= budget):
+            stopped = True
+            break
     if bar is not None:
         bar.close()
-    count = max(run.batches_per_epoch, 1)
-    return {
+    record: dict[str, Any] = {
         "kind": "epoch",
         "step": run.state.step,
         "epoch": epoch + 1,
         "seconds": round(time.perf_counter() - start, 3),
-        **{k: v / count for k, v in sums.items()},
+        **{k: v / max(count, 1) for k, v in sums.items()},
     }
+    if stopped:
+        record["stopped"] = (
+            f"time budget of {config.max_minutes:g} minutes spent after {count} of "
+            f"{run.batches_per_epoch} batches"
+        )
+    return record
 
 
 def _train_step(run: _Run, batch: torch.Tensor, epoch: int, b: int) -> dict[str, float]:
     """One optimizer step with the NaN guard; returns the step's metrics."""
     config, optimizer = run.config, run.optimizer
-    lr = set_hyperparameters(optimizer, config, run.state.step, run.total_steps, epoch)
+    lr = set_hyperparameters(
+        optimizer, config, run.state.step, run.total_steps, epoch, run.state.seconds
+    )
     optimizer.zero_grad(set_to_none=True)
     loss, metrics = run.objective.loss(run.model, batch, run.generator)
     value = float(loss.detach())  # the step's one host synchronization

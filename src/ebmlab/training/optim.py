@@ -28,10 +28,16 @@ def _fusable(groups: list[dict[str, Any]]) -> bool | None:
 
 
 def set_hyperparameters(
-    optimizer: torch.optim.Optimizer, config: TrainConfig, step: int, total: int, epoch: int
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    step: int,
+    total: int,
+    epoch: int,
+    seconds: float = 0.0,
 ) -> float:
-    """Apply the schedule's learning rate (and SGD momentum) for ``step``; returns the lr."""
-    factor = config.lr_factor(step, total)
+    """Apply the schedule's learning rate (and SGD momentum) for ``step``, ``seconds`` into
+    training; returns the lr."""
+    factor = config.lr_factor(step, total, seconds)
     for group in optimizer.param_groups:
         group.setdefault("base_lr", group["lr"])
         group["lr"] = group["base_lr"] * factor
