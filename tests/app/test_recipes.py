@@ -76,6 +76,8 @@ SHRUNK: dict[str, dict[str, Any]] = {
     "gaussian": {"data": "8gaussians"},
     "grbm": {"options": {"hidden": 8}},
     "hopfield": {"options": {"n_patterns": 5}},
+    "hopfield-hidden": {"options": {"n_patterns": 5, "n_hidden": 8}},
+    "semantic-hashing": {"options": {"bits": 8, "hidden": "16", "queries": 20}},
     "pixelcnn": {"options": {"channels": 4, "layers": 2, "first_kernel": 3}},
     "pixelrnn": {"options": {"hidden": 2, "layers": 1, "first_kernel": 3}},
     "diffusion": {
@@ -96,6 +98,8 @@ OWN_SCORES = {
     "cgan": "test_class_accuracy",
     "cyclegan": "test_translation_mse",
     "hopfield": "flip_recall_fraction",
+    "hopfield-hidden": "flip_recall_fraction",
+    "semantic-hashing": "test_map",
     "pca": "test_reconstruction_error",
 }
 

@@ -59,6 +59,13 @@ OTHER_METRICS: dict[str, str] = {
     "identity_mse": "identity map's MSE",
     "nearest_domain_y_mse": "nearest domain-Y image's MSE",
     "test_cycle_class_agreement": "F(G(x)) keeps x's class (classifier)",
+    "frechet_n_samples": "Frechet samples",
+    "flip_recall_fraction_without_hidden": "the same without hidden units",
+    "test_map": "mAP of Hamming ranking",
+    "test_precision_r2": "precision within Hamming radius 2",
+    "itq_precision_r2": "ITQ's",
+    "pca_sign_precision_r2": "PCA-sign's",
+    "lsh_precision_r2": "LSH's",
 }
 
 #: Options that tell runs of one family apart in the table (when the run has them).

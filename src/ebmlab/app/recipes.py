@@ -209,6 +209,8 @@ FAMILY_MODULES = (
     "diffusion",
     "cgan",
     "cyclegan",
+    "hopfield_hidden",
+    "hashing",
 )
 
 

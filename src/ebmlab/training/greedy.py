@@ -172,11 +172,14 @@ def autoencoder_stages(
     method: Literal["cd", "pcd"] = "cd",
     weight_decay: float = 2e-4,
     seed: int = 0,
+    settings: str = "--pretrain-epochs, --pretrain-lr, --code-lr, --pretrain-batch-size",
 ) -> Iterator[Stage]:
     """Hinton & Salakhutdinov (2006): RBM pretraining of every layer (CD-1, SGD with momentum 0.5
     then 0.9 after 5 epochs, weight decay 2e-4 on W, ``lr``, and ``code_lr`` for the linear code
     layer), the stack unrolled into the network, then fine-tuning (stage "finetune") with
-    ``objective`` and ``config``. ``pretrain_epochs`` = 0 fine-tunes from the random start."""
+    ``objective`` and ``config``. ``pretrain_epochs`` = 0 fine-tunes from the random start.
+    ``settings`` names the flags the pretraining stages' settings come from (for their
+    announcement)."""
     x = model.check_input(x)
     if pretrain_epochs > 0:
         rbms = model.rbm_stack(seed=seed)
@@ -197,7 +200,6 @@ def autoencoder_stages(
             )
             for i, rbm in enumerate(rbms)
         ]
-        settings = "--pretrain-epochs, --pretrain-lr, --code-lr, --pretrain-batch-size"
         yield from greedy_stages(
             rbms, x, configs, objectives, "probabilities", seed, "pretrain", settings
         )
