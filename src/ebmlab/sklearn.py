@@ -245,8 +245,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             seed=seed,
         )
         self.objective_.setup(self.rbm_, X)
-        # momentum buffers of the update (the estimator applies its own SGD step: no autograd,
-        # no optimizer object, three fused tensor-list operations per minibatch)
+        # momentum buffers of the update (the objective's ``sgd_update``: no autograd, no
+        # optimizer object)
         self.velocity_ = [torch.zeros_like(p) for p in self._params()]
 
     def _params(self) -> list[torch.Tensor]:
@@ -254,15 +254,17 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     @torch.no_grad()
     def _update(self, batch: torch.Tensor) -> None:
-        _, grads = self.objective_.gradients(self.rbm_, batch, self.generator_)
-        params = self._params()
-        if self.weight_decay:
-            grads[0].add_(params[0], alpha=float(self.weight_decay))
-        if self.momentum:
-            torch._foreach_mul_(self.velocity_, float(self.momentum))
-            torch._foreach_add_(self.velocity_, grads)
-            grads = self.velocity_
-        torch._foreach_add_(params, grads, alpha=-float(self.learning_rate))
+        # the objective's fused SGD step: the outer-product matmul accumulates into the weights
+        # (or their velocity) directly, the gradients are never formed on their own
+        self.objective_.sgd_update(
+            self.rbm_,
+            batch,
+            self.generator_,
+            float(self.learning_rate),
+            float(self.momentum),
+            float(self.weight_decay),
+            self.velocity_ if self.momentum else None,
+        )
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None) -> BernoulliRBM:
@@ -276,7 +278,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         shuffle = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
         for iteration in range(1, int(self.n_iter) + 1):
             start = time.perf_counter()
-            shuffled = X_t[torch.randperm(n, generator=shuffle)]  # one gather; batches are views
+            # one gather (index_select: a third of the time of advanced indexing); batches are
+            # views
+            shuffled = X_t.index_select(0, torch.randperm(n, generator=shuffle))
             for i in range(0, n, batch):
                 self._update(shuffled[i : i + batch])
             if self.verbose:

@@ -26,6 +26,8 @@ from ebmlab.estimators import (
     paths,
     reverse_ais,
 )
+from ebmlab.estimators.binary_energy import BinaryEnergy
+from ebmlab.samplers import DiscreteLangevin, GibbsWithGradients
 
 N_BETAS, N_RUNS = 500, 200
 
@@ -51,6 +53,16 @@ def boltzmann_machine() -> Any:
     return bm
 
 
+def energy_network(kernel: Any) -> Any:
+    """A small MLP energy on 9 bits, annealed with a gradient-informed kernel."""
+    network = models.MLPEnergy(9, hidden=12, depth=1, activation="softplus")
+    with torch.no_grad():
+        generator = torch.Generator().manual_seed(26)
+        for p in network.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator))
+    return BinaryEnergy(network, kernel=kernel)
+
+
 CASES: dict[str, Callable[[], Any]] = {
     "bernoulli-rbm": lambda: random_rbm(10, 6, sigma=1.0, seed=11),
     "dbn-top-rbm": dbn_top,
@@ -61,6 +73,8 @@ CASES: dict[str, Callable[[], Any]] = {
     "hopfield": hopfield,
     "dbm-2-layers": lambda: random_dbm([6, 4, 3], scale=0.7, seed=13),
     "dbm-3-layers": lambda: random_dbm([5, 4, 3, 3], scale=0.7, seed=14),
+    "energy-network-dmala": lambda: energy_network(DiscreteLangevin(step_size=0.5)),
+    "energy-network-gwg": lambda: energy_network(GibbsWithGradients()),
 }
 
 

@@ -20,7 +20,7 @@ import torch
 import ebmlab
 from ebmlab.io import load_checkpoint
 from ebmlab.metrics.frechet import FeatureClassifier
-from ebmlab.models import MODEL_CLASSES, Model
+from ebmlab.models import MODEL_CLASSES, DBNClassifier, Model
 
 #: Class name (in ``MODEL_CLASSES``) -> small constructor arguments.
 FACTORIES: dict[str, dict[str, Any]] = {
@@ -73,6 +73,7 @@ FACTORIES: dict[str, dict[str, Any]] = {
     "ConditionalGAN": {"dim": 6, "n_classes": 3, "latent_dim": 2, "hidden": 8, "seed": 0},
     "CycleGAN": {"dim": 64, "image_shape": [8, 8], "channels": 2, "n_blocks": 1, "seed": 0},
     "FeatureClassifier": {"n_inputs": 6, "hidden": [5], "n_classes": 3},
+    "DBNClassifier": {"layer_sizes": [6, 4, 3], "n_classes": 3, "seed": 0},
 }
 
 #: Registered classes that are not entries, and why.
@@ -177,7 +178,7 @@ def _scalar_objective(model):
         x = torch.where(torch.rand(5, dim, generator=g) < 0.5, 1.0, model.spin_values[0])
     else:
         x = torch.randn(5, dim, generator=g)
-    if isinstance(model, FeatureClassifier):
+    if isinstance(model, FeatureClassifier | DBNClassifier):
         # a classifier: the log-partition of its logits reaches every weight
         return model(x).logsumexp(-1).sum()
     if hasattr(model, "n_classes") and hasattr(model, "value"):

@@ -29,6 +29,7 @@ from .paths import (
     annealing_path,
     base_rate_bias,
 )
+from .pseudo_likelihood import pseudo_log_likelihood
 
 __all__ = [
     "MAX_EXACT_UNITS",
@@ -58,6 +59,7 @@ __all__ = [
     "importance_log_p",
     "log_likelihood",
     "per_example",
+    "pseudo_log_likelihood",
     "reverse_ais",
     "variational_bounds",
 ]

@@ -26,8 +26,11 @@ method supplies its own, and that method is asked first):
   + sum_{l odd} sum_j softplus(beta a_lj), a_l = b_l + W_{l-1}^T h_{l-1} + W_l h_{l+1}; at
   beta = 0 v follows the base-rate model and every hidden unit is uniform. Transition: one Gibbs
   sweep of the tempered model (odd layers given the even ones, then the even ones).
-* Fully visible binary models: f_beta(x) = exp(-beta E(x)) from uniform states, one Gibbs sweep
-  of ``ebmlab.samplers.Gibbs`` at each beta (exact conditionals when the model has them).
+* Fully visible binary models: f_beta(x) = f_0(x)^(1 - beta) exp(-beta E(x)) from uniform states
+  (f_0 = 1) or from a base-rate model of the data, one transition per beta: a sweep of
+  ``ebmlab.samplers.Gibbs`` (exact conditionals when the model has them) by default, or any
+  binary kernel (the gradient-informed ones of ``ebmlab.samplers.discrete_gradient`` for neural
+  energies).
 
 References: Neal, "Annealed importance sampling" (2001); Salakhutdinov & Murray, "On the
 quantitative analysis of deep belief networks" (ICML 2008); Salakhutdinov & Hinton, "Deep
@@ -43,7 +46,8 @@ import torch
 from torch.nn import functional as F
 
 from ..samplers import Gibbs, Target, bernoulli_draw
-from ..samplers.base import state_spec
+from ..samplers.base import ChainState, energy_and_grad, state_spec
+from ..samplers.gibbs import energy_conditional_logits
 from ..validation import as_tensor, check_nonempty, check_spin_values
 from .inputs import check_base_rate_data, check_data
 from .kinds import (
@@ -177,7 +181,11 @@ class _VisibleStart:
 
 class BernoulliRBMPath(_VisibleStart):
     """Salakhutdinov & Murray's path for a Bernoulli RBM (module docstring). Per step: two
-    matmuls (v W for the weight and h, h W^T for v), everything else elementwise."""
+    matmuls (v W for the weight and h, h W^T for v: each transition needs both, one after the
+    other), one matvec (v (b - b_A)), everything else elementwise in buffers the path keeps
+    (``step`` allocates nothing but the (n_runs,) float64 increment). Folding the matvec into
+    the first matmul as an extra column of W measured slower (a 501-wide product costs more
+    than a 500-wide one and a matvec)."""
 
     def __init__(
         self, model: Any, data: torch.Tensor | None = None, base_bias: torch.Tensor | None = None
@@ -196,6 +204,30 @@ class BernoulliRBMPath(_VisibleStart):
         p0 = torch.sigmoid(self.b_base).to(self.W.dtype).expand(n_runs, -1)
         return bernoulli_draw(p0, generator)
 
+    def _buffers(self, n_runs: int) -> dict[str, Any]:
+        """Scratch tensors for ``n_runs`` runs, made at the first step and reused; the two
+        visible buffers alternate, so a step never writes into the state it was given."""
+        buffers = self.__dict__.get("_scratch")
+        if buffers is None or buffers["n_runs"] != n_runs:
+            W = self.W
+
+            def empty(*shape: int) -> torch.Tensor:
+                return torch.empty(shape, dtype=W.dtype, device=W.device)
+
+            h = self.c.shape[0]
+            buffers = {
+                "n_runs": n_runs,
+                "hidden_in": empty(n_runs, h),
+                "p_hidden": empty(n_runs, h),
+                "terms": empty(n_runs, h),
+                "h": empty(n_runs, h),
+                "bias": empty(W.shape[0]),
+                "p_visible": empty(n_runs, W.shape[0]),
+                "v": (empty(n_runs, W.shape[0]), empty(n_runs, W.shape[0])),
+            }
+            self._scratch = buffers
+        return buffers
+
     def step(
         self,
         v: torch.Tensor,
@@ -204,16 +236,30 @@ class BernoulliRBMPath(_VisibleStart):
         generator: torch.Generator,
         transition: bool,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden_in = torch.addmm(self.c, v, self.W)
-        p_hidden = torch.sigmoid(beta * hidden_in)
+        """The increment log f_beta(v) - log f_beta_prev(v) (float64) and, with ``transition``,
+        h ~ p_beta(h | v), v' ~ p_beta(v | h). The state returned lives in a buffer of the path
+        that the step after next overwrites (``anneal`` keeps only the latest)."""
+        buf = self._buffers(v.shape[0])
+        hidden_in = torch.addmm(self.c, v, self.W, out=buf["hidden_in"])
+        p_hidden = torch.mul(hidden_in, beta, out=buf["p_hidden"]).sigmoid_()
         # float32 is enough for the visible term: it is multiplied by beta - beta_prev
-        increment = (beta - beta_prev) * (v @ self.bias_gap).to(torch.float64)
-        increment += _hidden_log_ratio(hidden_in, p_hidden, beta, beta_prev, self.hidden_bound)
+        increment = torch.mv(v, self.bias_gap).to(torch.float64).mul_(beta - beta_prev)
+        delta = beta_prev - beta
+        if abs(delta) * self.hidden_bound <= 5.0:
+            # sum_j softplus(beta a_j) - softplus(beta_prev a_j) = -sum_j log1p(p_j expm1(delta
+            # a_j)) (``_hidden_log_ratio``), in place, summed in float64
+            terms = torch.mul(hidden_in, delta, out=buf["terms"]).expm1_()
+            terms.mul_(p_hidden).log1p_()
+            increment.sub_(terms.sum(-1, dtype=torch.float64))
+        else:
+            increment += _hidden_log_ratio(hidden_in, p_hidden, beta, beta_prev, self.hidden_bound)
         if transition:
-            h = bernoulli_draw(p_hidden, generator)
-            visible_in = torch.addmm(self.b, h, self.W.T).mul_(beta)
-            visible_in.add_(self.b_base_model, alpha=1.0 - beta)
-            v = bernoulli_draw(torch.sigmoid(visible_in), generator)
+            h = bernoulli_draw(p_hidden, generator, out=buf["h"])
+            # visible input (1 - beta) b_A + beta (b + W h) = b_A + beta (b - b_A) + beta W h
+            bias = torch.add(self.b_base_model, self.bias_gap, alpha=beta, out=buf["bias"])
+            p_visible = torch.addmm(bias, h, self.W.T, alpha=beta, out=buf["p_visible"])
+            first, second = buf["v"]
+            v = bernoulli_draw(p_visible.sigmoid_(), generator, out=second if v is first else first)
         return increment, v
 
 
@@ -344,28 +390,87 @@ class DBMPath:
 
 
 class FullyVisiblePath:
-    """exp(-beta E(x)) from uniform states, one Gibbs sweep per intermediate beta."""
+    """f_beta(x) = f_0(x)^(1 - beta) exp(-beta E(x)) for a fully visible binary model, one
+    transition of ``kernel`` per intermediate beta (module docstring).
 
-    def __init__(self, model: Any) -> None:
+    The base f_0 is uniform (log Z_0 = n log 2) unless ``data`` or ``base_bias`` is given: then it
+    is the independent-Bernoulli base-rate model, log f_0(x) = b_A^T u(x) with u(x) =
+    (x - lo) / (hi - lo) the 0/1 indicator of the high value and log Z_0 = sum_i softplus(b_A,i)
+    (b_A from ``data`` as for the RBM path, ``base_rate_bias``). On images a base at the data
+    marginals starts the annealing near the model and needs far fewer betas. ``kernel`` defaults
+    to one sweep of ``Gibbs`` (systematic when the model has exact conditionals); any binary
+    kernel works, e.g. ``GibbsWithGradients`` or ``DiscreteLangevin`` for a neural energy: it
+    moves the path itself, whose ``energy(x) = -log f_beta(x)`` at the current beta (and, when
+    the model has them, tempered ``conditional_logits`` plus the base's (1 - beta) b_A,i). A
+    kernel that reads the gradient (``uses_gradient``) is handed E and grad E of x_{k-1}, which
+    the weight increment needs anyway.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        kernel: Any = None,
+        data: torch.Tensor | None = None,
+        base_bias: torch.Tensor | None = None,
+    ) -> None:
         self.model = model
         self.spins = spin_values(model)
+        self.spin_values = self.spins
         self.n_units = int(model.n_units)
-        self.log_z_base = self.n_units * math.log(2.0)
-        self.kernel = Gibbs(scan="systematic" if hasattr(model, "conditional_logits") else "auto")
+        self.device = model_device(model)
+        self.b_base: torch.Tensor | None = None
+        if data is None and base_bias is None:
+            self.log_z_base = self.n_units * math.log(2.0)
+        else:
+            zeros = torch.zeros(self.n_units, dtype=torch.float64, device=self.device)
+            self.b_base = _base_visible_bias(zeros, data, base_bias)
+            self.log_z_base = float(F.softplus(self.b_base).sum())
+        if kernel is None:
+            kernel = Gibbs(scan="systematic" if hasattr(model, "conditional_logits") else "auto")
+        self.kernel = kernel
         # the annealed density is over every unit: a model that also sums its hidden units out
         # (a Boltzmann machine's free_energy) is tempered through its full-state energy
         self.target = model.energy if hasattr(model, "free_energy") else model
-        self.device = model_device(model)
+        self.beta = 1.0
 
     def sample_base(self, n_runs: int, generator: torch.Generator) -> torch.Tensor:
-        u = torch.rand(n_runs, self.n_units, generator=generator, device=self.device)
-        return torch.where(u < 0.5, self.spins[1], self.spins[0])
+        if self.b_base is None:
+            u = torch.rand(n_runs, self.n_units, generator=generator, device=self.device)
+            return torch.where(u < 0.5, self.spins[1], self.spins[0])
+        dtype = state_spec(self.model).dtype or torch.get_default_dtype()
+        p0 = torch.sigmoid(self.b_base).to(dtype).expand(n_runs, -1)
+        lo, hi = self.spins
+        return lo + (hi - lo) * bernoulli_draw(p0, generator)
 
     def from_samples(self, x: Any) -> torch.Tensor:
         """States of every unit (n_runs, n_units) in the model's spin values, on its device (and
         in its dtype when it has one)."""
         dtype = state_spec(self.model).dtype
         return _binary_start(x, self.n_units, self.device, dtype, self.spins)
+
+    def _base_log_f(self, x: torch.Tensor) -> torch.Tensor:
+        """log f_0(x) = b_A^T u(x) in x's dtype (0 for the uniform base)."""
+        if self.b_base is None:
+            return torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        lo, hi = self.spins
+        return ((x - lo) / (hi - lo)) @ self.b_base.to(x.dtype)
+
+    def energy(self, x: torch.Tensor) -> torch.Tensor:
+        """-log f_beta(x) = beta E(x) - (1 - beta) log f_0(x) at the path's current beta."""
+        tempered = Target(self.target, self.beta)(x)
+        if self.b_base is None:
+            return tempered
+        return tempered - (1.0 - self.beta) * self._base_log_f(x)
+
+    def conditional_logits(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        """logit p_beta(x_i = hi | rest): the tempered model's plus (1 - beta) b_A,i."""
+        if hasattr(self.model, "conditional_logits"):
+            logits = self.beta * self.model.conditional_logits(x, i)
+        else:
+            logits = energy_conditional_logits(Target(self.target, self.beta), x, i, self.spins)
+        if self.b_base is not None:
+            logits = logits + (1.0 - self.beta) * self.b_base[i].to(logits.dtype)
+        return logits
 
     def step(
         self,
@@ -375,19 +480,39 @@ class FullyVisiblePath:
         generator: torch.Generator,
         transition: bool,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        increment = -(beta - beta_prev) * self.model.energy(x).to(torch.float64)
+        needs_grad = transition and getattr(self.kernel, "uses_gradient", False)
+        if needs_grad:
+            energy, grad = energy_and_grad(Target(self.target), x)
+        else:
+            energy, grad = self.model.energy(x), None
+        # log f_beta - log f_beta_prev = (beta - beta_prev) (-E(x) - log f_0(x))
+        increment = -(beta - beta_prev) * (energy + self._base_log_f(x)).to(torch.float64)
         if transition:
-            x, _ = self.kernel.step(x, Target(self.target, beta), generator)
+            self.beta = beta
+            state = None
+            if grad is not None:
+                base = self._base_log_f(x)
+                state = ChainState(x, beta * energy - (1.0 - beta) * base, beta * grad)
+                if self.b_base is not None:
+                    lo, hi = self.spins
+                    state.grad = state.grad - (1.0 - beta) * (self.b_base / (hi - lo)).to(x.dtype)
+            x, _ = self.kernel.step(x, Target(self), generator, state)
         return increment, x
 
 
 def annealing_path(
-    model: Any, data: torch.Tensor | None = None, base_bias: torch.Tensor | None = None
+    model: Any,
+    data: torch.Tensor | None = None,
+    base_bias: torch.Tensor | None = None,
+    kernel: Any = None,
 ) -> AnnealingPath:
     """The path AIS takes for ``model``: the model's own (``model.annealing_path(data=...,
     base_bias=...)``) when it has one, else one of this module's, told apart by attributes
     (``ebmlab.estimators.kinds``). ``data`` and ``base_bias`` set the base-rate model of binary
-    visible units (Bernoulli RBMs, DBMs) and are ignored by the other paths."""
+    visible units (Bernoulli RBMs, DBMs) and are ignored by the other paths (a fully visible
+    model anneals from uniform states here; ``FullyVisiblePath(model, kernel, data)`` takes a
+    base-rate base). ``kernel``: the transition of a fully visible model's path (default: a
+    Gibbs sweep)."""
     own = getattr(model, "annealing_path", None)
     if callable(own):
         return own(data=data, base_bias=base_bias)
@@ -403,7 +528,7 @@ def annealing_path(
     if is_dbm(model):
         return DBMPath(model, data, base_bias)
     if is_fully_visible(model):
-        return FullyVisiblePath(model)
+        return FullyVisiblePath(model, kernel=kernel)
     raise TypeError(
         f"model: AIS needs a Bernoulli or Gaussian-Bernoulli RBM, a DBM, a fully visible binary "
         f"model (n_units, energy, spin_values) or an annealing_path method; got "

@@ -81,11 +81,13 @@ def per_class_frechet(
     *,
     data_dir: str | os.PathLike[str] | None = None,
     cache: str | os.PathLike[str] | None = None,
+    progress: bool = True,
 ) -> dict[int, float]:
     """Class -> Frechet distance between the samples of that class and the reference images of
     that class, in the features of the dataset's classifier (classes with fewer than 2 samples
-    or references are left out)."""
-    classifier, _ = feature_classifier(dataset, data_dir, cache)
+    or references are left out). ``progress``: progress bars of the classifier's training (on
+    first use) and of the feature passes, on a terminal."""
+    classifier, _ = feature_classifier(dataset, data_dir, cache, progress)
     x = as_tensor(samples, "samples", dim=2, n_features=classifier.n_inputs, dtype=torch.float32)
     ref = as_tensor(
         reference, "reference", dim=2, n_features=classifier.n_inputs, dtype=torch.float32
@@ -93,8 +95,8 @@ def per_class_frechet(
     y = _labels(sample_labels, x.shape[0], "sample_labels")
     y_ref = _labels(reference_labels, ref.shape[0], "reference_labels")
     features, ref_features = (
-        classifier_features(classifier, x),
-        classifier_features(classifier, ref),
+        classifier_features(classifier, x, progress, "images to score"),
+        classifier_features(classifier, ref, progress, "reference images"),
     )
     distances = {}
     for k in torch.unique(y_ref).tolist():
@@ -113,15 +115,17 @@ def draw_per_class(
     max_draws: int | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     cache: str | os.PathLike[str] | None = None,
+    progress: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Samples of an unconditional model grouped by the classifier's labels: ``draw(m)`` returns
     m samples; chunks are drawn until every class k has ``counts[k]`` samples labelled k (or
     ``max_draws`` samples were drawn, default 5 x the total count), and the first ``counts[k]``
     of each class are kept. Returns (samples, their classes, samples drawn); a class the model
-    rarely makes is short of its count."""
+    rarely makes is short of its count. ``progress``: a progress bar of the classifier's
+    training on first use, on a terminal."""
     if not counts or min(counts.values()) < 1:
         raise ValueError(f"counts: expected a positive count for every class, got {counts}")
-    classifier, _ = feature_classifier(dataset, data_dir, cache)
+    classifier, _ = feature_classifier(dataset, data_dir, cache, progress)
     total = sum(counts.values())
     limit = max_draws if max_draws is not None else 5 * total
     kept: dict[int, list[torch.Tensor]] = {k: [] for k in counts}

@@ -46,6 +46,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..models.base import Model
+from ..training.logging import progress_bar
 from ..validation import Integral, SequenceOf, as_tensor, validate
 
 #: Bumped whenever the classifier's architecture or training recipe changes (new cache files).
@@ -220,10 +221,14 @@ def _accuracy(model: FeatureClassifier, x: torch.Tensor, y: torch.Tensor) -> flo
 
 
 def train_feature_classifier(
-    dataset: str, data_dir: str | os.PathLike[str] | None = None, seed: int = 0
+    dataset: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    progress: bool = True,
 ) -> tuple[FeatureClassifier, float]:
     """Train the classifier of ``dataset`` on its training split (Adam, lr 1e-3, batch 128; half
-    of each batch stochastically binarized); returns it with its test accuracy (grey levels)."""
+    of each batch stochastically binarized); returns it with its test accuracy (grey levels).
+    ``progress``: a progress bar over the minibatches on a terminal."""
     from .. import data
 
     name = _classifier_dataset(dataset)
@@ -235,6 +240,9 @@ def train_feature_classifier(
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(seed)
     batch = 128
+    steps = settings["epochs"] * -(-x.shape[0] // batch)
+    description = f"Frechet feature classifier for {name} ({settings['epochs']} epochs)"
+    bar = progress_bar(progress, steps, description)
     for _ in range(settings["epochs"]):
         order = torch.randperm(x.shape[0], generator=generator)
         for index in order.split(batch):
@@ -245,6 +253,10 @@ def train_feature_classifier(
             optimizer.zero_grad(set_to_none=True)
             F.cross_entropy(model(xb), y[index]).backward()
             optimizer.step()
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        bar.close()
     model.eval()
     return model, _accuracy(model, x_test, y_test)
 
@@ -253,9 +265,11 @@ def feature_classifier(
     dataset: str,
     data_dir: str | os.PathLike[str] | None = None,
     cache: str | os.PathLike[str] | None = None,
+    progress: bool = True,
 ) -> tuple[FeatureClassifier, float]:
     """The cached classifier of ``dataset`` and its test accuracy (trained and cached on first
-    use; the file is written atomically, so concurrent first uses are safe)."""
+    use, with a progress bar on a terminal unless ``progress`` is False; the file is written
+    atomically, so concurrent first uses are safe)."""
     from .. import io
 
     path = classifier_path(dataset, cache)
@@ -269,7 +283,7 @@ def feature_classifier(
         assert isinstance(model, FeatureClassifier)
         model.eval()
         return model, float(checkpoint.meta["meta"]["test_accuracy"])
-    model, accuracy = train_feature_classifier(dataset, data_dir)
+    model, accuracy = train_feature_classifier(dataset, data_dir, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     io.save(
         model,
@@ -283,11 +297,26 @@ def feature_classifier(
     return model, accuracy
 
 
+#: Images per pass of the feature network.
+FEATURE_CHUNK = 4096
+
+
 @torch.no_grad()
-def classifier_features(model: FeatureClassifier, images: torch.Tensor) -> torch.Tensor:
-    """Penultimate features of (n, D) images, float64, computed in chunks on the CPU."""
+def classifier_features(
+    model: FeatureClassifier, images: torch.Tensor, progress: bool = True, label: str = "images"
+) -> torch.Tensor:
+    """Penultimate features of (n, D) images, float64, computed in chunks on the CPU, with a
+    progress bar over the images on a terminal (``progress``; ``label`` names them)."""
     x = images.detach().to("cpu", torch.float32)
-    return torch.cat([model.features(part) for part in x.split(4096)]).double()
+    bar = progress_bar(progress, x.shape[0], f"Frechet features of {x.shape[0]} {label}")
+    parts = []
+    for part in x.split(FEATURE_CHUNK):
+        parts.append(model.features(part))
+        if bar is not None:
+            bar.update(part.shape[0])
+    if bar is not None:
+        bar.close()
+    return torch.cat(parts).double()
 
 
 # ----- the Frechet digit distance ----------------------------------------------------------------
@@ -329,6 +358,7 @@ def frechet_distance(
     reference: Any | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     cache: str | os.PathLike[str] | None = None,
+    progress: bool = True,
 ) -> FrechetResult:
     """Frechet distance between ``samples`` and a split of ``dataset`` in the classifier's
     penultimate features (the Frechet digit distance).
@@ -343,19 +373,22 @@ def frechet_distance(
             label the result).
         data_dir: dataset folder (default ``$EBMLAB_DATA``).
         cache: classifier cache folder (default ``$EBMLAB_CACHE`` or ``~/.cache/ebmlab``).
+        progress: progress bars (the classifier's training on first use, the feature passes)
+            on a terminal; False: none.
 
     Returns:
         ``FrechetResult`` (distance, sample sizes, feature dimension, classifier accuracy).
     """
     from .. import data
 
-    classifier, accuracy = feature_classifier(dataset, data_dir, cache)
+    classifier, accuracy = feature_classifier(dataset, data_dir, cache, progress)
     x = _check_images(samples, "samples", classifier.n_inputs)
     if reference is None:
         reference, _ = data.load(dataset, split, binarize=binarize, data_dir=data_dir)
     ref = _check_images(reference, "reference", classifier.n_inputs)
     distance = frechet_distance_features(
-        classifier_features(classifier, x), classifier_features(classifier, ref)
+        classifier_features(classifier, x, progress, "images to score"),
+        classifier_features(classifier, ref, progress, "reference images"),
     )
     return FrechetResult(
         distance=distance,
@@ -387,6 +420,7 @@ def frechet_baselines(
     seed: int = 0,
     data_dir: str | os.PathLike[str] | None = None,
     cache: str | os.PathLike[str] | None = None,
+    progress: bool = True,
 ) -> dict[str, float]:
     """Distances to the reference (default: the test split) of n training images (the floor),
     of n independent-Bernoulli images and of n uniform-noise images.
@@ -398,6 +432,7 @@ def frechet_baselines(
         reference: reference images (default: the test split, binarized by ``binarize``).
         train: training images (default: the training split, binarized by ``binarize``).
         seed: seeds the choice of training images and the baseline draws.
+        progress: progress bars on a terminal (see ``frechet_distance``).
     """
     from .. import data
 
@@ -416,7 +451,13 @@ def frechet_baselines(
     }
     return {
         name: frechet_distance(
-            images, dataset, binarize=binarize, reference=reference, data_dir=data_dir, cache=cache
+            images,
+            dataset,
+            binarize=binarize,
+            reference=reference,
+            data_dir=data_dir,
+            cache=cache,
+            progress=progress,
         ).distance
         for name, images in candidates.items()
     }
@@ -431,11 +472,20 @@ def frechet_metrics(
     seed: int = 0,
     data_dir: str | os.PathLike[str] | None = None,
     cache: str | os.PathLike[str] | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """The metrics a family's ``evaluate`` reports: the Frechet digit distance of ``samples`` to
     ``reference`` (the run's test images), with the training-set floor and the
-    independent-Bernoulli and uniform-noise baselines at the same sample size."""
-    result = frechet_distance(samples, dataset, reference=reference, data_dir=data_dir, cache=cache)
+    independent-Bernoulli and uniform-noise baselines at the same sample size (progress bars
+    on a terminal unless ``progress`` is False)."""
+    result = frechet_distance(
+        samples,
+        dataset,
+        reference=reference,
+        data_dir=data_dir,
+        cache=cache,
+        progress=progress,
+    )
     base = frechet_baselines(
         dataset,
         result.n_samples,
@@ -444,6 +494,7 @@ def frechet_metrics(
         seed=seed,
         data_dir=data_dir,
         cache=cache,
+        progress=progress,
     )
     return {
         "test_frechet_distance": result.distance,

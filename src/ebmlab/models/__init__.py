@@ -9,6 +9,7 @@ from .base import MODEL_CLASSES, Model
 from .baselines import DiagonalGaussian, IndependentBernoulli
 from .boltzmann import BoltzmannMachine
 from .cgan import ConditionalGAN
+from .classifier import DBNClassifier
 from .cyclegan import CycleGAN
 from .dbm import DeepBoltzmannMachine
 from .dbn import DeepBeliefNet
@@ -65,6 +66,7 @@ __all__ = [
     "ConditionalGAN",
     "ConvEnergy",
     "CycleGAN",
+    "DBNClassifier",
     "DeepAutoencoder",
     "DeepBeliefNet",
     "DeepBoltzmannMachine",

@@ -13,7 +13,10 @@ q(h^k | h^{k-1}) = prod_j Bernoulli(sigmoid(c^k_j + (h^{k-1} W^k)_j)).
 
 Greedy layer-wise training fits RBM 1 to the data, then RBM k+1 to the hidden activities of RBM k
 (mean-field probabilities by default, as in the authors' code, or one binary sample per example),
-each RBM with the one training loop (``fit_greedy``). Generation: block-Gibbs sampling in the top
+each RBM with the one training loop (``fit_greedy``). RBM k+1 may start as the RBM below turned
+upside down (``init_from_below``, Hinton, Osindero & Teh 2006, section 4): the DBN then starts
+equal to the stack below it, and training the new RBM on samples of q(h^k | h^{k-1}) raises the
+variational bound from there. Generation: block-Gibbs sampling in the top
 RBM, then one top-down pass through the directed layers.
 
 Log-likelihood (Salakhutdinov & Murray 2008, section 4). For any q, by Jensen's inequality,
@@ -124,6 +127,47 @@ class DeepBeliefNet(GibbsSampled, Model):
         """Validate a batch of visible vectors: shape (batch, n_visible), finite, binary (or in
         [0, 1] with ``binary=False``)."""
         return self.rbms[0].check_visible(v, name, binary=binary)
+
+    # ----- greedy initialization ---------------------------------------------------------------
+    @torch.no_grad()
+    def init_from_below(self, k: int) -> None:
+        """Start ``rbms[k]`` (k >= 1) as ``rbms[k - 1]`` turned upside down (Hinton, Osindero &
+        Teh 2006). In the notation of the module, ``rbms[k - 1]`` is RBM k with (W^k, b^k, c^k)
+        between h^{k-1} and h^k; the new RBM k+1 gets W^{k+1} = (W^k)^T, visible biases c^k, and
+        on its first n_{k-1} hidden units the biases b^k; its other hidden units (n_{k+1} >
+        n_{k-1}, e.g. the 2000 of 784-500-2000) get zero weights and zero biases.
+
+        Its marginal on its visible layer h = h^k is then RBM k's marginal on its hidden layer:
+
+            p_{k+1}(h) prop. to e^{c^k . h} prod_{i <= n_{k-1}} (1 + e^{b^k_i + (W^k h)_i})
+                                  prod_{j > n_{k-1}} (1 + e^{c_j})
+                       prop. to sum_{h^{k-1}} exp(-E_k(h^{k-1}, h)),
+
+        since summing out a hidden unit with zero weights gives the factor 1 + e^{c_j}, the same
+        for every h, which the normalization cancels, whatever c_j. So p(h^{k-1}, h^k) =
+        p_{k+1}(h^k) p(h^{k-1} | h^k) is RBM k's joint: the stack up to RBM k+1 is the stack up
+        to RBM k (for k = 1: the DBN's log p(v) is RBM 1's log-likelihood), and greedy training
+        of RBM k+1 on samples of q(h^k | h^{k-1}) can only raise the variational bound (in
+        expectation).
+
+        Raises:
+            ValueError: ``k`` is not an index in 1..L-1, or ``rbms[k]`` has fewer hidden units
+                than ``rbms[k - 1]`` has visible units (the copy would not fit).
+        """
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < self.n_layers:
+            raise ValueError(f"k: expected a layer index in 1..{self.n_layers - 1}, got {k!r}")
+        lower, upper = self.rbms[k - 1], self.rbms[k]
+        n = lower.n_visible
+        if upper.n_hidden < n:
+            raise ValueError(
+                f"layer_sizes: initializing RBM {k + 1} from the one below needs "
+                f"layer_sizes[{k + 1}] >= layer_sizes[{k - 1}] = {n}, got {upper.n_hidden}"
+            )
+        upper.W.zero_()
+        upper.W[:, :n] = lower.W.T
+        upper.b.copy_(lower.c)
+        upper.c.zero_()
+        upper.c[:n] = lower.b
 
     # ----- inference (bottom-up) ----------------------------------------------------------------
     @torch.no_grad()

@@ -88,6 +88,11 @@ class EnergyNetwork(Model):
             E(x, sigma) = g(x, log sigma) / sigma (NCSN's parametrization, scores of size
             1/sigma), "none" for E(x, sigma) = g(x, log sigma), a smooth function of
             (x, log sigma) jointly (noise-augmented score matching differentiates it in log sigma).
+        bernoulli_base: for binary data, add a fixed independent-Bernoulli base to the energy,
+            E(x) = g(x) - b^T x with b the ``base_logits`` buffer (set it to the logits of the
+            data marginals, ``ebmlab.estimators.base_rate_bias``): exp(-E) is then the base
+            distribution times exp(-g), and g starts near a constant (Grathwohl et al. 2021 and
+            Zhang et al. 2022 train their binary-image EBMs this way).
     """
 
     def __init__(
@@ -99,6 +104,7 @@ class EnergyNetwork(Model):
         data_range: Sequence[float] = (-4.5, 4.5),
         clamp: bool = False,
         noise_scaling: str = "inverse",
+        bernoulli_base: bool = False,
     ) -> None:
         super().__init__()
         if noise_scaling not in NOISE_SCALINGS:
@@ -133,7 +139,13 @@ class EnergyNetwork(Model):
         self.langevin_steps = check_positive_int(langevin_steps, "langevin_steps")
         self.data_range = (lo, hi)
         self.clamp = bool(clamp)
-        self.dim = 0  # set by subclasses
+        self.bernoulli_base = bool(bernoulli_base)
+        self.dim = 0  # set by subclasses, which then call _register_base
+
+    def _register_base(self) -> None:
+        """The ``base_logits`` buffer (dim,) of a model with a Bernoulli base (zeros until set)."""
+        if self.bernoulli_base:
+            self.register_buffer("base_logits", torch.zeros(self.dim))
 
     # ----- energy ---------------------------------------------------------------------------
     @property
@@ -175,6 +187,8 @@ class EnergyNetwork(Model):
                     "sigma: this model is not noise-conditional (built without sigmas)"
                 )
             value = self.network(x, None)
+        if self.bernoulli_base:
+            value = value - x @ self.base_logits
         return value / temperature
 
     def score(self, x: torch.Tensor, sigma: float | torch.Tensor | None = None) -> torch.Tensor:
@@ -296,6 +310,7 @@ class MLPEnergy(EnergyNetwork):
             width = hidden
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
+        self._register_base()
 
     def network(self, x: torch.Tensor, log_sigma: torch.Tensor | None) -> torch.Tensor:
         if log_sigma is not None:
@@ -362,6 +377,7 @@ class ConvEnergy(EnergyNetwork):
         with torch.no_grad():
             n_features = self.features(torch.zeros(1, n_in, h, w)).numel()
         self.head = nn.Linear(n_features, 1)
+        self._register_base()
 
     def network(self, x: torch.Tensor, log_sigma: torch.Tensor | None) -> torch.Tensor:
         h, w = self.image_shape

@@ -192,22 +192,34 @@ class BernoulliRBM(Bipartite, GibbsSampled, Model):
         v = self.check_visible(v, binary=False)
         return (self.p_v_given_h(self.p_h_given_v(v)) - v).square().sum(-1)
 
-    def log_conditionals(self, v: torch.Tensor) -> torch.Tensor:
-        """log p(v_i | v_{-i}) for every example and feature, exactly: shape (batch, n_visible).
+    def log_conditionals(self, v: torch.Tensor, bits: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(v_i | v_{-i}) for every example and feature, exactly: shape (batch, n_visible);
+        with ``bits`` (batch, k) feature indices, only those of each row: shape (batch, k).
 
         Flipping v_i by s_i = 1 - 2 v_i moves each hidden input a_j = c_j + (v^T W)_j to
         a_j + s_i W_ij, so F(v^(i)) - F(v) = -s_i b_i - sum_j [softplus(a_j + s_i W_ij) -
-        softplus(a_j)] and p(v_i | v_{-i}) = sigmoid(F(v^(i)) - F(v)).
+        softplus(a_j)] and p(v_i | v_{-i}) = sigmoid(F(v^(i)) - F(v)): O(H) per feature.
         """
         v = self.check_visible(v)
         a = self.hidden_logits(v)
         s = 1.0 - 2.0 * v
-        rows = max(1, _PSEUDO_LIKELIHOOD_CHUNK // (self.n_visible * self.n_hidden))
+        if bits is not None:
+            if bits.dim() != 2 or bits.shape[0] != v.shape[0]:
+                raise ValueError(
+                    f"bits: expected feature indices of shape ({v.shape[0]}, k), got "
+                    f"{tuple(bits.shape)}"
+                )
+            bits = bits.to(v.device)
+            s = s.gather(1, bits)  # (batch, k)
+        rows = max(1, _PSEUDO_LIKELIHOOD_CHUNK // (s.shape[1] * self.n_hidden))
         out = []
         for start in range(0, v.shape[0], rows):
             a_k, s_k = a[start : start + rows], s[start : start + rows]
-            flipped = F.softplus(a_k[:, None, :] + s_k[:, :, None] * self.W)  # (rows, D, H)
-            delta = -s_k * self.b - (flipped.sum(-1) - F.softplus(a_k).sum(-1, keepdim=True))
+            W, b = self.W, self.b  # every feature; else each row's own: (rows, k, H), (rows, k)
+            if bits is not None:
+                W, b = W[bits[start : start + rows]], b[bits[start : start + rows]]
+            flipped = F.softplus(a_k[:, None, :] + s_k[:, :, None] * W)  # (rows, k, H)
+            delta = -s_k * b - (flipped.sum(-1) - F.softplus(a_k).sum(-1, keepdim=True))
             out.append(F.logsigmoid(delta))
         return torch.cat(out)
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -184,12 +185,22 @@ class VAE(Model):
             self.log_sigma = nn.Parameter(torch.zeros(n_visible))
 
     # ----- checks ------------------------------------------------------------------------------
-    def check_data(self, x: object, name: str = "x") -> torch.Tensor:
-        """Validate a batch of data: shape (batch, n_visible), finite, binary for ``bernoulli``."""
+    def check_data(self, x: object, name: str = "x", binary: bool = True) -> torch.Tensor:
+        """Validate a batch of data: shape (batch, n_visible), finite, binary for ``bernoulli``
+        (with ``binary=False``: values in [0, 1], grey levels to be binarized)."""
         x = as_tensor(
             x, name, dim=2, n_features=self.n_visible, device=self.device, dtype=self.dtype
         )
-        return check_binary(x, name) if self.likelihood == "bernoulli" else x
+        if self.likelihood != "bernoulli":
+            return x
+        if binary:
+            return check_binary(x, name)
+        if x.numel() and (x.min() < 0 or x.max() > 1):
+            raise ValueError(
+                f"{name}: grey levels to binarize must lie in [0, 1], found "
+                f"[{float(x.min()):.4g}, {float(x.max()):.4g}]"
+            )
+        return x
 
     def _check_latent(self, z: object, name: str = "z") -> torch.Tensor:
         return as_tensor(z, name, n_features=self.latent, device=self.device, dtype=self.dtype)
@@ -277,13 +288,15 @@ class VAE(Model):
         k: int = 5000,
         generator: torch.Generator | None = None,
         batch_size: int = 10_000,
+        progress: Callable[[int], object] | None = None,
     ) -> Bounds:
         """IWAE-k bound, ELBO and importance-weight effective sample size for every example.
 
         Draws are processed ``batch_size`` (example, draw) pairs at a time: blocks of
         max(1, batch_size // k) examples and chunks of draws whose logsumexp is accumulated with
         ``logaddexp`` in float64. So k = 5000 on the 10,000 MNIST test images (Burda et al.'s
-        protocol) needs memory for ``batch_size`` decoder passes only.
+        protocol) needs memory for ``batch_size`` decoder passes only. ``progress``: called
+        after each block with the number of examples it finished (a progress bar's ``update``).
 
         Returns per-example tensors (float64): ``iwae`` = log (1/k) sum_i w_i, ``elbo`` =
         (1/k) sum_i log w_i (an unbiased ELBO estimate), ``ess`` = (sum w)^2 / sum w^2 in [1, k].
@@ -311,6 +324,8 @@ class VAE(Model):
             iwae[start : start + rows] = lse - math.log(k)
             elbo[start : start + rows] = total / k
             ess[start : start + rows] = torch.exp(2.0 * lse - lse2)
+            if progress is not None:
+                progress(xb.shape[0])
         return Bounds(iwae=iwae, elbo=elbo, ess=ess)
 
     def iwae_bound(
@@ -364,8 +379,9 @@ class VAE(Model):
     def set_output_bias(self, x: torch.Tensor) -> None:
         """Start the decoder at the data marginal: output bias logit(clip(mean, 1e-3, 1 - 1e-3))
         (Burda et al.'s code) for ``bernoulli``, the data mean for ``gaussian`` (with sigma the
-        data standard deviation)."""
-        x = self.check_data(x)
+        data standard deviation). For ``bernoulli``, ``x`` may hold grey levels in [0, 1]: their
+        mean is the pixel marginal of their binarizations."""
+        x = self.check_data(x, binary=False)
         mean = x.mean(0)
         if self.likelihood == "bernoulli":
             # a pixel that is never (or always) on would get an infinite logit

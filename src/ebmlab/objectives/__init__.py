@@ -3,13 +3,15 @@ tempering) for RBMs, Boltzmann learning, contrastive divergence with Langevin MC
 energies, score matching (exact, sliced, denoising, noise-conditional) and noise contrastive
 estimation (Gaussian noise, flow contrastive estimation); the DBM's variational PCD, the VAE's
 ELBO/IWAE bounds, the GAN's two-player objective (and the conditional GAN's and CycleGAN's), the
-autoencoder's reconstruction loss and the Gaussian-hidden RBM's CD, the image flow's dequantized
-likelihood, the DDPM's simplified denoising loss and the Bernoulli diffusion's bound."""
+autoencoder's reconstruction loss and the Gaussian-hidden RBM's CD, the DBN classifier's
+cross-entropy, the image flow's dequantized likelihood, the DDPM's simplified denoising loss and
+the Bernoulli diffusion's bound."""
 
 from .autoencoder import GaussianHiddenCD, ReconstructionObjective
 from .base import OBJECTIVE_CLASSES, Objective
 from .boltzmann import BoltzmannLearning
 from .cgan import ConditionalGANObjective
+from .classification import CrossEntropyClassification
 from .contrastive import ContrastiveDivergence, ParallelTemperingCD, PersistentContrastiveDivergence
 from .contrastive_langevin import ContrastiveLangevin
 from .cyclegan import CycleGANObjective
@@ -34,6 +36,7 @@ __all__ = [
     "ConditionalGANObjective",
     "ContrastiveDivergence",
     "ContrastiveLangevin",
+    "CrossEntropyClassification",
     "CycleGANObjective",
     "DenoisingScoreMatching",
     "DequantizedMaximumLikelihood",

@@ -20,13 +20,21 @@ ones over the chains, whatever the minibatch size: scikit-learn divides the pers
 statistics by the size of the (possibly short) last minibatch instead, an oversized step once per
 epoch (13x on digits with batch 100); a test pins this.
 
-Hand-written gradients. For ``BernoulliRBM`` the statistics are computed by hand (5 matmuls per
-update: positive hiddens, one sweep v <- h, h <- v, and the two outer products) and handed to
-autograd through ``inject_gradient``: ``loss.backward()`` then writes exactly these gradients into
-``.grad`` without re-running the forward pass. Autograd on the surrogate would redo two matmuls
-and the softplus; on 784 x 500, batch 100, the hand path is measurably faster (see
-docs/benchmarks.md). ``gradient="autograd"`` keeps the surrogate path (used for other models
-and in the tests, which check that both give the same gradient).
+Hand-written gradients. For ``BernoulliRBM`` the statistics are computed by hand: the visible
+rows of both phases stacked, S = [v0; vn], the hidden probabilities Q = [p(h | v0); p(h | vn)]
+with each row multiplied by its weight (-1/n_pos for data rows, +1/n_neg for chain rows), so that
+the loss gradient is dW = S^T Q, db = S^T w, dc = Q^T 1: both phases' outer products are one
+matmul. PCD-1 costs 5 matmul-units of batch x visible x hidden (v <- h for the chains, the hidden
+inputs of S in one product, the outer product S^T Q), CD-1 the same in 4 calls. Every buffer
+(S, Q, the visible inputs, the draws) lives in a workspace the objective keeps between steps;
+activations are in place and each Bernoulli layer takes one uniform tensor (``bernoulli_draw``
+writing into the buffer). ``gradients`` returns the three gradients (new tensors); ``loss``
+hands them to autograd through ``inject_gradient``, so that ``loss.backward()`` writes exactly
+these gradients into ``.grad`` without re-running the forward pass; ``sgd_update`` (what
+``ebmlab.sklearn`` and, for plain SGD, ``ebmlab.training.train`` run) never forms them: the
+outer-product matmul accumulates straight into W (or its momentum buffer) and the bias matvecs
+into b and c. ``gradient="autograd"`` keeps the surrogate path (used for other models and in the
+tests, which check that both give the same gradient). Figures: docs/benchmarks.md.
 
 Centering (Melchior, Fischer & Wiskott, "How to center deep Boltzmann machines", JMLR 2016). The
 centered energy E = -(v - mu)^T b' - (h - lam)^T c' - (v - mu)^T W (h - lam) is the same model as
@@ -44,11 +52,12 @@ averages of the data mean mu and of the data-driven hidden mean lam (their "dd" 
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from ..models.gaussian_rbm import GaussianBernoulliRBM
 from ..models.rbm import BernoulliRBM
@@ -71,9 +80,12 @@ class _InjectGradient(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        # the training loop calls loss.backward(): grad_output is 1 and the grads pass unscaled
+        # the training loop calls loss.backward(): grad_output is 1 and the grads pass unscaled;
+        # ctx lets go of them, so that autograd moves them into .grad instead of copying them
+        grads, ctx.grads = ctx.grads, ()
         one = grad_output.numel() == 1 and float(grad_output) == 1.0
-        grads = ctx.grads if one else tuple(g * grad_output for g in ctx.grads)
+        if not one:
+            grads = tuple(g * grad_output for g in grads)
         return (None, None, *grads, *([None] * ctx.n))
 
 
@@ -82,6 +94,111 @@ def inject_gradient(
 ) -> torch.Tensor:
     """A scalar equal to ``value`` whose backward adds ``grads`` to the ``.grad`` of ``params``."""
     return _InjectGradient.apply(value, len(params), *params, *grads)
+
+
+@dataclass
+class _Workspace:
+    """Buffers of one hand-written update (n_pos data rows, n_neg chain rows), kept by the
+    objective between steps so that the hot path allocates nothing."""
+
+    key: tuple[Any, ...]
+    n_pos: int
+    stacked: torch.Tensor  # (n_pos + n_neg, D): [v0; vn]
+    negative: torch.Tensor  # stacked[n_pos:], where the negative visible draws land
+    hidden: torch.Tensor  # (n_pos + n_neg, H): hidden inputs, p(h | v), then weighted rows
+    visible: torch.Tensor  # (n_neg, D): visible inputs, then p(v | h)
+    h_draw: torch.Tensor  # (n_neg, H): hidden draws inside the sweeps
+    scratch: torch.Tensor  # (n_pos + n_neg, H): softplus of the hidden inputs (loss value)
+    softplus: torch.Tensor  # (n_pos + n_neg,): their row sums
+    row_terms: torch.Tensor  # (n_pos + n_neg,): b.v_r + softplus row sums
+    weights: torch.Tensor  # (n_pos + n_neg,): -1/n_pos (data rows), +1/n_neg (chain rows)
+    ones: torch.Tensor  # (n_pos + n_neg,)
+    zero: torch.Tensor  # ()
+    grad_w: torch.Tensor  # (D, H): the W gradient when it must be formed (centering)
+    #: views made once: rows of the data (pos), of the chains (neg) and all rows, each as
+    #: (hidden rows, softplus scratch rows, softplus row sums)
+    rows: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    positive: torch.Tensor = field(default_factory=lambda: torch.empty(0))  # stacked[:n_pos]
+    row_weights: torch.Tensor = field(default_factory=lambda: torch.empty(0))  # weights[:, None]
+
+    @classmethod
+    def allocate(cls, key: tuple[Any, ...]) -> _Workspace:
+        n_pos, n_neg, d, h, dtype, device = key
+        n = n_pos + n_neg
+        # one allocation, cut into the buffers (a new objective, e.g. each scikit-learn fit,
+        # pays for one call instead of a dozen)
+        sizes = [n * d, n * h, n_neg * d, n_neg * h, n * h, n, n, n, n, 1]
+        flat = torch.empty(sum(sizes), dtype=dtype, device=device)
+        parts_ = iter(flat.split(sizes))
+
+        def empty(*shape: int) -> torch.Tensor:
+            return next(parts_).view(shape)
+
+        stacked = empty(n, d)
+        hidden, visible, h_draw, scratch = (
+            empty(n, h),
+            empty(n_neg, d),
+            empty(n_neg, h),
+            empty(n, h),
+        )
+        softplus, row_terms, weights, ones, zero = empty(n), empty(n), empty(n), empty(n), empty()
+        weights[:n_pos] = -1.0 / n_pos
+        weights[n_pos:] = 1.0 / n_neg
+        ones.fill_(1.0)
+        zero.zero_()
+        parts = {"pos": slice(0, n_pos), "neg": slice(n_pos, n), "all": slice(0, n)}
+        return cls(
+            key=key,
+            n_pos=n_pos,
+            stacked=stacked,
+            negative=stacked[n_pos:],
+            hidden=hidden,
+            visible=visible,
+            h_draw=h_draw,
+            scratch=scratch,
+            softplus=softplus,
+            row_terms=row_terms,
+            weights=weights,
+            ones=ones,
+            zero=zero,
+            grad_w=flat[:0],
+            rows={k: (hidden[r], scratch[r], softplus[r]) for k, r in parts.items()},
+            positive=stacked[:n_pos],
+            row_weights=weights[:, None],
+        )
+
+
+def _sgd_groups(
+    optimizer: torch.optim.Optimizer, model: BernoulliRBM
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(W's parameter group, the biases' group) when ``optimizer`` is a ``torch.optim.SGD`` over
+    exactly W, b and c with b and c in one group; None otherwise."""
+    if type(optimizer) is not torch.optim.SGD:
+        return None
+    where: dict[int, dict[str, Any]] = {}
+    count = 0
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            where[id(p)] = group
+            count += 1
+    g_w, g_b, g_c = (where.get(id(p)) for p in (model.W, model.b, model.c))
+    if count != 3 or g_w is None or g_b is None or g_b is not g_c:
+        return None
+    return g_w, g_b
+
+
+def _sgd_settings(
+    g_w: dict[str, Any], g_b: dict[str, Any]
+) -> tuple[float, float, float, float] | None:
+    """(lr of W, lr of the biases, momentum, weight decay of W) for the update rule of
+    ``sgd_update`` (no Nesterov, dampening or maximize, one momentum, no decay on the biases);
+    None when the groups ask for more."""
+    for group in (g_w, g_b):
+        if group["nesterov"] or group["dampening"] or group.get("maximize", False):
+            return None
+    if g_w["momentum"] != g_b["momentum"] or g_b["weight_decay"]:
+        return None
+    return float(g_w["lr"]), float(g_b["lr"]), float(g_w["momentum"]), float(g_w["weight_decay"])
 
 
 class ContrastiveDivergence(Objective):
@@ -242,13 +359,40 @@ class ContrastiveDivergence(Objective):
 
     # ----- sampling -----------------------------------------------------------------------------
     @staticmethod
-    def _sample_v(model: nn.Module, h: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _sample_v(
+        model: nn.Module,
+        h: torch.Tensor,
+        generator: torch.Generator,
+        ws: _Workspace | None = None,
+    ) -> torch.Tensor:
+        """v ~ p(v | h); with a workspace (BernoulliRBM, n_neg rows) the visible inputs and the
+        draws go into its buffers (the draws into the negative rows of ``ws.stacked``)."""
         if isinstance(model, BernoulliRBM):
-            return bernoulli_draw(torch.addmm(model.b, h, model.W.T).sigmoid_(), generator)
+            if ws is None:
+                return bernoulli_draw(torch.addmm(model.b, h, model.W.T).sigmoid_(), generator)
+            p = torch.addmm(model.b, h, model.W.T, out=ws.visible).sigmoid_()
+            return bernoulli_draw(p, generator, out=ws.negative)
         return model.sample_v(h, generator)
 
+    def _sample_h(
+        self,
+        model: nn.Module,
+        v: torch.Tensor,
+        generator: torch.Generator,
+        ws: _Workspace | None = None,
+    ) -> torch.Tensor:
+        """h ~ p(h | v) of the negative rows (into ``ws.h_draw`` with a workspace)."""
+        if ws is None:
+            return bernoulli_draw(torch.sigmoid(model.hidden_logits(v)), generator)
+        p = torch.addmm(model.c, v, model.W, out=ws.rows["neg"][0]).sigmoid_()
+        return bernoulli_draw(p, generator, out=ws.h_draw)
+
     def _persistent_visible(
-        self, model: nn.Module, v0: torch.Tensor, generator: torch.Generator
+        self,
+        model: nn.Module,
+        v0: torch.Tensor,
+        generator: torch.Generator,
+        ws: _Workspace | None = None,
     ) -> torch.Tensor:
         """Advance the persistent chains (pcd: k sweeps h -> v -> h, the last h left to the
         caller; pt: tempered sweeps and swaps) and return the beta = 1 visible states."""
@@ -258,10 +402,13 @@ class ContrastiveDivergence(Objective):
             return self._pt_sweeps(model, generator)
         h = self.chain_h[0]
         for _ in range(self.k - 1):
-            v = self._sample_v(model, h, generator)
-            h = bernoulli_draw(torch.sigmoid(model.hidden_logits(v)), generator)
-        v = self._sample_v(model, h, generator)
-        self.chain_v = v[None]
+            v = self._sample_v(model, h, generator, ws)
+            h = self._sample_h(model, v, generator, ws)
+        v = self._sample_v(model, h, generator, ws)
+        if ws is not None and self.chain_v.shape == (1, *v.shape):
+            self.chain_v[0].copy_(v)
+        else:
+            self.chain_v = v.clone()[None] if ws is not None else v[None]
         return v
 
     def _pt_sweeps(self, model: BernoulliRBM, generator: torch.Generator) -> torch.Tensor:
@@ -355,6 +502,104 @@ class ContrastiveDivergence(Objective):
         loss = inject_gradient(value, [model.W, model.b, model.c], grads)
         return loss, {}
 
+    # ----- hand-written statistics (BernoulliRBM) -----------------------------------------------
+    def _workspace(self, model: BernoulliRBM, n_pos: int) -> _Workspace:
+        """The buffers of one update, reused while the sizes, dtype and device stay the same."""
+        n_neg = n_pos if self.method == "cd" else self.n_chains
+        W = model.W
+        key = (n_pos, n_neg, *W.shape, W.dtype, W.device)
+        spaces = self.__dict__.get("_ws")
+        if spaces is None:
+            spaces = {}
+            object.__setattr__(self, "_ws", spaces)
+        ws = spaces.get(key)
+        if ws is None:
+            if len(spaces) >= 2:  # the full batches' and a short last batch's, at most
+                spaces.pop(next(iter(spaces)))
+            ws = spaces[key] = _Workspace.allocate(key)
+        return ws
+
+    def _activate(self, ws: _Workspace, rows: str) -> torch.Tensor:
+        """Hidden inputs a of ``rows`` ("pos", "neg", "all") -> p(h | v) = sigmoid(a) in place
+        (returned); for the loss value, the row sums of softplus(a) = log(1 + e^a) first."""
+        a, scratch, sums = ws.rows[rows]
+        if self.monitor:
+            torch.sum(torch.logaddexp(a, ws.zero, out=scratch), 1, out=sums)
+        return a.sigmoid_()
+
+    def _statistics(
+        self, model: BernoulliRBM, v0: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, _Workspace, tuple[torch.Tensor, torch.Tensor] | None]:
+        """Both phases into the workspace: ``stacked`` = [v0; vn] (n_pos + n_neg rows) and
+        ``hidden`` = [p(h | v0); p(h | vn)] with every row multiplied by its weight w_r
+        (-1/n_pos for data, +1/n_neg for chains), so that the loss gradients are
+
+            dloss/dW = stacked^T hidden,  dloss/db = stacked^T w,  dloss/dc = hidden^T 1,
+
+        one matmul and two matvecs. Returns (loss value, workspace, data means (mean v0,
+        mean p(h | v0)) for centering, else None). Matmuls: CD-k 2k + 1 (the hidden inputs of
+        v0, and per sweep v <- h, h <- v), PCD-k 2k - 1 (the last sweep's h <- v shares one
+        product with v0's), each with its bias added by ``addmm`` and written into its buffer."""
+        W, b, c = model.W, model.b, model.c
+        n_pos = v0.shape[0]
+        ws = self._workspace(model, n_pos)
+        ws.positive.copy_(v0)
+        if self.method == "cd":
+            torch.addmm(c, v0, W, out=ws.rows["pos"][0])
+            h = bernoulli_draw(self._activate(ws, "pos"), generator, out=ws.h_draw)
+            hidden_neg = ws.rows["neg"][0]
+            for sweep in range(self.k):
+                v = self._sample_v(model, h, generator, ws)
+                torch.addmm(c, v, W, out=hidden_neg)
+                if sweep < self.k - 1:
+                    h = bernoulli_draw(hidden_neg.sigmoid_(), generator, out=ws.h_draw)
+            self._activate(ws, "neg")
+        else:
+            pcd = self.method == "pcd"
+            vn = self._persistent_visible(model, v0, generator, ws if pcd else None)
+            if not pcd:
+                ws.negative.copy_(vn)
+            torch.addmm(c, ws.stacked, W, out=ws.hidden)
+            self._activate(ws, "all")
+            if pcd:
+                chain_h, p_neg = self.chain_h, ws.rows["neg"][0]
+                if chain_h.shape == (1, *p_neg.shape) and chain_h.is_contiguous():
+                    bernoulli_draw(p_neg, generator, out=chain_h[0])
+                else:
+                    self.chain_h = bernoulli_draw(p_neg, generator)[None]
+        means = (v0.mean(0), ws.rows["pos"][0].mean(0)) if self.centering else None
+        if self.monitor:
+            # loss value: mean F(v0) - mean F(vn) = sum_r w_r (b.v_r + sum_j softplus(a_rj))
+            torch.addmv(ws.softplus, ws.stacked, b, out=ws.row_terms)
+            value = torch.dot(ws.weights, ws.row_terms)
+        else:
+            value = torch.zeros((), dtype=W.dtype, device=W.device)
+        ws.hidden.mul_(ws.row_weights)
+        return value, ws, means
+
+    def _center(
+        self,
+        means: tuple[torch.Tensor, torch.Tensor],
+        grad_w: torch.Tensor,
+        grad_b: torch.Tensor,
+        grad_c: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Move the offsets towards the data means and map the centered gradient to plain
+        coordinates (``grad_w`` in place)."""
+        mean_v0, mean_h0 = means
+        if self.offset_v.numel() == 0:
+            self.offset_v = mean_v0.clone()
+            self.offset_h = torch.full_like(mean_h0, 0.5)
+        self.offset_v.lerp_(mean_v0, self.offset_rate)
+        self.offset_h.lerp_(mean_h0, self.offset_rate)
+        mu, lam = self.offset_v, self.offset_h
+        # centered (ascent form dW' = dW - mu dc^T - db lam^T, then b = b' - W lam and
+        # c = c' - W^T mu), written for the loss gradients gW, gb, gc = -(dW, db, dc):
+        grad_w.addr_(mu, grad_c, alpha=-1.0).addr_(grad_b, lam, alpha=-1.0)
+        grad_b = torch.addmv(grad_b, grad_w, lam, alpha=-1.0)  # gb - gW' lam
+        grad_c = torch.addmv(grad_c, grad_w.T, mu, alpha=-1.0)  # gc - gW'^T mu
+        return grad_w, grad_b, grad_c
+
     @torch.no_grad()
     def gradients(
         self, model: BernoulliRBM, v0: torch.Tensor, generator: torch.Generator
@@ -362,64 +607,141 @@ class ContrastiveDivergence(Objective):
         """(loss value, [dloss/dW, dloss/db, dloss/dc]) for a BernoulliRBM, by hand.
 
         The loss gradient (negative statistics minus positive ones, each averaged over its own
-        rows) in 4 (CD-1) or 3 (PCD, PT) matmul calls: the outer products of both phases are one
-        product [v0; vn]^T [-p0 / n_pos; pn / n_neg], and for persistent chains, which do not
-        depend on the minibatch, the hidden inputs of both phases are one product too."""
-        W, b, c = model.W, model.b, model.c
-        n_pos = v0.shape[0]
-        if self.method == "cd":
-            a0 = torch.addmm(c, v0, W)
-            ph0 = torch.sigmoid(a0)
-            vn, an, phn = self.negative_phase(model, v0, ph0, generator)
-            stacked, a, p = torch.cat([v0, vn]), torch.cat([a0, an]), torch.cat([ph0, phn])
-        else:
-            vn = self._persistent_visible(model, v0, generator)
-            stacked = torch.cat([v0, vn])
-            a = torch.addmm(c, stacked, W)
-            p = torch.sigmoid(a)
-            if self.method == "pcd":
-                self.chain_h = bernoulli_draw(p[n_pos:], generator)[None]
-        n_neg = stacked.shape[0] - n_pos
-        # row weights -1/n_pos (data) and +1/n_neg (chains): every loss gradient is a weighted
-        # sum over the stacked rows, so the means cost one matvec each
-        weights = self._row_weights(n_pos, n_neg, a)
-        if self.centering:
-            mean_v0, mean_h0 = v0.mean(0), p[:n_pos].mean(0)
-        grad_b = weights @ stacked  # mean vn - mean v0
-        grad_c = weights @ p  # mean p(h | vn) - mean p(h | v0)
-        if self.monitor:
-            # loss value: mean F(v0) - mean F(vn), from the hidden inputs already computed
-            value = grad_b @ b + weights @ F.softplus(a).sum(-1)
-        else:
-            value = torch.zeros((), dtype=a.dtype, device=a.device)
-        grad_w = torch.mm(stacked.T, p.mul_(weights[:, None]))  # d loss / dW
-        if self.centering:
-            if self.offset_v.numel() == 0:
-                self.offset_v = mean_v0.clone()
-                self.offset_h = torch.full_like(c, 0.5)
-            self.offset_v.lerp_(mean_v0, self.offset_rate)
-            self.offset_h.lerp_(mean_h0, self.offset_rate)
-            mu, lam = self.offset_v, self.offset_h
-            # centered (ascent form dW' = dW - mu dc^T - db lam^T, then b = b' - W lam and
-            # c = c' - W^T mu), written for the loss gradients gW, gb, gc = -(dW, db, dc):
-            grad_w.addr_(mu, grad_c, alpha=-1.0).addr_(grad_b, lam, alpha=-1.0)
-            grad_b = torch.addmv(grad_b, grad_w, lam, alpha=-1.0)  # gb - gW' lam
-            grad_c = torch.addmv(grad_c, grad_w.T, mu, alpha=-1.0)  # gc - gW'^T mu
+        rows): the outer products of both phases are one product [v0; vn]^T [-p0 / n_pos;
+        pn / n_neg], and for persistent chains, which do not depend on the minibatch, the hidden
+        inputs of both phases are one product too (``_statistics``). The gradients returned are
+        new tensors (the caller may keep them); ``sgd_update`` skips them altogether."""
+        value, ws, means = self._statistics(model, v0, generator)
+        grad_w = torch.mm(ws.stacked.T, ws.hidden)
+        grad_b = torch.mv(ws.stacked.T, ws.weights)  # mean vn - mean v0
+        grad_c = torch.mv(ws.hidden.T, ws.ones)  # mean p(h | vn) - mean p(h | v0)
+        if means is not None:
+            grad_w, grad_b, grad_c = self._center(means, grad_w, grad_b, grad_c)
         return value, [grad_w, grad_b, grad_c]
 
-    def _row_weights(self, n_pos: int, n_neg: int, like: torch.Tensor) -> torch.Tensor:
-        key = (n_pos, n_neg, like.dtype, like.device)
-        cached = getattr(self, "_weights_cache", None)
-        if cached is None or cached[0] != key:
-            weights = torch.cat(
-                [
-                    torch.full((n_pos,), -1.0 / n_pos, dtype=like.dtype, device=like.device),
-                    torch.full((n_neg,), 1.0 / n_neg, dtype=like.dtype, device=like.device),
-                ]
-            )
-            object.__setattr__(self, "_weights_cache", (key, weights))
-            return weights
-        return cached[1]
+    @torch.no_grad()
+    def sgd_update(
+        self,
+        model: BernoulliRBM,
+        v0: torch.Tensor,
+        generator: torch.Generator,
+        lr: float,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        velocity: list[torch.Tensor] | None = None,
+        lr_bias: float | None = None,
+    ) -> torch.Tensor:
+        """One SGD step of a BernoulliRBM on the minibatch ``v0``, in place; returns the loss
+        value (0 with ``monitor=False``).
+
+        The rule of ``torch.optim.SGD`` (dampening 0, weight decay on W only, as
+        ``param_groups`` sets it): g_W <- g_W + weight_decay W, u <- momentum u + g,
+        theta <- theta - lr u (u = g without momentum). The gradients are never formed on their
+        own: the outer-product matmul accumulates straight into W (no momentum:
+        W <- (1 - lr wd) W - lr [v0; vn]^T [hidden rows]) or into u (W's velocity), and the bias
+        gradients, two matvecs, straight into b and c or their velocities. With centering the
+        gradient is formed first (its rank-one corrections need it), then the same rule applies.
+
+        Args:
+            lr: learning rate of W (and of the biases unless ``lr_bias``).
+            momentum: SGD momentum; ``velocity`` then holds u for (W, b, c), zeros at the start.
+            weight_decay: L2 penalty on W.
+            velocity: the three momentum buffers (needed when ``momentum`` > 0).
+            lr_bias: learning rate of b and c (None: ``lr``).
+        """
+        if not isinstance(model, BernoulliRBM):
+            raise TypeError(f"model: sgd_update trains a BernoulliRBM, got {type(model).__name__}")
+        if momentum and (velocity is None or len(velocity) != 3):
+            raise ValueError("velocity: momentum needs the three buffers (W, b, c)")
+        lr_b = lr if lr_bias is None else lr_bias
+        W, b, c = model.W.data, model.b.data, model.c.data
+        value, ws, means = self._statistics(model, v0, generator)
+        S, Q = ws.stacked, ws.hidden
+        if means is not None:  # centering: the gradient itself is needed
+            if ws.grad_w.shape != W.shape:
+                ws.grad_w = torch.empty_like(W)
+            grads = [
+                torch.mm(S.T, Q, out=ws.grad_w),
+                torch.mv(S.T, ws.weights),
+                torch.mv(Q.T, ws.ones),
+            ]
+            grads = list(self._center(means, *grads))
+            if weight_decay:
+                grads[0].add_(W, alpha=weight_decay)
+            if momentum:
+                assert velocity is not None
+                torch._foreach_mul_(velocity, momentum)
+                torch._foreach_add_(velocity, grads)
+                grads = velocity
+            W.add_(grads[0], alpha=-lr)
+            torch._foreach_add_([b, c], grads[1:], alpha=-lr_b)
+            return value
+        if momentum:
+            assert velocity is not None
+            u_w, u_b, u_c = velocity
+            u_w.addmm_(S.T, Q, beta=momentum)
+            if weight_decay:
+                u_w.add_(W, alpha=weight_decay)
+            u_b.addmv_(S.T, ws.weights, beta=momentum)
+            u_c.addmv_(Q.T, ws.ones, beta=momentum)
+            W.add_(u_w, alpha=-lr)
+            torch._foreach_add_([b, c], [u_b, u_c], alpha=-lr_b)
+        else:
+            W.addmm_(S.T, Q, beta=1.0 - lr * weight_decay, alpha=-lr)
+            b.addmv_(S.T, ws.weights, alpha=-lr_b)
+            c.addmv_(Q.T, ws.ones, alpha=-lr_b)
+        return value
+
+    def sgd_step(
+        self,
+        model: nn.Module,
+        batch: torch.Tensor,
+        generator: torch.Generator,
+        optimizer: torch.optim.Optimizer,
+    ) -> tuple[torch.Tensor, dict[str, float]] | None:
+        """The training loop's fused update: ``optimizer.step()`` of a ``torch.optim.SGD`` over
+        ``param_groups`` done by ``sgd_update``, its momentum buffers kept in the optimizer's
+        state (so checkpoints and resumes see them as usual). Returns (loss value, metrics), or
+        None, before touching anything, when the generic path is needed (the autograd
+        gradient, another model, or SGD settings the rule above does not cover)."""
+        if self.gradient != "manual" or not isinstance(model, BernoulliRBM):
+            return None
+        if batch.dim() != 2 or batch.shape[1] != model.n_visible:
+            return None  # ``loss`` names the problem
+        # which groups hold W and the biases is found once per optimizer (a weak reference);
+        # the settings are read every step (the schedule changes them)
+        cached = self.__dict__.get("_sgd_groups")
+        if cached is None or cached[0]() is not optimizer or cached[1]() is not model:
+            groups = _sgd_groups(optimizer, model)
+            entry = (weakref.ref(optimizer), weakref.ref(model), groups)
+            object.__setattr__(self, "_sgd_groups", entry)
+        else:
+            groups = cached[2]
+        settings = None if groups is None else _sgd_settings(*groups)
+        if settings is None:
+            return None
+        lr, lr_bias, momentum, weight_decay = settings
+        velocity = None
+        if momentum:
+            params = (model.W, model.b, model.c)
+            for p in params:
+                state = optimizer.state[p]
+                if state.get("momentum_buffer") is None:
+                    state["momentum_buffer"] = torch.zeros_like(
+                        p, memory_format=torch.contiguous_format
+                    )
+            velocity = [optimizer.state[p]["momentum_buffer"] for p in params]
+        value = self.sgd_update(
+            model, batch, generator, lr, momentum, weight_decay, velocity, lr_bias
+        )
+        return value, {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles and deep copies leave the scratch buffers out (rebuilt at the next step)."""
+        state = self.__dict__.copy()
+        state.pop("_ws", None)
+        state.pop("_sgd_groups", None)
+        return state
 
     @torch.no_grad()
     def negative_samples(self) -> torch.Tensor:

@@ -3,7 +3,9 @@ batch of chains (one chain per row), one runner ``sample(...)``, diagnostics, an
 models and objectives run (Langevin, annealed Langevin, Gibbs sweeps, annealing, tempering).
 
 Kernels: ``MetropolisHastings``, ``Gibbs``, ``Langevin`` (unadjusted), ``MALA``, ``SGLD``,
-``HMC``, ``SimulatedAnnealing``, ``ParallelTempering``. The Langevin convention is stated in
+``HMC``, ``SimulatedAnnealing``, ``ParallelTempering``, and for binary states the
+gradient-informed ``GibbsWithGradients`` and ``DiscreteLangevin`` (DMALA; DULA with
+``adjusted=False``), see ``ebmlab.samplers.discrete_gradient``. The Langevin convention is stated in
 ``ebmlab.samplers.langevin``, the temperature schedules in ``ebmlab.samplers.annealing``, the
 replica-exchange swap in ``ebmlab.samplers.tempering``, and what a model must offer to be
 sampled in ``ebmlab.samplers.protocols``. Elementary samplers (Bernoulli draws, inverse CDF,
@@ -29,6 +31,7 @@ from .diagnostics import (
     gelman_rubin,
     split_rhat,
 )
+from .discrete_gradient import DiscreteLangevin, GibbsWithGradients, proposal_matrix
 from .elementary import (
     ImportanceResult,
     bernoulli_draw,
@@ -84,9 +87,11 @@ __all__ = [
     "MALA",
     "SGLD",
     "ChainState",
+    "DiscreteLangevin",
     "DualAveraging",
     "Gibbs",
     "GibbsAsMH",
+    "GibbsWithGradients",
     "ImportanceResult",
     "Info",
     "Kernel",
@@ -136,6 +141,7 @@ __all__ = [
     "mixing_time",
     "period",
     "probability_flow",
+    "proposal_matrix",
     "replica_exchange",
     "sample",
     "satisfies_detailed_balance",

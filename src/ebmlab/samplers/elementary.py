@@ -46,15 +46,28 @@ def _as_probabilities(probs: torch.Tensor, name: str = "probs") -> torch.Tensor:
     return probs
 
 
-def bernoulli_draw(p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def bernoulli_draw(
+    p: torch.Tensor, generator: torch.Generator | None = None, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """Bernoulli(p) draws as 0./1. in p's dtype: ``u < p`` with u ~ U[0, 1) from ``torch.rand``.
 
     ``Tensor.lt_`` writes the result into the uniforms (no bool tensor, no copy: 2-3x faster than
     ``torch.bernoulli`` on CPU). p is resolved to the grid of u (2^-24 in float32, 2^-53 in
     float64), rounding up: any p > 0 fires with probability at least one grid step and p = 0
     never. NaN acts as 0 and values outside [0, 1] as 0 or 1, so sampling never raises.
+
+    ``out``: a tensor of p's shape, dtype and device that receives the uniforms and then the
+    draws (returned), so that a loop reuses one buffer instead of allocating one per call; it
+    must not overlap ``p``. The draws equal those without ``out`` for the same generator state.
     """
-    return torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype).lt_(p)
+    if out is None:
+        return torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype).lt_(p)
+    if out.shape != p.shape or out.dtype != p.dtype or out.device != p.device:
+        raise ValueError(
+            f"out: expected a {tuple(p.shape)} {p.dtype} tensor on {p.device} like p, got "
+            f"{tuple(out.shape)} {out.dtype} on {out.device}"
+        )
+    return out.uniform_(generator=generator).lt_(p)
 
 
 def inverse_cdf_categorical(

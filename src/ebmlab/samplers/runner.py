@@ -222,6 +222,7 @@ def sample(
 
 # ----- helpers for front ends (the CLI): kernels by name, a default kernel, initial states -------
 def _kernel_classes() -> dict[str, type[Kernel]]:
+    from .discrete_gradient import DULA, DiscreteLangevin, GibbsWithGradients
     from .gibbs import Gibbs
     from .hmc import HMC
     from .langevin import MALA, SGLD, Langevin
@@ -235,14 +236,18 @@ def _kernel_classes() -> dict[str, type[Kernel]]:
         "mala": MALA,
         "hmc": HMC,
         "sgld": SGLD,
+        "gwg": GibbsWithGradients,
+        "dmala": DiscreteLangevin,
+        "dula": DULA,
     }
 
 
 def make_kernel(name: str, base: str | None = None, **settings: Any) -> Kernel:
     """A kernel from its name and settings, e.g. ``make_kernel("mala", step_size=0.1)``.
 
-    Names: mh, gibbs, langevin (= ula), mala, hmc, sgld, and the wrappers pt (parallel
-    tempering: ``betas`` or ``n_temps``/``beta_min``) and anneal (simulated annealing:
+    Names: mh, gibbs, langevin (= ula), mala, hmc, sgld, gwg (Gibbs-with-gradients), dmala and
+    dula (the discrete Langevin proposal with and without its MH correction), and the wrappers
+    pt (parallel tempering: ``betas`` or ``n_temps``/``beta_min``) and anneal (simulated annealing:
     ``schedule`` or ``t0``/``alpha``/``t_min``) around ``base`` (a name; its settings go in
     ``base_settings``)."""
     from .annealing import SimulatedAnnealing

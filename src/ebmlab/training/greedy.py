@@ -25,16 +25,18 @@ from torch import nn
 
 from ..models.autoencoder import DeepAutoencoder, GaussianHiddenRBM
 from ..models.base import Model
+from ..models.classifier import DBNClassifier
 from ..models.dbm import DeepBoltzmannMachine
 from ..models.dbn import DeepBeliefNet
 from ..models.rbm import BernoulliRBM
 from ..objectives.autoencoder import GaussianHiddenCD
 from ..objectives.base import Objective
+from ..objectives.classification import classifier_rows
 from ..objectives.contrastive import ContrastiveDivergence
 from ..objectives.dbm import TiedCopiesCD, copies_for_layer
 from ..samplers.base import bernoulli_draw
 from .config import TrainConfig
-from .loop import TrainResult
+from .loop import EpochCallback, TrainResult
 from .stages import Stage, run_stages
 
 Propagate = Literal["probabilities", "samples"]
@@ -140,12 +142,28 @@ def dbn_stages(
     centering: bool = False,
     propagate: Propagate = "probabilities",
     seed: int = 0,
+    init_from_below: bool = False,
 ) -> Iterator[Stage]:
     """The RBMs of a DBN bottom-up, each with CD-k or PCD-k; later layers see probabilities in
-    [0, 1] (or binary samples). The DBN is its RBMs, so training them trains the model."""
+    [0, 1] (or binary samples). The DBN is its RBMs, so training them trains the model.
+
+    ``init_from_below``: every RBM above the first starts, once the one below is trained, as that
+    one turned upside down (``DeepBeliefNet.init_from_below``, Hinton, Osindero & Teh 2006), so
+    the stack starts equal to the stack below it; its visible biases are then kept (not reset
+    from the data marginals). Every layer k+1 needs at least as many units as layer k-1."""
     x = model.check_visible(x, "x", binary=False)
     if x.min() < 0 or x.max() > 1:
         raise ValueError("x: a DBN models binary data; expected values in [0, 1]")
+    if init_from_below:
+        sizes = model.layer_sizes
+        short = [k + 1 for k in range(1, model.n_layers) if sizes[k + 1] < sizes[k - 1]]
+        if short:
+            j = short[0]
+            raise ValueError(
+                f"init_from_below: layer_sizes[{j}] = {sizes[j]} is smaller than "
+                f"layer_sizes[{j - 2}] = {sizes[j - 2]}; initializing an RBM from the one below "
+                "needs layer_sizes[k + 1] >= layer_sizes[k - 1]"
+            )
     objectives = [
         ContrastiveDivergence(
             k=k,
@@ -153,11 +171,23 @@ def dbn_stages(
             n_chains=n_chains,
             centering=centering,
             binary_data=False,
+            init_visible_bias=not (init_from_below and i > 0),
             seed=seed + i,
         )
         for i in range(model.n_layers)
     ]
-    return greedy_stages(model.rbms, x, config, objectives, propagate, seed)
+    plan = greedy_stages(model.rbms, x, config, objectives, propagate, seed)
+    return _initialized_from_below(model, plan) if init_from_below else plan
+
+
+def _initialized_from_below(model: DeepBeliefNet, plan: Iterator[Stage]) -> Iterator[Stage]:
+    """The stages of ``plan`` (one per RBM, bottom-up), each RBM above the first initialized from
+    the one below when its stage comes, i.e. once the one below is trained (or restored)."""
+    for i, stage in enumerate(plan):
+        if i > 0:
+            model.rbms[i].to(model.rbms[i - 1].W.device)
+            model.init_from_below(i)
+        yield stage
 
 
 def autoencoder_stages(
@@ -271,3 +301,57 @@ __all__ = [
     "per_layer_configs",
     "propagate_up",
 ]
+
+
+# ----- the DBN classifier (Hinton, Osindero & Teh 2006; Erhan et al. 2010) ---------------------
+def classifier_stages(
+    model: DBNClassifier,
+    objective: Objective,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: TrainConfig,
+    pretrain_epochs: int = 10,
+    lr: float = 0.05,
+    batch_size: int = 100,
+    method: Literal["cd", "pcd"] = "cd",
+    k: int = 1,
+    weight_decay: float = 2e-4,
+    seed: int = 0,
+    epoch_callback: EpochCallback | None = None,
+) -> Iterator[Stage]:
+    """Greedy pretraining of the classifier's hidden layers, then fine-tuning by backpropagation.
+
+    With ``pretrain_epochs`` > 0: the RBMs of a DBN with the classifier's hidden sizes, trained
+    bottom-up on ``x`` by ``dbn_stages`` (stages ``layer1``, ``layer2``, ...: CD-k or PCD-k on
+    the probabilities of the layer below, SGD with momentum 0.5 then 0.9 after 5 epochs, weight
+    decay ``weight_decay`` on W, ``lr``, ``batch_size``, ``pretrain_epochs`` each), unrolled
+    into the classifier (``DBNClassifier.init_from_rbms``: layer k computes RBM k's
+    p(h = 1 | v)). Then stage ``finetune``: ``objective`` on the rows [x, e_y] with ``config``
+    and ``epoch_callback``, the same stage whether or not pretraining ran
+    (``pretrain_epochs`` = 0 fine-tunes from the random start with the same budget)."""
+    x = model.check_input(x)
+    rows = classifier_rows(x, y, model.n_classes)
+    if pretrain_epochs > 0:
+        if model.n_layers == 0:
+            raise ValueError(
+                "pretrain_epochs: a classifier without hidden layers has no RBM to pretrain; pass 0"
+            )
+        dbn = DeepBeliefNet(model.layer_sizes, seed=seed)
+        pretrain = _sgd_config(config, pretrain_epochs, batch_size, lr, weight_decay, seed)
+        settings = "--pretrain-epochs, --pretrain-lr, --pretrain-batch-size"
+        for stage in dbn_stages(dbn, x, pretrain, method=method, k=k, seed=seed):
+            yield dataclasses.replace(stage, settings=settings)
+        model.to(x.device)
+        model.init_from_rbms(list(dbn.rbms))
+    yield Stage(
+        "finetune",
+        model,
+        objective,
+        rows,
+        config,
+        "the unrolled network and its softmax output",
+        epoch_callback=epoch_callback,
+    )
+
+
+__all__ += ["classifier_stages"]

@@ -30,7 +30,7 @@ from . import checkpoint
 from .checkpoint import CHECKPOINT_NAME
 from .config import TrainConfig
 from .logging import METRICS_NAME
-from .loop import TrainResult, train
+from .loop import EpochCallback, TrainResult, train
 from .restarts import train_with_restarts
 
 #: Where the checkpoints of stages that train something other than the run's model go.
@@ -51,6 +51,8 @@ class Stage:
         settings: where the stage's settings come from when they are not the loop flags
             (``--epochs``, ``--lr``, ...), e.g. "--pretrain-epochs, --pretrain-lr"; empty when
             the loop flags apply.
+        epoch_callback: passed to the loop (``train``): called after each epoch with
+            (module, epoch), its metrics logged as ``eval_*`` entries of the epoch record.
     """
 
     name: str
@@ -60,6 +62,7 @@ class Stage:
     config: TrainConfig
     description: str = ""
     settings: str = ""
+    epoch_callback: EpochCallback | None = None
 
 
 def stage_checkpoint(stage: Stage, model: Model | None) -> str:
@@ -123,7 +126,12 @@ def _run_stage(
         stage.module.to(stage.data.device)
         return None
     stage_meta = {**(meta or {}), "stage": stage.name}
-    common = {"meta": stage_meta, "stage": stage.name, "checkpoint_name": name}
+    common = {
+        "meta": stage_meta,
+        "stage": stage.name,
+        "checkpoint_name": name,
+        "epoch_callback": stage.epoch_callback,
+    }
     started = time.perf_counter()
     if out is not None:  # also with no restarts left: a resume applies those recorded
         result = train_with_restarts(
