@@ -14,7 +14,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: demo test test-slow bench lint docs clean
+.PHONY: demo test test-slow bench gpu-check lint docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/ebmlab bench --json
+
+# on a machine with a CUDA GPU, in under 5 minutes: the tests that take a device, on CUDA, then
+# the RBM, AIS and Langevin benchmarks on the GPU against its own matmul peak (CUDA graphs for the
+# inner loops, the RBM update at float32/TF32/bfloat16); `ebmlab bench --gpu --dry-run` runs the
+# same check on the CPU with tiny sizes (the default test suite does)
+gpu-check: $(STAMP)
+	timeout 300 sh -c '$(BIN)/python -m pytest -q -p no:cacheprovider -m device --device cuda tests && $(BIN)/ebmlab bench --gpu --json'
 
 $(DOCS_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,docs]"

@@ -54,16 +54,36 @@ def run_benchmark(
     return list(_module(found[name]).run(quick=quick))
 
 
-def timeit(fn: Any, repeat: int = 3, min_seconds: float = 0.2) -> float:
-    """Best-of-``repeat`` seconds per call of ``fn`` (each timing loops for >= min_seconds)."""
+Clock = Callable[[], float]
+
+
+def clock_for(device: str = "cpu", clock: str = "auto") -> tuple[str, Clock]:
+    """(name, clock function) of a measurement: ``"wall"`` (``time.perf_counter``) or ``"cpu"``
+    (``time.process_time``, the CPU time of the process, all its threads: a library that starts
+    threads of its own is charged for them). ``"auto"`` takes the CPU clock for one-thread CPU
+    code, where it equals the wall time of an idle machine and leaves out the time other
+    processes take the core away (on a shared machine most of the spread of wall-clock
+    timings), and the wall clock otherwise (several threads, a GPU)."""
+    if clock not in ("auto", "wall", "cpu"):
+        raise ValueError(f"clock: expected 'auto', 'wall' or 'cpu', got {clock!r}")
+    if clock == "auto":
+        clock = "cpu" if device == "cpu" and torch.get_num_threads() == 1 else "wall"
+    return clock, time.process_time if clock == "cpu" else time.perf_counter
+
+
+def timeit(
+    fn: Any, repeat: int = 3, min_seconds: float = 0.2, clock: Clock = time.perf_counter
+) -> float:
+    """Best-of-``repeat`` seconds per call of ``fn`` (each timing loops for >= min_seconds of
+    ``clock``)."""
     fn()  # warm-up
     best = float("inf")
     for _ in range(repeat):
-        calls, start = 0, time.perf_counter()
+        calls, start = 0, clock()
         while True:
             fn()
             calls += 1
-            elapsed = time.perf_counter() - start
+            elapsed = clock() - start
             if elapsed >= min_seconds:
                 break
         best = min(best, elapsed / calls)
@@ -96,6 +116,7 @@ class Measured:
     seconds: float
     peak_flops: float
     shape_flops: float
+    clock: str = "wall"
 
     def ratios(self, flops: float) -> dict[str, float]:
         """The measured code's FLOP/s as fractions of the matmul peak and of the same-shape
@@ -107,6 +128,7 @@ class Measured:
             "fraction_of_same_shape_matmul": round(rate / self.shape_flops, 4),
             "matmul_peak_gflops": round(self.peak_flops / 1e9, 1),
             "same_shape_matmul_gflops": round(self.shape_flops / 1e9, 1),
+            "clock": self.clock,
         }
 
 
@@ -117,13 +139,16 @@ def interleaved(
     device: str = "cpu",
     peak_size: int = 1024,
     warmup: bool = True,
+    clock: str = "auto",
 ) -> Measured:
     """Time ``fn`` against two references in the same rounds: a square float32 matmul of
     ``peak_size`` (the machine's peak) and an (m x k) @ (k x n) matmul of ``shape`` (what the
     measured code's own products can reach). Each round times all three one after the other and
     the best of the rounds is kept for each, so a load that comes and goes slows all three alike
     instead of moving the ratios. ``warmup``: one untimed call of ``fn`` first (leave it out for
-    code that runs for many seconds)."""
+    code that runs for many seconds). ``clock``: see ``clock_for`` (one thread on a CPU: the
+    process's CPU time)."""
+    clock_name, now = clock_for(device, clock)
     m, k, n = shape
     square = [torch.randn(peak_size, peak_size, device=device) for _ in range(2)]
     a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
@@ -144,10 +169,316 @@ def interleaved(
         fn()  # allocations, first-call overheads
     best = {"fn": float("inf"), "peak": float("inf"), "shape": float("inf")}
     for _ in range(max(rounds, 1)):
-        start = time.perf_counter()
+        start = now()
         fn()
         sync()
-        best["fn"] = min(best["fn"], time.perf_counter() - start)
-        best["peak"] = min(best["peak"], timeit(peak, repeat=1, min_seconds=0.1))
-        best["shape"] = min(best["shape"], timeit(same_shape, repeat=1, min_seconds=0.1))
-    return Measured(best["fn"], 2.0 * peak_size**3 / best["peak"], 2.0 * m * k * n / best["shape"])
+        best["fn"] = min(best["fn"], now() - start)
+        best["peak"] = min(best["peak"], timeit(peak, repeat=1, min_seconds=0.1, clock=now))
+        best["shape"] = min(best["shape"], timeit(same_shape, repeat=1, min_seconds=0.1, clock=now))
+    return Measured(
+        best["fn"], 2.0 * peak_size**3 / best["peak"], 2.0 * m * k * n / best["shape"], clock_name
+    )
+
+
+# ----- the GPU check (``ebmlab bench --gpu``, ``make gpu-check``) --------------------------------
+#: Sizes of the GPU check: the figures of the CPU benchmarks, and tiny ones for ``--dry-run``.
+GPU_SIZES: dict[str, dict[str, int]] = {
+    "full": {
+        "visible": 784,
+        "hidden": 500,
+        "batch": 100,
+        "examples": 60_000,
+        "betas": 14_500,
+        "runs": 100,
+        "chains": 10_000,
+        "steps": 1_000,
+        "graph_steps": 100,
+        "rounds": 3,
+        "peak": 4096,
+    },
+    "dry": {
+        "visible": 12,
+        "hidden": 6,
+        "batch": 4,
+        "examples": 16,
+        "betas": 20,
+        "runs": 5,
+        "chains": 32,
+        "steps": 6,
+        "graph_steps": 3,
+        "rounds": 1,
+        "peak": 128,
+    },
+}
+
+#: Matmul precisions of the RBM training case: plain float32, TF32 tensor cores for float32
+#: matmuls, and the whole update in bfloat16 (a speed figure: learning at bfloat16 precision is
+#: not checked here). AIS always keeps its log weights in float64.
+TRAIN_PRECISIONS = ("float32", "tf32", "bfloat16")
+
+
+def graphed(
+    step: Callable[[], Any],
+    repeat: int,
+    device: str,
+    generators: tuple[torch.Generator, ...] = (),
+) -> Callable[[], None]:
+    """A callable that runs ``step()`` ``repeat`` times. On CUDA it replays one CUDA graph of
+    ``repeat`` captured calls (after three warm-up calls on a side stream, which allocate every
+    buffer the step reuses), so a fixed-shape inner loop costs one launch instead of one per
+    kernel; ``step`` must then be graph-safe (static buffers, no host synchronization) and the
+    custom ``generators`` it draws from are registered with the graph. Elsewhere (the CPU, the
+    ``--dry-run`` of the GPU check) it is the plain loop."""
+    if not device.startswith("cuda"):
+
+        def loop() -> None:
+            for _ in range(repeat):
+                step()
+
+        return loop
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    for generator in generators:
+        graph.register_generator_state(generator)
+    with torch.cuda.graph(graph):
+        for _ in range(repeat):
+            step()
+    return graph.replay
+
+
+class _precision:
+    """Context: float32 matmuls on TF32 tensor cores (``"tf32"``) or as they are."""
+
+    def __init__(self, precision: str) -> None:
+        self.precision = precision
+
+    def __enter__(self) -> None:
+        self.saved = torch.get_float32_matmul_precision()
+        if self.precision == "tf32":
+            torch.set_float32_matmul_precision("high")
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_float32_matmul_precision(self.saved)
+
+
+def _gpu_rbm_epochs(
+    device: str, size: dict[str, int], data: torch.Tensor, precision: str
+) -> list[dict[str, Any]]:
+    """PCD-1 epochs of the objective's fused SGD update at one matmul precision, eager and
+    CUDA-graphed (one graph per update, the minibatch copied into its static input)."""
+    from ..models.rbm import BernoulliRBM
+    from ..objectives.contrastive import ContrastiveDivergence
+
+    d, h, batch, n = size["visible"], size["hidden"], size["batch"], size["examples"]
+    updates = -(-n // batch)
+    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+    x = data.to(device=device, dtype=dtype)
+    rbm = BernoulliRBM(d, h, seed=0).to(device=device, dtype=dtype)
+    objective = ContrastiveDivergence(k=1, method="pcd", n_chains=batch, monitor=False)
+    objective.setup(rbm, x)
+    generator = torch.Generator(device=device).manual_seed(0)
+    batches = list(x.split(batch))
+    full = [v for v in batches if v.shape[0] == batch]
+    static = full[0].clone()
+    records = []
+    with _precision(precision):
+        replay = graphed(
+            lambda: objective.sgd_update(rbm, static, generator, 0.01), 1, device, (generator,)
+        )
+
+        def eager_epoch() -> None:
+            for v in batches:
+                objective.sgd_update(rbm, v, generator, 0.01)
+
+        def graphed_epoch() -> None:
+            for v in full:
+                static.copy_(v)
+                replay()
+
+        for mode, epoch, count in (
+            ("eager", eager_epoch, updates),
+            ("cuda-graph", graphed_epoch, len(full)),
+        ):
+            timing = interleaved(
+                epoch, (batch, d, h), size["rounds"], device, peak_size=size["peak"]
+            )
+            records.append(
+                {
+                    "benchmark": "gpu-rbm-pcd1",
+                    "case": f"{d}x{h}-batch{batch}",
+                    "mode": mode,
+                    "precision": precision,
+                    "updates_per_second": round(count / timing.seconds, 1),
+                    **timing.ratios(count * 5 * 2 * batch * d * h),
+                }
+            )
+    return records
+
+
+def _gpu_rbm(device: str, size: dict[str, int]) -> list[dict[str, Any]]:
+    """PCD-1 on random bits: the fused update at each precision (``_gpu_rbm_epochs``), and one
+    epoch through ``ebmlab.training.train``."""
+    from ..models.rbm import BernoulliRBM
+    from ..objectives.contrastive import ContrastiveDivergence
+    from ..training import TrainConfig, train
+
+    d, h, batch, n = size["visible"], size["hidden"], size["batch"], size["examples"]
+    data = (torch.rand(n, d, generator=torch.Generator().manual_seed(0)) < 0.13).float()
+    records = []
+    for precision in TRAIN_PRECISIONS:
+        records += _gpu_rbm_epochs(device, size, data, precision)
+    rbm = BernoulliRBM(d, h, seed=0)
+    config = TrainConfig(
+        epochs=1, batch_size=batch, lr=0.01, optimizer="sgd", progress=False, device=device
+    )
+    objective = ContrastiveDivergence(k=1, method="pcd", n_chains=batch)
+    timing = interleaved(
+        lambda: train(rbm, objective, data, config), (batch, d, h), 1, device, size["peak"]
+    )
+    updates = -(-n // batch)
+    records.append(
+        {
+            "benchmark": "gpu-rbm-pcd1",
+            "case": f"{d}x{h}-batch{batch}",
+            "mode": "ebmlab.training.train",
+            "precision": "float32",
+            "updates_per_second": round(updates / timing.seconds, 1),
+            **timing.ratios(updates * 5 * 2 * batch * d * h),
+        }
+    )
+    return records
+
+
+def _gpu_ais(device: str, size: dict[str, int]) -> list[dict[str, Any]]:
+    """``ebmlab.estimators.ais`` on the device (log weights in float64), two matmuls per beta."""
+    from ..estimators import ais
+    from ..models.rbm import BernoulliRBM
+
+    d, h, n_betas, n_runs = size["visible"], size["hidden"], size["betas"], size["runs"]
+    rbm = BernoulliRBM(d, h, init_std=0.05, seed=0).to(device)
+    results: list[Any] = []
+    timing = interleaved(
+        lambda: results.append(ais(rbm, n_betas=n_betas, n_runs=n_runs, seed=0, progress=False)),
+        (n_runs, d, h),
+        rounds=1,
+        warmup=False,
+        device=device,
+        peak_size=size["peak"],
+    )
+    result = results[-1]
+    return [
+        {
+            "benchmark": "gpu-ais",
+            "case": f"{d}x{h}-{n_betas}betas-{n_runs}runs",
+            "seconds": round(timing.seconds, 3),
+            "log_z": round(result.log_z, 3),
+            "log_weights_dtype": str(result.log_weights.dtype),
+            **timing.ratios(n_betas * 2 * (2 * n_runs * d * h)),
+        }
+    ]
+
+
+def ula_step(
+    x: torch.Tensor,
+    energy_fn: Callable[[torch.Tensor], torch.Tensor],
+    step_size: float,
+    generator: torch.Generator,
+) -> None:
+    """One unadjusted Langevin step of ``x`` in place, graph-safe: the arithmetic of
+    ``ebmlab.samplers.Langevin.step`` (gradient by autograd through
+    ``ebmlab.samplers.base.energy_and_grad``, x - eps grad + sqrt(2 eps) xi), with the rejection
+    of non-finite rows done on the device (``torch.where``) instead of after a host check."""
+    from ..samplers.base import energy_and_grad
+
+    _, grad = energy_and_grad(energy_fn, x)
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    new = torch.add(x, grad, alpha=-step_size).add_(noise, alpha=(2.0 * step_size) ** 0.5)
+    finite = torch.isfinite(new).all(-1, keepdim=True)
+    x.copy_(torch.where(finite, new, x))
+
+
+def _gpu_langevin(device: str, size: dict[str, int]) -> list[dict[str, Any]]:
+    """8gaussians Langevin (autograd gradient): ``ebmlab.samplers.sample`` eager, and the same
+    step CUDA-graphed ``graph_steps`` at a time (``ula_step``)."""
+    from ..samplers import Langevin, sample
+    from .benchmarks.bench_samplers import eight_gaussians_energy
+
+    n_chains, n_steps, chunk = size["chains"], size["steps"], size["graph_steps"]
+    x0 = torch.randn(n_chains, 2, generator=torch.Generator().manual_seed(0)).to(device)
+    step = 0.01
+
+    def eager() -> None:
+        sample(
+            Langevin(step_size=step),
+            eight_gaussians_energy,
+            x0,
+            n_steps,
+            thin=n_steps,
+            seed=0,
+            progress=False,
+            diagnostics=False,
+        )
+
+    x = x0.clone()
+    generator = torch.Generator(device=device).manual_seed(0)
+    replay = graphed(
+        lambda: ula_step(x, eight_gaussians_energy, step, generator), chunk, device, (generator,)
+    )
+
+    def graphed_run() -> None:
+        for _ in range(max(n_steps // chunk, 1)):
+            replay()
+
+    records = []
+    for mode, fn, steps in (
+        ("ebmlab.sample eager", eager, n_steps),
+        ("cuda-graph", graphed_run, max(n_steps // chunk, 1) * chunk),
+    ):
+        timing = interleaved(fn, (n_chains, 2, 8), size["rounds"], device, size["peak"])
+        records.append(
+            {
+                "benchmark": "gpu-langevin-8gaussians",
+                "mode": mode,
+                "chains": n_chains,
+                "steps": steps,
+                "seconds": round(timing.seconds, 4),
+                "chain_steps_per_second": round(n_chains * steps / timing.seconds),
+                "matmul_peak_gflops": round(timing.peak_flops / 1e9, 1),
+                "clock": timing.clock,
+            }
+        )
+    return records
+
+
+def gpu_check(dry_run: bool = False) -> list[dict[str, Any]]:
+    """The RBM, AIS and Langevin benchmarks on the GPU against its own matmul peak (measured in
+    the same rounds), with CUDA graphs for the fixed-shape inner loops and the RBM update at
+    float32, TF32 and bfloat16. ``dry_run``: the same code on the CPU with tiny sizes (what the
+    default test suite runs, so that the check cannot rot without a GPU)."""
+    from .benchmarks.common import machine_info
+
+    if dry_run:
+        device, size = "cpu", GPU_SIZES["dry"]
+    else:
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                "--gpu: no CUDA device here (torch.cuda.is_available() is False); "
+                "--gpu --dry-run runs the same check on the CPU with tiny sizes"
+            )
+        device, size = "cuda", GPU_SIZES["full"]
+    machine = machine_info("cuda" if device == "cuda" else "cpu")
+    records = []
+    for case in (_gpu_rbm, _gpu_ais, _gpu_langevin):
+        try:
+            found = case(device, size)
+        except Exception as error:
+            if dry_run:
+                raise
+            found = [{"benchmark": case.__name__[1:], "error": f"{type(error).__name__}: {error}"}]
+        records += [{**record, "device": device, "dry_run": dry_run, **machine} for record in found]
+    return records

@@ -110,6 +110,7 @@ def make_context(
     quick: bool = False,
     split: Split | None = None,
     data_dir: str | None = None,
+    progress: bool = True,
 ) -> Context:
     device = resolve_device(run_config["train"].get("device", "auto"))
     ctx = Context(
@@ -121,6 +122,7 @@ def make_context(
         device=device,
         quick=quick,
         data_dir=data_dir,
+        progress=progress,
     )
     if split is not None:
         ctx.x_train, ctx.x_test = split.x_train, split.x_test
@@ -141,9 +143,11 @@ def run_family(
     data_dir: str | None = None,
     restarts: int = 0,
     run_id: str | None = None,
+    preset: str | None = None,
 ) -> dict[str, Any]:
     """Train (or fit) one family on one dataset, write checkpoint, figures and report; returns
-    the evaluation metrics (empty unless ``evaluate``).
+    the evaluation metrics (empty unless ``evaluate``); ``preset`` (the name of the recipe's
+    preset the options and settings came from) is recorded with the run.
 
     ``out`` is taken as it is: ``ebmlab train`` checks it first (``ebmlab.app.rundir``). The run
     record (family, data, options, loop settings, restarts, ``run_id``) goes to
@@ -168,6 +172,7 @@ def run_family(
         ),
         "restarts": restarts,
         "run_id": run_id or rundir.new_run_id(),
+        **({"preset": preset} if preset else {}),
         "ran": {
             "device": str(resolve_device(train_config.device)),
             "world_size": int(os.environ.get("WORLD_SIZE", "1")),
@@ -180,7 +185,7 @@ def run_family(
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         rundir.write_config(out, run_config)
-    ctx = make_context(run_config, out, quick, split, data_dir)
+    ctx = make_context(run_config, out, quick, split, data_dir, train_config.progress)
     torch.manual_seed(train_config.seed)  # for libraries that use the global generator only
     model, objective = recipe.build(x_train, ctx)
     meta = {
@@ -293,6 +298,12 @@ def _resumed_config(
             f"`ebmlab train {recorded['model']} --out {out} --resume`"
         )
     rundir.check_binding(out, recorded)
+    preset = getattr(args, "preset", None)
+    if preset and preset != recorded.get("preset"):  # the record holds what the preset filled
+        raise CLIError(
+            f"--resume: {out} was started with preset {recorded.get('preset')!r}, not "
+            f"{preset!r}; drop --preset to resume it"
+        )
     asked = json.loads(json.dumps(recorded))
     asked["options"].update(options)
     asked["train"].update(settings)
@@ -361,12 +372,18 @@ def cmd_train(args: argparse.Namespace) -> int:
                 rundir.prepare_new(out, args.force)
             data_name = args.data or "digits"
             defaults, train_defaults = data_defaults(recipe, data_name)
+            preset = getattr(args, "preset", None)
+            if preset:  # below the flags given
+                defaults, train_defaults = recipes.apply_preset(
+                    recipe, preset, defaults, train_defaults
+                )
             run = {
                 "data": data_name,
                 "options": {**defaults, **options},
                 "train": {**train_defaults, **settings},
                 "restarts": args.restarts or 0,
                 "run_id": None,
+                "preset": preset,
             }
         train = {**run["train"], "progress": not args.no_progress}
         metrics = run_family(
@@ -380,6 +397,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             restarts=run["restarts"],
             run_id=run["run_id"],
+            preset=run.get("preset"),
         )
     if is_main:
         print(f"run written to {out}/ (checkpoint.safetensors, metrics.jsonl, report.html)")
@@ -814,8 +832,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import available, run_benchmark
+    from .bench import available, gpu_check, run_benchmark
 
+    if args.gpu or args.dry_run:
+        for record in gpu_check(dry_run=args.dry_run):
+            print(json.dumps(record), flush=True)
+        return 0
     names = args.names or sorted(available(args.folder))
     for name in names:
         for record in run_benchmark(name, quick=args.quick, folder=args.folder):
@@ -840,6 +862,15 @@ def _add_train_options(parser: argparse.ArgumentParser, recipe: Recipe) -> None:
         return f"{text} (default {shown})"
 
     parser.add_argument("--data", help="dataset (see `ebmlab list`; default digits)")
+    if recipe.presets:
+        listed = "; ".join(
+            f"{name}: {recipes.describe_preset(preset)}" for name, preset in recipe.presets.items()
+        )
+        parser.add_argument(
+            "--preset",
+            choices=sorted(recipe.presets),
+            help=f"named settings, recorded in config.json; flags given override them ({listed})",
+        )
     parser.add_argument(
         "--epochs", type=int, help=loop_help("passes over the training data", "epochs")
     )
@@ -1010,6 +1041,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--folder",
         help="run the bench_NAME.py files of this folder instead of those shipped with ebmlab",
+    )
+    p.add_argument(
+        "--gpu",
+        action="store_true",
+        help="the GPU check: RBM, AIS and Langevin on CUDA against the GPU's matmul peak",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="with --gpu: the same check on the CPU, tiny sizes"
     )
     p.set_defaults(func=cmd_bench)
 

@@ -14,6 +14,8 @@ its records in ``metrics.jsonl`` and ``--resume``. No recipe trains inside ``bui
 
 from __future__ import annotations
 
+import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,17 @@ class Option:
 
 
 @dataclass(frozen=True)
+class Preset:
+    """A named setting of a family, e.g. the recipe of a paper: family options and loop settings
+    filled in together (``ebmlab train rbm --preset paper``). The run records the preset's name
+    and the values it filled (``config.json``); flags given on the command line override them."""
+
+    summary: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    train: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Figure:
     """A figure written by a recipe: PNG path, title, and a one-line caption."""
 
@@ -54,6 +67,7 @@ class Context:
     data or None, ``generator`` is seeded from the run's seed, ``out_dir`` is the run directory.
     The run's data come with it (on ``device``), with their labels where the dataset has them,
     so that no recipe reads the disk again; ``data_dir`` is the folder they were read from.
+    ``progress`` says whether long evaluations show progress bars (``--no-progress``: no).
     """
 
     options: dict[str, Any]
@@ -68,6 +82,7 @@ class Context:
     x_test: torch.Tensor | None = None
     y_test: torch.Tensor | None = None
     data_dir: str | None = None
+    progress: bool = True
 
     def train_data(self) -> torch.Tensor:
         """The training data on the run's device."""
@@ -141,6 +156,70 @@ M = TypeVar("M", bound=Model)
 ObjectiveT = TypeVar("ObjectiveT", bound=Objective | None)
 
 
+def ais_bracket_metrics(
+    model: Any,
+    x_train: torch.Tensor,
+    x_test: torch.Tensor,
+    ctx: Context,
+    n_betas: int,
+    n_runs: int,
+    reverse_start: Callable[[torch.Tensor], torch.Tensor],
+) -> dict[str, Any]:
+    """Forward and reverse AIS (the one engine in ``ebmlab.estimators``) of ``model``, started
+    from the base-rate model of ``x_train``, and the test and training log-likelihoods in nats.
+
+    Forward AIS underestimates log Z in expectation (the log-likelihood it gives is biased up),
+    reverse AIS from model states overestimates it: the two numbers bracket the truth.
+    ``reverse_start`` maps ``n_runs`` training rows to the model states reverse AIS starts from
+    (a few sweeps of the model's own chain); its time is counted in ``ais_seconds``. AIS
+    warnings (a low effective sample size) are kept in ``ais_warnings``."""
+    from .. import estimators
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", estimators.AISWarning)
+        forward = estimators.ais(
+            model,
+            n_betas=n_betas,
+            n_runs=n_runs,
+            seed=ctx.seed(),
+            data=x_train,
+            progress=ctx.progress,
+        )
+        rows = torch.randint(
+            x_train.shape[0], (n_runs,), generator=torch.Generator().manual_seed(ctx.seed())
+        ).to(x_train.device)
+        start = time.perf_counter()
+        v_init = reverse_start(x_train[rows])
+        chain_seconds = time.perf_counter() - start
+        reverse = estimators.reverse_ais(
+            model, v_init, n_betas=n_betas, seed=ctx.seed(), data=x_train, progress=ctx.progress
+        )
+        messages = [str(w.message) for w in caught if issubclass(w.category, estimators.AISWarning)]
+    test = estimators.log_likelihood(model, x_test, forward)
+    test_rev = estimators.log_likelihood(model, x_test, reverse)
+    train = estimators.log_likelihood(model, x_train[:10000], forward)
+    metrics: dict[str, Any] = {
+        "test_log_likelihood": test.mean,
+        "test_log_likelihood_se": test.se,
+        "log_likelihood_method": "ais",
+        "train_log_likelihood": train.mean,
+        "log_z": forward.log_z,
+        "log_z_se": forward.log_z_se,
+        "ais_ess": forward.ess,
+        "test_log_likelihood_reverse_ais": test_rev.mean,
+        "test_log_likelihood_reverse_ais_se": test_rev.se,
+        "log_z_reverse_ais": reverse.log_z,
+        "log_z_reverse_ais_se": reverse.log_z_se,
+        "reverse_ais_ess": reverse.ess,
+        "ais_betas": n_betas,
+        "ais_runs": n_runs,
+        "ais_seconds": round(forward.seconds + reverse.seconds + chain_seconds, 2),
+    }
+    if messages:
+        metrics["ais_warnings"] = messages
+    return metrics
+
+
 @dataclass(frozen=True)
 class Recipe(Generic[M, ObjectiveT]):
     """One trainable family as the CLI sees it.
@@ -165,6 +244,8 @@ class Recipe(Generic[M, ObjectiveT]):
         options: family options with defaults.
         train_defaults: defaults for the loop (epochs, batch_size, lr, optimizer, ...).
         demo: overrides (options and loop settings) used by ``ebmlab demo`` on digits.
+        presets: named settings (``--preset NAME``): options and loop settings filled in
+            together, below the flags given.
         data_kinds: which datasets it accepts: "image", "toy2d" or both.
     """
 
@@ -180,6 +261,26 @@ class Recipe(Generic[M, ObjectiveT]):
     train_defaults: dict[str, Any] = field(default_factory=dict)
     demo: dict[str, Any] = field(default_factory=dict)
     data_kinds: tuple[str, ...] = ("image",)
+    presets: Mapping[str, Preset] = field(default_factory=dict)
+
+
+def apply_preset(
+    recipe: Recipe[Any, Any], name: str, options: Mapping[str, Any], train: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``options`` and loop settings ``train`` with the preset ``name`` of ``recipe`` filled in
+    (the caller then applies the flags given, which override it)."""
+    if name not in recipe.presets:
+        valid = ", ".join(sorted(recipe.presets)) or "(none)"
+        raise ValueError(f"--preset: {recipe.name} has no preset {name!r}; valid presets: {valid}")
+    preset = recipe.presets[name]
+    return {**options, **preset.options}, {**train, **preset.train}
+
+
+def describe_preset(preset: Preset) -> str:
+    """One line: the summary, then every value the preset fills (``name=value``)."""
+    values = {**preset.options, **preset.train}
+    filled = ", ".join(f"{key}={value}" for key, value in values.items())
+    return f"{preset.summary} ({filled})" if filled else preset.summary
 
 
 #: Every registered recipe by name; a recipe's model and objective classes are its own.
@@ -211,6 +312,7 @@ FAMILY_MODULES = (
     "cyclegan",
     "hopfield_hidden",
     "hashing",
+    "dbn_classifier",
 )
 
 

@@ -4,10 +4,12 @@ the style in the page: no file or address outside it is needed).
 A run's section opens with its headline score (the test log-likelihood, beside the
 independent-pixel baseline where the report knows it) and a table of contents; then its
 figures, the training curves of the quantities the loop recorded (named, with units: see
-``describe_curve``), the metrics under readable names (``metric_label``), rounded to their
-standard errors, and the configuration folded away in ``<details>``. A page of several runs (the
-demo) puts them in the lectures' order (``LECTURE_ORDER``), lists them in a table of contents
-and shows every family's samples side by side in a gallery.
+``describe_curve``; what a family measures after every epoch on its training and held-out
+subsets, one line each on the same axes: ``describe_monitor``), the metrics under readable
+names (``metric_label``), rounded to their standard errors, and the configuration folded away
+in ``<details>``. A page of several runs (the demo) puts them in the lectures' order
+(``LECTURE_ORDER``), lists them in a table of contents and shows every family's samples side
+by side in a gallery.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ th { background: #f0f3f6; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 figure { display: inline-block; margin: .5em 1.2em 1em 0; vertical-align: top; max-width: 100%; }
 figure img { max-width: 100%; border: 1px solid #ddd; image-rendering: pixelated; }
+figure img.plot { image-rendering: auto; }
 figcaption { font-size: 88%; color: #444; max-width: 640px; }
 .note { background: #fff7e0; border-left: 4px solid #e0a000; padding: .5em 1em; }
 .headline { font-size: 115%; background: #eef4fa; border-left: 4px solid #345;
@@ -124,9 +127,10 @@ class Section:
         return str(self.config.get("model", ""))
 
 
-def _img(path: Path, alt: str | None = None) -> str:
+def _img(path: Path, alt: str | None = None, css_class: str | None = None) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt or path.name)}">'
+    extra = f' class="{css_class}"' if css_class else ""
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt or path.name)}"{extra}>'
 
 
 # ----- numbers and names ------------------------------------------------------------------------
@@ -458,12 +462,42 @@ CURVE_QUANTITIES: dict[str, tuple[str, str, bool]] = {
 }
 _SKIPPED = ("kind", "step", "epoch", "seconds", "stage", "lr", "cumulative_epoch")
 
-#: Free-energy gap of an RBM's contrastive divergence: the surrogate whose gradient is CD's.
-_FREE_ENERGY_GAP = (
-    "free-energy gap F(data) - F(negatives): the CD/PCD surrogate, not a likelihood",
-    "nats",
-    False,
-)
+#: Free-energy gap F(data) - F(negatives) of an RBM's contrastive divergence: the surrogate
+#: whose gradient is CD's.
+_FREE_ENERGY_GAP = ("CD surrogate (not a likelihood)", "nats", False)
+
+#: What the per-epoch monitors of the Boltzmann families record (``eval_<quantity>_<split>``
+#: entries of the epoch records; ``ebmlab.app.families.rbm.rbm_monitor``): (name, unit with
+#: ``{per}`` for what one example is).
+MONITOR_QUANTITIES: dict[str, tuple[str, str]] = {
+    "pseudo_log_likelihood": ("pseudo-log-likelihood", "nats per {per}"),
+    "mean_field_reconstruction_error": (
+        "mean-field reconstruction error",
+        "squared error per {per}",
+    ),
+    "reconstruction_error": ("reconstruction error", "squared error per {per}"),
+}
+#: The monitored subsets, as the legends name them.
+MONITOR_SPLITS = {"train": "training", "heldout": "held-out"}
+
+
+def describe_monitor(
+    key: str, stage: str | None = None, per: str = "image"
+) -> tuple[str, str, str] | None:
+    """What an epoch record's monitor entry ``key`` ("eval_pseudo_log_likelihood_heldout") is:
+    (name, unit, the subset's name), or None for another key. ``per`` is what one example of the
+    data is; a stage "layerK" or "pretrainK" with K >= 2 sees the states of hidden layer K - 1."""
+    if not key.startswith("eval_"):
+        return None
+    for split, split_name in MONITOR_SPLITS.items():
+        quantity = key[len("eval_") :].removesuffix(f"_{split}")
+        if quantity != key[len("eval_") :] and quantity in MONITOR_QUANTITIES:
+            name, unit = MONITOR_QUANTITIES[quantity]
+            match = re.fullmatch(r"(?:layer|pretrain)(\d+)", stage or "")
+            if match and int(match.group(1)) > 1:
+                per = f"h{int(match.group(1)) - 1} state"
+            return name, unit.format(per=per), split_name
+    return None
 
 
 def describe_curve(
@@ -487,13 +521,9 @@ def describe_curve(
     if stage.startswith(("pretrain", "layer")) or family in ("rbm", "grbm", "dbn"):
         return _FREE_ENERGY_GAP
     if family == "bm":
-        return ("energy gap E(clamped) - E(free): the learning rule's surrogate", "energy", False)
+        return ("learning-rule surrogate (not a likelihood)", "energy", False)
     if family == "dbm":
-        return (
-            "energy gap E(mean field) - E(chains): the learning rule's surrogate",
-            "energy",
-            False,
-        )
+        return ("learning-rule surrogate (not a likelihood)", "energy", False)
     if family == "autoencoder":
         name = "squared error" if options.get("loss") == "squared_error" else "cross-entropy"
         return (f"reconstruction {name} (training)", "per image", True)
@@ -526,6 +556,8 @@ def _curve_records(
         if len(epochs) < 2:
             return [], {}, []
     options = section.config.get("options") or {}
+    staged = len({r.get("stage") for r in epochs}) > 1
+    per = _per(section)
     offsets: dict[Any, float] = {}
     starts: list[tuple[float, str]] = []
     shift, last = 0.0, 0.0
@@ -540,8 +572,19 @@ def _curve_records(
         x = offsets[stage] + float(r.get("epoch", 0))
         last = max(last, x)
         record: dict[str, Any] = {"epoch": x, "stage": stage}
+        # a monitor's subsets are records of their own ("split"): one line each on one panel
+        by_split: dict[str, dict[str, Any]] = {}
         for key, value in r.items():
             if not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            monitored = describe_monitor(key, stage, per)
+            if monitored is not None:
+                name, unit, split = monitored
+                name = f"{stage}: {name}" if staged else name  # each stage's own scale
+                by_split.setdefault(split, {"epoch": x, "stage": stage, "split": split})[name] = (
+                    value
+                )
+                quantities[name] = (unit, True)
                 continue
             described = describe_curve(section.family, key, stage, options)
             if described is None:
@@ -550,6 +593,7 @@ def _curve_records(
             record[name] = value
             quantities[name] = (unit, useful)
         records.append(record)
+        records.extend(by_split.values())
     return records, quantities, starts
 
 
@@ -572,11 +616,33 @@ def _curves(section: Section, work_dir: Path, index: int) -> str:
         xlabel="epoch" + (" (the stages one after another)" if starts else ""),
         group_key="stage" if starts else None,
         boundaries=starts,
+        series_key="split",
     )
+    monitored = any("split" in r for r in records)
     caption = "Means over each epoch's minibatches of what the training loop records."
+    if monitored:
+        caption = (
+            "After every epoch, measured on fixed subsets of the training data and of the "
+            "held-out (test) data, the same examples at every epoch: the pseudo-log-likelihood "
+            "sum_i log p(v_i | v_-i) (where a layer is too large to score every bit, e.g. on "
+            "MNIST, the unbiased estimate from a few random bits per example, the same bits at "
+            "every epoch: smooth curves whose levels are good to a few nats), the "
+            "reconstruction error and the like, training and held-out on the same axes (a "
+            "growing gap is overfitting). The other panels are "
+            "means over each epoch's minibatches of what the training loop records; the "
+            "surrogate, a gap of (free) energies between the data and the sampling chains "
+            "(F(data) - F(negatives) for contrastive divergence) whose gradient is the learning "
+            "signal, is not a log-likelihood and does not show progress."
+        )
     if starts:
         stages = [str(records[0]["stage"]), *(name for _, name in starts)]
         caption += f" Stages, in order: {', '.join(stages)}."
+        upper = {r["stage"] for r in records if "split" in r} - {records[0]["stage"]}
+        if any(re.fullmatch(r"(?:layer|pretrain)\d+", str(stage)) for stage in upper):
+            caption += (
+                " A stage that trains a layer above the first is measured on the states of the "
+                "layer below (its own training data), the held-out images passed up to it."
+            )
     if not any(useful for _, useful in quantities.values()):
         caption += (
             " This family's loop records only the surrogate whose gradient is the learning "
@@ -586,7 +652,7 @@ def _curves(section: Section, work_dir: Path, index: int) -> str:
             "metrics."
         )
     out = (
-        f"<figure>{_img(path, 'training curves')}<figcaption>{html.escape(caption)}"
+        f"<figure>{_img(path, 'training curves', 'plot')}<figcaption>{html.escape(caption)}"
         "</figcaption></figure>"
     )
     path.unlink(missing_ok=True)

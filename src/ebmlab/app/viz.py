@@ -31,6 +31,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
+from matplotlib.ticker import MaxNLocator
 
 #: Resolution of every PNG (one figure inch is this many image pixels).
 DPI = 100
@@ -444,6 +445,12 @@ def hide_unknown(images: Any, known: Any, fill: float = 0.5) -> np.ndarray:
 
 
 # ----- curves -----------------------------------------------------------------------------------
+#: Width (inches) of one panel of training curves: three to a row fit a report's page unscaled.
+CURVE_PANEL_WIDTH = 3.8
+#: Line styles of the series of a panel (``plot_curves``'s ``series_key``), in order.
+SERIES_STYLES = ("-", "--", ":", "-.")
+
+
 def plot_curves(
     history: Sequence[dict[str, Any]],
     keys: Sequence[str],
@@ -455,40 +462,62 @@ def plot_curves(
     xlabel: str | None = None,
     group_key: str | None = None,
     boundaries: Sequence[tuple[float, str]] = (),
+    series_key: str | None = None,
 ) -> Path:
     """Plot ``keys`` of a list of metric records against ``x_key``, one panel per key (three to
     a row), headed by ``labels[key]`` (default: the key) with ``units[key]`` on the y axis and
     ``xlabel`` (default ``x_key``) on the x axis. Records with different ``group_key`` values
-    (e.g. training stages) are separate lines, named in a legend; ``boundaries`` are (x, name)
-    vertical markers (e.g. where a stage starts)."""
+    (e.g. training stages) are separate lines, named in a legend; records with different
+    ``series_key`` values (e.g. training and held-out data) are separate lines on the same axes,
+    one colour per series (solid, then dashed, ...), named in the legend; ``boundaries`` are
+    (x, name) vertical markers (e.g. where a stage starts)."""
     labels, units = labels or {}, units or {}
     keys = [k for k in keys if any(k in r for r in history)]
     n = max(len(keys), 1)
     columns = min(n, 3)
     rows = math.ceil(n / columns)
     fig, axes = plt.subplots(
-        rows, columns, figsize=(4.2 * columns, 3.1 * rows), squeeze=False, dpi=DPI
+        rows, columns, figsize=(CURVE_PANEL_WIDTH * columns, 3.1 * rows), squeeze=False, dpi=DPI
     )
     for ax in axes.flat[len(keys) :]:
         ax.set_visible(False)
+    series_order: list[Any] = []
+    for r in history:
+        value = r.get(series_key) if series_key else None
+        if value is not None and value not in series_order:
+            series_order.append(value)
     for ax, key in zip(axes.flat, keys):
-        groups: dict[Any, list[tuple[float, float]]] = {}
+        lines: dict[tuple[Any, Any], list[tuple[float, float]]] = {}
         for r in history:
             if key in r and x_key in r and isinstance(r[key], int | float):
-                groups.setdefault(r.get(group_key) if group_key else None, []).append(
-                    (r[x_key], r[key])
-                )
-        for group, points in groups.items():
+                group = r.get(group_key) if group_key else None
+                series = r.get(series_key) if series_key else None
+                lines.setdefault((group, series), []).append((r[x_key], r[key]))
+        groups = list(dict.fromkeys(g for g, _ in lines))
+        labelled: set[str] = set()
+        for (group, series), points in lines.items():
             xs, ys = zip(*points)
-            ax.plot(
-                xs,
-                ys,
-                marker="." if len(xs) < 50 else None,
-                label=None if group is None else str(group),
-            )
+            style: dict[str, Any] = {}
+            if series is not None:  # one colour and style per series, in every group
+                i = series_order.index(series)
+                style = {"color": f"C{i}", "ls": SERIES_STYLES[i % len(SERIES_STYLES)]}
+            elif series_order:  # colours other than the series' (a stage is not a subset)
+                style = {"color": f"C{len(series_order) + groups.index(group)}"}
+            parts = [str(group)] if group is not None and len(groups) > 1 and series is None else []
+            parts += [str(series)] if series is not None else []
+            label = ", ".join(parts) or None
+            if label in labelled:
+                label = None  # the series already named (an earlier group)
+            elif label is not None:
+                labelled.add(label)
+            ax.plot(xs, ys, marker="." if len(xs) < 50 else None, label=label, **style)
+        span = [x for points in lines.values() for x, _ in points]
         for x, _ in boundaries:
-            ax.axvline(x, color="0.6", lw=0.8, ls=":")
-        if len(groups) > 1:
+            if span and min(span) < x < max(span):  # not beside a panel of one stage
+                ax.axvline(x, color="0.6", lw=0.8, ls=":")
+        if x_key == "epoch":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(labelled) > 1:
             ax.legend(fontsize=7, frameon=False)
         ax.set_xlabel(xlabel or x_key, fontsize=LABEL_FONTSIZE)
         ax.set_ylabel(units.get(key, ""), fontsize=LABEL_FONTSIZE)

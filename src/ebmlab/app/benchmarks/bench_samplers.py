@@ -7,8 +7,8 @@ Cases (issue 3):
   steps (quick: 100 steps), gradient by autograd; through ``ebmlab.samplers.sample`` and through
   the bare kernel loop, beside a hand-written loop with the closed-form gradient, and torchebm's
   and ebmkit's Langevin samplers when installed (``pip install torchebm ebmkit``; ebmkit
-  installs the module ``ebm``). Implementations are timed in turn, three rounds, best round
-  kept.
+  installs the module ``ebm``). Implementations are timed in turn, five rounds, best round
+  kept, with the rounds' spread (one thread: CPU time).
 * ``ais``: wall time of ``ebmlab.estimators.ais`` with 14,500 betas x 100 runs on a 784 x 500 RBM
   (quick: 1,450 betas), and the fraction of the float32 matmul throughput it reaches, counting
   2 matmuls of 2 * 100 * 784 * 500 flops per beta, against the matmul peak measured in the same
@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from ebmlab.app.bench import interleaved
+from ebmlab.app.bench import clock_for, interleaved
 from ebmlab.app.benchmarks.common import machine_info
 from ebmlab.estimators import ais, exact_log_z, exact_sample, log_likelihood, reverse_ais
 from ebmlab.models.rbm import BernoulliRBM
@@ -60,23 +60,35 @@ CENTERS = (
 STD = 0.5 / 1.414
 
 
+_CENTERS_ON: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def _centers(x: torch.Tensor) -> torch.Tensor:
+    """The centers on x's device and dtype, copied there once (no host-to-device copy per call,
+    which a CUDA graph could not capture)."""
+    key = (x.device, x.dtype)
+    if key not in _CENTERS_ON:
+        _CENTERS_ON[key] = CENTERS.to(x)
+    return _CENTERS_ON[key]
+
+
 def eight_gaussians_energy(x: torch.Tensor) -> torch.Tensor:
     """-log of the 8gaussians density up to a constant: -logsumexp_k -|x - mu_k|^2 / 2 s^2."""
-    d2 = ((x[:, None, :] - CENTERS.to(x)) ** 2).sum(-1)
+    d2 = ((x[:, None, :] - _centers(x)) ** 2).sum(-1)
     return -torch.logsumexp(-d2 / (2 * STD**2), dim=1)
 
 
 def eight_gaussians_grad(x: torch.Tensor) -> torch.Tensor:
     """Closed-form gradient: sum_k r_k (x - mu_k) / s^2 with responsibilities r_k."""
-    diff = x[:, None, :] - CENTERS.to(x)
+    diff = x[:, None, :] - _centers(x)
     r = torch.softmax(-(diff**2).sum(-1) / (2 * STD**2), dim=1)
     return (r[..., None] * diff).sum(1) / STD**2
 
 
-def _timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
+def _timed(fn: Callable[[], Any], clock: Callable[[], float] = time.perf_counter) -> float:
+    start = clock()
     fn()
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def _machine() -> dict[str, Any]:
@@ -146,23 +158,25 @@ def _ebmkit_case(x0: torch.Tensor, n_steps: int, step: float) -> Callable[[], No
     return lambda: sampler.sample(eight_gaussians_energy, x0.clone(), steps=n_steps)
 
 
-def bench_langevin(quick: bool = False, rounds: int = 3) -> list[dict[str, Any]]:
+def bench_langevin(quick: bool = False, rounds: int = 5) -> list[dict[str, Any]]:
     """Implementations are timed in turn, ``rounds`` times (interleaved, so that a busy machine
     slows them alike); each record keeps the best round."""
     n_chains, n_steps, step = 10_000, 100 if quick else 1000, 0.01
     cases = _langevin_cases(n_chains, n_steps, step)
-    best: dict[str, float] = {}
+    clock_name, clock = clock_for("cpu")
+    times: dict[str, list[float]] = {}
     errors: dict[str, str] = {}
     for _ in range(rounds):
         for name, fn in cases:
             if name in errors:
                 continue
             try:
-                seconds = _timed(fn)
+                seconds = _timed(fn, clock)
             except Exception as error:  # a peer whose API changed is reported, not fatal
                 errors[name] = f"{type(error).__name__}: {error}"
                 continue
-            best[name] = min(best.get(name, math.inf), seconds)
+            times.setdefault(name, []).append(seconds)
+    best = {name: min(values) for name, values in times.items()}
     records = []
     for name, _ in cases:
         record: dict[str, Any] = {
@@ -178,6 +192,9 @@ def bench_langevin(quick: bool = False, rounds: int = 3) -> list[dict[str, Any]]
             record.update(
                 seconds=round(best[name], 3),
                 chain_steps_per_second=round(n_chains * n_steps / best[name]),
+                # the rounds' spread: slowest over fastest round, minus 1
+                spread=round(max(times[name]) / best[name] - 1.0, 4),
+                clock=clock_name,
             )
         records.append({**record, **_machine()})
     return records

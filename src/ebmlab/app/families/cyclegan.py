@@ -152,10 +152,12 @@ def nearest_mse(references: torch.Tensor, targets: torch.Tensor, chunk: int = 10
     return float(torch.cat(best).double().mean())
 
 
-def _agreement(images: torch.Tensor, labels: torch.Tensor | None, dataset: str) -> float | None:
+def _agreement(
+    images: torch.Tensor, labels: torch.Tensor | None, dataset: str, progress: bool = True
+) -> float | None:
     if labels is None:
         return None
-    classifier, _ = feature_classifier(dataset)
+    classifier, _ = feature_classifier(dataset, progress=progress)
     return float((predict_classes(classifier, images) == labels.cpu()).double().mean())
 
 
@@ -171,7 +173,7 @@ def _evaluate(
     metrics: dict[str, Any] = {
         "likelihood": "none: a CycleGAN defines no density (scored by its translations)",
         "test_cycle_mse": _mse(cycled, x),
-        "test_cycle_class_agreement": _agreement(cycled, y_test, ctx.data_name),
+        "test_cycle_class_agreement": _agreement(cycled, y_test, ctx.data_name, ctx.progress),
         "translation_n_test": int(x.shape[0]),
     }
     if target not in TRANSFORMS:
@@ -179,10 +181,10 @@ def _evaluate(
         reference = _visual_pair(ctx, "test", n).cpu()
         train_y = _visual_pair(ctx, "train", n).cpu()
         metrics["test_translation_frechet_distance"] = frechet_distance(
-            forward, target, reference=reference
+            forward, target, reference=reference, progress=ctx.progress
         ).distance
         metrics["test_translation_frechet_distance_train_floor"] = frechet_distance(
-            train_y, target, reference=reference
+            train_y, target, reference=reference, progress=ctx.progress
         ).distance
         return metrics
     answer = transform(x, target, shape)
@@ -202,7 +204,7 @@ def _evaluate(
             "translation_mse_ratio_nearest": _mse(forward[:m], answer[:m]) / nearest,
             "test_back_translation_mse": _mse(back, x),
             "test_translation_class_agreement": _agreement(
-                inverse_transform(forward, target, shape), y_test, ctx.data_name
+                inverse_transform(forward, target, shape), y_test, ctx.data_name, ctx.progress
             ),
             "translation_method": f"G(x) against T(x), T = {target} (known answer)",
         }

@@ -15,6 +15,10 @@ and with K = 1 it already improves on the mean-field bound (the odd layers are e
 model is small enough (even hidden layers <= 20 units, the smaller parity <= 25) the exact log Z
 and test log-likelihood are reported too and the latter becomes ``test_log_likelihood``.
 
+While the joint stage trains, every epoch records the mean-field reconstruction error of fixed
+training and held-out subsets (``dbm_monitor``), and the pseudo-log-likelihood where the even
+hidden layers are small enough to enumerate.
+
 Pretraining (``--pretrain-epochs``, stages ``pretrain1``, ``pretrain2``, ... before the joint
 stage ``train``; ``ebmlab.training.greedy.dbm_stages``): RBMs trained bottom-up with
 ``TiedCopiesCD`` (bottom one with a doubled visible layer, top one with a doubled hidden layer,
@@ -29,19 +33,28 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import torch
 
-from ...estimators import AISWarning, ais, importance_log_p, variational_bounds
+from ...estimators import (
+    AISWarning,
+    ais,
+    importance_log_p,
+    pseudo_log_likelihood,
+    variational_bounds,
+)
 from ...models.dbm import DeepBoltzmannMachine
 from ...objectives.base import Objective
 from ...objectives.dbm import VariationalPCD
 from ...stats import mean_and_se
 from ...training import Stage, TrainConfig
 from ...training.greedy import dbm_stages
+from ...training.loop import EpochCallback
 from .. import viz
 from ..recipes import Context, Figure, Option, Recipe, parse_sizes, register
+from .rbm import MONITOR_SEED, monitor_data, monitor_size
 
 #: Largest enumerations used for the exact figures reported beside the bounds.
 EXACT_MAX_EVEN_UNITS = 20
@@ -109,7 +122,74 @@ def _stages_dbm(
         )
     x = ctx.train_data()
     model.to(ctx.device)
-    return dbm_stages(model, objective, x, config, pretrain, k=o["pretrain_k"], seed=ctx.seed())
+    plan = dbm_stages(model, objective, x, config, pretrain, k=o["pretrain_k"], seed=ctx.seed())
+    return _monitored(plan, model, ctx)
+
+
+# ----- per-epoch monitor -------------------------------------------------------------------------
+#: Most units of the even hidden layers for which the monitor also records the pseudo-
+#: log-likelihood: each free energy enumerates their 2^n states, and with 8 units (the demo's
+#: 64-16-8) that alone is already a seventh of an epoch.
+MONITOR_PLL_MAX_EVEN_UNITS = 4
+#: Visible units whose flips the monitor's pseudo-log-likelihood scores per example (drawn once;
+#: ``estimators.pseudo_log_likelihood``): an unbiased estimate from 2 free energies per example
+#: instead of D + 1.
+MONITOR_PLL_BITS = 1
+
+
+@torch.no_grad()
+def mean_field_reconstruction(
+    model: DeepBoltzmannMachine, v: torch.Tensor, n_iters: int, tol: float = 0.0
+) -> torch.Tensor:
+    """p(v = 1 | h_1 = mu_1): the visible layer's conditional at the mean-field posterior means
+    mu of every hidden layer given ``v`` (at most ``n_iters`` rounds, see ``mean_field``)."""
+    means = model.mean_field(v, n_iters=n_iters, tol=tol)
+    return torch.sigmoid(model.layer_input([v, *means], 0))
+
+
+def dbm_monitor(
+    subsets: dict[str, torch.Tensor], n_iters: int, pseudo_likelihood: bool
+) -> EpochCallback:
+    """The epoch callback of the joint training of a DBM: for each split of ``subsets`` (fixed
+    rows, see ``rbm.monitor_data``) the mean-field reconstruction error ||p(v | mu_1) - v||^2
+    per example (``n_iters`` rounds of mean field), and with ``pseudo_likelihood`` (small even
+    layers only: the free energy enumerates them) the pseudo-log-likelihood in nats per example,
+    estimated from ``MONITOR_PLL_BITS`` fixed random bits per example."""
+    bits = None
+    if pseudo_likelihood:
+        d = next(iter(subsets.values())).shape[1]
+        bits = min(MONITOR_PLL_BITS, d)
+
+    def monitor(model: Any, epoch: int) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for split, v in subsets.items():
+            recon = mean_field_reconstruction(model, v, n_iters)
+            error = (recon - v).square().sum(-1).mean()
+            out[f"mean_field_reconstruction_error_{split}"] = float(error)
+            if bits is not None:
+                generator = torch.Generator(device=v.device).manual_seed(MONITOR_SEED)
+                pll = pseudo_log_likelihood(model, v, n_bits=bits, generator=generator)
+                out[f"pseudo_log_likelihood_{split}"] = float(pll.mean())
+        return out
+
+    return monitor
+
+
+def _monitored(
+    stages: Iterator[Stage], model: DeepBoltzmannMachine, ctx: Context
+) -> Iterator[Stage]:
+    """The stages with the DBM's monitor (``dbm_monitor``) on the joint stage ("train")."""
+    for stage in stages:
+        if stage.module is model:
+            n = monitor_size(stage.data.shape[0])
+            even = sum(model.layer_sizes[2::2])
+            monitor = dbm_monitor(
+                monitor_data(ctx, stage.data, n),
+                ctx.options["mf_iters"],
+                pseudo_likelihood=even <= MONITOR_PLL_MAX_EVEN_UNITS,
+            )
+            stage = replace(stage, epoch_callback=monitor)
+        yield stage
 
 
 def _evaluate_dbm(
@@ -119,7 +199,14 @@ def _evaluate_dbm(
     n_betas = ctx.quick_capped("ais_betas", 1000)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AISWarning)
-        result = ais(model, n_betas=n_betas, n_runs=o["ais_runs"], seed=ctx.seed(), data=x_train)
+        result = ais(
+            model,
+            n_betas=n_betas,
+            n_runs=o["ais_runs"],
+            seed=ctx.seed(),
+            data=x_train,
+            progress=ctx.progress,
+        )
     log_z, log_z_se = result.log_z, result.log_z_se
     test = variational_bounds(model, x_test, log_z, o["eval_mf_iters"])
     mean, se = mean_and_se(test)
@@ -194,10 +281,8 @@ def _figures_dbm(model: DeepBoltzmannMachine, x_test: torch.Tensor, ctx: Context
         return []
     steps = ctx.quick_capped("sample_steps", 200)
     samples = model.sample(64, n_steps=steps, generator=ctx.generator)
-    with torch.no_grad():
-        originals = x_test[:10]
-        means = model.mean_field(originals, n_iters=ctx.options["eval_mf_iters"], tol=1e-6)
-        recon = torch.sigmoid(model.layer_input([originals, *means], 0))
+    originals = x_test[:10]
+    recon = mean_field_reconstruction(model, originals, ctx.options["eval_mf_iters"], tol=1e-6)
     out = ctx.out_dir
     n_filters = min(model.layer_sizes[1], viz.MAX_FILTERS)
     return [

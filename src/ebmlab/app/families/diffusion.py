@@ -168,6 +168,16 @@ def bound_metrics(
     }
 
 
+def _frechet_scores(
+    samples: torch.Tensor, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+) -> dict[str, Any]:
+    """``frechet_metrics`` of the samples against the run's test images (with the run's progress
+    setting)."""
+    return frechet_metrics(
+        samples, ctx.data_name, x_test.cpu(), x_train.cpu(), seed=ctx.seed(), progress=ctx.progress
+    )
+
+
 def _evaluate(
     model: DDPM, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
@@ -181,13 +191,11 @@ def _evaluate(
     n = ctx.quick_capped("fd_samples", 100) or x_test.shape[0]
     steps = ctx.quick_capped("sample_steps", 20)
     samples = draw_samples(model, n, ctx.generator, steps)
-    metrics.update(
-        frechet_metrics(samples, ctx.data_name, x_test.cpu(), x_train.cpu(), seed=ctx.seed())
-    )
+    metrics.update(_frechet_scores(samples, x_train, x_test, ctx))
     g = torch.Generator().manual_seed(ctx.seed())
     binary = (torch.rand(samples.shape, generator=g) < samples).float()
     metrics["test_frechet_distance_binarized"] = frechet_distance(
-        binary, ctx.data_name, binarize="stochastic"
+        binary, ctx.data_name, binarize="stochastic", progress=ctx.progress
     ).distance
     metrics["sample_steps"] = steps
     return metrics
@@ -310,9 +318,7 @@ def _evaluate_bernoulli(
     n = ctx.quick_capped("fd_samples", 100) or x_test.shape[0]
     if ctx.data_name != "binarized-mnist":  # the Frechet classifier needs the dataset's labels
         samples = draw_samples(model, n, ctx.generator, None)
-        metrics.update(
-            frechet_metrics(samples, ctx.data_name, x_test.cpu(), x_train.cpu(), seed=ctx.seed())
-        )
+        metrics.update(_frechet_scores(samples, x_train, x_test, ctx))
     return metrics
 
 

@@ -15,9 +15,19 @@
 Toy 2-D densities are scored exactly: exp(-E) is normalized on a fine grid
 (``ebmlab.data.toy2d_grid``), the test log-likelihood is mean(-E(x_test)) - log Z_grid in nats,
 and KL(p_data || p_model) is summed on the grid against ``ebmlab.data.toy2d_log_density``.
-Images have no tractable likelihood here (a neural energy's log Z would need AIS, not run);
-they are scored by inpainting error against a mean-image baseline and by the energy gap between
-test images and noise, and shown as Langevin samples from noise and inpaintings.
+Grey-level images are scored by inpainting error against a mean-image baseline and by the energy
+gap between test images and noise, and shown as Langevin samples from noise and inpaintings.
+
+Binary images (``--binarize stochastic`` with ``--sampler gwg|dmala|dula``): the energy is
+E(x) = g(x) - b^T x with b the logits of the data marginals (a fixed independent-Bernoulli base,
+``EnergyNetwork(bernoulli_base=True)``), trained by persistent CD with a gradient-informed
+discrete kernel (``ebmlab.objectives.ContrastiveDiscrete``: Gibbs-with-gradients, or the
+discrete Langevin proposal with or without its MH correction) on a replay buffer started from
+the base. ``--eval`` scores it in nats per image with AIS from the base-rate model of the
+training data, one ``ais_kernel`` step (DMALA or GWG) per inverse temperature: the forward
+estimate (log Z stochastically low, so the log-likelihood optimistic; method "ais") and the
+reverse estimate from chains started at training images (the other side of the bracket), as the
+RBM family reports them.
 
 Divergence remedies (the JEM maintainers' advice: restart from the last good checkpoint with a
 new seed and a lower learning rate, more Langevin steps, a larger L2 energy penalty) are
@@ -33,9 +43,16 @@ from typing import Any
 
 import torch
 
+from ... import estimators
+from ...estimators.binary_energy import BinaryEnergy
 from ...estimators.grid import energies, grid_log_likelihood
 from ...models.neural import ConvEnergy, EnergyNetwork, MLPEnergy, geometric_sigmas
 from ...objectives.base import Objective
+from ...objectives.contrastive_discrete import (
+    SAMPLERS,
+    ContrastiveDiscrete,
+    make_discrete_kernel,
+)
 from ...objectives.contrastive_langevin import ContrastiveLangevin
 from ...objectives.nce import FlowContrastiveEstimation, NoiseContrastiveEstimation
 from ...objectives.score_matching import (
@@ -45,8 +62,18 @@ from ...objectives.score_matching import (
     NoiseConditionalScoreMatching,
     SlicedScoreMatching,
 )
+from ...samplers import sample as run_chains
 from .. import viz
-from ..recipes import Context, Figure, Option, Recipe, parse_sizes, register, top_half_known
+from ..recipes import (
+    Context,
+    Figure,
+    Option,
+    Recipe,
+    ais_bracket_metrics,
+    parse_sizes,
+    register,
+    top_half_known,
+)
 
 OBJECTIVES = ("cd", "sm", "ssm", "dsm", "ncsn", "nsm", "nce", "fce")
 
@@ -81,9 +108,50 @@ AUTO: dict[str, dict[str, Any]] = {
 }
 
 
+#: The settings an option left at None takes on binary images with a discrete sampler.
+BINARY_AUTO: dict[str, Any] = {
+    "network": "mlp",
+    "alpha": 0.0,
+    "reinit": 0.0,
+    "sample_steps": 1000,
+}
+#: ... and with Langevin chains (grey levels, 2-D densities).
+LANGEVIN_AUTO: dict[str, Any] = {"alpha": 0.01, "reinit": 0.05}
+
+
+def is_discrete(ctx: Context) -> bool:
+    """Whether the run samples binary states with a gradient-informed discrete kernel."""
+    return ctx.options.get("sampler", "langevin") in SAMPLERS
+
+
 def resolved(ctx: Context) -> dict[str, Any]:
-    """The options with every None replaced by its default for the data kind."""
-    return ctx.resolved_options(AUTO)
+    """The options with every None replaced by its default for the data kind (and for the
+    discrete samplers, their own: an MLP, no energy penalty, no restarts from the base)."""
+    if is_discrete(ctx):
+        options, auto = dict(ctx.options), {**AUTO["image"], **BINARY_AUTO}
+    else:
+        options, auto = ctx.resolved_options(AUTO), LANGEVIN_AUTO
+    for key, value in auto.items():
+        if options.get(key) is None:
+            options[key] = value
+    return options
+
+
+def check_discrete(ctx: Context, x_train: torch.Tensor) -> None:
+    """A discrete sampler needs binary images and the CD objective."""
+    o = ctx.options
+    if ctx.image_shape is None:
+        raise ValueError(f"sampler: {o['sampler']!r} samples binary images, not 2-D densities")
+    if o["objective"] != "cd":
+        raise ValueError(
+            f"sampler: {o['sampler']!r} trains by contrastive divergence; use --objective cd "
+            f"(got {o['objective']!r})"
+        )
+    if not bool(((x_train == 0) | (x_train == 1)).all()):
+        raise ValueError(
+            f"sampler: {o['sampler']!r} moves binary states; binarize the images first "
+            "(--binarize stochastic)"
+        )
 
 
 def build_model(dim: int, ctx: Context) -> EnergyNetwork:
@@ -108,6 +176,8 @@ def build_model(dim: int, ctx: Context) -> EnergyNetwork:
         "langevin_steps": o["sample_steps"],
         "noise_scaling": "none" if o["objective"] == "nsm" else "inverse",
     }
+    if is_discrete(ctx):
+        sampling["bernoulli_base"] = True
     if o["network"] == "conv":
         if ctx.image_shape is None:
             raise ValueError("network: 'conv' needs image data; use 'mlp' for 2-D densities")
@@ -133,6 +203,18 @@ def build_objective(dim: int, ctx: Context) -> Objective:
     """The training objective named by the ``objective`` option."""
     o = resolved(ctx)
     name = o["objective"]
+    if name == "cd" and is_discrete(ctx):
+        return ContrastiveDiscrete(
+            sampler=o["sampler"],
+            n_steps=o["discrete_steps"],
+            step_size=o["discrete_step_size"],
+            n_flips=o["n_flips"],
+            chains=o["chains"],
+            buffer_size=o["buffer_size"],
+            reinit_fraction=o["reinit"],
+            alpha=o["alpha"],
+            seed=int(ctx.generator.initial_seed()) % (2**31),
+        )
     if name == "cd":
         return ContrastiveLangevin(
             n_steps=o["langevin_steps"],
@@ -179,7 +261,13 @@ def build_objective(dim: int, ctx: Context) -> Objective:
 
 def _build(x_train: torch.Tensor, ctx: Context) -> tuple[EnergyNetwork, Objective]:
     dim = x_train.shape[1]
-    return build_model(dim, ctx), build_objective(dim, ctx)
+    if is_discrete(ctx):
+        check_discrete(ctx, x_train)
+    model = build_model(dim, ctx)
+    if model.bernoulli_base:
+        with torch.no_grad():
+            model.base_logits.copy_(estimators.base_rate_bias(x_train.flatten(1)))
+    return model, build_objective(dim, ctx)
 
 
 # ----- evaluation -------------------------------------------------------------------------------
@@ -206,10 +294,61 @@ def _quick_steps(model: EnergyNetwork, ctx: Context) -> int | None:
     return min(model.langevin_steps, 200) if ctx.quick else None
 
 
+def ais_kernel(ctx: Context) -> Any:
+    """The AIS transition and the chains of the figures on binary images: ``ais_kernel``
+    (DMALA at ``discrete_step_size``, or single-flip GWG)."""
+    o = resolved(ctx)
+    return make_discrete_kernel(o["ais_kernel"], o["discrete_step_size"])
+
+
+def model_chains(
+    model: EnergyNetwork, start: torch.Tensor, n_steps: int, ctx: Context, energy: Any = None
+) -> torch.Tensor:
+    """The states after ``n_steps`` steps of the AIS kernel from ``start`` under the model (or
+    under ``energy``)."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    result = run_chains(
+        ais_kernel(ctx),
+        energy if energy is not None else model.energy,
+        start,
+        n_steps,
+        thin=n_steps,
+        progress=False,
+        generator=ctx.generator,
+        diagnostics=False,
+    )
+    assert result.final_state is not None
+    return result.final_state
+
+
+def binary_metrics(
+    model: EnergyNetwork, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
+) -> dict[str, Any]:
+    """Forward and reverse AIS from the base-rate model of the training data, in nats per
+    image (module docstring)."""
+    o = ctx.options
+    steps = ctx.quick_capped("reverse_steps", 50)
+    metrics = ais_bracket_metrics(
+        BinaryEnergy(model, kernel=ais_kernel(ctx)),
+        x_train,
+        x_test,
+        ctx,
+        ctx.quick_capped("ais_betas", 200),
+        ctx.quick_capped("ais_runs", 20),
+        lambda rows: model_chains(model, rows, steps, ctx),
+    )
+    metrics["ais_kernel"] = o["ais_kernel"]
+    metrics["reverse_start"] = f"{steps} {o['ais_kernel']} steps from training images"
+    return metrics
+
+
 def _evaluate(
     model: EnergyNetwork, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
     model.eval()
+    if is_discrete(ctx):
+        return binary_metrics(model, x_train, x_test, ctx)
     shape = ctx.image_shape
     if shape is None:  # a toy 2-D density
         metrics = grid_log_likelihood(model, ctx.data_name, x_test)
@@ -279,6 +418,8 @@ def _figures(model: EnergyNetwork, x_test: torch.Tensor, ctx: Context) -> list[F
         "fce": "FCE",
     }[o["objective"]]
     model.eval()
+    if is_discrete(ctx):
+        return binary_figures(model, x_test, ctx)
     shape = ctx.image_shape
     if shape is None:  # a toy 2-D density
         path = landscape_figure(
@@ -332,10 +473,59 @@ def _figures(model: EnergyNetwork, x_test: torch.Tensor, ctx: Context) -> list[F
     return figures
 
 
+def binary_figures(model: EnergyNetwork, x_test: torch.Tensor, ctx: Context) -> list[Figure]:
+    """Samples from the base and the bottom halves of test images, both by the AIS kernel."""
+    o = resolved(ctx)
+    shape = ctx.image_shape
+    assert shape is not None
+    steps = min(o["sample_steps"], 50) if ctx.quick else o["sample_steps"]
+    base = torch.sigmoid(model.base_logits).expand(64, -1)
+    start = (torch.rand(base.shape, generator=ctx.generator) < base.cpu()).to(base)
+    samples = model_chains(model, start, steps, ctx)
+    name = o["sampler"].upper()
+    path = viz.samples_beside_data(
+        samples, x_test, shape, ctx.out_dir / "samples.png", title=f"CD ({name}) EBM: samples"
+    )
+    figures = [
+        Figure(
+            path,
+            "Samples from the base",
+            f"Left: 64 test images. Right: {steps} {o['ais_kernel']} steps from the "
+            "independent-Bernoulli base at the data marginals.",
+        )
+    ]
+    test = x_test[:16]
+    known = top_half_known(shape, test.device)
+
+    def conditional(u: torch.Tensor) -> torch.Tensor:  # E(x) with the top half clamped
+        x = test.expand(u.shape[0] // test.shape[0], -1, -1).reshape(-1, test.shape[1]).clone()
+        x[:, ~known] = u
+        return model.energy(x)
+
+    unknown = ~known
+    start = (torch.rand(test.shape[0], int(unknown.sum()), generator=ctx.generator) < 0.5).to(test)
+    filled = test.clone()
+    filled[:, unknown] = model_chains(model, start, steps, ctx, energy=conditional)
+    rows = [("test", test), ("known", viz.hide_unknown(test, known)), ("filled", filled)]
+    path = viz.labelled_rows(
+        rows, shape, ctx.out_dir / "inpainting.png", title=f"CD ({name}) EBM: inpainting"
+    )
+    figures.append(
+        Figure(
+            path,
+            "Inpainting",
+            "Rows: test images, the known top half, and the bottom half drawn from "
+            f"p(bottom | top) by {steps} {o['ais_kernel']} steps from uniform bits.",
+        )
+    )
+    return figures
+
+
 register(
     Recipe(
         name="ebm",
-        summary="neural energy-based model (CD with Langevin, score matching, NCE, FCE)",
+        summary="neural energy-based model (CD with Langevin or, on binary images, "
+        "gradient-informed discrete samplers; score matching, NCE, FCE)",
         build=_build,
         evaluate=_evaluate,
         figures=_figures,
@@ -382,7 +572,13 @@ register(
                 ("buffer", "persistent", "noise"),
             ),
             Option("buffer_size", int, 10_000, "cd replay-buffer size"),
-            Option("reinit", float, 0.05, "cd: fraction of chains restarted from noise per update"),
+            Option(
+                "reinit",
+                float,
+                None,
+                "cd: fraction of chains restarted from noise (the base for binary images) per "
+                "update (default 0.05; 0 with a discrete sampler)",
+            ),
             Option(
                 "jump_steps",
                 int,
@@ -390,7 +586,53 @@ register(
                 "cd: independence Metropolis jumps per chain and update "
                 "(carry chains between modes; default 1 on 2-D densities, 0 on images)",
             ),
-            Option("alpha", float, 0.01, "cd: L2 energy penalty alpha (E+^2 + E-^2)"),
+            Option(
+                "alpha",
+                float,
+                None,
+                "cd: L2 energy penalty alpha (E+^2 + E-^2) (default 0.01; 0 with a discrete "
+                "sampler)",
+            ),
+            Option(
+                "binarize",
+                str,
+                None,
+                "binarize the images (needed by the discrete samplers); default: grey levels",
+                ("threshold", "stochastic"),
+            ),
+            Option(
+                "sampler",
+                str,
+                "langevin",
+                "cd negatives on binary images: Gibbs-with-gradients (gwg), the discrete "
+                "Langevin proposal with (dmala) or without (dula) its MH correction",
+                ("langevin", *SAMPLERS),
+            ),
+            Option("discrete_steps", int, 40, "gwg/dmala/dula: kernel steps per update"),
+            Option(
+                "discrete_step_size",
+                float,
+                0.2,
+                "dmala/dula (and the AIS kernel): step size alpha of the discrete Langevin "
+                "proposal",
+            ),
+            Option("n_flips", int, 1, "gwg: sites drawn per proposal"),
+            Option(
+                "ais_kernel",
+                str,
+                "dmala",
+                "binary images: AIS transition (one step per inverse temperature), also the "
+                "sampler of the figures",
+                ("dmala", "gwg"),
+            ),
+            Option("ais_betas", int, 10000, "binary images: AIS inverse temperatures"),
+            Option("ais_runs", int, 100, "binary images: AIS runs (forward and reverse)"),
+            Option(
+                "reverse_steps",
+                int,
+                1000,
+                "binary images: kernel steps from training images before reverse AIS",
+            ),
             Option(
                 "sigma",
                 float,

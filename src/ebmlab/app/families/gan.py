@@ -173,7 +173,7 @@ def _evaluate(
         # test set has (the distances of a conditional GAN are at the same sample sizes)
         counts = class_counts(y_test)
         grouped, labels, drawn = draw_per_class(
-            lambda m: model.sample(m, ctx.generator), counts, ctx.data_name
+            lambda m: model.sample(m, ctx.generator), counts, ctx.data_name, progress=ctx.progress
         )
         metrics.update(per_class_scores(grouped, labels, x_train, x_test, ctx))
         metrics["frechet_per_class_samples_drawn"] = drawn
@@ -186,12 +186,14 @@ def image_scores(
     """The Frechet digit distance of grey-level or binary samples to the test images with its
     floor and baselines, and for grey levels the distance of Bernoulli draws of the samples to
     the stochastically binarized test set."""
-    metrics = frechet_metrics(samples, ctx.data_name, x_test.cpu(), x_train.cpu(), seed=ctx.seed())
+    metrics = frechet_metrics(
+        samples, ctx.data_name, x_test.cpu(), x_train.cpu(), seed=ctx.seed(), progress=ctx.progress
+    )
     if not _is_binary(x_test):
         g = torch.Generator().manual_seed(ctx.seed())
         binary = (torch.rand(samples.shape, generator=g) < samples).float()
         metrics["test_frechet_distance_binarized"] = frechet_distance(
-            binary, ctx.data_name, binarize="stochastic"
+            binary, ctx.data_name, binarize="stochastic", progress=ctx.progress
         ).distance
     return metrics
 
@@ -217,11 +219,15 @@ def per_class_scores(
     if y_test is None or y_train is None:
         raise ValueError(f"dataset {ctx.data_name!r}: per-class scores need labels")
     x_test, x_train, y_train = x_test.cpu(), x_train.cpu(), y_train.cpu()
-    distances = per_class_frechet(samples, sample_labels, x_test, y_test, ctx.data_name)
+    distances = per_class_frechet(
+        samples, sample_labels, x_test, y_test, ctx.data_name, progress=ctx.progress
+    )
     rows = torch.cat(
         [(y_train == k).nonzero().squeeze(1)[:n] for k, n in class_counts(y_test).items()]
     )
-    floor = per_class_frechet(x_train[rows], y_train[rows], x_test, y_test, ctx.data_name)
+    floor = per_class_frechet(
+        x_train[rows], y_train[rows], x_test, y_test, ctx.data_name, progress=ctx.progress
+    )
     return {
         "test_frechet_distance_per_class": {str(k): v for k, v in distances.items()},
         "test_frechet_distance_per_class_mean": sum(distances.values()) / len(distances),

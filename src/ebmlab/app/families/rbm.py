@@ -10,12 +10,15 @@ model of the training data;
 the reverse-AIS estimate (Burda et al. 2015) from 100 long Gibbs chains gives the other side of
 the bracket, and with at most 20 hidden (or visible) units the exact value by enumeration is
 reported as well and becomes ``test_log_likelihood``.
+
+While they train, ``rbm`` and ``grbm`` record after every epoch what the CD surrogate cannot show
+(``rbm_monitor``, the loop's ``epoch_callback``): the pseudo-log-likelihood (``rbm``) and the
+reconstruction error of fixed subsets of the training and held-out data, as ``eval_*`` entries
+of ``metrics.jsonl`` that the report draws; the DBN's layers and the DBM use the same subsets.
 """
 
 from __future__ import annotations
 
-import time
-import warnings
 from dataclasses import replace
 from typing import Any
 
@@ -28,13 +31,148 @@ from ...models.gaussian_rbm import GaussianBernoulliRBM
 from ...models.rbm import BernoulliRBM
 from ...objectives.boltzmann import BoltzmannLearning
 from ...objectives.contrastive import ContrastiveDivergence
+from ...samplers import bernoulli_draw
 from ...stats import mean_and_se
 from ...training import Stage, TrainConfig
+from ...training.loop import EpochCallback
 from .. import viz
-from ..recipes import Context, Figure, Option, Recipe, register, top_half_known
+from ..recipes import (
+    Context,
+    Figure,
+    Option,
+    Preset,
+    Recipe,
+    ais_bracket_metrics,
+    register,
+    top_half_known,
+)
 
 #: Largest layer enumerated for the exact log-likelihood reported beside AIS.
 EXACT_MAX_UNITS = 20
+
+
+# ----- per-epoch monitors ------------------------------------------------------------------------
+#: Splits a monitor scores after every epoch: a fixed subset of the training data and one of the
+#: held-out (test) data, the same rows at every epoch.
+MONITOR_SPLITS = ("train", "heldout")
+#: Examples per split: a twentieth of the training set, within the bounds (500 on MNIST, 100 on
+#: the 8 x 8 digits, whose epochs are so short that every scored image counts).
+MONITOR_TRAIN_FRACTION = 20
+MONITOR_MIN_EXAMPLES = 100
+MONITOR_MAX_EXAMPLES = 500
+#: Flipped bits x hidden units the pseudo-log-likelihood of a split may cost: every bit of every
+#: example when that fits (8 x 8 digits), else as many random bits per example as fit (20 for a
+#: 784-500 RBM on 500 MNIST images: a few percent of an epoch, where every bit would cost a
+#: sixth of it).
+MONITOR_ELEMENTS = 5_000_000
+#: Seed of the monitored rows, of the random bits and of the one binary draw of non-binary data
+#: (see ``binary_once``): every epoch scores the same examples and bits.
+MONITOR_SEED = 1234
+
+
+def monitor_size(n_train: int) -> int:
+    """Examples per split for a layer trained on ``n_train`` examples."""
+    fit = n_train // MONITOR_TRAIN_FRACTION
+    return max(min(MONITOR_MIN_EXAMPLES, n_train), min(MONITOR_MAX_EXAMPLES, fit))
+
+
+def monitor_bits(n: int, n_visible: int, n_hidden: int) -> int | None:
+    """Random bits per example of the monitor's pseudo-log-likelihood (None: every bit) for
+    ``n`` examples of an RBM of ``n_visible`` x ``n_hidden`` units (see ``MONITOR_ELEMENTS``)."""
+    if n * n_visible * n_hidden <= MONITOR_ELEMENTS:
+        return None
+    return max(1, min(n_visible, MONITOR_ELEMENTS // max(n * n_hidden, 1)))
+
+
+def monitor_rows(x: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` rows of ``x`` drawn once without replacement (seed ``MONITOR_SEED``), all of them
+    when it has fewer: the same rows at every epoch, and for every layer of a stack."""
+    order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(MONITOR_SEED))
+    return x[order[:n].to(x.device)]
+
+
+def binary_once(x: torch.Tensor) -> torch.Tensor:
+    """``x`` when it is binary, else one Bernoulli draw of it (probabilities: the activities of a
+    layer below), drawn once with ``MONITOR_SEED`` so that every epoch scores the same states."""
+    if bool(((x == 0) | (x == 1)).all()):
+        return x
+    generator = torch.Generator(device=x.device).manual_seed(MONITOR_SEED)
+    return bernoulli_draw(x, generator)
+
+
+def heldout_rows(ctx: Context, n: int) -> torch.Tensor | None:
+    """``n`` fixed rows (``monitor_rows``) of the run's held-out (test) data, on its device;
+    None when the context carries none (the monitors then score the training subset only)."""
+    if ctx.x_test is None:
+        return None
+    return monitor_rows(ctx.x_test.to(ctx.device), n)
+
+
+def monitor_data(ctx: Context, x_train: torch.Tensor, n: int) -> dict[str, torch.Tensor]:
+    """The fixed subsets a monitor scores: ``n`` rows of ``x_train`` ("train") and of the run's
+    held-out (test) data ("heldout", where the context has them), on the run's device."""
+    subsets = {"train": monitor_rows(x_train.to(ctx.device), n)}
+    held = heldout_rows(ctx, n)
+    if held is not None:
+        subsets["heldout"] = held
+    return subsets
+
+
+def rbm_monitor(
+    subsets: dict[str, torch.Tensor], n_hidden: int, pseudo_likelihood: bool = True
+) -> EpochCallback:
+    """The epoch callback of an RBM with ``n_hidden`` hidden units (``training.train``'s
+    ``epoch_callback``): for each split of ``subsets`` (fixed rows, see ``monitor_data``) the
+    mean pseudo-log-likelihood sum_i log p(v_i | v_-i) in nats per example
+    (``estimators.pseudo_log_likelihood`` from the RBM's own conditionals: every bit, or the
+    unbiased estimate from ``monitor_bits`` random bits per example, the same at every epoch;
+    non-binary rows are scored at one fixed binary draw, see ``binary_once``) and the mean
+    reconstruction error ||p(v | h = p(h | v)) - v||^2 (the model's ``reconstruction_error``).
+    Logged as ``eval_pseudo_log_likelihood_train``, ...; ``pseudo_likelihood=False`` (a Gaussian
+    RBM) records the reconstruction error only. The splits are scored in one batch (their rows
+    one after another), the random bits drawn once for all of them."""
+    spans: dict[str, tuple[int, int]] = {}
+    start = 0
+    for split, x in subsets.items():
+        spans[split] = (start, start + x.shape[0])
+        start += x.shape[0]
+    rows = torch.cat(list(subsets.values()))
+    binary = binary_once(rows) if pseudo_likelihood else None
+    largest = max(stop - start for start, stop in spans.values())
+    bits = monitor_bits(largest, rows.shape[1], n_hidden)
+
+    def monitor(model: Any, epoch: int) -> dict[str, float]:
+        out: dict[str, float] = {}
+        with torch.no_grad():
+            pll = None
+            if binary is not None:
+                generator = torch.Generator(device=binary.device).manual_seed(MONITOR_SEED)
+                pll = estimators.pseudo_log_likelihood(model, binary, bits, generator)
+            error = model.reconstruction_error(rows)
+        for split, (start, stop) in spans.items():
+            if pll is not None:
+                out[f"pseudo_log_likelihood_{split}"] = float(pll[start:stop].mean())
+            out[f"reconstruction_error_{split}"] = float(error[start:stop].mean())
+        return out
+
+    return monitor
+
+
+def _stages_monitored(
+    model: BernoulliRBM | GaussianBernoulliRBM,
+    objective: ContrastiveDivergence,
+    ctx: Context,
+    config: TrainConfig,
+) -> list[Stage]:
+    """One stage, the loop on the training data, with the RBM's per-epoch monitor
+    (``rbm_monitor``: pseudo-log-likelihood and reconstruction error of a Bernoulli RBM, the
+    reconstruction error of a Gaussian one) on fixed training and held-out subsets."""
+    x = ctx.train_data()
+    subsets = monitor_data(ctx, x, monitor_size(x.shape[0]))
+    monitor = rbm_monitor(
+        subsets, model.n_hidden, pseudo_likelihood=isinstance(model, BernoulliRBM)
+    )
+    return [Stage("train", model, objective, x, config, epoch_callback=monitor)]
 
 
 # ----- Bernoulli RBM -----------------------------------------------------------------------------
@@ -96,45 +234,18 @@ def _ais_metrics(
     n_betas: int,
     n_runs: int,
 ) -> dict[str, Any]:
-    messages: list[str] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", estimators.AISWarning)
-        forward = estimators.ais(
-            model, n_betas=n_betas, n_runs=n_runs, seed=ctx.seed(), data=x_train
-        )
-        rows = torch.randint(
-            x_train.shape[0], (n_runs,), generator=torch.Generator().manual_seed(ctx.seed())
-        ).to(x_train.device)
-        start = time.perf_counter()
-        v_init = model_samples(model, x_train[rows], 200 if ctx.quick else 1000, ctx.generator)
-        chain_seconds = time.perf_counter() - start
-        reverse = estimators.reverse_ais(
-            model, v_init, n_betas=n_betas, seed=ctx.seed(), data=x_train
-        )
-        messages = [str(w.message) for w in caught if issubclass(w.category, estimators.AISWarning)]
-    test = estimators.log_likelihood(model, x_test, forward)
-    test_rev = estimators.log_likelihood(model, x_test, reverse)
-    train = estimators.log_likelihood(model, x_train[:10000], forward)
-    metrics = {
-        "test_log_likelihood": test.mean,
-        "test_log_likelihood_se": test.se,
-        "log_likelihood_method": "ais",
-        "train_log_likelihood": train.mean,
-        "log_z": forward.log_z,
-        "log_z_se": forward.log_z_se,
-        "ais_ess": forward.ess,
-        "test_log_likelihood_reverse_ais": test_rev.mean,
-        "test_log_likelihood_reverse_ais_se": test_rev.se,
-        "log_z_reverse_ais": reverse.log_z,
-        "log_z_reverse_ais_se": reverse.log_z_se,
-        "reverse_ais_ess": reverse.ess,
-        "ais_betas": n_betas,
-        "ais_runs": n_runs,
-        "ais_seconds": round(forward.seconds + reverse.seconds + chain_seconds, 2),
-    }
-    if messages:
-        metrics["ais_warnings"] = messages
-    return metrics
+    """The forward/reverse AIS bracket, reverse AIS started after 1000 Gibbs sweeps (200 quick)
+    from training images."""
+    sweeps = 200 if ctx.quick else 1000
+    return ais_bracket_metrics(
+        model,
+        x_train,
+        x_test,
+        ctx,
+        n_betas,
+        n_runs,
+        lambda rows: model_samples(model, rows, sweeps, ctx.generator),
+    )
 
 
 def _exact_metrics(
@@ -245,16 +356,30 @@ RBM_TRAIN_DEFAULTS = {
     "log_every_steps": 50,
 }
 
+#: ``--preset paper``: the defaults trained twice as long at half the rate (200 epochs, lr 0.005),
+#: the length of Melchior et al.'s centered PCD-1 runs; with ``--max-minutes`` the linear decay
+#: to 0 follows the clock, so a shorter budget still ends at lr 0 (docs/families/boltzmann.md).
+RBM_PRESETS = {
+    "paper": Preset(
+        "500 hidden, centered PCD-1, 200 epochs at lr 0.005 decaying linearly to 0 (Melchior et "
+        "al. 2016: -84.86 at 200 epochs; Salakhutdinov & Murray 2008, CD-25: -86.34)",
+        options={"hidden": 500, "method": "pcd", "k": 1, "centering": True, "n_chains": 100},
+        train={"epochs": 200, "lr": 0.005, "batch_size": 100},
+    )
+}
+
 register(
     Recipe(
         name="rbm",
         summary="Bernoulli RBM: CD-k / PCD / parallel tempering, centered; AIS log-likelihood",
         build=_build_rbm,
+        stages=_stages_monitored,
         evaluate=_evaluate_rbm,
         figures=_figures_rbm,
         binarize="stochastic",
         options=RBM_OPTIONS,
         train_defaults=RBM_TRAIN_DEFAULTS,
+        presets=RBM_PRESETS,
         demo={
             "data": "digits",
             "options": {"hidden": 20, "ais_betas": 1000, "sample_steps": 1000},
@@ -346,6 +471,7 @@ register(
         name="grbm",
         summary="Gaussian-Bernoulli RBM on grey levels (learned or unit variances)",
         build=_build_grbm,
+        stages=_stages_monitored,
         evaluate=_evaluate_grbm,
         figures=_figures_grbm,
         binarize=None,

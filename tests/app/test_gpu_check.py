@@ -1,0 +1,66 @@
+"""The GPU check (``ebmlab bench --gpu``, ``make gpu-check``) runs here as its dry run: the same
+code on the CPU with tiny sizes, so that it cannot rot on machines without a GPU; its graph-safe
+Langevin step is the library's ULA step; without CUDA the real check says why it cannot run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ebmlab.app import bench, cli
+from ebmlab.app.benchmarks.bench_samplers import eight_gaussians_energy
+from ebmlab.samplers import Langevin
+
+
+def test_the_dry_run_measures_every_case_against_the_matmul_peak(capsys):
+    assert cli.main(["bench", "--gpu", "--dry-run"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    kinds = {r["benchmark"] for r in records}
+    assert kinds == {"gpu-rbm-pcd1", "gpu-ais", "gpu-langevin-8gaussians"}
+    assert not [r for r in records if "error" in r]
+    rbm = [r for r in records if r["benchmark"] == "gpu-rbm-pcd1"]
+    assert {(r["mode"], r["precision"]) for r in rbm} >= {
+        (mode, precision)
+        for mode in ("eager", "cuda-graph")
+        for precision in bench.TRAIN_PRECISIONS
+    }
+    for r in records:
+        assert r["dry_run"] is True and r["device"] == "cpu" and r["matmul_peak_gflops"] > 0
+        if "fraction_of_same_shape_matmul" in r:
+            assert r["fraction_of_same_shape_matmul"] > 0
+    (ais,) = [r for r in records if r["benchmark"] == "gpu-ais"]
+    assert ais["log_weights_dtype"] == "torch.float64"
+
+
+def test_without_cuda_the_check_says_why(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match=r"--gpu: no CUDA device here .*--dry-run"):
+        bench.gpu_check()
+
+
+def test_the_graph_safe_langevin_step_is_the_kernels_step(device):
+    x0 = torch.randn(50, 2, generator=torch.Generator().manual_seed(0)).to(device)
+    x = x0.clone()
+    bench.ula_step(x, eight_gaussians_energy, 0.01, torch.Generator(device=device).manual_seed(3))
+    want, _ = Langevin(step_size=0.01).step(
+        x0, eight_gaussians_energy, torch.Generator(device=device).manual_seed(3)
+    )
+    torch.testing.assert_close(x, want)
+    bad = x0.clone()
+    bad[4] = float("nan")  # a non-finite row stays where it was
+    bench.ula_step(bad, eight_gaussians_energy, 0.01, torch.Generator(device=device))
+    assert torch.isnan(bad[4]).all() and torch.isfinite(bad[torch.arange(50) != 4]).all()
+
+
+def test_graphed_runs_the_step_repeat_times_off_cuda():
+    calls = []
+    bench.graphed(lambda: calls.append(1), 5, "cpu")()
+    assert len(calls) == 5
+
+
+def test_the_clock_is_checked():
+    with pytest.raises(ValueError, match="clock: expected 'auto', 'wall' or 'cpu'"):
+        bench.clock_for("cpu", "sundial")
+    assert bench.clock_for("cuda")[0] == "wall"
