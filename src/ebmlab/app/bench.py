@@ -389,17 +389,15 @@ def ula_step(
     step_size: float,
     generator: torch.Generator,
 ) -> None:
-    """One unadjusted Langevin step of ``x`` in place, graph-safe: the arithmetic of
-    ``ebmlab.samplers.Langevin.step`` (gradient by autograd through
-    ``ebmlab.samplers.base.energy_and_grad``, x - eps grad + sqrt(2 eps) xi), with the rejection
-    of non-finite rows done on the device (``torch.where``) instead of after a host check."""
+    """One unadjusted Langevin step of ``x`` in place, graph-safe: the move of
+    ``ebmlab.samplers.Langevin.step`` (``langevin_move``) with the rejection of non-finite rows
+    done on the device (``host_check=False``) instead of after a host check."""
     from ..samplers.base import energy_and_grad
+    from ..samplers.langevin import langevin_move
 
     _, grad = energy_and_grad(energy_fn, x)
-    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    new = torch.add(x, grad, alpha=-step_size).add_(noise, alpha=(2.0 * step_size) ** 0.5)
-    finite = torch.isfinite(new).all(-1, keepdim=True)
-    x.copy_(torch.where(finite, new, x))
+    new, _ = langevin_move(x, grad, step_size, (2.0 * step_size) ** 0.5, generator, False)
+    x.copy_(new)
 
 
 def _gpu_langevin(device: str, size: dict[str, int]) -> list[dict[str, Any]]:

@@ -85,11 +85,18 @@ def langevin_move(
     step_size: float,
     noise_scale: float,
     generator: torch.Generator | None,
+    host_check: bool = True,
 ) -> tuple[torch.Tensor, Info]:
-    """x - step_size * grad + noise_scale * xi, with non-finite results rejected."""
+    """x - step_size * grad + noise_scale * xi, with non-finite results rejected.
+
+    ``host_check=False`` rejects the non-finite rows on the device (``torch.where`` on every
+    step, no host synchronization: safe inside a CUDA graph), and the info then reports every
+    move as accepted."""
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     x_new = torch.add(x, grad, alpha=-step_size).add_(noise, alpha=noise_scale)
     info = full_info(x)
+    if not host_check:
+        return where_rows(_finite_rows(x_new), x_new, x), info
     # one reduction: a NaN or inf anywhere makes the sum non-finite (a finite overflow of the
     # sum only sends us through the exact per-row check below)
     if not bool(torch.isfinite(x_new.sum())):  # rare: find and reject the failed chains
