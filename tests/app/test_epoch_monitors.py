@@ -152,7 +152,7 @@ def test_dbm_records_its_mean_field_reconstruction_error_and_a_cheap_pseudo_like
         key = f"eval_mean_field_reconstruction_error_{split}"
         assert math.isclose(last[key], expected, rel_tol=1e-5)
         # 4 even hidden units: cheap enough to enumerate, one fixed random bit per image
-        generator = torch.Generator().manual_seed(rbm_family.MONITOR_SEED)
+        generator = torch.Generator().manual_seed(rbm_family.MONITOR_BITS_SEED)
         pll = pseudo_log_likelihood(model, v, n_bits=1, generator=generator).mean()
         assert math.isclose(last[f"eval_pseudo_log_likelihood_{split}"], float(pll), rel_tol=1e-5)
 
@@ -183,7 +183,7 @@ def test_a_large_rbm_scores_fixed_random_bits(tmp_path):
     assert stage.epoch_callback(model, 0) == first  # the same bits at every epoch
     subsets = rbm_family.monitor_data(ctx, x, n)
     rows, held = torch.cat([subsets["train"], subsets["heldout"]]), subsets["heldout"]
-    generator = torch.Generator().manual_seed(rbm_family.MONITOR_SEED)
+    generator = torch.Generator().manual_seed(rbm_family.MONITOR_BITS_SEED)
     expected = pseudo_log_likelihood(model, rows, bits, generator)[n:].mean()
     assert math.isclose(first["pseudo_log_likelihood_heldout"], float(expected), rel_tol=1e-6)
     with torch.no_grad():
@@ -215,3 +215,24 @@ def test_without_held_out_data_only_the_training_subset_is_scored(tmp_path):
         (last,) = _epochs(tmp_path, name)
         assert {"eval_pseudo_log_likelihood_train", "eval_reconstruction_error_train"} <= set(last)
         assert not any(key.endswith("_heldout") for key in last)
+
+
+def test_the_random_bit_estimate_on_probabilities_is_unbiased():
+    # rows of probabilities are scored at one binary draw; the bits of the estimate must be
+    # drawn independently of that draw (a shared stream picks the bits most surely on)
+    from ebmlab.models import BernoulliRBM
+
+    torch.manual_seed(0)
+    model = BernoulliRBM(100, 200)
+    with torch.no_grad():
+        model.W.normal_(0, 0.3)
+        model.b.normal_(0, 2.0)
+    rows = torch.rand(500, 100, generator=torch.Generator().manual_seed(1))
+    n_bits = rbm_family.monitor_bits(500, 100, 200)
+    assert n_bits is not None and n_bits < 100  # the estimate, not every bit
+    got = rbm_family.rbm_monitor({"train": rows}, 200)(model, 1)["pseudo_log_likelihood_train"]
+    binary = rbm_family.binary_once(rows)
+    exact = pseudo_log_likelihood(model, binary)
+    other = pseudo_log_likelihood(model, binary, n_bits, torch.Generator().manual_seed(7))
+    se = float((other - exact).std()) / math.sqrt(rows.shape[0])
+    assert abs(got - float(exact.mean())) < 4 * se

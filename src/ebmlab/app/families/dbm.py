@@ -54,7 +54,7 @@ from ...training.greedy import dbm_stages
 from ...training.loop import EpochCallback
 from .. import viz
 from ..recipes import Context, Figure, Option, Recipe, parse_sizes, register
-from .rbm import MONITOR_SEED, monitor_data, monitor_size
+from .rbm import MONITOR_BITS_SEED, monitor_data, monitor_size
 
 #: Largest enumerations used for the exact figures reported beside the bounds.
 EXACT_MAX_EVEN_UNITS = 20
@@ -167,7 +167,7 @@ def dbm_monitor(
             error = (recon - v).square().sum(-1).mean()
             out[f"mean_field_reconstruction_error_{split}"] = float(error)
             if bits is not None:
-                generator = torch.Generator(device=v.device).manual_seed(MONITOR_SEED)
+                generator = torch.Generator(device=v.device).manual_seed(MONITOR_BITS_SEED)
                 pll = pseudo_log_likelihood(model, v, n_bits=bits, generator=generator)
                 out[f"pseudo_log_likelihood_{split}"] = float(pll.mean())
         return out
