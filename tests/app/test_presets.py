@@ -27,7 +27,9 @@ def with_presets() -> list[tuple[str, str]]:
 
 
 def test_the_paper_presets_exist() -> None:
-    assert {("rbm", "paper"), ("dbn", "paper"), ("vae", "paper")} <= set(with_presets())
+    assert {(name, "paper") for name in ("rbm", "dbn", "dbm", "vae", "pixelcnn")} <= set(
+        with_presets()
+    )
 
 
 @pytest.mark.parametrize(("name", "preset"), with_presets())

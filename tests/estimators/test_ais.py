@@ -32,7 +32,7 @@ from ebmlab.estimators import (
 )
 from ebmlab.models.dbm import DeepBoltzmannMachine
 from ebmlab.models.ising import Ising
-from ebmlab.samplers import bernoulli_draw
+from ebmlab.samplers import UniformSource, bernoulli_draw
 
 
 # ----- schedules and base model ------------------------------------------------------------------
@@ -87,11 +87,17 @@ def test_partition_re_exports_the_estimators():
 @torch.no_grad()
 def reference_rbm_log_weights(rbm, betas, b_base, n_runs, generator):
     """Salakhutdinov & Murray's loop written out for one model, the order of draws the engine
-    must keep: v ~ base; per beta: weight increment, h ~ p(h | v), v ~ p(v | h)."""
+    must keep: v ~ base (from ``generator``); per beta: weight increment, h ~ p(h | v),
+    v ~ p(v | h), from the uniform stream seeded by ``generator`` after the base draw."""
     W, b, c = rbm.W, rbm.b, rbm.c
     b_a = b_base.to(W.dtype)
     v = bernoulli_draw(torch.sigmoid(b_base).to(W.dtype).expand(n_runs, -1), generator)
     log_w = torch.zeros(n_runs, dtype=torch.float64)
+    source = UniformSource(generator)
+
+    def draw(p):
+        return source.bernoulli(p, torch.empty_like(p))
+
     beta_list = betas.tolist()
     for k in range(1, len(beta_list)):
         beta, beta_prev = beta_list[k], beta_list[k - 1]
@@ -99,9 +105,9 @@ def reference_rbm_log_weights(rbm, betas, b_base, n_runs, generator):
         log_w += (beta - beta_prev) * (v.double() @ (b - b_a).double())
         log_w += (F.softplus(beta * a) - F.softplus(beta_prev * a)).sum(-1)
         if k < len(beta_list) - 1:
-            h = bernoulli_draw(torch.sigmoid(beta * torch.addmm(c, v, W)), generator)
+            h = draw(torch.sigmoid(beta * torch.addmm(c, v, W)))
             logits = beta * torch.addmm(b, h, W.T) + (1 - beta) * b_a
-            v = bernoulli_draw(torch.sigmoid(logits), generator)
+            v = draw(torch.sigmoid(logits))
     return log_w
 
 

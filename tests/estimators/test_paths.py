@@ -28,6 +28,7 @@ from ebmlab.estimators import (
     annealing_path,
     enumerate_states,
     exact_log_z,
+    paths,
 )
 
 # (beta_prev, beta): a small step (the float32 softplus difference) and a jump (float64 direct)
@@ -268,3 +269,21 @@ def test_a_model_joins_ais_through_its_own_path():
     result = ais(model, n_betas=200, n_runs=200, seed=0)
     assert abs(result.log_z - exact) < 5 * result.log_z_se + 1e-9
     assert result.log_z_base == pytest.approx(12 * math.log(2.0))
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("delta", [1e-5, 1e-4, 1e-3])
+def test_the_midpoint_increment_stays_within_its_error_bound(delta):
+    # float32 pre-activations at their bound: where the midpoint rule is used, its error against
+    # the float64 softplus difference is within MIDPOINT_TOLERANCE (plus float32 rounding of
+    # the sum); where the bound is too loose for it, the exact form is used instead
+    bound = 30.0
+    a = (torch.rand(100, 500, generator=torch.Generator().manual_seed(3)) * 2 - 1) * bound
+    beta_prev, beta = 0.9, 0.9 + delta
+    got = paths._hidden_log_ratio(a, torch.sigmoid(beta * a), beta, beta_prev, bound)
+    a64 = a.double()
+    want = (F.softplus(beta * a64) - F.softplus(beta_prev * a64)).sum(-1)
+    midpoint = 500 * paths._MIDPOINT_CONSTANT * (delta * bound) ** 3 <= paths.MIDPOINT_TOLERANCE
+    assert midpoint == (delta <= 1e-4)
+    rounding = 1e-6 * want.abs().max()
+    assert (got - want).abs().max() <= paths.MIDPOINT_TOLERANCE + rounding

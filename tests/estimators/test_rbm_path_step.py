@@ -1,6 +1,7 @@
 """One step of the Bernoulli-RBM annealing path with its reused buffers: the increment equals
 log f_beta(v) - log f_beta_prev(v) from the tempered free energies in float64, the state handed
-in is never written, and the transition is the tempered Gibbs sweep (same draws, replayed)."""
+in is never written, and the transition is the tempered Gibbs sweep (same draws, replayed from
+the path's uniform stream)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from torch.nn import functional as F
 
 from ebmlab.estimators.paths import BernoulliRBMPath
 from ebmlab.models.rbm import BernoulliRBM
-from ebmlab.samplers import bernoulli_draw
+from ebmlab.samplers import UniformSource
 
 
 def _path(device: str, d: int = 9, h: int = 6) -> tuple[BernoulliRBMPath, torch.Tensor]:
@@ -48,14 +49,14 @@ def test_the_transition_is_the_tempered_gibbs_sweep_and_leaves_its_input(device)
     given = v.clone()
     beta = 0.6
     g = torch.Generator(device=device).manual_seed(4)
-    replay = torch.Generator(device=device).manual_seed(4)
+    replay = UniformSource(torch.Generator(device=device).manual_seed(4))
     states = []
     for _ in range(3):  # the two visible buffers alternate; each step reads the last state
         _, v_next = path.step(v, 0.5, beta, g, True)
         ph = torch.sigmoid(beta * (v @ path.W + path.c))
-        h = bernoulli_draw(ph, replay)
+        h = replay.bernoulli(ph, torch.empty_like(ph))
         pv = torch.sigmoid((1 - beta) * path.b_base_model + beta * (h @ path.W.T + path.b))
-        torch.testing.assert_close(v_next, bernoulli_draw(pv, replay))
+        torch.testing.assert_close(v_next, replay.bernoulli(pv, torch.empty_like(pv)))
         assert v_next is not v
         states.append(v_next.clone())
         v = v_next

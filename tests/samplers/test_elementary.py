@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy import stats
 
-from ebmlab.samplers import bernoulli_draw, clt_gaussian, elementary, gaussian
+from ebmlab.samplers import UniformSource, bernoulli_draw, clt_gaussian, elementary, gaussian
 from ebmlab.samplers.elementary import CLT_TERMS
 
 N_DRAWS = 40_000
@@ -99,3 +99,39 @@ def test_bad_input():
         clt_gaussian(-1)
     with pytest.raises(ValueError, match="method"):
         gaussian(torch.zeros(2), torch.eye(2), 3, method="polar")
+
+
+# ----- the uniform stream of long loops ----------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_uniform_source_is_reproducible_uniform_and_on_the_rand_grid(dtype):
+    n = 200_000
+    draws = [
+        UniformSource(torch.Generator().manual_seed(5)).fill_(torch.empty(n, dtype=dtype))
+        for _ in range(2)
+    ]
+    assert torch.equal(draws[0], draws[1])
+    u = draws[0].double()
+    assert u.min() >= 0 and u.max() < 1
+    # mean 1/2 and variance 1/12, within 5 standard errors (Var u = 1/12, Var u^2 = 4/45)
+    assert abs(u.mean() - 0.5) < 5 * math.sqrt(1 / 12 / n)
+    assert abs(u.square().mean() - 1 / 3) < 5 * math.sqrt(4 / 45 / n)
+    # decile counts: chi-square with 9 degrees of freedom, far below its 0.999 quantile (27.9)
+    counts = torch.bincount((u * 10).long(), minlength=10).double()
+    assert float(((counts - n / 10) ** 2 / (n / 10)).sum()) < 27.9
+    bits = 24 if dtype == torch.float32 else 53
+    assert torch.equal(u * 2**bits, (u * 2**bits).floor())  # multiples of 2^-bits, like rand
+
+
+def test_uniform_source_bernoulli_matches_p_and_falls_back_to_the_generator():
+    source = UniformSource(torch.Generator().manual_seed(6))
+    p = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0]).expand(40_000, 5).contiguous()
+    x = source.bernoulli(p, torch.empty_like(p))
+    assert set(x.unique().tolist()) <= {0.0, 1.0}
+    se = torch.sqrt(p[0] * (1 - p[0]) / 40_000)
+    assert ((x.mean(0) - p[0]).abs() <= 5 * se + 1e-12).all()
+    # a non-contiguous buffer is filled by the torch generator itself
+    out = torch.empty(10, 6)[:, ::2]
+    assert not out.is_contiguous()
+    assert ((source.fill_(out) >= 0) & (out < 1)).all()
+    with pytest.raises(ValueError, match="out"):
+        source.bernoulli(p, torch.empty(3))

@@ -156,27 +156,56 @@ M = TypeVar("M", bound=Model)
 ObjectiveT = TypeVar("ObjectiveT", bound=Objective | None)
 
 
-def ais_bracket_metrics(
+@dataclass(frozen=True)
+class AISBracket:
+    """Forward and reverse AIS estimates of one model's log Z (``ais_bracket``): ``seconds``
+    counts both runs and the chains that started the reverse one, ``warnings`` the messages of
+    their ``AISWarning``s (a low effective sample size)."""
+
+    forward: Any
+    reverse: Any
+    seconds: float
+    warnings: list[str]
+
+    def metrics(self) -> dict[str, Any]:
+        """The log Z figures of both directions, for a run's metrics."""
+        metrics: dict[str, Any] = {
+            "log_z": self.forward.log_z,
+            "log_z_se": self.forward.log_z_se,
+            "ais_ess": self.forward.ess,
+            "log_z_reverse_ais": self.reverse.log_z,
+            "log_z_reverse_ais_se": self.reverse.log_z_se,
+            "reverse_ais_ess": self.reverse.ess,
+            "ais_betas": self.forward.n_betas,
+            "ais_runs": self.forward.n_runs,
+            "ais_seconds": round(self.seconds, 2),
+        }
+        if self.warnings:
+            metrics["ais_warnings"] = self.warnings
+        return metrics
+
+
+def ais_bracket(
     model: Any,
     x_train: torch.Tensor,
-    x_test: torch.Tensor,
     ctx: Context,
     n_betas: int,
     n_runs: int,
-    reverse_start: Callable[[torch.Tensor], torch.Tensor],
-) -> dict[str, Any]:
-    """Forward and reverse AIS (the one engine in ``ebmlab.estimators``) of ``model``, started
-    from the base-rate model of ``x_train``, and the test and training log-likelihoods in nats.
+    reverse_start: Callable[[torch.Tensor], Any],
+) -> AISBracket:
+    """Forward and reverse AIS (the one engine in ``ebmlab.estimators``) of ``model``, both from
+    the base-rate model of ``x_train``.
 
     Forward AIS underestimates log Z in expectation (the log-likelihood it gives is biased up),
     reverse AIS from model states overestimates it: the two numbers bracket the truth.
     ``reverse_start`` maps ``n_runs`` training rows to the model states reverse AIS starts from
-    (a few sweeps of the model's own chain); its time is counted in ``ais_seconds``. AIS
-    warnings (a low effective sample size) are kept in ``ais_warnings``."""
+    (a few sweeps of the model's own chain; for a DBM every layer); its time is counted in
+    ``seconds``."""
     from .. import estimators
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", estimators.AISWarning)
+        start = time.perf_counter()
         forward = estimators.ais(
             model,
             n_betas=n_betas,
@@ -188,36 +217,41 @@ def ais_bracket_metrics(
         rows = torch.randint(
             x_train.shape[0], (n_runs,), generator=torch.Generator().manual_seed(ctx.seed())
         ).to(x_train.device)
-        start = time.perf_counter()
         v_init = reverse_start(x_train[rows])
-        chain_seconds = time.perf_counter() - start
         reverse = estimators.reverse_ais(
             model, v_init, n_betas=n_betas, seed=ctx.seed(), data=x_train, progress=ctx.progress
         )
+        seconds = time.perf_counter() - start
         messages = [str(w.message) for w in caught if issubclass(w.category, estimators.AISWarning)]
-    test = estimators.log_likelihood(model, x_test, forward)
-    test_rev = estimators.log_likelihood(model, x_test, reverse)
-    train = estimators.log_likelihood(model, x_train[:10000], forward)
-    metrics: dict[str, Any] = {
+    return AISBracket(forward, reverse, seconds, messages)
+
+
+def ais_bracket_metrics(
+    model: Any,
+    x_train: torch.Tensor,
+    x_test: torch.Tensor,
+    ctx: Context,
+    n_betas: int,
+    n_runs: int,
+    reverse_start: Callable[[torch.Tensor], torch.Tensor],
+) -> dict[str, Any]:
+    """The test and training log-likelihoods in nats of a model with a free energy, from the
+    forward and reverse AIS of ``ais_bracket`` (same arguments)."""
+    from .. import estimators
+
+    bracket = ais_bracket(model, x_train, ctx, n_betas, n_runs, reverse_start)
+    test = estimators.log_likelihood(model, x_test, bracket.forward)
+    test_rev = estimators.log_likelihood(model, x_test, bracket.reverse)
+    train = estimators.log_likelihood(model, x_train[:10000], bracket.forward)
+    return {
         "test_log_likelihood": test.mean,
         "test_log_likelihood_se": test.se,
         "log_likelihood_method": "ais",
         "train_log_likelihood": train.mean,
-        "log_z": forward.log_z,
-        "log_z_se": forward.log_z_se,
-        "ais_ess": forward.ess,
         "test_log_likelihood_reverse_ais": test_rev.mean,
         "test_log_likelihood_reverse_ais_se": test_rev.se,
-        "log_z_reverse_ais": reverse.log_z,
-        "log_z_reverse_ais_se": reverse.log_z_se,
-        "reverse_ais_ess": reverse.ess,
-        "ais_betas": n_betas,
-        "ais_runs": n_runs,
-        "ais_seconds": round(forward.seconds + reverse.seconds + chain_seconds, 2),
+        **bracket.metrics(),
     }
-    if messages:
-        metrics["ais_warnings"] = messages
-    return metrics
 
 
 @dataclass(frozen=True)

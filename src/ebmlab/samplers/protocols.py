@@ -7,6 +7,9 @@ p(x) ∝ exp(-E(x)); beta is an inverse temperature (p_beta ∝ exp(-beta E)).
 * Energy: ``energy(x) -> (batch,)``, or any callable with that signature (``EnergyFn``); a model
   with hidden units offers ``free_energy(v)`` and, to be tempered, ``TemperedFreeEnergy``
   (summing hidden units out does not commute with tempering, so beta F(v) would be wrong).
+* Gradients: a target with ``EnergyWithGradient`` (``energy_and_grad(x) -> (E, dE/dx)``, e.g.
+  a closed form) gives the gradient-based kernels (Langevin, MALA, HMC, the discrete gradient
+  samplers) its gradient directly; any other target is differentiated by autograd.
 * Binary models (the Gibbs kernels, ``gibbs.py``): ``spin_values`` ((0, 1) or (-1, 1)) and
   optionally ``SiteConditionals`` (exact single-site logits), ``BlockSweep`` (one exact sweep at
   inverse temperature beta) or ``BipartiteGibbs`` (an RBM's v -> h -> v sweep).
@@ -42,6 +45,11 @@ Rng = torch.Generator | None
 @runtime_checkable
 class TemperedFreeEnergy(Protocol):
     def tempered_free_energy(self, v: Tensor, beta: float | Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class EnergyWithGradient(Protocol):
+    def energy_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]: ...
 
 
 @runtime_checkable

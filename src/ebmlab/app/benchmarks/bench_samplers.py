@@ -8,11 +8,15 @@ Cases (issue 3):
   the bare kernel loop, beside a hand-written loop with the closed-form gradient, and torchebm's
   and ebmkit's Langevin samplers when installed (``pip install torchebm ebmkit``; ebmkit
   installs the module ``ebm``). Implementations are timed in turn, five rounds, best round
-  kept, with the rounds' spread (one thread: CPU time).
+  kept, with the rounds' spread (one thread: CPU time). Beside them: the autograd gradient
+  alone at the states of a run (what every eager implementation computes per step; each
+  record's ``seconds_over_autograd_gradient`` is its time over that floor), and
+  ``ebmlab.sample`` given the energy's closed-form gradient (``EnergyWithGradient``).
 * ``ais``: wall time of ``ebmlab.estimators.ais`` with 14,500 betas x 100 runs on a 784 x 500 RBM
-  (quick: 1,450 betas), and the fraction of the float32 matmul throughput it reaches, counting
-  2 matmuls of 2 * 100 * 784 * 500 flops per beta, against the matmul peak measured in the same
-  run (best of 1024^3 and 2048^3 products).
+  (quick: 1,450 betas), and the fractions of the float32 matmul throughput it reaches, counting
+  2 matmuls of 2 * 100 * 784 * 500 flops per beta, of the square matmul peak and of the
+  same-shape (100 x 784) @ (784 x 500) product, both timed in each of three rounds between the
+  AIS runs and the best of each kept (``ebmlab.app.bench.interleaved``; one thread: CPU time).
 * ``ais-accuracy``: a 784 x 20 RBM trained briefly with CD-1 on MNIST (stochastically binarized;
   random bits of MNIST's mean density when the data is missing): exact log Z by enumeration
   against forward AIS (base rate from the data) and reverse AIS started from exact samples, with
@@ -85,6 +89,21 @@ def eight_gaussians_grad(x: torch.Tensor) -> torch.Tensor:
     return (r[..., None] * diff).sum(1) / STD**2
 
 
+class EightGaussians:
+    """The 8gaussians energy with its closed-form gradient (``EnergyWithGradient``): the
+    samplers then skip autograd."""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return eight_gaussians_energy(x)
+
+    def energy_and_grad(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        diff = x[:, None, :] - _centers(x)
+        logits = (diff**2).sum(-1).mul_(-1 / (2 * STD**2))
+        energy = -torch.logsumexp(logits, dim=1)
+        r = logits.add_(energy[:, None]).exp_()  # the responsibilities
+        return energy, (r[..., None] * diff).sum(1).div_(STD**2)
+
+
 def _timed(fn: Callable[[], Any], clock: Callable[[], float] = time.perf_counter) -> float:
     start = clock()
     fn()
@@ -115,6 +134,18 @@ def _langevin_cases(n_chains: int, n_steps: int, step: float) -> list[tuple[str,
             diagnostics=False,
         )
 
+    def runner_closed_form() -> None:
+        sample(
+            Langevin(step_size=step),
+            EightGaussians(),
+            x0,
+            n_steps,
+            thin=n_steps,
+            seed=0,
+            progress=False,
+            diagnostics=False,
+        )
+
     def kernel_loop() -> None:
         kernel, g, x = Langevin(step_size=step), torch.Generator().manual_seed(0), x0
         for _ in range(n_steps):
@@ -125,8 +156,25 @@ def _langevin_cases(n_chains: int, n_steps: int, step: float) -> list[tuple[str,
         for _ in range(n_steps):
             x = x - step * eight_gaussians_grad(x) + noise * torch.randn(x.shape, generator=g)
 
+    # the states of one chain run (the cost of the energy depends on them: far from a center
+    # its exponentials underflow into slow subnormal numbers), for the gradient-only case
+    g, x, noise = torch.Generator().manual_seed(0), x0.clone(), math.sqrt(2 * step)
+    trajectory = []
+    for _ in range(n_steps):
+        trajectory.append(x)
+        x = x - step * eight_gaussians_grad(x) + noise * torch.randn(x.shape, generator=g)
+
+    def gradient_only() -> None:
+        # what every eager sampler here does per step: the energy's autograd gradient, at the
+        # states of a run (no update, no noise)
+        for state in trajectory:
+            x = state.detach().requires_grad_(True)
+            torch.autograd.grad(eight_gaussians_energy(x).sum(), x)
+
     cases = [
+        ("autograd gradient alone", gradient_only),
         ("ebmlab.sample", runner),
+        ("ebmlab.sample, closed-form gradient", runner_closed_form),
         ("ebmlab kernel loop", kernel_loop),
         ("hand-written closed-form gradient", hand_written),
     ]
@@ -196,20 +244,23 @@ def bench_langevin(quick: bool = False, rounds: int = 5) -> list[dict[str, Any]]
                 spread=round(max(times[name]) / best[name] - 1.0, 4),
                 clock=clock_name,
             )
+            floor = best.get("autograd gradient alone")
+            if floor is not None:  # > 1: the time spent beyond the autograd gradient
+                record["seconds_over_autograd_gradient"] = round(best[name] / floor, 3)
         records.append({**record, **_machine()})
     return records
 
 
 # ----- AIS ---------------------------------------------------------------------------------------
-def bench_ais(quick: bool = False) -> list[dict[str, Any]]:
+def bench_ais(quick: bool = False, rounds: int = 3) -> list[dict[str, Any]]:
     n_betas, n_runs, d, h = (1450 if quick else 14500), 100, 784, 500
     rbm = BernoulliRBM(d, h, init_std=0.05, seed=0)
     results = []
-    # the matmul references are timed in the same round as the AIS run (ebmlab.app.bench)
+    # the matmul references are timed in every round beside the AIS run (ebmlab.app.bench)
     timing = interleaved(
         lambda: results.append(ais(rbm, n_betas=n_betas, n_runs=n_runs, seed=0, progress=False)),
         (n_runs, d, h),
-        rounds=1,
+        rounds=rounds,
         warmup=False,
     )
     result = results[-1]
@@ -220,6 +271,8 @@ def bench_ais(quick: bool = False) -> list[dict[str, Any]]:
             "n_betas": n_betas,
             "n_runs": n_runs,
             "seconds": round(timing.seconds, 2),
+            "microseconds_per_beta": round(timing.seconds / n_betas * 1e6, 1),
+            "rounds": rounds,
             **timing.ratios(flops),
             "log_z": round(result.log_z, 3),
             "log_z_se": round(result.log_z_se, 4),
