@@ -302,7 +302,7 @@ def _train_epoch(run: _Run, epoch: int, start: float) -> dict[str, Any]:
     spent = run.state.seconds - (time.perf_counter() - start)  # seconds before this call
     shuffle = torch.Generator().manual_seed(config.seed * 7919 + epoch)
     order = torch.randperm(n, generator=shuffle).to(run.x.device)
-    sums: dict[str, Any] = {}
+    sums: dict[str, list[Any]] = {}
     label = f"{run.stage} " if run.stage else ""
     bar = progress_bar(
         config.progress and run.ddp.is_main,
@@ -318,8 +318,8 @@ def _train_epoch(run: _Run, epoch: int, start: float) -> dict[str, Any]:
                 index = index.tensor_split(run.ddp.world_size)[run.ddp.rank]
             metrics = _train_step(run, _batch(run, index), epoch, b)
             count += 1
-            for key, value in metrics.items():
-                sums[key] = sums.get(key, 0.0) + _detached(value)
+            for key, value in metrics.items():  # summed at the epoch's end, in one call
+                sums.setdefault(key, []).append(_detached(value))
             if run.state.step % CHECK_EVERY_STEPS == 0:
                 _check(run)
                 if bar is not None:
@@ -340,7 +340,7 @@ def _train_epoch(run: _Run, epoch: int, start: float) -> dict[str, Any]:
         "step": run.state.step,
         "epoch": epoch + 1,
         "seconds": round(time.perf_counter() - start, 3),
-        **{k: _number(v) / max(count, 1) for k, v in sums.items()},
+        **{k: _total(v) / max(count, 1) for k, v in sums.items()},
     }
     if stopped:
         record["stopped"] = (
@@ -365,6 +365,13 @@ def _batch(run: _Run, index: torch.Tensor) -> torch.Tensor:
 
 def _detached(value: Any) -> Any:
     return value.detach() if isinstance(value, torch.Tensor) else value
+
+
+def _total(values: list[Any]) -> float:
+    """The sum of one metric over an epoch's steps (tensors or numbers), as a float."""
+    tensors = [v.reshape(()) for v in values if isinstance(v, torch.Tensor)]
+    total = float(torch.stack(tensors).sum(dtype=torch.float64)) if tensors else 0.0
+    return total + sum(v for v in values if not isinstance(v, torch.Tensor))
 
 
 def _number(value: Any) -> float:
