@@ -107,37 +107,12 @@ def _ebmlab(x: np.ndarray, h: int, batch: int, method: str, gradient: str = "man
     return epoch
 
 
-def _ebmlab_loop(x: np.ndarray, h: int, batch: int, method: str):
+def _loop_run(x: np.ndarray, h: int, batch: int, method: str, epochs: int):
+    """(model, objective, data, loop settings) of an ``ebmlab.train`` run of ``epochs`` epochs."""
     from ebmlab.models.rbm import BernoulliRBM
     from ebmlab.objectives.contrastive import ContrastiveDivergence
-    from ebmlab.training import TrainConfig, train
+    from ebmlab.training import TrainConfig
 
-    data = torch.from_numpy(x)
-    rbm = BernoulliRBM(x.shape[1], h, seed=0)
-    objective = ContrastiveDivergence(k=1, method=method, n_chains=batch)
-    config = TrainConfig(
-        epochs=1,
-        batch_size=batch,
-        lr=LR,
-        optimizer="sgd",
-        progress=False,
-        device="cpu",
-        log_every_steps=10**9,
-    )
-    return lambda: train(rbm, objective, data, config)
-
-
-def _ebmlab_loop_epochs(x: np.ndarray, h: int, batch: int, method: str, epochs: int) -> list[float]:
-    """Seconds of each epoch of one ``ebmlab.train`` run of ``epochs`` epochs, read at the
-    epoch ends (one thread: CPU time), the first one with the run's setup (data checks, the
-    objective's setup): the epochs after it are the loop's own cost per epoch."""
-    from ebmlab.app.bench import clock_for
-    from ebmlab.models.rbm import BernoulliRBM
-    from ebmlab.objectives.contrastive import ContrastiveDivergence
-    from ebmlab.training import TrainConfig, train
-
-    _, clock = clock_for("cpu")
-    data = torch.from_numpy(x)
     rbm = BernoulliRBM(x.shape[1], h, seed=0)
     objective = ContrastiveDivergence(k=1, method=method, n_chains=batch)
     config = TrainConfig(
@@ -149,13 +124,31 @@ def _ebmlab_loop_epochs(x: np.ndarray, h: int, batch: int, method: str, epochs: 
         device="cpu",
         log_every_steps=10**9,
     )
+    return rbm, objective, torch.from_numpy(x), config
+
+
+def _ebmlab_loop(x: np.ndarray, h: int, batch: int, method: str):
+    from ebmlab.training import train
+
+    run = _loop_run(x, h, batch, method, 1)
+    return lambda: train(*run)
+
+
+def _ebmlab_loop_epochs(x: np.ndarray, h: int, batch: int, method: str, epochs: int) -> list[float]:
+    """Seconds of each epoch of one ``ebmlab.train`` run of ``epochs`` epochs, read at the
+    epoch ends (one thread: CPU time), the first one with the run's setup (data checks, the
+    objective's setup): the epochs after it are the loop's own cost per epoch."""
+    from ebmlab.app.bench import clock_for
+    from ebmlab.training import train
+
+    _, clock = clock_for("cpu")
     ends = [clock()]
 
     def mark(model: Any, epoch: int) -> dict[str, float]:
         ends.append(clock())
         return {}
 
-    train(rbm, objective, data, config, epoch_callback=mark)
+    train(*_loop_run(x, h, batch, method, epochs), epoch_callback=mark)
     return [b - a for a, b in itertools.pairwise(ends)]
 
 

@@ -122,22 +122,10 @@ def _installed(module: str) -> bool:
 def _langevin_cases(n_chains: int, n_steps: int, step: float) -> list[tuple[str, Callable]]:
     x0 = torch.randn(n_chains, 2, generator=torch.Generator().manual_seed(0))
 
-    def runner() -> None:
+    def runner(energy: Any = eight_gaussians_energy) -> None:
         sample(
             Langevin(step_size=step),
-            eight_gaussians_energy,
-            x0,
-            n_steps,
-            thin=n_steps,
-            seed=0,
-            progress=False,
-            diagnostics=False,
-        )
-
-    def runner_closed_form() -> None:
-        sample(
-            Langevin(step_size=step),
-            EightGaussians(),
+            energy,
             x0,
             n_steps,
             thin=n_steps,
@@ -174,7 +162,7 @@ def _langevin_cases(n_chains: int, n_steps: int, step: float) -> list[tuple[str,
     cases = [
         ("autograd gradient alone", gradient_only),
         ("ebmlab.sample", runner),
-        ("ebmlab.sample, closed-form gradient", runner_closed_form),
+        ("ebmlab.sample, closed-form gradient", lambda: runner(EightGaussians())),
         ("ebmlab kernel loop", kernel_loop),
         ("hand-written closed-form gradient", hand_written),
     ]
