@@ -201,3 +201,33 @@ def test_loop_flags_on_a_fitted_family_say_they_have_no_effect(tmp_path, capsys)
     assert main([*args, "--out", str(run), "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert "fitted by its own rule" in err and "--epochs, --lr" in err
+
+
+def test_eval_set_changes_evaluation_options_for_that_evaluation_only(tmp_path, capsys):
+    run = tmp_path / "rbm"
+    small = ["--hidden", "8", "--epochs", "1", "--ais-betas", "50", "--ais-runs", "8"]
+    args = ["train", "rbm", "--data", "digits", *small, "--sample-steps", "10"]
+    assert main([*args, "--out", str(run), "--no-progress"]) == 0
+    config = (run / "config.json").read_text()
+    # a run recorded before the family had an option evaluates with the option's default
+    recorded = json.loads(config)
+    del recorded["options"]["ais_runs"]
+    (run / "config.json").write_text(json.dumps(recorded))
+    capsys.readouterr()
+    assert main(["eval", str(run), "--json", "--set", "ais_betas=120", "--set", "ais-runs=16"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["evaluation_settings"] == {"ais_betas": 120, "ais_runs": 16}
+    assert metrics["ais_betas"] == 120 and metrics["ais_runs"] == 16
+    assert json.loads((run / "eval.json").read_text())["evaluation_settings"]["ais_betas"] == 120
+    assert json.loads((run / "config.json").read_text()) == recorded
+    for given, message in (
+        ("hidden=20", "'hidden' sets how the model is trained: changing it needs a new run"),
+        ("ais_betas=many", "--set ais_betas: expected int, got 'many'"),
+        ("ais_betas=-3", "--set ais_betas: expected a number >= 0"),
+        ("ais_betas", "--set: expected NAME=VALUE, got 'ais_betas'"),
+        ("nonsense=1", "'nonsense' is not an option of this family"),
+    ):
+        assert main(["eval", str(run), "--set", given]) == 2
+        err = capsys.readouterr().err
+        assert message in err, (given, err)
+    assert "ais_runs" in err  # the evaluation options are listed

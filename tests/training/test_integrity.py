@@ -40,6 +40,19 @@ def test_float64_and_integer_data_are_converted_to_the_models_dtype():
         assert torch.equal(model.W, reference.W)
 
 
+def test_data_computed_by_a_module_trains_on_its_values_not_its_graph():
+    # e.g. the hidden probabilities of a trained layer, computed with autograd on
+    below = BernoulliRBM(8, 6, seed=2)
+    x = below.p_h_given_v(_binary())
+    assert x.requires_grad
+    model = BernoulliRBM(6, 4, seed=0)
+    train(model, ContrastiveDivergence(k=1, binary_data=False), x, _config(seed=1))
+    reference = BernoulliRBM(6, 4, seed=0)
+    train(reference, ContrastiveDivergence(k=1, binary_data=False), x.detach(), _config(seed=1))
+    assert torch.equal(model.W, reference.W)
+    assert below.W.grad is None
+
+
 def test_nan_in_the_data_is_named_as_bad_data_not_divergence():
     x = torch.randn(64, 2)
     x[5, 1] = float("nan")

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -418,7 +419,13 @@ def _load_run(run: str) -> tuple[Path, dict[str, Any], Recipe]:
             f"epoch ended); continue it with `ebmlab train {config['model']} --out {run_dir} "
             "--resume`"
         )
-    return run_dir, config, recipes.get_recipe(config["model"])
+    recipe = recipes.get_recipe(config["model"])
+    # options the family gained after the run was trained take their defaults
+    config["options"] = {
+        **{opt.name: opt.default for opt in recipe.options},
+        **config["options"],
+    }
+    return run_dir, config, recipe
 
 
 def _warn_if_baseline(
@@ -506,16 +513,68 @@ def save_evaluation(run_dir: Path, metrics: dict[str, Any], quick: bool) -> dict
     return metrics
 
 
+def evaluation_settings(recipe: Recipe, given: Sequence[str]) -> dict[str, Any]:
+    """``--set NAME=VALUE`` pairs parsed into the recipe's evaluation options (``Option`` with
+    ``evaluation=True``), each converted to the option's type and checked against its choices."""
+    allowed = {opt.name: opt for opt in recipe.options if opt.evaluation}
+    names = ", ".join(sorted(allowed)) or "none"
+    settings: dict[str, Any] = {}
+    for item in given:
+        name, sep, text = str(item).partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name or not text.strip():
+            raise CLIError(f"--set: expected NAME=VALUE, got {item!r}")
+        opt = allowed.get(name)
+        if opt is None:
+            known = any(o.name == name for o in recipe.options)
+            what = (
+                "sets how the model is trained: changing it needs a new run"
+                if known
+                else ("is not an option of this family")
+            )
+            raise CLIError(
+                f"--set: {name!r} {what}; the evaluation options of {recipe.name!r} are: {names}"
+            )
+        settings[name] = _option_value(opt, text.strip(), "--set " + name)
+    return settings
+
+
+def _option_value(opt: Any, text: str, what: str) -> Any:
+    if opt.type is bool:
+        lowered = text.lower()
+        if lowered not in ("true", "false", "1", "0", "yes", "no"):
+            raise CLIError(f"{what}: expected true or false, got {text!r}")
+        return lowered in ("true", "1", "yes")
+    try:
+        value = opt.type(text)
+    except ValueError:
+        raise CLIError(f"{what}: expected {opt.type.__name__}, got {text!r}") from None
+    if opt.choices is not None and value not in opt.choices:
+        raise CLIError(f"{what}: expected one of {', '.join(map(str, opt.choices))}, got {text!r}")
+    if isinstance(value, int | float) and value < 0:
+        raise CLIError(f"{what}: expected a number >= 0, got {text!r}")
+    return value
+
+
 def evaluate_run(
     run: str | os.PathLike[str],
     device: str | None = None,
     quick: bool = False,
     data_dir: str | None = None,
     recompute: bool = False,
+    settings: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Evaluate a run directory with its recipe and return the metrics; the stored evaluation
-    of the same checkpoint is reused unless ``recompute`` (or it was quicker than asked)."""
+    of the same checkpoint is reused unless ``recompute`` (or it was quicker than asked).
+
+    ``settings``: ``NAME=VALUE`` changes of the recipe's evaluation options for this
+    evaluation only (e.g. ``ais_betas=100000``): the run's config is left as it is, the
+    evaluation is computed again and records them as ``evaluation_settings``."""
     run_dir, config, recipe = _load_run(str(run))
+    changed = evaluation_settings(recipe, settings)
+    if changed:
+        config["options"] = {**config["options"], **changed}
+        recompute = True
     if not recompute:
         stored = stored_evaluation(run_dir, quick)
         if stored is not None:
@@ -541,11 +600,15 @@ def evaluate_run(
     metrics = recipe.evaluate(model, x_train.to(ctx.device), x_test.to(ctx.device), ctx)
     print(f"ebmlab: evaluated in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     _warn_if_baseline(recipe, metrics, split, config.get("binarize"))
+    if changed:
+        metrics["evaluation_settings"] = changed
     return save_evaluation(run_dir, metrics, quick)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    metrics = evaluate_run(args.run, args.device, args.quick, args.data_dir, args.recompute)
+    metrics = evaluate_run(
+        args.run, args.device, args.quick, args.data_dir, args.recompute, args.set or ()
+    )
     if args.json:
         print(json.dumps(metrics))
     else:
@@ -1005,6 +1068,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--recompute", action="store_true", help="evaluate again even if eval.json is current"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="change an evaluation option of the run's family for this evaluation (repeatable; "
+        "e.g. --set ais_betas=100000 --set ais_runs=400); implies --recompute",
     )
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--data-dir", help="dataset folder")

@@ -30,13 +30,18 @@ from ..training import Stage, TrainConfig
 
 @dataclass(frozen=True)
 class Option:
-    """A family-specific option, e.g. ``Option("hidden", int, 500, "number of hidden units")``."""
+    """A family-specific option, e.g. ``Option("hidden", int, 500, "number of hidden units")``.
+
+    ``evaluation``: the option only sets how a trained model is scored (AIS betas and runs,
+    importance samples), so ``ebmlab eval RUN --set NAME=VALUE`` may change it without
+    retraining."""
 
     name: str
     type: type
     default: Any
     help: str
     choices: tuple[Any, ...] | None = None
+    evaluation: bool = False
 
 
 @dataclass(frozen=True)

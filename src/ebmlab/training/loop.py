@@ -242,7 +242,8 @@ def _prepare(
 
 
 def _check_data(x_train: Any, model: Model, ddp: Distributed) -> torch.Tensor:
-    """The training data in the model's dtype (float64, integer or boolean data are converted),
+    """The training data in the model's dtype (float64, integer or boolean data are converted;
+    a tensor that requires grad is detached),
     refused when it is not a batch of examples or holds NaN or infinite values: bad data is
     named as such before it can look like a diverging model or sampler."""
     if not isinstance(x_train, torch.Tensor) or x_train.dim() < 2:
@@ -251,6 +252,9 @@ def _check_data(x_train: Any, model: Model, ddp: Distributed) -> torch.Tensor:
         raise ValueError(f"x_train: expected real values, got {x_train.dtype}")
     if x_train.shape[0] < ddp.world_size:
         raise ValueError(f"x_train: {x_train.shape[0]} examples for {ddp.world_size} processes")
+    # data computed by a module (e.g. the activities of a layer below) may still carry its graph:
+    # the loop trains on the values
+    x_train = x_train.detach()
     if x_train.dtype != model.dtype:
         x_train = x_train.to(model.dtype)
     # NaN and Inf propagate into the sum (one pass); only a non-finite sum, bad data or an

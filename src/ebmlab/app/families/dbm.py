@@ -63,8 +63,7 @@ from ..recipes import (
 )
 from .rbm import MONITOR_BITS_SEED, monitor_data, monitor_size
 
-#: Gibbs sweeps from training images before reverse AIS (quick runs: the demo's cheaper setting).
-REVERSE_SWEEPS = 1000
+#: Gibbs sweeps from training images before reverse AIS in quick evaluations, at most.
 REVERSE_SWEEPS_QUICK = 200
 #: Largest enumerations used for the exact figures reported beside the bounds.
 EXACT_MAX_EVEN_UNITS = 20
@@ -86,10 +85,30 @@ DBM_OPTIONS = (
     Option("pretrain_epochs", int, 0, "greedy pretraining epochs per RBM (0: none)"),
     Option("pretrain_lr", float, 0.05, "pretraining learning rate"),
     Option("pretrain_k", int, 1, "CD-k steps in pretraining"),
-    Option("ais_betas", int, 14500, "AIS inverse temperatures"),
-    Option("ais_runs", int, 100, "AIS runs"),
-    Option("eval_mf_iters", int, 50, "mean-field rounds at evaluation (tolerance 1e-6)"),
-    Option("is_samples", int, 100, "importance samples for the tighter bound (0: skip)"),
+    Option("ais_betas", int, 14500, "AIS inverse temperatures", evaluation=True),
+    Option("ais_runs", int, 100, "AIS runs", evaluation=True),
+    Option(
+        "eval_mf_iters",
+        int,
+        50,
+        "mean-field rounds at evaluation (tolerance 1e-6)",
+        evaluation=True,
+    ),
+    Option(
+        "reverse_sweeps",
+        int,
+        1000,
+        "Gibbs sweeps from training images before reverse AIS (quick evaluations: at most "
+        f"{REVERSE_SWEEPS_QUICK})",
+        evaluation=True,
+    ),
+    Option(
+        "is_samples",
+        int,
+        100,
+        "importance samples for the tighter bound (0: skip)",
+        evaluation=True,
+    ),
     Option("sample_steps", int, 1000, "Gibbs sweeps for the samples figure"),
 )
 
@@ -217,12 +236,12 @@ def _evaluate_dbm(
     model: DeepBoltzmannMachine, x_train: torch.Tensor, x_test: torch.Tensor, ctx: Context
 ) -> dict[str, Any]:
     """The mean-field bound with log Z from forward AIS (the paper's figure) and from reverse AIS
-    started after ``REVERSE_SWEEPS`` Gibbs sweeps from training images (the bracket's other
+    started after ``reverse_sweeps`` Gibbs sweeps from training images (the bracket's other
     side), the importance-sampled bound and the gap between the two bounds, and exact figures
     for small models."""
     o = ctx.options
     n_betas = ctx.quick_capped("ais_betas", 1000)
-    sweeps = REVERSE_SWEEPS_QUICK if ctx.quick else REVERSE_SWEEPS
+    sweeps = ctx.quick_capped("reverse_sweeps", REVERSE_SWEEPS_QUICK)
     bracket = ais_bracket(
         model,
         x_train,

@@ -94,10 +94,28 @@ DBN_OPTIONS = (
         "& Teh 2006), so that the DBN starts equal to its first RBM; needs every layer k+1 at "
         "least as large as layer k-1",
     ),
-    Option("ais_betas", int, 14500, "AIS inverse temperatures (Salakhutdinov & Murray: 14500)"),
-    Option("ais_runs", int, 100, "AIS runs"),
-    Option("bound_samples", int, 10, "samples of the hidden layers per test image for the bound"),
-    Option("compare_first_rbm", bool, True, "also score the first RBM alone (one more AIS)"),
+    Option(
+        "ais_betas",
+        int,
+        14500,
+        "AIS inverse temperatures (Salakhutdinov & Murray: 14500)",
+        evaluation=True,
+    ),
+    Option("ais_runs", int, 100, "AIS runs", evaluation=True),
+    Option(
+        "bound_samples",
+        int,
+        10,
+        "samples of the hidden layers per test image for the bound",
+        evaluation=True,
+    ),
+    Option(
+        "compare_first_rbm",
+        bool,
+        True,
+        "also score the first RBM alone (one more AIS)",
+        evaluation=True,
+    ),
     Option("sample_steps", int, 1000, "Gibbs sweeps in the top RBM for the samples figure"),
 )
 

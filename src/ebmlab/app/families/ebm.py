@@ -625,13 +625,22 @@ register(
                 "sampler of the figures",
                 ("dmala", "gwg"),
             ),
-            Option("ais_betas", int, 10000, "binary images: AIS inverse temperatures"),
-            Option("ais_runs", int, 100, "binary images: AIS runs (forward and reverse)"),
+            Option(
+                "ais_betas", int, 10000, "binary images: AIS inverse temperatures", evaluation=True
+            ),
+            Option(
+                "ais_runs",
+                int,
+                100,
+                "binary images: AIS runs (forward and reverse)",
+                evaluation=True,
+            ),
             Option(
                 "reverse_steps",
                 int,
                 1000,
                 "binary images: kernel steps from training images before reverse AIS",
+                evaluation=True,
             ),
             Option(
                 "sigma",

@@ -181,8 +181,14 @@ def _stages_monitored(
 
 # ----- Bernoulli RBM -----------------------------------------------------------------------------
 AIS_OPTIONS = (
-    Option("ais_betas", int, 14500, "AIS inverse temperatures (Salakhutdinov & Murray: 14500)"),
-    Option("ais_runs", int, 100, "AIS runs"),
+    Option(
+        "ais_betas",
+        int,
+        14500,
+        "AIS inverse temperatures (Salakhutdinov & Murray: 14500)",
+        evaluation=True,
+    ),
+    Option("ais_runs", int, 100, "AIS runs", evaluation=True),
 )
 RBM_OPTIONS = (
     Option("hidden", int, 500, "number of hidden units"),
