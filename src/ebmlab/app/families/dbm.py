@@ -61,10 +61,14 @@ from ..recipes import (
     parse_sizes,
     register,
 )
-from .rbm import MONITOR_BITS_SEED, monitor_data, monitor_size
+from .rbm import (
+    MONITOR_BITS_SEED,
+    REVERSE_SWEEPS_OPTION,
+    REVERSE_SWEEPS_QUICK,
+    monitor_data,
+    monitor_size,
+)
 
-#: Gibbs sweeps from training images before reverse AIS in quick evaluations, at most.
-REVERSE_SWEEPS_QUICK = 200
 #: Largest enumerations used for the exact figures reported beside the bounds.
 EXACT_MAX_EVEN_UNITS = 20
 EXACT_MAX_LOG_Z_UNITS = 25
@@ -94,14 +98,7 @@ DBM_OPTIONS = (
         "mean-field rounds at evaluation (tolerance 1e-6)",
         evaluation=True,
     ),
-    Option(
-        "reverse_sweeps",
-        int,
-        1000,
-        "Gibbs sweeps from training images before reverse AIS (quick evaluations: at most "
-        f"{REVERSE_SWEEPS_QUICK})",
-        evaluation=True,
-    ),
+    REVERSE_SWEEPS_OPTION,
     Option(
         "is_samples",
         int,

@@ -180,6 +180,16 @@ def _stages_monitored(
 
 
 # ----- Bernoulli RBM -----------------------------------------------------------------------------
+#: Gibbs sweeps from training images before reverse AIS in quick evaluations, at most.
+REVERSE_SWEEPS_QUICK = 200
+REVERSE_SWEEPS_OPTION = Option(
+    "reverse_sweeps",
+    int,
+    1000,
+    "Gibbs sweeps from training images before reverse AIS (quick evaluations: at most "
+    f"{REVERSE_SWEEPS_QUICK})",
+    evaluation=True,
+)
 AIS_OPTIONS = (
     Option(
         "ais_betas",
@@ -189,6 +199,7 @@ AIS_OPTIONS = (
         evaluation=True,
     ),
     Option("ais_runs", int, 100, "AIS runs", evaluation=True),
+    REVERSE_SWEEPS_OPTION,
 )
 RBM_OPTIONS = (
     Option("hidden", int, 500, "number of hidden units"),
@@ -244,9 +255,9 @@ def _ais_metrics(
     n_betas: int,
     n_runs: int,
 ) -> dict[str, Any]:
-    """The forward/reverse AIS bracket, reverse AIS started after 1000 Gibbs sweeps (200 quick)
+    """The forward/reverse AIS bracket, reverse AIS started after ``reverse_sweeps`` Gibbs sweeps
     from training images."""
-    sweeps = 200 if ctx.quick else 1000
+    sweeps = ctx.quick_capped("reverse_sweeps", REVERSE_SWEEPS_QUICK)
     return ais_bracket_metrics(
         model,
         x_train,
