@@ -322,3 +322,37 @@ def test_bm_recipe_without_labels_trains_on_the_pixels_alone(tmp_path):
     assert recipe.stages is not None
     (stage,) = list(recipe.stages(model, objective, ctx, SHORT))
     assert model.n_labels == 0 and torch.equal(stage.data, x)
+
+
+def test_dbn_settings_per_rbm_reach_each_layers_stage(tmp_path):
+    from ebmlab.app.families.deep import per_layer
+
+    recipe = recipes.get_recipe("dbn")
+    ctx = digits_context(
+        recipe,
+        tmp_path,
+        recipe.binarize,
+        layers="8,6",
+        layer_epochs="2,1",
+        layer_lr="0.05,0.01",
+        layer_weight_decay="0",
+    )
+    model, objective = recipe.build(ctx.x_train, ctx)
+    stages = list(recipe.stages(model, objective, ctx, SHORT))
+    assert [s.config.epochs for s in stages] == [2, 1]
+    assert [s.config.lr for s in stages] == [0.05, 0.01]
+    assert [s.config.weight_decay for s in stages] == [0.0, 0.0]
+    assert stages[1].config.seed == stages[0].config.seed + 1
+    # one value is every RBM's, as is a number recorded by a run of an earlier version
+    assert per_layer("3", 2, int, "--layer-epochs", 5) == [3, 3]
+    assert per_layer(20, 3, int, "--layer-epochs", 5) == [20, 20, 20]
+    assert per_layer(None, 2, float, "--layer-lr", 0.01) == [0.01, 0.01]
+    for value, message in (
+        ("1,2,3", r"--layer-epochs: expected 1 or 2 values \(one per RBM\), got 3"),
+        ("2,x", "--layer-epochs: expected int values separated by commas"),
+        ("0,2", "--layer-epochs: expected positive values"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            per_layer(value, 2, int, "--layer-epochs", 5)
+    with pytest.raises(ValueError, match="--layer-weight-decay: expected values >= 0"):
+        per_layer("-1e-4", 2, float, "--layer-weight-decay", 2e-4, zero=True)

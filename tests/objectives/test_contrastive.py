@@ -263,6 +263,20 @@ def test_setup_initializes_biases_and_chains() -> None:
     assert torch.equal(again.chain_v, objective.chain_v)  # setup is deterministic
 
 
+@pytest.mark.parametrize("method", ["pcd", "pt"])
+def test_chains_can_start_from_training_rows(method: str) -> None:
+    x = torch.bernoulli(torch.full((50, 6), 0.3), generator=torch.Generator().manual_seed(0))
+    objective = ContrastiveDivergence(method=method, n_chains=20, chains_start="data", seed=3)
+    objective.setup(BernoulliRBM(6, 4, seed=0), x)
+    chains = objective.chain_v.reshape(-1, 6)
+    assert chains.shape[0] == objective.n_temperatures * 20
+    # every chain is one of the rows, and not all the same one
+    assert bool((chains[:, None, :] == x[None]).all(-1).any(-1).all())
+    assert torch.unique(chains, dim=0).shape[0] > 1
+    with pytest.raises(ValueError, match="chains_start: expected 'base-rate' or 'data'"):
+        ContrastiveDivergence(method="pcd", chains_start="noise")
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [

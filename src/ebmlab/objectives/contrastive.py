@@ -215,6 +215,11 @@ class ContrastiveDivergence(Objective):
         centering: center the gradient (Melchior et al. 2016); BernoulliRBM only.
         offset_rate: moving-average rate of the centering offsets.
         init_visible_bias: in ``setup``, set the visible biases from the data marginals.
+        chains_start: where the persistent chains start in ``setup``: "base-rate" (each visible
+            unit on with its frequency in the data, the model's state knowing nothing) or "data"
+            (randomly chosen training rows: the right start when the model already fits the
+            data, e.g. an RBM initialized from the one below it in a DBN, whose marginal the
+            data were drawn from).
         gradient: "manual" (hand-written statistics, BernoulliRBM) or "autograd" (surrogate loss).
         binary_data: require binary data for a BernoulliRBM (False accepts probabilities in [0, 1]
             as mean-field visible states, as scikit-learn does).
@@ -241,6 +246,7 @@ class ContrastiveDivergence(Objective):
         centering: bool = False,
         offset_rate: float = 0.01,
         init_visible_bias: bool = True,
+        chains_start: Literal["base-rate", "data"] = "base-rate",
         gradient: Literal["manual", "autograd"] = "manual",
         binary_data: bool = True,
         scale_by_variance: bool = True,
@@ -262,6 +268,8 @@ class ContrastiveDivergence(Objective):
             raise ValueError(f"offset_rate: expected a value in [0, 1], got {offset_rate}")
         if gradient not in ("manual", "autograd"):
             raise ValueError(f"gradient: expected 'manual' or 'autograd', got {gradient!r}")
+        if chains_start not in ("base-rate", "data"):
+            raise ValueError(f"chains_start: expected 'base-rate' or 'data', got {chains_start!r}")
         self.k = k
         self.method = method
         self.n_chains = n_chains
@@ -270,6 +278,7 @@ class ContrastiveDivergence(Objective):
         self.centering = centering
         self.offset_rate = offset_rate
         self.init_visible_bias = init_visible_bias
+        self.chains_start = chains_start
         self.gradient = gradient
         self.binary_data = binary_data
         self.scale_by_variance = scale_by_variance
@@ -315,8 +324,8 @@ class ContrastiveDivergence(Objective):
     @torch.no_grad()
     def setup(self, model: nn.Module, x_train: torch.Tensor) -> None:
         """Validate the data, set the visible biases from the data marginals, start the
-        persistent chains from the data's base-rate model and the centering offsets at the data
-        mean (visible) and 1/2 (hidden)."""
+        persistent chains from the data's base-rate model (or training rows, ``chains_start``)
+        and the centering offsets at the data mean (visible) and 1/2 (hidden)."""
         self._check_model(model)
         x_train = self.check_data(model, x_train)
         if self.init_visible_bias and hasattr(model, "init_visible_from_data"):
@@ -335,7 +344,10 @@ class ContrastiveDivergence(Objective):
         self.betas = betas.to(device=device, dtype=dtype)
         self.swap_rate = torch.zeros(max(self.n_temperatures - 1, 0), device=device, dtype=dtype)
         shape = (self.n_temperatures, self.n_chains, model.n_visible)
-        if isinstance(model, BernoulliRBM):
+        if self.chains_start == "data":
+            rows = torch.randint(x.shape[0], shape[:2], generator=generator, device=device)
+            v = x[rows.flatten()].reshape(shape).to(dtype)
+        elif isinstance(model, BernoulliRBM):
             # base-rate model: each pixel on with its data frequency
             marginal = x.mean(0).expand(shape).contiguous()
             v = bernoulli_draw(marginal, generator)

@@ -66,7 +66,11 @@ def parse_layers(text: Any, name: str = "--layers") -> list[int]:
 DBN_OPTIONS = (
     Option("layers", str, "500,2000", "hidden layer sizes, bottom first (comma-separated)"),
     Option(
-        "layer_epochs", int, None, "training epochs of every RBM of the stack (default --epochs)"
+        "layer_epochs",
+        str,
+        None,
+        "training epochs of the RBMs, bottom first: one number for all or one per RBM, e.g. "
+        "200,100 (default --epochs)",
     ),
     Option("method", str, "pcd", "negative phase of every RBM", choices=("cd", "pcd")),
     Option("k", int, 1, "Gibbs sweeps per update"),
@@ -74,9 +78,17 @@ DBN_OPTIONS = (
     Option("n_chains", int, 100, "persistent chains (pcd)"),
     Option(
         "layer_lr",
-        float,
+        str,
         None,
-        "SGD learning rate of every RBM, decaying linearly to 0 (default --lr)",
+        "SGD learning rate of the RBMs, decaying linearly to 0: one for all or one per RBM, e.g. "
+        "0.005,0.001 (default --lr)",
+    ),
+    Option(
+        "layer_weight_decay",
+        str,
+        None,
+        "weight decay on W of the RBMs: one for all or one per RBM (default "
+        f"{RBM_TRAIN_DEFAULTS['weight_decay']})",
     ),
     Option("layer_batch_size", int, None, "minibatch size of every RBM (default --batch-size)"),
     Option(
@@ -120,6 +132,32 @@ DBN_OPTIONS = (
 )
 
 
+def per_layer(
+    value: Any, n: int, kind: type, flag: str, default: Any, zero: bool = False
+) -> list[Any]:
+    """One setting per RBM of a stack of ``n``: None gives ``default`` to every RBM, one number
+    (or a run recorded when the option took one) is every RBM's, "a,b,..." gives one per RBM;
+    values must be positive (``zero``: or 0)."""
+    if value is None or value == "":
+        return [default] * n
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        items = [value]
+    else:
+        items = [part.strip() for part in str(value).split(",")]
+    try:
+        values = [kind(item) for item in items]
+    except ValueError:
+        raise ValueError(
+            f"{flag}: expected {kind.__name__} values separated by commas, got {value!r}"
+        ) from None
+    if len(values) not in (1, n):
+        raise ValueError(f"{flag}: expected 1 or {n} values (one per RBM), got {len(values)}")
+    if any(v < 0 or (v == 0 and not zero) for v in values):
+        expected = "values >= 0" if zero else "positive values"
+        raise ValueError(f"{flag}: expected {expected}, got {value!r}")
+    return values * n if len(values) == 1 else values
+
+
 def _build_dbn(x_train: torch.Tensor, ctx: Context) -> tuple[DeepBeliefNet, None]:
     # no objective of its own: every stage (one per RBM, ``_stages_dbn``) brings one
     layers = parse_layers(ctx.options["layers"])
@@ -134,24 +172,41 @@ def _stages_dbn(
     settings, which default to the loop's --epochs, --lr and --batch-size; --max-minutes is
     every layer's own budget."""
     o = ctx.options
-    epochs = o["layer_epochs"] if o["layer_epochs"] is not None else config.epochs
-    layer_config = TrainConfig(
-        **{
-            **RBM_TRAIN_DEFAULTS,
-            "epochs": epochs,
-            "batch_size": o["layer_batch_size"] or config.batch_size,
-            "lr": o["layer_lr"] or config.lr,
-            "momentum_warmup_epochs": min(RBM_TRAIN_DEFAULTS["momentum_warmup_epochs"], epochs),
-            "seed": ctx.seed(),
-            "device": str(ctx.device),
-            "progress": config.progress,
-            "max_minutes": config.max_minutes,
-        }
+    n = model.n_layers
+    epochs = per_layer(o["layer_epochs"], n, int, "--layer-epochs", config.epochs)
+    lrs = per_layer(o["layer_lr"], n, float, "--layer-lr", config.lr)
+    decays = per_layer(
+        o.get("layer_weight_decay"),
+        n,
+        float,
+        "--layer-weight-decay",
+        RBM_TRAIN_DEFAULTS["weight_decay"],
+        zero=True,
     )
+    seed = ctx.seed()
+    layer_configs = [
+        TrainConfig(
+            **{
+                **RBM_TRAIN_DEFAULTS,
+                "epochs": epochs[i],
+                "batch_size": o["layer_batch_size"] or config.batch_size,
+                "lr": lrs[i],
+                "weight_decay": decays[i],
+                "momentum_warmup_epochs": min(
+                    RBM_TRAIN_DEFAULTS["momentum_warmup_epochs"], epochs[i]
+                ),
+                "seed": seed + i,
+                "device": str(ctx.device),
+                "progress": config.progress,
+                "max_minutes": config.max_minutes,
+            }
+        )
+        for i in range(n)
+    ]
     plan = dbn_stages(
         model,
         ctx.train_data(),
-        layer_config,
+        layer_configs,
         method=o["method"],
         k=o["k"],
         n_chains=o["n_chains"],
@@ -160,7 +215,10 @@ def _stages_dbn(
         seed=ctx.seed(),
         init_from_below=o["init_from_below"],
     )
-    settings = "--layer-epochs, --layer-lr, --layer-batch-size, else --epochs, --lr, --batch-size"
+    settings = (
+        "--layer-epochs, --layer-lr, --layer-weight-decay, --layer-batch-size, else --epochs, "
+        "--lr, --batch-size"
+    )
     # every RBM gets the rbm recipe's monitor, on its own input: the training rows as the stage
     # receives them, the held-out rows passed up the trained layers below as training data are
     held = heldout_rows(ctx, MONITOR_MAX_EXAMPLES)
