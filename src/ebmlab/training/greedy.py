@@ -150,7 +150,8 @@ def dbn_stages(
     ``init_from_below``: every RBM above the first starts, once the one below is trained, as that
     one turned upside down (``DeepBeliefNet.init_from_below``, Hinton, Osindero & Teh 2006), so
     the stack starts equal to the stack below it; its visible biases are then kept (not reset
-    from the data marginals). Every layer k+1 needs at least as many units as layer k-1."""
+    from the data marginals) and its persistent chains start at rows of its data, which are
+    draws from its initial marginal when the layer below fits. Every layer k+1 needs at least as many units as layer k-1."""
     x = model.check_visible(x, "x", binary=False)
     if x.min() < 0 or x.max() > 1:
         raise ValueError("x: a DBN models binary data; expected values in [0, 1]")
@@ -172,6 +173,9 @@ def dbn_stages(
             centering=centering,
             binary_data=False,
             init_visible_bias=not (init_from_below and i > 0),
+            # an RBM started from the one below already has the data's distribution as its
+            # marginal: its persistent chains start at data rows, not at the base rate
+            chains_start="data" if init_from_below and i > 0 else "base-rate",
             seed=seed + i,
         )
         for i in range(model.n_layers)
