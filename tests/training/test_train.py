@@ -12,6 +12,7 @@ from ebmlab.io import load_checkpoint, read_checkpoint
 from ebmlab.models import BernoulliRBM, DiagonalGaussian
 from ebmlab.objectives import MaximumLikelihood, Objective
 from ebmlab.training import TrainConfig, TrainingDiverged, train
+from ebmlab.training.logging import stage_seconds
 
 HERE = Path(__file__).parent
 
@@ -96,6 +97,12 @@ def test_resume_equals_uninterrupted(tmp_path):
     steps = [json.loads(line)["step"] for line in lines]
     assert steps == sorted(steps)
     assert resumed.step == full.step == 4 * 4
+    # the epochs' clock goes on from the interrupted part: seconds count the whole run
+    records = [json.loads(line) for line in lines if json.loads(line)["kind"] == "epoch"]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4]
+    seconds = [r["seconds"] for r in records]
+    assert seconds == sorted(seconds) and seconds[2] > seconds[1] > 0
+    assert stage_seconds(tmp_path / "part") == {"None": seconds[-1]}
 
 
 def test_nan_guard_names_step_and_keeps_last_checkpoint(tmp_path):

@@ -24,6 +24,7 @@ import torch
 from .. import __version__, data, io
 from ..training import Stage, TrainConfig, TrainingDiverged, resolve_device, run_stages
 from ..training.logging import append_record as append_metrics_record
+from ..training.logging import stage_seconds
 from ..validation import check_nonnegative_int, check_positive_int
 from . import recipes, rundir
 from .recipes import Context, Figure, Recipe
@@ -216,6 +217,9 @@ def run_family(
     seconds = time.perf_counter() - started
     if not is_main:
         return {}
+    if objective is not None or recipe.stages is not None:
+        # the stages' own clocks: a resumed run counts the time of its earlier parts too
+        seconds = sum(stage_seconds(out).values()) or seconds
     metrics: dict[str, Any] = {"train_seconds": round(seconds, 2)}
     model.eval()
     if evaluate:

@@ -151,7 +151,8 @@ def dbn_stages(
     one turned upside down (``DeepBeliefNet.init_from_below``, Hinton, Osindero & Teh 2006), so
     the stack starts equal to the stack below it; its visible biases are then kept (not reset
     from the data marginals) and its persistent chains start at rows of its data, which are
-    draws from its initial marginal when the layer below fits. Every layer k+1 needs at least as many units as layer k-1."""
+    draws from its initial marginal when the layer below fits. Every layer k+1 needs at least
+    as many units as layer k-1."""
     x = model.check_visible(x, "x", binary=False)
     if x.min() < 0 or x.max() > 1:
         raise ValueError("x: a DBN models binary data; expected values in [0, 1]")

@@ -87,6 +87,19 @@ def read_records(path: Path) -> list[tuple[dict[str, Any], str]]:
     return records
 
 
+def stage_seconds(run_dir: Path) -> dict[str, float]:
+    """Seconds of training per stage, resumes included, from the last epoch record of each in
+    ``metrics.jsonl`` (records without a stage under "None"; empty when there is no file)."""
+    path = Path(run_dir) / METRICS_NAME
+    seconds: dict[str, float] = {}
+    if not path.exists():
+        return seconds
+    for record, _ in read_records(path):
+        if record.get("kind") == "epoch" and isinstance(record.get("seconds"), int | float):
+            seconds[str(record.get("stage"))] = float(record["seconds"])
+    return seconds
+
+
 def append_record(out_dir: Path, record: dict[str, Any]) -> None:
     """Append one record to ``out_dir/metrics.jsonl`` (e.g. what a resume changed)."""
     with (out_dir / METRICS_NAME).open("a") as handle:

@@ -343,7 +343,8 @@ def _train_epoch(run: _Run, epoch: int, start: float) -> dict[str, Any]:
         "kind": "epoch",
         "step": run.state.step,
         "epoch": epoch + 1,
-        "seconds": round(time.perf_counter() - start, 3),
+        # the run's training seconds so far, resumes included (what --max-minutes counts)
+        "seconds": round(spent + time.perf_counter() - start, 3),
         **{k: _total(v) / max(count, 1) for k, v in sums.items()},
     }
     if stopped:

@@ -37,6 +37,7 @@ from ...objectives.classification import CrossEntropyClassification
 from ...stats import mean_and_se
 from ...training import Stage, TrainConfig
 from ...training.greedy import classifier_stages
+from ...training.logging import stage_seconds
 from ...training.loop import EpochCallback
 from .. import viz
 from ..recipes import Context, Figure, Option, Recipe, parse_sizes, register
@@ -175,20 +176,6 @@ def read_curves(run_dir: Path) -> list[dict[str, Any]]:
         row.update({key: record.get(f"eval_{key}") for key in CURVES})
         rows.append(row)
     return rows
-
-
-def stage_seconds(run_dir: Path) -> dict[str, float]:
-    """Seconds of training per stage, from the last epoch record of each in metrics.jsonl."""
-    path = Path(run_dir) / "metrics.jsonl"
-    seconds: dict[str, float] = {}
-    if not path.exists():
-        return seconds
-    for line in path.read_text().splitlines():
-        if line.strip():
-            record = json.loads(line)
-            if record.get("kind") == "epoch" and "seconds" in record:
-                seconds[str(record.get("stage"))] = float(record["seconds"])
-    return seconds
 
 
 def _evaluate(
