@@ -218,6 +218,7 @@ def test_eval_set_changes_evaluation_options_for_that_evaluation_only(tmp_path, 
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["evaluation_settings"] == {"ais_betas": 120, "ais_runs": 16}
     assert metrics["ais_betas"] == 120 and metrics["ais_runs"] == 16
+    assert metrics["train_seconds"] > 0  # the training time is kept beside the new scores
     assert json.loads((run / "eval.json").read_text())["evaluation_settings"]["ais_betas"] == 120
     assert json.loads((run / "config.json").read_text()) == recorded
     for given, message in (

@@ -15,6 +15,7 @@ the label units are clamped with the pixels in the clamped phase).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -356,3 +357,44 @@ def test_dbn_settings_per_rbm_reach_each_layers_stage(tmp_path):
             per_layer(value, 2, int, "--layer-epochs", 5)
     with pytest.raises(ValueError, match="--layer-weight-decay: expected values >= 0"):
         per_layer("-1e-4", 2, float, "--layer-weight-decay", 2e-4, zero=True)
+
+
+def test_dbn_gain_of_its_last_step_is_measured_on_one_ais_path(tmp_path):
+    """A 64-8-64 stack grown from below, its top RBM then moved away from its start (as training
+    would move it): the evaluation's initial bound is RBM 1's exact log-likelihood (the stack
+    starts equal to RBM 1), and the gain equals the exact one (enumerated log Z of both tops)
+    within its standard errors."""
+    from ebmlab import estimators
+    from ebmlab.models import DeepBeliefNet
+
+    recipe = recipes.get_recipe("dbn")
+    ctx = digits_context(
+        recipe, tmp_path, recipe.binarize, layers="8,64", init_from_below=True, ais_runs=50
+    )
+    x_train, x_test = ctx.x_train, ctx.x_test[:200]
+    model = DeepBeliefNet([64, 8, 64], seed=0)
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(4)
+        model.rbms[0].W.copy_(0.5 * torch.randn(64, 8, generator=g))
+        model.init_from_below(1)
+        start = [p.clone() for p in model.rbms[1].parameters()]
+        for p in model.rbms[1].parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=g))
+    metrics = recipe.evaluate(model, x_train, x_test, ctx)
+    rbm1 = model.rbms[0]
+    exact_rbm1 = estimators.log_likelihood(rbm1, x_test, estimators.exact_log_z(rbm1)).mean
+    se = metrics["initial_test_log_likelihood_se"]
+    assert abs(metrics["initial_test_log_likelihood"] - exact_rbm1) < 4 * se + 1e-3
+    # the exact gain: the bound of each top with its enumerated log Z, over many draws
+    initial = copy.deepcopy(model)
+    with torch.no_grad():
+        for p, q in zip(initial.rbms[1].parameters(), start):
+            p.copy_(q)
+    gen = torch.Generator().manual_seed(9)
+    trained_bound = model.lower_bound(x_test, estimators.exact_log_z(model.top), 200, gen)
+    gen = torch.Generator().manual_seed(9)
+    initial_bound = initial.lower_bound(x_test, estimators.exact_log_z(initial.top), 200, gen)
+    exact_gain = float((trained_bound - initial_bound).mean())
+    assert exact_gain < -0.1  # the perturbation moved the stack away from RBM 1
+    gain, gain_se = metrics["bound_gain_of_last_step"], metrics["bound_gain_of_last_step_se"]
+    assert abs(gain - exact_gain) < 4 * gain_se + 0.02, (gain, exact_gain, gain_se)

@@ -604,6 +604,9 @@ def evaluate_run(
     metrics = recipe.evaluate(model, x_train.to(ctx.device), x_test.to(ctx.device), ctx)
     print(f"ebmlab: evaluated in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     _warn_if_baseline(recipe, metrics, split, config.get("binarize"))
+    trained = sum(stage_seconds(run_dir).values())
+    if trained and "train_seconds" not in metrics:  # the training time stays beside the scores
+        metrics = {"train_seconds": round(trained, 2), **metrics}
     if changed:
         metrics["evaluation_settings"] = changed
     return save_evaluation(run_dir, metrics, quick)
