@@ -120,7 +120,7 @@ def test_the_dbn_preset_trains_a_stack_started_from_below(tmp_path, capsys) -> N
     assert main([*args, "--layer-epochs", "1", "--out", str(run), "--no-progress"]) == 0
     options = read_config(run)["options"]
     assert options["init_from_below"] is True and options["propagate"] == "samples"
-    assert options["layer_lr"] == "0.005,0.001" and options["layer_weight_decay"] == "2e-4,0"
+    assert options["layer_lr"] == "0.005,0.0003" and options["layer_weight_decay"] == "2e-4,0"
     assert options["layer_epochs"] == "1"  # the flag given wins over the preset
     capsys.readouterr()
     bad = [*args[:-1], "16,8", "--layer-epochs", "1", "--out", str(tmp_path / "bad")]
