@@ -42,6 +42,7 @@ def test_table_groups_by_data_and_sorts_by_log_likelihood(tmp_path):
                 "test_log_likelihood": -87.2,
                 "test_log_likelihood_se": 0.24,
                 "log_likelihood_method": "ais",
+                "train_seconds": 804.0,
             },
         ),
         _run(tmp_path, "c", "vae", "mnist"),  # trained, not evaluated
@@ -61,6 +62,12 @@ def test_table_groups_by_data_and_sorts_by_log_likelihood(tmp_path):
     rows = [line for line in mnist.splitlines() if line.startswith("| ") and "model" not in line]
     assert [row.split("|")[1].strip() for row in rows] == ["rbm", "independent", "vae"]
     assert "-87.20 ± 0.24" in rows[0] and "(not evaluated)" in rows[2]
+    assert "| 13.4 min |" in rows[0]  # the training time beside the score
+    # a run not evaluated yet shows the time its stages recorded
+    (runs[2] / "metrics.jsonl").write_text(
+        json.dumps({"stage": "train", "kind": "epoch", "epoch": 1, "seconds": 42.4}) + "\n"
+    )
+    assert "| 42 s |" in markdown_table(collect(runs[2:3]))
     assert "KL 0.034" in rings and "a density on the plane, nats per point" in rings
     assert "binary images (stochastic binarization), nats per image" in mnist
     assert "ais: AIS estimate" in table and "exact: exact" in table

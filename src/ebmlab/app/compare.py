@@ -25,6 +25,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..training.logging import stage_seconds
+
 #: What each ``log_likelihood_method`` means, for table footnotes.
 METHOD_NOTES: dict[str, str] = {
     "exact": "exact",
@@ -174,8 +176,21 @@ def collect(run_dirs: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
             "evaluated": metrics is not None,
         }
         record.update(metrics or {})
+        if record.get("train_seconds") is None:  # not evaluated yet: the stages' own clocks
+            record["train_seconds"] = sum(stage_seconds(run).values()) or None
         records.append(record)
     return records
+
+
+def _duration(seconds: Any) -> str:
+    """Training time for the table: "42 s", "13.4 min", "2.5 h" ("" when unknown)."""
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds <= 0:
+        return ""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def unit(data_name: str, binarize: str | None) -> str:
@@ -211,8 +226,9 @@ def markdown_table(records: list[dict[str, Any]]) -> str:
         lines = [
             f"**{data_name}**: {unit(data_name, None if binarize == 'none' else binarize)}",
             "",
-            "| model | test log-likelihood (nats) | how | train LL | epochs | other | run |",
-            "|---|---|---|---|---|---|---|",
+            "| model | test log-likelihood (nats) | how | train LL | epochs | training time "
+            "| other | run |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in rows:
             ll = r.get("test_log_likelihood")
@@ -224,7 +240,7 @@ def markdown_table(records: list[dict[str, Any]]) -> str:
             lines.append(
                 f"| {name} | {value} | {how} | "
                 f"{_cell(r.get('train_log_likelihood'))} | {_cell(r.get('epochs'))} | "
-                f"{other_scores(r)} | {r['run']} |"
+                f"{_duration(r.get('train_seconds'))} | {other_scores(r)} | {r['run']} |"
             )
         blocks.append("\n".join(lines))
     used = sorted({str(r.get("log_likelihood_method")) for r in records} & set(METHOD_NOTES))
