@@ -534,7 +534,7 @@ def evaluation_settings(recipe: Recipe, given: Sequence[str]) -> dict[str, Any]:
             what = (
                 "sets how the model is trained: changing it needs a new run"
                 if known
-                else ("is not an option of this family")
+                else "is not an option of this family"
             )
             raise CLIError(
                 f"--set: {name!r} {what}; the evaluation options of {recipe.name!r} are: {names}"
