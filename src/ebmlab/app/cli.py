@@ -24,7 +24,7 @@ import torch
 from .. import __version__, data, io
 from ..training import Stage, TrainConfig, TrainingDiverged, resolve_device, run_stages
 from ..training.logging import append_record as append_metrics_record
-from ..training.logging import stage_seconds
+from ..training.logging import training_seconds
 from ..validation import check_nonnegative_int, check_positive_int
 from . import recipes, rundir
 from .recipes import Context, Figure, Recipe
@@ -115,8 +115,9 @@ def make_context(
     progress: bool = True,
 ) -> Context:
     device = resolve_device(run_config["train"].get("device", "auto"))
+    recipe = recipes.get_recipe(run_config["model"])
     ctx = Context(
-        options=run_config["options"],
+        options=recipe.with_defaults(run_config["options"]),
         data_name=run_config["data"],
         image_shape=tuple(run_config["image_shape"]) if run_config.get("image_shape") else None,
         generator=torch.Generator(device=device).manual_seed(run_config["train"]["seed"] + 17),
@@ -219,7 +220,7 @@ def run_family(
         return {}
     if objective is not None or recipe.stages is not None:
         # the stages' own clocks: a resumed run counts the time of its earlier parts too
-        seconds = sum(stage_seconds(out).values()) or seconds
+        seconds = training_seconds(out) or seconds
     metrics: dict[str, Any] = {"train_seconds": round(seconds, 2)}
     model.eval()
     if evaluate:
@@ -423,13 +424,7 @@ def _load_run(run: str) -> tuple[Path, dict[str, Any], Recipe]:
             f"epoch ended); continue it with `ebmlab train {config['model']} --out {run_dir} "
             "--resume`"
         )
-    recipe = recipes.get_recipe(config["model"])
-    # options the family gained after the run was trained take their defaults
-    config["options"] = {
-        **{opt.name: opt.default for opt in recipe.options},
-        **config["options"],
-    }
-    return run_dir, config, recipe
+    return run_dir, config, recipes.get_recipe(config["model"])
 
 
 def _warn_if_baseline(
@@ -604,7 +599,7 @@ def evaluate_run(
     metrics = recipe.evaluate(model, x_train.to(ctx.device), x_test.to(ctx.device), ctx)
     print(f"ebmlab: evaluated in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     _warn_if_baseline(recipe, metrics, split, config.get("binarize"))
-    trained = sum(stage_seconds(run_dir).values())
+    trained = training_seconds(run_dir)
     if trained and "train_seconds" not in metrics:  # the training time stays beside the scores
         metrics = {"train_seconds": round(trained, 2), **metrics}
     if changed:

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..training.logging import stage_seconds
+from ..training.logging import training_seconds
 
 #: What each ``log_likelihood_method`` means, for table footnotes.
 METHOD_NOTES: dict[str, str] = {
@@ -177,7 +177,7 @@ def collect(run_dirs: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
         }
         record.update(metrics or {})
         if record.get("train_seconds") is None:  # not evaluated yet: the stages' own clocks
-            record["train_seconds"] = sum(stage_seconds(run).values()) or None
+            record["train_seconds"] = training_seconds(run) or None
         records.append(record)
     return records
 

@@ -302,6 +302,11 @@ class Recipe(Generic[M, ObjectiveT]):
     data_kinds: tuple[str, ...] = ("image",)
     presets: Mapping[str, Preset] = field(default_factory=dict)
 
+    def with_defaults(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` with every option of the family they do not name at its default (a run
+        recorded before the family gained an option uses the option's default)."""
+        return {**{opt.name: opt.default for opt in self.options}, **options}
+
 
 def apply_preset(
     recipe: Recipe[Any, Any], name: str, options: Mapping[str, Any], train: Mapping[str, Any]

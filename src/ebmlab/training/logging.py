@@ -100,6 +100,12 @@ def stage_seconds(run_dir: Path) -> dict[str, float]:
     return seconds
 
 
+def training_seconds(run_dir: Path) -> float:
+    """Seconds of training of the whole run, every stage and resume included (0.0: none
+    recorded)."""
+    return sum(stage_seconds(run_dir).values())
+
+
 def append_record(out_dir: Path, record: dict[str, Any]) -> None:
     """Append one record to ``out_dir/metrics.jsonl`` (e.g. what a resume changed)."""
     with (out_dir / METRICS_NAME).open("a") as handle:

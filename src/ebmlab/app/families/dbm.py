@@ -62,6 +62,7 @@ from ..recipes import (
     register,
 )
 from .rbm import (
+    AIS_SCHEDULE_OPTIONS,
     MONITOR_BITS_SEED,
     REVERSE_SWEEPS_OPTION,
     REVERSE_SWEEPS_QUICK,
@@ -89,8 +90,7 @@ DBM_OPTIONS = (
     Option("pretrain_epochs", int, 0, "greedy pretraining epochs per RBM (0: none)"),
     Option("pretrain_lr", float, 0.05, "pretraining learning rate"),
     Option("pretrain_k", int, 1, "CD-k steps in pretraining"),
-    Option("ais_betas", int, 14500, "AIS inverse temperatures", evaluation=True),
-    Option("ais_runs", int, 100, "AIS runs", evaluation=True),
+    *AIS_SCHEDULE_OPTIONS,
     Option(
         "eval_mf_iters",
         int,

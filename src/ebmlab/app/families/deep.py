@@ -43,6 +43,7 @@ from ...training.greedy import autoencoder_stages, dbn_stages, propagate_up
 from .. import viz
 from ..recipes import Context, Figure, Option, Preset, Recipe, parse_sizes, register
 from .rbm import (
+    AIS_SCHEDULE_OPTIONS,
     MONITOR_MAX_EXAMPLES,
     MONITOR_SEED,
     RBM_TRAIN_DEFAULTS,
@@ -109,14 +110,7 @@ DBN_OPTIONS = (
         "& Teh 2006), so that the DBN starts equal to its first RBM; needs every layer k+1 at "
         "least as large as layer k-1",
     ),
-    Option(
-        "ais_betas",
-        int,
-        14500,
-        "AIS inverse temperatures (Salakhutdinov & Murray: 14500)",
-        evaluation=True,
-    ),
-    Option("ais_runs", int, 100, "AIS runs", evaluation=True),
+    *AIS_SCHEDULE_OPTIONS,
     Option(
         "bound_samples",
         int,
@@ -179,7 +173,7 @@ def _stages_dbn(
     epochs = per_layer(o["layer_epochs"], n, int, "--layer-epochs", config.epochs)
     lrs = per_layer(o["layer_lr"], n, float, "--layer-lr", config.lr)
     decays = per_layer(
-        o.get("layer_weight_decay"),
+        o["layer_weight_decay"],
         n,
         float,
         "--layer-weight-decay",

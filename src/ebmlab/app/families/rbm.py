@@ -190,7 +190,8 @@ REVERSE_SWEEPS_OPTION = Option(
     f"{REVERSE_SWEEPS_QUICK})",
     evaluation=True,
 )
-AIS_OPTIONS = (
+#: The AIS schedule of the Boltzmann families (RBMs, DBN, DBM): Salakhutdinov & Murray's.
+AIS_SCHEDULE_OPTIONS = (
     Option(
         "ais_betas",
         int,
@@ -199,8 +200,8 @@ AIS_OPTIONS = (
         evaluation=True,
     ),
     Option("ais_runs", int, 100, "AIS runs", evaluation=True),
-    REVERSE_SWEEPS_OPTION,
 )
+AIS_OPTIONS = (*AIS_SCHEDULE_OPTIONS, REVERSE_SWEEPS_OPTION)
 RBM_OPTIONS = (
     Option("hidden", int, 500, "number of hidden units"),
     Option(
