@@ -171,7 +171,7 @@ def test_recipe_trains_on_rows_of_pixels_and_one_hot_labels(tmp_path, cache):
     split = load_split("digits", None, seed=0)
     options = {opt.name: opt.default for opt in recipe.options}
     options.update(latent_dim=8, hidden=16)
-    run = {"options": options, "data": "digits", "image_shape": [8, 8]}
+    run = {"model": recipe.name, "options": options, "data": "digits", "image_shape": [8, 8]}
     ctx = make_context({**run, "train": {"seed": 0, "device": "cpu"}}, tmp_path, split=split)
     model, objective = recipe.build(split.x_train, ctx)
     assert model.n_classes == 10

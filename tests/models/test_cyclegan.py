@@ -255,7 +255,7 @@ def test_recipe_rows_hold_one_image_of_each_domain(tmp_path):
     split = load_split("digits", None, seed=0)
     options = {opt.name: opt.default for opt in recipe.options}
     options.update(channels=4, blocks=1, target="rotate90", split_seed=5)
-    run = {"options": options, "data": "digits", "image_shape": [8, 8]}
+    run = {"model": recipe.name, "options": options, "data": "digits", "image_shape": [8, 8]}
     ctx = make_context({**run, "train": {"seed": 0, "device": "cpu"}}, tmp_path, split=split)
     model, objective = recipe.build(split.x_train, ctx)
     (stage,) = recipe.stages(model, objective, ctx, TrainConfig(epochs=1))
@@ -309,7 +309,7 @@ def _mnist_context(tmp_path, **options):
     )
     settings = {opt.name: opt.default for opt in recipe.options}
     settings.update(options)
-    run = {"options": settings, "data": "mnist", "image_shape": [28, 28]}
+    run = {"model": recipe.name, "options": settings, "data": "mnist", "image_shape": [28, 28]}
     ctx = make_context({**run, "train": {"seed": 0, "device": "cpu"}}, tmp_path, split=split)
     return recipe, split, ctx
 

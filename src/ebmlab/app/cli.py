@@ -114,6 +114,8 @@ def make_context(
     data_dir: str | None = None,
     progress: bool = True,
 ) -> Context:
+    """The recipe's context for a run config (``config.json``'s fields: model, data, options,
+    train, image_shape); options the config does not name take the family's defaults."""
     device = resolve_device(run_config["train"].get("device", "auto"))
     recipe = recipes.get_recipe(run_config["model"])
     ctx = Context(
