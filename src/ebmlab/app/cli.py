@@ -22,7 +22,14 @@ from typing import Any
 import torch
 
 from .. import __version__, data, io
-from ..training import Stage, TrainConfig, TrainingDiverged, resolve_device, run_stages
+from ..training import (
+    PRECISIONS,
+    Stage,
+    TrainConfig,
+    TrainingDiverged,
+    resolve_device,
+    run_stages,
+)
 from ..training.logging import append_record as append_metrics_record
 from ..training.logging import training_seconds
 from ..validation import check_nonnegative_int, check_positive_int
@@ -259,6 +266,7 @@ TRAIN_FLAGS = (
     "optimizer",
     "schedule",
     "max_minutes",
+    "precision",
 )
 
 
@@ -274,7 +282,7 @@ def _given(recipe: Recipe, args: argparse.Namespace) -> tuple[dict[str, Any], di
 
 
 def _fitted_note(recipe: Recipe, settings: dict[str, Any]) -> None:
-    loop = ("epochs", "lr", "batch_size", "optimizer", "schedule", "max_minutes")
+    loop = ("epochs", "lr", "batch_size", "optimizer", "schedule", "max_minutes", "precision")
     ignored = [_flag(key) for key in loop if key in settings]
     if recipe.fit is not None and ignored:
         print(
@@ -964,6 +972,16 @@ def _add_train_options(parser: argparse.ArgumentParser, recipe: Recipe) -> None:
     )
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument(
+        "--precision",
+        choices=list(PRECISIONS),
+        help=loop_help(
+            "arithmetic of the training forward pass: bfloat16 autocasts matmuls and "
+            "convolutions (parameters, gradients and evaluation stay float32; fast on CPUs "
+            "with AVX-512 BF16 or AMX and on GPUs); tf32 uses CUDA tensor cores",
+            "precision",
+        ),
+    )
     parser.add_argument("--out", help="run directory (default runs/MODEL-DATA)")
     parser.add_argument(
         "--resume",

@@ -312,12 +312,16 @@ class PixelCNN(RasterAutoregressive):
         self.head = nn.Sequential(
             nn.ReLU(), nn.Conv2d(channels, channels, 1), nn.ReLU(), nn.Conv2d(channels, 1, 1)
         )
+        # channels-last feature maps: the layout the CPU and GPU convolution kernels are fastest
+        # on (about 1.1x a step here); checkpoints store the weights contiguous either way
+        self.to(memory_format=torch.channels_last)
 
     # ----- network -------------------------------------------------------------------------------
     def _logit_maps(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (batch, h, W) for images (batch, 1, h, W); any height h works, since no layer
         looks down: cropping the bottom rows leaves the logits of the rows kept unchanged."""
-        x = 2.0 * images - 1.0  # +-1, so the zero padding differs from both pixel values
+        # +-1, so the zero padding differs from both pixel values
+        x = (2.0 * images - 1.0).contiguous(memory_format=torch.channels_last)
         if self.architecture == "gated":
             v = h = x
             for layer in self.layers:

@@ -13,7 +13,7 @@ errors.py       ``TrainingDiverged``
 """
 
 from .checkpoint import CHECKPOINT_NAME, RunState
-from .config import SCHEDULES, TrainConfig
+from .config import PRECISIONS, SCHEDULES, TrainConfig
 from .distributed import Distributed, init_distributed, resolve_device
 from .errors import TrainingDiverged
 from .loop import TrainResult, check_finite, train
@@ -22,6 +22,7 @@ from .stages import Stage, run_stages
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "PRECISIONS",
     "SCHEDULES",
     "Distributed",
     "RunState",

@@ -35,6 +35,13 @@ SCHEDULES: dict[str, Callable[[float, float], float]] = {
 }
 
 
+#: Arithmetic of the training step's forward pass: "float32" throughout; "bfloat16": the loss's
+#: forward pass under ``torch.autocast`` (matmuls and convolutions in bfloat16; parameters,
+#: gradients, optimizer state and every evaluation in float32); "tf32": float32 matmuls and
+#: convolutions on TensorFloat-32 tensor cores (CUDA only).
+PRECISIONS = ("float32", "bfloat16", "tf32")
+
+
 #: What each setting of ``TrainConfig`` accepts (checked when a config is made).
 _CONSTRAINTS = {
     "epochs": Integral(0),
@@ -54,6 +61,7 @@ _CONSTRAINTS = {
     "progress": Boolean(),
     "drop_last": Boolean(),
     "max_minutes": Real(0, closed="neither", description="a positive number of minutes") | None,
+    "precision": OneOf(*PRECISIONS),
 }
 
 
@@ -82,6 +90,7 @@ class TrainConfig:
     # stop after this many minutes of training, a time budget for comparisons at equal compute
     # (the schedule then follows whichever of steps and minutes is further along); None: no limit
     max_minutes: float | None = None
+    precision: str = "float32"  # float32 | bfloat16 (autocast forward pass) | tf32 (CUDA only)
 
     def __post_init__(self) -> None:
         check_params(_CONSTRAINTS, vars(self))

@@ -18,10 +18,11 @@ so stochastic objectives are not bitwise equal to a single process; deterministi
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,8 @@ def train(
     config = config or TrainConfig()
     run = _prepare(model, objective, x_train, config, out_dir, resume, meta, stage, checkpoint_name)
     start_epoch, start = run.state.epoch, time.perf_counter()
+    arithmetic = contextlib.ExitStack()
+    arithmetic.enter_context(_matmul_precision(config.precision))
     try:
         for epoch in range(start_epoch, config.epochs):
             record = _train_epoch(run, epoch, start)
@@ -154,6 +157,7 @@ def train(
         raise
     finally:
         run.writer.close()
+        arithmetic.close()
     return TrainResult(
         model,
         objective,
@@ -178,6 +182,11 @@ def _prepare(
 ) -> _Run:
     """Check the data, place everything on the device, then start fresh or from the checkpoint."""
     device = resolve_device(config.device)
+    if config.precision == "tf32" and device.type != "cuda":
+        raise ValueError(
+            f"precision: 'tf32' runs on CUDA tensor cores only (the device is {device.type}); "
+            "use 'bfloat16' or 'float32'"
+        )
     ddp = init_distributed(device)
     out = Path(out_dir) if out_dir is not None else None
     writes = out is not None and ddp.is_main
@@ -218,7 +227,8 @@ def _prepare(
     base_meta = dict(meta or {})
     writer = MetricsWriter(out, writes, stage)
     fused = (
-        config.optimizer == "sgd"
+        config.precision != "bfloat16"
+        and config.optimizer == "sgd"
         and config.max_grad_norm is None
         and not ddp.active
         and callable(getattr(objective, "sgd_step", None))
@@ -239,6 +249,21 @@ def _prepare(
         stage,
         fused,
     )
+
+
+@contextlib.contextmanager
+def _matmul_precision(precision: str) -> Iterator[None]:
+    """TensorFloat-32 matmuls and convolutions while training with ``precision="tf32"``; the
+    flags are restored afterwards, so evaluation runs in full float32."""
+    if precision != "tf32":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def _check_data(x_train: Any, model: Model, ddp: Distributed) -> torch.Tensor:
@@ -398,7 +423,11 @@ def _train_step(run: _Run, batch: torch.Tensor, epoch: int, b: int) -> dict[str,
         loss, metrics = fused
     else:
         optimizer.zero_grad(set_to_none=True)
-        loss, metrics = run.objective.loss(run.model, batch, run.generator)
+        with torch.autocast(
+            batch.device.type, torch.bfloat16, enabled=config.precision == "bfloat16"
+        ):
+            loss, metrics = run.objective.loss(run.model, batch, run.generator)
+        loss = loss.float()
         loss.backward()
         run.ddp.average_gradients(run.params)
         if config.max_grad_norm is not None:
