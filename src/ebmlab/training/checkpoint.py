@@ -48,6 +48,12 @@ class Restored:
             optimizer.load_state_dict(
                 io.optimizer_state_from_tensors(group, self.document["optimizer"])
             )
+            # moments in their parameter's memory layout (checkpoints store them contiguous),
+            # so a resumed step is the same arithmetic as the uninterrupted one
+            for param, entry in optimizer.state.items():
+                for key, value in entry.items():
+                    if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                        entry[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
     def load_generator(self, generator: torch.Generator, rank: int) -> bool:
         """Set ``generator`` to the saved state of ``rank``'s sampling stream (False if none)."""

@@ -1,0 +1,145 @@
+"""The loop's ``precision`` setting: bfloat16 autocast of the forward pass, TF32 on CUDA."""
+
+import json
+
+import pytest
+import torch
+
+from ebmlab.estimators.exact import exact_log_z
+from ebmlab.io import load_checkpoint
+from ebmlab.models import BernoulliRBM
+from ebmlab.models.autoregressive import PixelCNN
+from ebmlab.objectives import PersistentContrastiveDivergence
+from ebmlab.objectives.likelihood import MaximumLikelihood
+from ebmlab.training import PRECISIONS, TrainConfig, train
+
+
+def binary_images(n=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, 36, generator=g) < 0.3).float()
+
+
+class RecordingPixelCNN(PixelCNN):
+    """Records the dtype of the network's logits at every forward pass."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seen: list[torch.dtype] = []
+
+    def _logit_maps(self, images):
+        out = super()._logit_maps(images)
+        self.seen.append(out.dtype)
+        return out
+
+
+def small_pixelcnn():
+    torch.manual_seed(0)
+    return RecordingPixelCNN(image_shape=(6, 6), channels=8, n_layers=2, first_kernel=3)
+
+
+def fit(model, precision, epochs=2, **extra):
+    config = TrainConfig(
+        epochs=epochs, batch_size=16, lr=1e-2, seed=0, progress=False, precision=precision, **extra
+    )
+    return train(model, MaximumLikelihood(), binary_images(), config)
+
+
+def test_precisions_listed_and_others_refused_by_name():
+    assert PRECISIONS == ("float32", "bfloat16", "tf32")
+    assert TrainConfig().precision == "float32"
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="float16")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a CPU-only machine")
+def test_tf32_needs_cuda_and_says_so():
+    with pytest.raises(ValueError, match=r"precision: 'tf32' runs on CUDA"):
+        fit(small_pixelcnn(), "tf32")
+
+
+def test_bfloat16_runs_the_forward_pass_in_bfloat16_and_keeps_float32_state():
+    full, half = small_pixelcnn(), small_pixelcnn()
+    result = fit(full, "float32")
+    result_half = fit(half, "bfloat16")
+    assert set(full.seen) == {torch.float32}
+    assert set(half.seen) == {torch.bfloat16}
+    # parameters, gradients' destination and the optimizer state stay float32 ...
+    assert all(p.dtype == torch.float32 for p in half.parameters())
+    # ... the loss is a float32 number, and evaluation after training runs in float32
+    assert all(isinstance(r["loss"], float) for r in result_half.history)
+    half.seen.clear()
+    log_p = half.log_prob(binary_images(4, seed=1))
+    assert log_p.dtype == torch.float32 and half.seen == [torch.float32]
+    # bfloat16 changes the arithmetic (the runs differ) but not the training (they stay close)
+    a = torch.cat([p.detach().flatten() for p in full.parameters()])
+    b = torch.cat([p.detach().flatten() for p in half.parameters()])
+    assert not torch.equal(a, b)
+    assert (a - b).norm() < 0.05 * a.norm()
+    losses = [r["loss"] for r in result.history], [r["loss"] for r in result_half.history]
+    assert abs(losses[0][-1] - losses[1][-1]) < 0.02 * abs(losses[0][-1])
+
+
+def test_bfloat16_resume_repeats_the_uninterrupted_run(tmp_path):
+    """Channels-last weights and their Adam moments are stored contiguous, load back, and the
+    resumed run ends where the uninterrupted one does."""
+
+    def config(epochs):
+        return TrainConfig(
+            epochs=epochs, batch_size=16, seed=0, progress=False, precision="bfloat16", lr=1e-2
+        )
+
+    whole = small_pixelcnn()
+    train(whole, MaximumLikelihood(), binary_images(), config(3))
+    part = small_pixelcnn()
+    train(part, MaximumLikelihood(), binary_images(), config(2), tmp_path)
+    loaded = load_checkpoint(tmp_path / "checkpoint.safetensors")
+    for name, value in part.state_dict().items():
+        torch.testing.assert_close(loaded.model.state_dict()[name], value, rtol=0, atol=0)
+    result = train(
+        loaded.model, MaximumLikelihood(), binary_images(), config(3), tmp_path, resume=True
+    )
+    assert result.step == 3 * 2
+    for name, value in whole.state_dict().items():
+        torch.testing.assert_close(loaded.model.state_dict()[name], value, rtol=0, atol=0)
+
+
+def test_bfloat16_with_sgd_takes_the_autograd_path_of_a_fused_objective():
+    """The RBM's hand-fused SGD update has no autocast form: under bfloat16 the loop trains
+    it through the objective's autograd loss instead, and it still learns."""
+    g = torch.Generator().manual_seed(0)
+    data = (torch.rand(64, 10, generator=g) < torch.linspace(0.1, 0.9, 10)).float()
+    torch.manual_seed(0)
+    rbm = BernoulliRBM(10, 4)
+
+    def log_likelihood():  # exact, by enumerating the hidden layer's states
+        with torch.no_grad():
+            return -rbm.free_energy(data).mean().item() - exact_log_z(rbm)
+
+    before = log_likelihood()
+    config = TrainConfig(
+        epochs=20,
+        batch_size=16,
+        lr=0.05,
+        optimizer="sgd",
+        seed=0,
+        progress=False,
+        precision="bfloat16",
+    )
+    train(rbm, PersistentContrastiveDivergence(k=1), data, config)
+    assert all(p.dtype == torch.float32 for p in rbm.parameters())
+    # up by more than a nat per example
+    assert log_likelihood() > before + 1.0
+
+
+def test_precision_flag_is_recorded_and_kept_on_resume(tmp_path):
+    from ebmlab.app.cli import main
+
+    out = tmp_path / "run"
+    argv = ["--threads", "1", "train", "pixelcnn", "--data", "digits", "--epochs", "1"]
+    argv += ["--channels", "8", "--layers", "2", "--first-kernel", "3", "--precision", "bfloat16"]
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["train"]["precision"] == "bfloat16"
+    resume = ["--threads", "1", "train", "pixelcnn", "--out", str(out), "--resume", "--epochs", "2"]
+    assert main([*resume, "--no-progress"]) == 0
+    assert json.loads((out / "config.json").read_text())["train"]["precision"] == "bfloat16"
