@@ -1,6 +1,6 @@
 """RBM training throughput: CD-1 and PCD-1, ebmlab against its peers, beside the matmul peak.
 
-Cases (issue 5): 784 visible x 500 hidden, batch 100, one MNIST epoch (60,000 examples; quick:
+Cases: 784 visible x 500 hidden, batch 100, one MNIST epoch (60,000 examples; quick:
 6,000), and digits (64 x 100, batch 64, 1,797 examples). Implementations, same sizes, batch and
 learning rate (0.01 on the mean gradient), in the same run:
 

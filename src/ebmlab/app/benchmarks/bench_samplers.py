@@ -1,6 +1,6 @@
 """Sampler benchmarks: Langevin throughput, AIS wall time, and AIS accuracy against exact log Z.
 
-Cases (issue 3):
+Cases:
 
 * ``langevin``: chains x steps per second of unadjusted Langevin on the 8gaussians energy (FFJORD's
   mixture: 8 Gaussians of std 0.5 / 1.414 on a circle of radius 4 / 1.414), 10,000 chains x 1,000

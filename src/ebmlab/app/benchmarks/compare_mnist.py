@@ -6,7 +6,7 @@
 
 Each entry trains one family with the CLI (``ebmlab train MODEL --data mnist ... --eval``, in its
 own process, one thread by default) into ``OUT/<name>``; finished runs (an ``eval.json``) are
-skipped when the script is started again, so the table fills up over several sessions. At the
+skipped when the script is started again, so the table fills up over several starts. At the
 end ``ebmlab compare`` writes ``OUT/table.md``: one row per run, best first, each number tagged
 with how it was obtained (exact, AIS, a lower bound, IWAE, dequantized).
 
