@@ -585,7 +585,7 @@ class ContrastiveDivergence(Objective):
             torch.addmv(ws.softplus, ws.stacked, b, out=ws.row_terms)
             value = torch.dot(ws.weights, ws.row_terms)
         else:
-            value = torch.zeros((), dtype=W.dtype, device=W.device)
+            value = ws.zero  # the workspace's 0 (read-only): no allocation per step
         ws.hidden.mul_(ws.row_weights)
         return value, ws, means
 

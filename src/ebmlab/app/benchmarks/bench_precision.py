@@ -1,0 +1,114 @@
+"""Training precision: ``ebmlab.train`` in float32 and in bfloat16 (``precision="bfloat16"``:
+the forward pass under ``torch.autocast``, parameters and optimizer state in float32), same
+model, data, batches and seed, in the same run.
+
+Cases: the PixelCNN of ``ebmlab train pixelcnn --preset paper`` (gated, 32 feature maps,
+7 layers, batch 64, Adam), convolution-bound; Burda et al.'s 784-200-200-50 VAE (batch 100,
+Adam), matmul-bound at small sizes. Data: stochastically binarized MNIST (random bits of the
+same density when the files are missing), 3,200 images (quick: 640), one epoch per timing, the
+best of 3 (quick: 1) after a warm-up epoch. Reported: images per second of each precision and
+``speedup`` = float32 seconds / bfloat16 seconds, beside the final loss of each (the same run
+in both arithmetics should end at nearly the same loss). bfloat16 pays off on CPUs with
+AVX-512 BF16 or AMX (``lscpu | grep bf16``) and on recent GPUs; elsewhere it can be slower.
+Run ``ebmlab bench precision [--quick]``; one JSON line per result.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ebmlab.app.benchmarks.common import machine_info
+
+D = 784
+
+
+def _load(n: int) -> torch.Tensor:
+    try:
+        from ebmlab.data import load
+
+        x, _ = load("mnist", "train", binarize="stochastic")
+    except Exception:  # offline without the files: same shape, same density
+        g = torch.Generator().manual_seed(0)
+        x = (torch.rand(n, D, generator=g) < 0.13).float()
+    return x[:n]
+
+
+def _pixelcnn() -> tuple[Any, Any, int]:
+    from ebmlab.models.autoregressive import PixelCNN
+    from ebmlab.objectives.likelihood import MaximumLikelihood
+
+    torch.manual_seed(0)
+    return PixelCNN((28, 28), channels=32, n_layers=7), MaximumLikelihood(), 64
+
+
+def _vae() -> tuple[Any, Any, int]:
+    from ebmlab.models.vae import VAE
+    from ebmlab.objectives.vae import VariationalBound
+
+    return VAE(D, hidden=[200, 200], latent=50, seed=0), VariationalBound(), 100
+
+
+CASES: dict[str, Callable[[], tuple[Any, Any, int]]] = {
+    "pixelcnn-gated-32x7-batch64": _pixelcnn,
+    "vae-784-200-200-50-batch100": _vae,
+}
+
+
+def _epoch(make: Callable[[], tuple[Any, Any, int]], x: torch.Tensor, precision: str):
+    from ebmlab.training import TrainConfig, train
+
+    model, objective, batch = make()
+    config = TrainConfig(
+        epochs=1, batch_size=batch, lr=1e-3, seed=0, progress=False, precision=precision
+    )
+
+    def epoch() -> float:
+        result = train(model, objective, x, config)
+        return float(result.history[-1]["loss"])
+
+    return epoch
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    """Time one epoch per case and precision; one record per (case, precision)."""
+    x = _load(640 if quick else 3200)
+    repeat = 1 if quick else 3
+    records = []
+    for case, make in CASES.items():
+        seconds: dict[str, float] = {}
+        losses: dict[str, float] = {}
+        for precision in ("float32", "bfloat16"):
+            epoch = _epoch(make, x, precision)
+            epoch()  # warm-up (and the model's first epoch)
+            best = float("inf")
+            for _ in range(repeat):
+                start = time.perf_counter()
+                losses[precision] = epoch()
+                best = min(best, time.perf_counter() - start)
+            seconds[precision] = best
+        for precision in ("float32", "bfloat16"):
+            record = {
+                "benchmark": "precision",
+                "case": case,
+                "impl": f"ebmlab-train-{precision}",
+                "examples": len(x),
+                "seconds": round(seconds[precision], 4),
+                "examples_per_second": round(len(x) / seconds[precision], 1),
+                "final_loss": round(losses[precision], 3),
+                "speedup_over_float32": round(seconds["float32"] / seconds[precision], 3),
+                **machine_info(),
+            }
+            print(json.dumps(record), flush=True)
+            records.append(record)
+    return records
+
+
+if __name__ == "__main__":
+    import sys
+
+    run(quick="--quick" in sys.argv)
