@@ -143,3 +143,19 @@ def test_precision_flag_is_recorded_and_kept_on_resume(tmp_path):
     resume = ["--threads", "1", "train", "pixelcnn", "--out", str(out), "--resume", "--epochs", "2"]
     assert main([*resume, "--no-progress"]) == 0
     assert json.loads((out / "config.json").read_text())["train"]["precision"] == "bfloat16"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="TF32 needs a CUDA device")
+def test_tf32_is_on_while_training_and_off_afterwards():
+    seen = []
+
+    class Spy(MaximumLikelihood):
+        def loss(self, model, batch, generator):
+            seen.append(torch.backends.cuda.matmul.allow_tf32)
+            return super().loss(model, batch, generator)
+
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    config = TrainConfig(epochs=1, batch_size=16, progress=False, precision="tf32", device="cuda")
+    train(small_pixelcnn(), Spy(), binary_images(), config)
+    assert seen and all(seen)
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before

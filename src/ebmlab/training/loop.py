@@ -124,11 +124,10 @@ def train(
     config = config or TrainConfig()
     run = _prepare(model, objective, x_train, config, out_dir, resume, meta, stage, checkpoint_name)
     start_epoch, start = run.state.epoch, time.perf_counter()
-    arithmetic = contextlib.ExitStack()
-    arithmetic.enter_context(_matmul_precision(config.precision))
     try:
         for epoch in range(start_epoch, config.epochs):
-            record = _train_epoch(run, epoch, start)
+            with _matmul_precision(config.precision):  # training steps only, not evaluation
+                record = _train_epoch(run, epoch, start)
             if epoch_callback is not None and run.ddp.is_main:
                 record.update({f"eval_{k}": v for k, v in epoch_callback(model, epoch).items()})
             run.state.history.append(record)
@@ -157,7 +156,6 @@ def train(
         raise
     finally:
         run.writer.close()
-        arithmetic.close()
     return TrainResult(
         model,
         objective,
@@ -427,7 +425,8 @@ def _train_step(run: _Run, batch: torch.Tensor, epoch: int, b: int) -> dict[str,
             batch.device.type, torch.bfloat16, enabled=config.precision == "bfloat16"
         ):
             loss, metrics = run.objective.loss(run.model, batch, run.generator)
-        loss = loss.float()
+        if loss.dtype in (torch.bfloat16, torch.float16):
+            loss = loss.float()  # the value and the NaN guard in float32
         loss.backward()
         run.ddp.average_gradients(run.params)
         if config.max_grad_norm is not None:
