@@ -37,7 +37,8 @@ bench: $(STAMP)
 
 # on a machine with a CUDA GPU, in under 5 minutes: the tests that take a device, on CUDA, then
 # the RBM, AIS and Langevin benchmarks on the GPU against its own matmul peak (CUDA graphs for the
-# inner loops, the RBM update at float32/TF32/bfloat16); `ebmlab bench --gpu --dry-run` runs the
+# inner loops, the RBM update at float32/TF32/bfloat16, the PixelCNN and VAE trained at each
+# training precision); `ebmlab bench --gpu --dry-run` runs the
 # same check on the CPU with tiny sizes (the default test suite does)
 gpu-check: $(STAMP)
 	timeout 300 sh -c '$(BIN)/python -m pytest -q -p no:cacheprovider -m device --device cuda tests && $(BIN)/ebmlab bench --gpu --json'

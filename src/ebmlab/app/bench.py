@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from ..training import PRECISIONS, matmul_precision
+
 SHIPPED = Path(__file__).resolve().parent / "benchmarks"
 
 
@@ -251,21 +253,6 @@ def graphed(
     return graph.replay
 
 
-class _precision:
-    """Context: float32 matmuls on TF32 tensor cores (``"tf32"``) or as they are."""
-
-    def __init__(self, precision: str) -> None:
-        self.precision = precision
-
-    def __enter__(self) -> None:
-        self.saved = torch.get_float32_matmul_precision()
-        if self.precision == "tf32":
-            torch.set_float32_matmul_precision("high")
-
-    def __exit__(self, *exc: object) -> None:
-        torch.set_float32_matmul_precision(self.saved)
-
-
 def _gpu_rbm_epochs(
     device: str, size: dict[str, int], data: torch.Tensor, precision: str
 ) -> list[dict[str, Any]]:
@@ -286,7 +273,7 @@ def _gpu_rbm_epochs(
     full = [v for v in batches if v.shape[0] == batch]
     static = full[0].clone()
     records = []
-    with _precision(precision):
+    with matmul_precision(precision):
         replay = graphed(
             lambda: objective.sgd_update(rbm, static, generator, 0.01), 1, device, (generator,)
         )
@@ -453,10 +440,26 @@ def _gpu_langevin(device: str, size: dict[str, int]) -> list[dict[str, Any]]:
     return records
 
 
+def _gpu_training_precision(device: str, size: dict[str, int]) -> list[dict[str, Any]]:
+    """``ebmlab.training.train`` at each training precision (``TrainConfig.precision``) on the
+    precision benchmark's cases (``bench_precision``; tiny networks in the dry run, where TF32,
+    CUDA only, is left out)."""
+    from .benchmarks import bench_precision
+
+    dry = size["examples"] < 1000
+    cases = bench_precision.TINY_CASES if dry else bench_precision.CASES
+    precisions = ("float32", "bfloat16") if dry else PRECISIONS
+    n = size["examples"] if dry else 12_800
+    x = (torch.rand(n, 784, generator=torch.Generator().manual_seed(0)) < 0.13).float()
+    records = bench_precision.measure(cases, x, precisions, device, repeat=1 if dry else 3)
+    return [{**record, "benchmark": "gpu-training-precision"} for record in records]
+
+
 def gpu_check(dry_run: bool = False) -> list[dict[str, Any]]:
     """The RBM, AIS and Langevin benchmarks on the GPU against its own matmul peak (measured in
     the same rounds), with CUDA graphs for the fixed-shape inner loops and the RBM update at
-    float32, TF32 and bfloat16. ``dry_run``: the same code on the CPU with tiny sizes (what the
+    float32, TF32 and bfloat16, and the PixelCNN and VAE trained through ``ebmlab.train`` at
+    each ``TrainConfig.precision``. ``dry_run``: the same code on the CPU with tiny sizes (what the
     default test suite runs, so that the check cannot rot without a GPU)."""
     from .benchmarks.common import machine_info
 
@@ -471,7 +474,7 @@ def gpu_check(dry_run: bool = False) -> list[dict[str, Any]]:
         device, size = "cuda", GPU_SIZES["full"]
     machine = machine_info("cuda" if device == "cuda" else "cpu")
     records = []
-    for case in (_gpu_rbm, _gpu_ais, _gpu_langevin):
+    for case in (_gpu_rbm, _gpu_ais, _gpu_langevin, _gpu_training_precision):
         try:
             found = case(device, size)
         except Exception as error:

@@ -13,7 +13,7 @@ errors.py       ``TrainingDiverged``
 """
 
 from .checkpoint import CHECKPOINT_NAME, RunState
-from .config import PRECISIONS, SCHEDULES, TrainConfig
+from .config import PRECISIONS, SCHEDULES, TrainConfig, matmul_precision
 from .distributed import Distributed, init_distributed, resolve_device
 from .errors import TrainingDiverged
 from .loop import TrainResult, check_finite, train
@@ -32,6 +32,7 @@ __all__ = [
     "TrainingDiverged",
     "check_finite",
     "init_distributed",
+    "matmul_precision",
     "resolve_device",
     "run_stages",
     "train",

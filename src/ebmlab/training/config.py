@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+import torch
 
 from ..validation import Boolean, Integral, OneOf, Real, check_params
 
@@ -40,6 +43,21 @@ SCHEDULES: dict[str, Callable[[float, float], float]] = {
 #: gradients, optimizer state and every evaluation in float32); "tf32": float32 matmuls and
 #: convolutions on TensorFloat-32 tensor cores (CUDA only).
 PRECISIONS = ("float32", "bfloat16", "tf32")
+
+
+@contextlib.contextmanager
+def matmul_precision(precision: str) -> Iterator[None]:
+    """TensorFloat-32 CUDA matmuls and convolutions inside the block when ``precision`` is
+    "tf32" (the flags are restored afterwards); any other precision leaves them as they are."""
+    if precision != "tf32":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 #: What each setting of ``TrainConfig`` accepts (checked when a config is made).

@@ -18,11 +18,10 @@ so stochastic objectives are not bitwise equal to a single process; deterministi
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from ..models.base import Model
 from ..objectives.base import Objective
 from . import checkpoint
 from .checkpoint import CHECKPOINT_NAME, RunState
-from .config import TrainConfig
+from .config import TrainConfig, matmul_precision
 from .distributed import Distributed, init_distributed, resolve_device
 from .errors import TrainingDiverged
 from .logging import MetricsWriter, progress_bar, reset_metrics
@@ -126,7 +125,7 @@ def train(
     start_epoch, start = run.state.epoch, time.perf_counter()
     try:
         for epoch in range(start_epoch, config.epochs):
-            with _matmul_precision(config.precision):  # training steps only, not evaluation
+            with matmul_precision(config.precision):  # training steps only, not evaluation
                 record = _train_epoch(run, epoch, start)
             if epoch_callback is not None and run.ddp.is_main:
                 record.update({f"eval_{k}": v for k, v in epoch_callback(model, epoch).items()})
@@ -247,21 +246,6 @@ def _prepare(
         stage,
         fused,
     )
-
-
-@contextlib.contextmanager
-def _matmul_precision(precision: str) -> Iterator[None]:
-    """TensorFloat-32 matmuls and convolutions while training with ``precision="tf32"``; the
-    flags are restored afterwards, so evaluation runs in full float32."""
-    if precision != "tf32":
-        yield
-        return
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def _check_data(x_train: Any, model: Model, ddp: Distributed) -> torch.Tensor:
