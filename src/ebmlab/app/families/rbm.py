@@ -384,8 +384,17 @@ RBM_TRAIN_DEFAULTS = {
 RBM_PRESETS = {
     "paper": Preset(
         "500 hidden, centered PCD-1, 200 epochs at lr 0.005 decaying linearly to 0 (Melchior et "
-        "al. 2016: -84.86 at 200 epochs; Salakhutdinov & Murray 2008, CD-25: -86.34)",
-        options={"hidden": 500, "method": "pcd", "k": 1, "centering": True, "n_chains": 100},
+        "al. 2016: -84.86 at 200 epochs; Salakhutdinov & Murray 2008, CD-25: -86.34), scored "
+        "with 50,000 AIS betas and reverse AIS from 10,000 Gibbs sweeps",
+        options={
+            "hidden": 500,
+            "method": "pcd",
+            "k": 1,
+            "centering": True,
+            "n_chains": 100,
+            "ais_betas": 50_000,
+            "reverse_sweeps": 10_000,
+        },
         train={"epochs": 200, "lr": 0.005, "batch_size": 100},
     )
 }
