@@ -159,3 +159,14 @@ def test_tf32_is_on_while_training_and_off_afterwards():
     train(small_pixelcnn(), Spy(), binary_images(), config)
     assert seen and all(seen)
     assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+
+
+def test_bfloat16_on_a_gpu_without_it_is_refused_by_name(monkeypatch):
+    from ebmlab.training.config import check_precision
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "an old GPU")
+    with pytest.raises(ValueError, match=r"precision: 'bfloat16' needs a GPU .*an old GPU"):
+        check_precision("bfloat16", torch.device("cuda"))
+    check_precision("bfloat16", torch.device("cpu"))  # the CPU always runs it
+    check_precision("float32", torch.device("cuda"))

@@ -45,6 +45,21 @@ SCHEDULES: dict[str, Callable[[float, float], float]] = {
 PRECISIONS = ("float32", "bfloat16", "tf32")
 
 
+def check_precision(precision: str, device: torch.device) -> None:
+    """Refuse, by name, a training precision the device cannot run: TF32 off CUDA, bfloat16 on
+    a GPU without it (before compute capability 8.0)."""
+    if precision == "tf32" and device.type != "cuda":
+        raise ValueError(
+            f"precision: 'tf32' runs on CUDA tensor cores only (the device is {device.type}); "
+            "use 'bfloat16' or 'float32'"
+        )
+    if precision == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError(
+            "precision: 'bfloat16' needs a GPU with bfloat16 arithmetic (compute capability 8.0 "
+            f"or later; this one is {torch.cuda.get_device_name(device)}); use 'float32'"
+        )
+
+
 @contextlib.contextmanager
 def matmul_precision(precision: str) -> Iterator[None]:
     """TensorFloat-32 CUDA matmuls and convolutions inside the block when ``precision`` is

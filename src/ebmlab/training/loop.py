@@ -33,7 +33,7 @@ from ..models.base import Model
 from ..objectives.base import Objective
 from . import checkpoint
 from .checkpoint import CHECKPOINT_NAME, RunState
-from .config import TrainConfig, matmul_precision
+from .config import TrainConfig, check_precision, matmul_precision
 from .distributed import Distributed, init_distributed, resolve_device
 from .errors import TrainingDiverged
 from .logging import MetricsWriter, progress_bar, reset_metrics
@@ -179,11 +179,7 @@ def _prepare(
 ) -> _Run:
     """Check the data, place everything on the device, then start fresh or from the checkpoint."""
     device = resolve_device(config.device)
-    if config.precision == "tf32" and device.type != "cuda":
-        raise ValueError(
-            f"precision: 'tf32' runs on CUDA tensor cores only (the device is {device.type}); "
-            "use 'bfloat16' or 'float32'"
-        )
+    check_precision(config.precision, device)
     ddp = init_distributed(device)
     out = Path(out_dir) if out_dir is not None else None
     writes = out is not None and ddp.is_main
