@@ -52,7 +52,12 @@ class Restored:
             # so a resumed step is the same arithmetic as the uninterrupted one
             for param, entry in optimizer.state.items():
                 for key, value in entry.items():
-                    if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                    if (
+                        isinstance(value, torch.Tensor)
+                        and value.dim() > 1  # not Adam's step count (a scalar, kept on the CPU)
+                        and value.shape == param.shape
+                        and value.stride() != param.stride()
+                    ):
                         entry[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
     def load_generator(self, generator: torch.Generator, rank: int) -> bool:
