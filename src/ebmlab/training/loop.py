@@ -18,6 +18,8 @@ so stochastic objectives are not bitwise equal to a single process; deterministi
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import os
 import time
@@ -72,6 +74,9 @@ class _Run:
     stage: str | None
     #: the objective does its own SGD step (``sgd_step``): plain SGD, no clipping, one process
     fused: bool = False
+    #: the context of the loss's forward pass: autocast under precision="bfloat16", else none
+    #: (made once: an autocast context, even disabled, costs microseconds per step)
+    forward: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext
     #: the minibatch buffer of the fused path
     batch_buffer: torch.Tensor | None = None
     #: steps run since the last check: (step, epoch, batch, loss, step record or None)
@@ -241,6 +246,9 @@ def _prepare(
         batches,
         stage,
         fused,
+        forward=functools.partial(torch.autocast, device.type, torch.bfloat16)
+        if config.precision == "bfloat16"
+        else contextlib.nullcontext,
     )
 
 
@@ -401,9 +409,7 @@ def _train_step(run: _Run, batch: torch.Tensor, epoch: int, b: int) -> dict[str,
         loss, metrics = fused
     else:
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(
-            batch.device.type, torch.bfloat16, enabled=config.precision == "bfloat16"
-        ):
+        with run.forward():
             loss, metrics = run.objective.loss(run.model, batch, run.generator)
         if loss.dtype in (torch.bfloat16, torch.float16):
             loss = loss.float()  # the value and the NaN guard in float32
