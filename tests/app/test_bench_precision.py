@@ -7,18 +7,15 @@ from ebmlab.app.benchmarks import bench_precision
 
 
 def test_records_compare_the_two_precisions_of_each_case(monkeypatch):
-    from ebmlab.models.autoregressive import PixelCNN
-    from ebmlab.objectives.likelihood import MaximumLikelihood
-
     g = torch.Generator().manual_seed(0)
     monkeypatch.setattr(
-        bench_precision, "_load", lambda n: (torch.rand(32, 784, generator=g) < 0.13).float()
+        bench_precision,
+        "binarized_mnist",
+        lambda split, n: (torch.rand(32, 784, generator=g) < 0.13).float(),
     )
 
-    def tiny():  # the same initial network for both precisions
-        torch.manual_seed(0)
-        return PixelCNN(channels=4, n_layers=2), MaximumLikelihood(), 16
-
+    # the benchmark's own case builder: the same initial network for both precisions
+    tiny = bench_precision._pixelcnn(channels=4, n_layers=2, first_kernel=7, batch=16)
     monkeypatch.setattr(bench_precision, "CASES", {"tiny-pixelcnn": tiny})
     records = bench_precision.run(quick=True)
     assert [r["impl"] for r in records] == ["ebmlab-train-float32", "ebmlab-train-bfloat16"]

@@ -195,6 +195,7 @@ GPU_SIZES: dict[str, dict[str, int]] = {
         "chains": 10_000,
         "steps": 1_000,
         "graph_steps": 100,
+        "training_examples": 12_800,
         "rounds": 3,
         "peak": 4096,
     },
@@ -208,6 +209,7 @@ GPU_SIZES: dict[str, dict[str, int]] = {
         "chains": 32,
         "steps": 6,
         "graph_steps": 3,
+        "training_examples": 16,
         "rounds": 1,
         "peak": 128,
     },
@@ -442,16 +444,16 @@ def _gpu_langevin(device: str, size: dict[str, int]) -> list[dict[str, Any]]:
 
 def _gpu_training_precision(device: str, size: dict[str, int]) -> list[dict[str, Any]]:
     """``ebmlab.training.train`` at each training precision (``TrainConfig.precision``) on the
-    precision benchmark's cases (``bench_precision``; tiny networks in the dry run, where TF32,
-    CUDA only, is left out)."""
+    precision benchmark's cases (``bench_precision``; on the CPU, the dry run, tiny networks and
+    no TF32, which is CUDA only)."""
     from .benchmarks import bench_precision
 
-    dry = size["examples"] < 1000
-    cases = bench_precision.TINY_CASES if dry else bench_precision.CASES
-    precisions = ("float32", "bfloat16") if dry else PRECISIONS
-    n = size["examples"] if dry else 12_800
+    gpu = device.startswith("cuda")
+    cases = bench_precision.CASES if gpu else bench_precision.TINY_CASES
+    precisions = PRECISIONS if gpu else ("float32", "bfloat16")
+    n = size["training_examples"]
     x = (torch.rand(n, 784, generator=torch.Generator().manual_seed(0)) < 0.13).float()
-    records = bench_precision.measure(cases, x, precisions, device, repeat=1 if dry else 3)
+    records = bench_precision.measure(cases, x, precisions, device, repeat=size["rounds"])
     return [{**record, "benchmark": "gpu-training-precision"} for record in records]
 
 

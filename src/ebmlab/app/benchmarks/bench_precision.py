@@ -22,68 +22,53 @@ from typing import Any
 
 import torch
 
-from ebmlab.app.benchmarks.common import machine_info
+from ebmlab.app.benchmarks.common import binarized_mnist, machine_info
 
 D = 784
 
 
-def _load(n: int) -> torch.Tensor:
-    try:
-        from ebmlab.data import load
-
-        x, _ = load("mnist", "train", binarize="stochastic")
-    except Exception:  # offline without the files: same shape, same density
-        g = torch.Generator().manual_seed(0)
-        x = (torch.rand(n, D, generator=g) < 0.13).float()
-    return x[:n]
+Case = Callable[[], tuple[Any, Any, int]]
 
 
-def _pixelcnn() -> tuple[Any, Any, int]:
-    from ebmlab.models.autoregressive import PixelCNN
-    from ebmlab.objectives.likelihood import MaximumLikelihood
+def _pixelcnn(channels: int, n_layers: int, first_kernel: int, batch: int) -> Case:
+    """A gated PixelCNN on 28 x 28 images with its likelihood objective and batch size, built
+    from the same seed at every call (the same initial network for every precision)."""
 
-    torch.manual_seed(0)
-    return PixelCNN((28, 28), channels=32, n_layers=7), MaximumLikelihood(), 64
+    def make() -> tuple[Any, Any, int]:
+        from ebmlab.models.autoregressive import PixelCNN
+        from ebmlab.objectives.likelihood import MaximumLikelihood
+
+        torch.manual_seed(0)
+        model = PixelCNN((28, 28), channels=channels, n_layers=n_layers, first_kernel=first_kernel)
+        return model, MaximumLikelihood(), batch
+
+    return make
 
 
-def _vae() -> tuple[Any, Any, int]:
-    from ebmlab.models.vae import VAE
-    from ebmlab.objectives.vae import VariationalBound
+def _vae(hidden: list[int], latent: int, batch: int) -> Case:
+    """A Bernoulli VAE on 784 pixels with its ELBO objective and batch size (seeded)."""
 
-    return VAE(D, hidden=[200, 200], latent=50, seed=0), VariationalBound(), 100
+    def make() -> tuple[Any, Any, int]:
+        from ebmlab.models.vae import VAE
+        from ebmlab.objectives.vae import VariationalBound
+
+        return VAE(D, hidden=hidden, latent=latent, seed=0), VariationalBound(), batch
+
+    return make
 
 
-CASES: dict[str, Callable[[], tuple[Any, Any, int]]] = {
-    "pixelcnn-gated-32x7-batch64": _pixelcnn,
-    "vae-784-200-200-50-batch100": _vae,
+CASES: dict[str, Case] = {
+    "pixelcnn-gated-32x7-batch64": _pixelcnn(32, 7, 7, 64),
+    "vae-784-200-200-50-batch100": _vae([200, 200], 50, 100),
 }
-
-
-def _tiny_pixelcnn() -> tuple[Any, Any, int]:
-    from ebmlab.models.autoregressive import PixelCNN
-    from ebmlab.objectives.likelihood import MaximumLikelihood
-
-    torch.manual_seed(0)
-    return PixelCNN((28, 28), channels=4, n_layers=2, first_kernel=3), MaximumLikelihood(), 8
-
-
-def _tiny_vae() -> tuple[Any, Any, int]:
-    from ebmlab.models.vae import VAE
-    from ebmlab.objectives.vae import VariationalBound
-
-    return VAE(D, hidden=[8], latent=2, seed=0), VariationalBound(), 8
-
-
 #: The same two kinds of network at toy sizes (the dry run of the GPU check).
-TINY_CASES: dict[str, Callable[[], tuple[Any, Any, int]]] = {
-    "pixelcnn-tiny": _tiny_pixelcnn,
-    "vae-tiny": _tiny_vae,
+TINY_CASES: dict[str, Case] = {
+    "pixelcnn-tiny": _pixelcnn(4, 2, 3, 8),
+    "vae-tiny": _vae([8], 2, 8),
 }
 
 
-def _epoch(
-    make: Callable[[], tuple[Any, Any, int]], x: torch.Tensor, precision: str, device: str
-) -> Callable[[], float]:
+def _epoch(make: Case, x: torch.Tensor, precision: str, device: str) -> Callable[[], float]:
     """One epoch of ``ebmlab.train`` per call, the same model trained on across calls; returns
     the epoch's mean loss."""
     from ebmlab.training import TrainConfig, train
@@ -109,7 +94,7 @@ def _epoch(
 
 
 def measure(
-    cases: dict[str, Callable[[], tuple[Any, Any, int]]],
+    cases: dict[str, Case],
     x: torch.Tensor,
     precisions: tuple[str, ...] = ("float32", "bfloat16"),
     device: str = "cpu",
@@ -149,7 +134,9 @@ def measure(
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
     """Time one epoch per case and precision on the CPU; one record per (case, precision)."""
-    records = measure(CASES, _load(640 if quick else 3200), repeat=1 if quick else 3)
+    records = measure(
+        CASES, binarized_mnist("train", 640 if quick else 3200), repeat=1 if quick else 3
+    )
     records = [{**record, **machine_info()} for record in records]
     if __name__ == "__main__":
         for record in records:

@@ -33,20 +33,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ebmlab.app.benchmarks.common import machine_info
+from ebmlab.app.benchmarks.common import binarized_mnist, machine_info
 
 D, HIDDEN, LATENT, LR = 784, 200, 50, 1e-3
-
-
-def _load(split: str, n: int) -> torch.Tensor:
-    try:
-        from ebmlab.data import load
-
-        x, _ = load("mnist", split, binarize="stochastic")
-    except Exception:  # offline without the files: same shape, same density
-        g = torch.Generator().manual_seed(0)
-        x = (torch.rand(60000 if split == "train" else 10000, D, generator=g) < 0.13).float()
-    return x[:n]
 
 
 def _timed(fn: Callable[[], Any]) -> float:
@@ -189,7 +178,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
     warnings.filterwarnings("ignore")
     records = []
-    x = _load("train", 6000 if quick else 60000)
+    x = binarized_mnist("train", 6000 if quick else 60000)
     repeat = 1 if quick else 2
     for batch in (100, 20):
         case = f"train-mnist-784-200-200-50-batch{batch}"
@@ -207,7 +196,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 extra["overhead"] = round(seconds[impl] / seconds["plain-pytorch"] - 1.0, 3)
             records.append(_record(case, impl, len(x), seconds[impl], **extra))
     k, n = (500, 20) if quick else (5000, 100)
-    x_test = _load("test", n)
+    x_test = binarized_mnist("test", n)
     for impl, make in (("plain-pytorch", _iwae_plain), ("ebmlab", _iwae_ebmlab)):
         evaluate = make(x_test, k)
         evaluate()  # warm-up

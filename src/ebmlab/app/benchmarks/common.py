@@ -22,3 +22,16 @@ def machine_info(device: str = "cpu", threads: int | None = None) -> dict[str, A
         "load_average": round(os.getloadavg()[0], 2),
         "machine": name,
     }
+
+
+def binarized_mnist(split: str, n: int) -> torch.Tensor:
+    """The first ``n`` images of MNIST's ``split``, stochastically binarized; offline without
+    the files, random bits of the same shape and density (the timings do not depend on them)."""
+    try:
+        from ebmlab.data import load
+
+        x, _ = load("mnist", split, binarize="stochastic")
+    except Exception:  # offline without the files: same shape, same density
+        g = torch.Generator().manual_seed(0)
+        x = (torch.rand(60000 if split == "train" else 10000, 784, generator=g) < 0.13).float()
+    return x[:n]
