@@ -201,3 +201,77 @@ def test_bernoulli_draw_into_a_buffer_is_the_same_draw(device):
     assert drawn is out and torch.equal(out, fresh)
     with pytest.raises(ValueError, match=r"out: expected a \(6, 5\) torch.float32 tensor"):
         bernoulli_draw(p, out=torch.empty(5, 6, device=device))
+
+
+@pytest.mark.parametrize("method", ["cd", "pcd", "pt"])
+@pytest.mark.parametrize(
+    "momentum, weight_decay, centering", [(0.0, 0.0, False), (0.9, 0.01, False), (0.5, 0.01, True)]
+)
+@torch.no_grad()
+def test_narrower_products_follow_the_same_update(
+    device, method, momentum, weight_decay, centering
+):
+    """``matmul_dtype`` rounds only the products' operands: a float64 model updated with
+    float32 products (the same draws) ends where the all-float64 update does, to float32's
+    rounding; the gradients too."""
+    x = _data(device)
+    runs = []
+    for dtype in (None, torch.float32):
+        rbm = _rbm(device)
+        objective = ContrastiveDivergence(
+            k=2, method=method, n_chains=9, n_temperatures=3, centering=centering
+        )
+        objective.setup(rbm, x)
+        g = torch.Generator(device=device).manual_seed(3)
+        velocity = [torch.zeros_like(p) for p in (rbm.W, rbm.b, rbm.c)]
+        for step in range(4):
+            batch = x[step * 10 : (step + 1) * 10]
+            objective.sgd_update(
+                rbm, batch, g, 0.05, momentum, weight_decay, velocity, matmul_dtype=dtype
+            )
+        _, grads = objective.gradients(rbm, x[:10], g, matmul_dtype=dtype)
+        runs.append([*(p.detach().clone() for p in (rbm.W, rbm.b, rbm.c)), *grads])
+    for a, b in zip(*runs):
+        assert a.dtype == b.dtype == torch.float64
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@torch.no_grad()
+def test_bfloat16_products_move_the_weights_as_float32_does(device):
+    """A float32 RBM of MNIST's size with bfloat16 products: five PCD-1 steps move W by the
+    float32 steps' amount to within bfloat16's rounding (8 significant bits), not identically."""
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(500, 784, generator=g) < 0.13).float().to(device)
+    changes = []
+    for dtype in (None, torch.bfloat16):
+        rbm = BernoulliRBM(784, 100, seed=0).to(device)
+        objective = ContrastiveDivergence(k=1, method="pcd", n_chains=100)
+        objective.setup(rbm, x)
+        start = rbm.W.detach().clone()
+        gen = torch.Generator(device=device).manual_seed(1)
+        for step in range(5):
+            objective.sgd_update(
+                rbm,
+                x[step * 100 : (step + 1) * 100],
+                gen,
+                0.05,
+                0.5,
+                velocity=[torch.zeros_like(p) for p in (rbm.W, rbm.b, rbm.c)],
+                matmul_dtype=dtype,
+            )
+        assert rbm.W.dtype == torch.float32
+        changes.append(rbm.W.detach() - start)
+    full, half = changes
+    assert not torch.equal(full, half)
+    assert (full - half).norm() < 0.05 * full.norm()
+
+
+def test_a_matmul_dtype_that_is_not_narrower_is_refused_by_name(device):
+    rbm, x = _rbm(device), _data(device)  # float64
+    objective = ContrastiveDivergence(k=1, method="pcd", n_chains=9)
+    objective.setup(rbm, x)
+    g = torch.Generator(device=device).manual_seed(0)
+    for dtype in (torch.int32, torch.complex128):
+        with pytest.raises(ValueError, match="matmul_dtype: expected a floating dtype narrower"):
+            objective.sgd_update(rbm, x[:10], g, 0.05, matmul_dtype=dtype)
+    objective.sgd_update(rbm, x[:10], g, 0.05, matmul_dtype=torch.float64)  # its own: fine

@@ -142,18 +142,21 @@ def interleaved(
     peak_size: int = 1024,
     warmup: bool = True,
     clock: str = "auto",
+    dtype: torch.dtype = torch.float32,
 ) -> Measured:
-    """Time ``fn`` against two references in the same rounds: a square float32 matmul of
+    """Time ``fn`` against two references in the same rounds: a square matmul of
     ``peak_size`` (the machine's peak) and an (m x k) @ (k x n) matmul of ``shape`` (what the
-    measured code's own products can reach). Each round times all three one after the other and
-    the best of the rounds is kept for each, so a load that comes and goes slows all three alike
-    instead of moving the ratios. ``warmup``: one untimed call of ``fn`` first (leave it out for
-    code that runs for many seconds). ``clock``: see ``clock_for`` (one thread on a CPU: the
-    process's CPU time)."""
+    measured code's own products can reach), both in ``dtype`` (the measured code's matmul
+    precision: float32, or bfloat16 for code that runs its products in bfloat16). Each round
+    times all three one after the other and the best of the rounds is kept for each, so a load
+    that comes and goes slows all three alike instead of moving the ratios. ``warmup``: one
+    untimed call of ``fn`` first (leave it out for code that runs for many seconds). ``clock``:
+    see ``clock_for`` (one thread on a CPU: the process's CPU time)."""
     clock_name, now = clock_for(device, clock)
     m, k, n = shape
-    square = [torch.randn(peak_size, peak_size, device=device) for _ in range(2)]
-    a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
+    square = [torch.randn(peak_size, peak_size, device=device, dtype=dtype) for _ in range(2)]
+    a = torch.randn(m, k, device=device, dtype=dtype)
+    b = torch.randn(k, n, device=device, dtype=dtype)
 
     def sync() -> None:
         if device.startswith("cuda"):

@@ -225,8 +225,7 @@ def _prepare(
     base_meta = dict(meta or {})
     writer = MetricsWriter(out, writes, stage)
     fused = (
-        config.precision != "bfloat16"
-        and config.optimizer == "sgd"
+        config.optimizer == "sgd"
         and config.max_grad_norm is None
         and not ddp.active
         and callable(getattr(objective, "sgd_step", None))
@@ -403,7 +402,8 @@ def _train_step(run: _Run, batch: torch.Tensor, epoch: int, b: int) -> dict[str,
     )
     fused = None
     if run.fused:
-        fused = run.objective.sgd_step(run.model, batch, run.generator, optimizer)
+        with run.forward():  # a fused step honours the precision of its own matmuls
+            fused = run.objective.sgd_step(run.model, batch, run.generator, optimizer)
         run.fused = fused is not None  # the generic path from now on if it cannot
     if fused is not None:
         loss, metrics = fused

@@ -12,7 +12,10 @@ learning rate (0.01 on the mean gradient), in the same run:
   a custom loop over ``objective.loss`` gets; ``ebmlab-autograd``: ``gradient="autograd"`` (the
   surrogate-loss path), to show what the hand-written path saves; the training loop
   (``ebmlab-train-loop``: one ``train`` call per epoch, its setup included) and the estimator
-  (``ebmlab.sklearn``) as users call them; ``ebmlab-train-loop-in-run``: the epochs after the
+  (``ebmlab.sklearn``) as users call them; the bare update and the one-epoch loop also with
+  their products in bfloat16 (dtype ``bfloat16``: ``matmul_dtype=torch.bfloat16``,
+  ``TrainConfig(precision="bfloat16")``; their references are bfloat16 matmuls);
+  ``ebmlab-train-loop-in-run``: the epochs after the
   first of one multi-epoch ``train`` run, with the run's one-time ``setup_seconds`` and the
   loop's own cost per step beyond the bare update (``loop_microseconds_per_step``);
 * scikit-learn's ``BernoulliRBM`` (PCD only) as users call it, on float64 data, and on float32;
@@ -24,10 +27,10 @@ learning rate (0.01 on the mean gradient), in the same run:
   (PCD through its ``ReplayBuffer``), when installed (``pip install learnergy ebmkit``).
 
 Each record: examples per second, GFLOP/s counting 5 matmuls of 2 * batch * visible * hidden
-flops per update, and that as a fraction of the float32 matmul peak measured in the same run
-and beside a same-shape (batch x visible) @ (visible x hidden) product, both timed in the same
-rounds as the epoch (``ebmlab.app.bench.interleaved``; on one thread every timing is CPU time,
-which leaves out the time other processes hold the core). Run
+flops per update, and that as a fraction of the matmul peak measured in the same run and beside
+a same-shape (batch x visible) @ (visible x hidden) product (both in the row's matmul dtype),
+timed in the same rounds as the epoch (``ebmlab.app.bench.interleaved``; on one thread every
+timing is CPU time, which leaves out the time other processes hold the core). Run
 ``python -m ebmlab.app.benchmarks.bench_rbm [--quick] [--rounds=N] [--pcd] [mnist|digits]`` or
 ``ebmlab bench rbm``; one JSON line per result.
 """
@@ -65,10 +68,18 @@ def _load(name: str, n: int | None) -> np.ndarray:
 
 
 # ----- implementations: each returns a function that trains one epoch ---------------------------
-def _ebmlab_update(x: np.ndarray, h: int, batch: int, method: str, monitor: bool = True):
+def _ebmlab_update(
+    x: np.ndarray,
+    h: int,
+    batch: int,
+    method: str,
+    monitor: bool = True,
+    matmul_dtype: torch.dtype | None = None,
+):
     """The objective's fused SGD step (``ContrastiveDivergence.sgd_update``), minibatch after
     minibatch: the update ``ebmlab.training.train`` and ``ebmlab.sklearn`` run, without either's
-    loop around it (``monitor``: compute the loss value too, as the training loop does)."""
+    loop around it (``monitor``: compute the loss value too, as the training loop does;
+    ``matmul_dtype``: its products in bfloat16)."""
     from ebmlab.models.rbm import BernoulliRBM
     from ebmlab.objectives.contrastive import ContrastiveDivergence
 
@@ -82,7 +93,7 @@ def _ebmlab_update(x: np.ndarray, h: int, batch: int, method: str, monitor: bool
 
     def epoch() -> None:
         for v in batches:
-            objective.sgd_update(rbm, v, generator, LR)
+            objective.sgd_update(rbm, v, generator, LR, matmul_dtype=matmul_dtype)
 
     return epoch
 
@@ -110,7 +121,9 @@ def _ebmlab(x: np.ndarray, h: int, batch: int, method: str, gradient: str = "man
     return epoch
 
 
-def _loop_run(x: np.ndarray, h: int, batch: int, method: str, epochs: int):
+def _loop_run(
+    x: np.ndarray, h: int, batch: int, method: str, epochs: int, precision: str = "float32"
+):
     """(model, objective, data, loop settings) of an ``ebmlab.train`` run of ``epochs`` epochs."""
     from ebmlab.models.rbm import BernoulliRBM
     from ebmlab.objectives.contrastive import ContrastiveDivergence
@@ -126,14 +139,15 @@ def _loop_run(x: np.ndarray, h: int, batch: int, method: str, epochs: int):
         progress=False,
         device="cpu",
         log_every_steps=10**9,
+        precision=precision,
     )
     return rbm, objective, torch.from_numpy(x), config
 
 
-def _ebmlab_loop(x: np.ndarray, h: int, batch: int, method: str):
+def _ebmlab_loop(x: np.ndarray, h: int, batch: int, method: str, precision: str = "float32"):
     from ebmlab.training import train
 
-    run = _loop_run(x, h, batch, method, 1)
+    run = _loop_run(x, h, batch, method, 1, precision)
     return lambda: train(*run)
 
 
@@ -256,6 +270,17 @@ def _implementations(method: str, small: bool = False) -> list[tuple[str, str, C
         ("ebmlab-autograd", "float32", lambda x, h, b: _ebmlab(x, h, b, method, "autograd")),
         ("ebmlab-train-loop", "float32", lambda x, h, b: _ebmlab_loop(x, h, b, method)),
         ("ebmlab.sklearn", "float32", lambda x, h, b: _ebmlab_sklearn(x, h, b, method)),
+        # the products in bfloat16 (TrainConfig(precision="bfloat16")), references likewise
+        (
+            "ebmlab",
+            "bfloat16",
+            lambda x, h, b: _ebmlab_update(x, h, b, method, matmul_dtype=torch.bfloat16),
+        ),
+        (
+            "ebmlab-train-loop",
+            "bfloat16",
+            lambda x, h, b: _ebmlab_loop(x, h, b, method, "bfloat16"),
+        ),
     ]
     if method == "pcd":  # scikit-learn implements only PCD ("SML")
         impls += [
@@ -313,7 +338,10 @@ def run(
             best: dict[tuple[str, str], Measured] = {}
             for round_ in range(rounds):
                 for impl, dtype, epoch in impls:
-                    t = interleaved(epoch, (batch, d, h), rounds=1, warmup=round_ == 0)
+                    matmuls = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+                    t = interleaved(
+                        epoch, (batch, d, h), rounds=1, warmup=round_ == 0, dtype=matmuls
+                    )
                     old = best.get((impl, dtype))
                     best[impl, dtype] = (
                         t
