@@ -20,6 +20,7 @@ from ebmlab.validation import (
     OneOf,
     Real,
     SequenceOf,
+    check_binary,
     check_choice,
     check_in_range,
     check_known_mask,
@@ -254,3 +255,27 @@ def test_check_known_mask() -> None:
         check_known_mask(torch.ones(3), x)
     with pytest.raises(ValueError, match=r"mask: expected shape \(3,\) or \(2, 3\), got \(4,\)"):
         check_known_mask(torch.ones(4, dtype=torch.bool), x)
+
+
+@pytest.mark.parametrize(
+    "value", [0.5, 1 - 2**-24, 1 + 2**-23, 2**-149, -1.0, 2.0, 1e30, math.nan, math.inf, -math.inf]
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_check_binary_refuses_any_other_value_in_any_piece(monkeypatch, value, dtype):
+    """The piecewise test x (x - 1) == 0 passes 0, -0 and 1 only, wherever the odd value lies
+    (first piece, a later one, the short last one; a transposed view)."""
+    from ebmlab import validation
+
+    monkeypatch.setattr(validation, "_BINARY_PIECE", 64)
+    x = (torch.rand(30, 17, generator=torch.Generator().manual_seed(0)) < 0.5).to(dtype)
+    x[0, 0] = -0.0
+    check_binary(x, "x")
+    check_binary(x.T, "x")
+    check_binary(x.clone().requires_grad_(), "x")  # a tensor in a graph is read, not traced
+    for row, col in [(0, 1), (10, 3), (29, 16)]:
+        bad = x.clone()
+        bad[row, col] = value
+        with pytest.raises(ValueError, match="x: a Bernoulli model needs binary data"):
+            check_binary(bad, "x")
+        with pytest.raises(ValueError, match="x: a Bernoulli model needs binary data"):
+            check_binary(bad.T, "x")

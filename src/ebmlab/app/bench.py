@@ -262,15 +262,17 @@ def _gpu_rbm_epochs(
     device: str, size: dict[str, int], data: torch.Tensor, precision: str
 ) -> list[dict[str, Any]]:
     """PCD-1 epochs of the objective's fused SGD update at one matmul precision, eager and
-    CUDA-graphed (one graph per update, the minibatch copied into its static input)."""
+    CUDA-graphed (one graph per update, the minibatch copied into its static input): a float32
+    model throughout, bfloat16 being its products' dtype (``matmul_dtype``, what
+    ``TrainConfig(precision="bfloat16")`` runs), timed against bfloat16 references."""
     from ..models.rbm import BernoulliRBM
     from ..objectives.contrastive import ContrastiveDivergence
 
     d, h, batch, n = size["visible"], size["hidden"], size["batch"], size["examples"]
     updates = -(-n // batch)
-    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
-    x = data.to(device=device, dtype=dtype)
-    rbm = BernoulliRBM(d, h, seed=0).to(device=device, dtype=dtype)
+    low = torch.bfloat16 if precision == "bfloat16" else None
+    x = data.to(device)
+    rbm = BernoulliRBM(d, h, seed=0).to(device)
     objective = ContrastiveDivergence(k=1, method="pcd", n_chains=batch, monitor=False)
     objective.setup(rbm, x)
     generator = torch.Generator(device=device).manual_seed(0)
@@ -280,12 +282,15 @@ def _gpu_rbm_epochs(
     records = []
     with matmul_precision(precision):
         replay = graphed(
-            lambda: objective.sgd_update(rbm, static, generator, 0.01), 1, device, (generator,)
+            lambda: objective.sgd_update(rbm, static, generator, 0.01, matmul_dtype=low),
+            1,
+            device,
+            (generator,),
         )
 
         def eager_epoch() -> None:
             for v in batches:
-                objective.sgd_update(rbm, v, generator, 0.01)
+                objective.sgd_update(rbm, v, generator, 0.01, matmul_dtype=low)
 
         def graphed_epoch() -> None:
             for v in full:
@@ -297,7 +302,12 @@ def _gpu_rbm_epochs(
             ("cuda-graph", graphed_epoch, len(full)),
         ):
             timing = interleaved(
-                epoch, (batch, d, h), size["rounds"], device, peak_size=size["peak"]
+                epoch,
+                (batch, d, h),
+                size["rounds"],
+                device,
+                peak_size=size["peak"],
+                dtype=low or torch.float32,
             )
             records.append(
                 {

@@ -890,10 +890,15 @@ class ContrastiveDivergence(Objective):
                     )
             velocity = [optimizer.state[p]["momentum_buffer"] for p in params]
         low = _autocast_dtype(batch.device)
-        with torch.autocast(batch.device.type, enabled=False):
+        if low is None:
             value = self.sgd_update(
-                model, batch, generator, lr, momentum, weight_decay, velocity, lr_bias, low
+                model, batch, generator, lr, momentum, weight_decay, velocity, lr_bias
             )
+        else:  # only the products take autocast's dtype, by hand
+            with torch.autocast(batch.device.type, enabled=False):
+                value = self.sgd_update(
+                    model, batch, generator, lr, momentum, weight_decay, velocity, lr_bias, low
+                )
         return value, {}
 
     def __getstate__(self) -> dict[str, Any]:

@@ -40,7 +40,8 @@ SCHEDULES: dict[str, Callable[[float, float], float]] = {
 
 #: Arithmetic of the training step's forward pass: "float32" throughout; "bfloat16": the loss's
 #: forward pass under ``torch.autocast`` (matmuls and convolutions in bfloat16; parameters,
-#: gradients, optimizer state and every evaluation in float32); "tf32": float32 matmuls and
+#: gradients, optimizer state and every evaluation in float32; an objective's hand-written
+#: update, the RBM's, runs its products in bfloat16 too); "tf32": float32 matmuls and
 #: convolutions on TensorFloat-32 tensor cores (CUDA only).
 PRECISIONS = ("float32", "bfloat16", "tf32")
 
