@@ -456,8 +456,11 @@ class ContrastiveDivergence(Objective):
 
     def _init_state(self, model: nn.Module, x: torch.Tensor, generator: torch.Generator) -> None:
         device, dtype = model.W.device, model.W.dtype
+        # one pass over the data for the centering offsets and the base-rate chains
+        needs_mean = self.centering or (self.method != "cd" and self.chains_start != "data")
+        mean = x.mean(0) if needs_mean else None
         if self.centering:
-            self.offset_v = x.mean(0).to(dtype)
+            self.offset_v = mean.to(dtype)
             self.offset_h = torch.full((model.n_hidden,), 0.5, device=device, dtype=dtype)
         if self.method == "cd":
             return
@@ -470,10 +473,10 @@ class ContrastiveDivergence(Objective):
             v = x[rows.flatten()].reshape(shape).to(dtype)
         elif isinstance(model, BernoulliRBM):
             # base-rate model: each pixel on with its data frequency
-            marginal = x.mean(0).expand(shape).contiguous()
+            marginal = mean.expand(shape).contiguous()
             v = bernoulli_draw(marginal, generator)
         else:
-            v = x.mean(0) + x.std(0) * torch.randn(
+            v = mean + x.std(0) * torch.randn(
                 shape, generator=generator, device=device, dtype=dtype
             )
         flat = v.reshape(-1, model.n_visible)
