@@ -38,10 +38,11 @@ bench: $(STAMP)
 # on a machine with a CUDA GPU, in under 5 minutes: the tests that take a device, on CUDA, then
 # the RBM, AIS and Langevin benchmarks on the GPU against its own matmul peak (CUDA graphs for the
 # inner loops, the RBM update at float32/TF32/bfloat16, the PixelCNN and VAE trained at each
-# training precision); `ebmlab bench --gpu --dry-run` runs the
-# same check on the CPU with tiny sizes (the default test suite does)
+# training precision); the benchmarks run even when a test fails, and print each case as it
+# finishes; `ebmlab bench --gpu rbm ais` runs only those cases; `ebmlab bench --gpu --dry-run`
+# runs the same check on the CPU with tiny sizes (the default test suite does)
 gpu-check: $(STAMP)
-	timeout 300 sh -c '$(BIN)/python -m pytest -q -p no:cacheprovider -m device --device cuda tests && $(BIN)/ebmlab bench --gpu --json'
+	timeout 300 sh -c '$(BIN)/python -m pytest -q -p no:cacheprovider -m device --device cuda tests; s=$$?; $(BIN)/ebmlab bench --gpu --json || s=1; exit $$s'
 
 $(DOCS_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,docs]"

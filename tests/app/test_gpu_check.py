@@ -49,6 +49,42 @@ def test_without_cuda_the_check_says_why(monkeypatch):
         bench.gpu_check()
 
 
+def test_the_check_runs_only_the_cases_named(capsys):
+    assert cli.main(["bench", "--gpu", "--dry-run", "ais"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["benchmark"] for r in records] == ["gpu-ais"]
+    with pytest.raises(ValueError, match=r"names: the GPU check has the cases rbm, ais.*got rmb"):
+        bench.gpu_check(dry_run=True, only=["rmb"])
+
+
+def test_records_come_as_each_case_finishes_and_a_failed_case_reports_its_error(monkeypatch):
+    """A check cut short by its time limit keeps what it printed; on the GPU one failing case
+    does not stop the others."""
+    ran = []
+
+    def fine(device, size):
+        ran.append("fine")
+        return [{"benchmark": "fine"}]
+
+    def broken(device, size):
+        ran.append("broken")
+        raise RuntimeError("capture failed")
+
+    monkeypatch.setattr(bench, "GPU_CASES", {"fine": fine, "broken": broken, "again": fine})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda: "a GPU")
+    records = bench.gpu_check()
+    assert ran == []  # nothing has run before the first record is asked for
+    assert next(records)["benchmark"] == "fine" and ran == ["fine"]
+    rest = list(records)
+    assert rest[0]["benchmark"] == "gpu-broken"
+    assert rest[0]["error"] == "RuntimeError: capture failed"
+    assert rest[1]["benchmark"] == "fine" and rest[1]["machine"] == "a GPU"
+    assert ran == ["fine", "broken", "fine"]
+    with pytest.raises(RuntimeError, match="capture failed"):  # the dry run raises
+        list(bench.gpu_check(dry_run=True, only=["broken"]))
+
+
 def test_the_graph_safe_langevin_step_is_the_kernels_step(device):
     x0 = torch.randn(50, 2, generator=torch.Generator().manual_seed(0)).to(device)
     x = x0.clone()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -470,14 +470,30 @@ def _gpu_training_precision(device: str, size: dict[str, int]) -> list[dict[str,
     return [{**record, "benchmark": "gpu-training-precision"} for record in records]
 
 
-def gpu_check(dry_run: bool = False) -> list[dict[str, Any]]:
+#: The cases of the GPU check, by the names ``ebmlab bench --gpu NAME ...`` selects them with.
+GPU_CASES: dict[str, Callable[[str, dict[str, int]], list[dict[str, Any]]]] = {
+    "rbm": _gpu_rbm,
+    "ais": _gpu_ais,
+    "langevin": _gpu_langevin,
+    "training-precision": _gpu_training_precision,
+}
+
+
+def gpu_check(dry_run: bool = False, only: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
     """The RBM, AIS and Langevin benchmarks on the GPU against its own matmul peak (measured in
     the same rounds), with CUDA graphs for the fixed-shape inner loops and the RBM update at
     float32, TF32 and bfloat16, and the PixelCNN and VAE trained through ``ebmlab.train`` at
     each ``TrainConfig.precision``. ``dry_run``: the same code on the CPU with tiny sizes (what the
-    default test suite runs, so that the check cannot rot without a GPU)."""
-    from .benchmarks.common import machine_info
-
+    default test suite runs, so that the check cannot rot without a GPU). ``only``: names of
+    ``GPU_CASES`` to run (None: all). The records come as each case finishes, so that a check cut
+    short by a time limit still reports the cases it finished; on the GPU a case that fails
+    reports its error and the others still run."""
+    names = list(GPU_CASES) if not only else list(only)
+    unknown = [name for name in names if name not in GPU_CASES]
+    if unknown:
+        raise ValueError(
+            f"names: the GPU check has the cases {', '.join(GPU_CASES)}; got {', '.join(unknown)}"
+        )
     if dry_run:
         device, size = "cpu", GPU_SIZES["dry"]
     else:
@@ -487,14 +503,22 @@ def gpu_check(dry_run: bool = False) -> list[dict[str, Any]]:
                 "--gpu --dry-run runs the same check on the CPU with tiny sizes"
             )
         device, size = "cuda", GPU_SIZES["full"]
+    return _gpu_records(device, size, dry_run, names)
+
+
+def _gpu_records(
+    device: str, size: dict[str, int], dry_run: bool, names: list[str]
+) -> Iterator[dict[str, Any]]:
+    from .benchmarks.common import machine_info
+
     machine = machine_info("cuda" if device == "cuda" else "cpu")
-    records = []
-    for case in (_gpu_rbm, _gpu_ais, _gpu_langevin, _gpu_training_precision):
+    for name in names:
+        case = GPU_CASES[name]
         try:
             found = case(device, size)
         except Exception as error:
             if dry_run:
                 raise
-            found = [{"benchmark": case.__name__[1:], "error": f"{type(error).__name__}: {error}"}]
-        records += [{**record, "device": device, "dry_run": dry_run, **machine} for record in found]
-    return records
+            found = [{"benchmark": f"gpu-{name}", "error": f"{type(error).__name__}: {error}"}]
+        for record in found:
+            yield {**record, "device": device, "dry_run": dry_run, **machine}

@@ -910,7 +910,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import available, gpu_check, run_benchmark
 
     if args.gpu or args.dry_run:
-        for record in gpu_check(dry_run=args.dry_run):
+        for record in gpu_check(dry_run=args.dry_run, only=args.names):
             print(json.dumps(record), flush=True)
         return 0
     names = args.names or sorted(available(args.folder))
@@ -1127,7 +1127,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     p = command("bench", "run benchmarks (one JSON line per result)")
-    p.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
+    p.add_argument(
+        "names",
+        nargs="*",
+        help="benchmarks to run (default: all); with --gpu, its cases: rbm ais langevin "
+        "training-precision",
+    )
     p.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     p.add_argument("--json", action="store_true", help="JSON lines")
     p.add_argument(
