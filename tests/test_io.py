@@ -174,3 +174,28 @@ def test_every_entry_of_the_metadata_is_covered_by_the_digest(tmp_path):
         path.write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + n :])
         with pytest.raises(CheckpointError, match=r"modified or corrupted|unknown (format|class)"):
             load_checkpoint(path)
+
+
+def test_every_library_class_loads_after_importing_ebmlab_alone():
+    """``ebmlab.load`` in a fresh process knows every Model and Objective class that
+    ``ebmlab.models`` and ``ebmlab.objectives`` define, not only those some other import happened
+    to register (the metrics' feature classifier is loaded by ``ebmlab.metrics`` itself)."""
+    import subprocess
+    import sys
+
+    script = """
+import importlib, pkgutil
+import ebmlab
+from ebmlab.models.base import MODEL_CLASSES
+from ebmlab.objectives.base import OBJECTIVE_CLASSES
+before = set(MODEL_CLASSES) | set(OBJECTIVE_CLASSES)
+import ebmlab.models, ebmlab.objectives
+for package in (ebmlab.models, ebmlab.objectives):
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        importlib.import_module(info.name)
+print(sorted((set(MODEL_CLASSES) | set(OBJECTIVE_CLASSES)) - before))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]", f"registered only by importing their module: {out.strip()}"

@@ -156,6 +156,17 @@ def test_sample_through_the_mcmc_runner_reports_diagnostics(tmp_path, capsys):
         assert (run / name).stat().st_size > 0
 
 
+def test_every_gradient_kernel_name_takes_its_default_step_size(tmp_path, capsys):
+    """``ula`` is ``langevin`` by its other name: it gets the same default step on continuous
+    models (and the same refusal on binary ones), never a constructor's TypeError."""
+    run = tmp_path / "g"
+    assert train_toy(run, 1) == 0
+    for name in ("ula", "langevin", "sgld"):
+        argv = ["sample", str(run), "--sampler", name, "--steps", "5", "--n", "4", "--json"]
+        assert main([*argv, "--no-progress"]) == 0
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["n_draws"] == 5
+
+
 def test_report_inlines_figures_for_a_relative_run_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert (
@@ -232,3 +243,23 @@ def test_eval_set_changes_evaluation_options_for_that_evaluation_only(tmp_path, 
         err = capsys.readouterr().err
         assert message in err, (given, err)
     assert "ais_runs" in err  # the evaluation options are listed
+
+
+def test_every_subcommand_has_help_with_an_example():
+    """``--help`` of every command and subcommand ends in at least one example command line."""
+    import argparse
+
+    from ebmlab.app.cli import build_parser
+
+    def leaves(parser, path):
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not actions:
+            yield path, parser
+        for action in actions:
+            for name, child in action.choices.items():
+                yield from leaves(child, (*path, name))
+
+    found = list(leaves(build_parser(), ()))
+    assert len(found) > 20
+    missing = [" ".join(path) for path, p in found if "ebmlab " not in (p.epilog or "")]
+    assert not missing, f"no example in --help of: {missing}"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
+import torch
 
 from ebmlab import io
 from ebmlab.app import cli, compare, recipes
@@ -67,3 +69,27 @@ def test_discrete_samplers_need_binary_images(tmp_path):
     recipe, chosen = options()
     with pytest.raises(ValueError, match="2-D densities"):
         cli.run_family(recipe, "8gaussians", chosen, config, tmp_path / "toy")
+
+
+def test_the_digits_defaults_leave_the_discrete_samplers_their_mlp():
+    """On digits the family's defaults are the demo's (a noise-conditional convolutional energy);
+    with a discrete sampler the network still resolves to the MLP of the binary recipe, whose
+    ``--hidden``/``--depth`` then apply."""
+    from ebmlab.app.families import ebm
+
+    recipe = recipes.get_recipe("ebm")
+    chosen, _ = cli.data_defaults(recipe, "digits")
+    assert chosen["objective"] == "ncsn"
+
+    def context(options):
+        return recipes.Context(
+            dict(options), "digits", (8, 8), torch.Generator(), Path("."), torch.device("cpu")
+        )
+
+    langevin = context(chosen)
+    assert ebm.resolved(langevin)["network"] == "conv"
+    chosen.update(objective="cd", sampler="dmala", binarize="stochastic", hidden=64, depth=1)
+    discrete = context(chosen)
+    assert ebm.resolved(discrete)["network"] == "mlp"
+    model = ebm.build_model(64, discrete)
+    assert sum(p.numel() for p in model.parameters()) == 64 * 64 + 64 + 64 + 1

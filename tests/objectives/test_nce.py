@@ -36,19 +36,27 @@ def test_nce_value_matches_its_definition():
     )
 
 
-def test_gaussian_noise_is_fitted_to_the_data():
+@pytest.mark.parametrize("inflation", [None, 1.0, 2.5, 0.4])
+def test_gaussian_noise_is_fitted_to_the_data(inflation):
     g = torch.Generator().manual_seed(0)
     x = (
         torch.randn(500, 2, generator=g, dtype=torch.float64)
         @ torch.tensor([[1.0, 0.0], [0.5, 2.0]], dtype=torch.float64)
         + 3.0
     )
-    objective = NoiseContrastiveEstimation().double()
+    if inflation is None:  # the default: no inflation
+        objective, factor = NoiseContrastiveEstimation().double(), 1.0
+    else:
+        objective = NoiseContrastiveEstimation(noise_inflation=inflation).double()
+        factor = inflation
     objective.setup(MLPEnergy(2).double(), x)
     cov = objective.noise_cholesky @ objective.noise_cholesky.T
     torch.testing.assert_close(objective.noise_mean, x.mean(0))
-    # the 1e-4 jitter keeps image covariances positive definite
-    torch.testing.assert_close(cov, torch.cov(x.T) + 1e-4 * torch.eye(2, dtype=torch.float64))
+    # the noise covariance is the data covariance times the inflation factor; the 1e-4 jitter
+    # keeps image covariances positive definite
+    torch.testing.assert_close(
+        cov, factor * torch.cov(x.T) + 1e-4 * torch.eye(2, dtype=torch.float64)
+    )
     y = x[:10]
     reference = torch.distributions.MultivariateNormal(objective.noise_mean, cov).log_prob(y)
     torch.testing.assert_close(objective.log_noise(y), reference)

@@ -110,17 +110,42 @@ def test_sliced_rademacher_is_exact_for_a_diagonal_precision():
     assert float(loss.detach()) == pytest.approx(_exact_sm(model, x), rel=1e-10)
 
 
-@pytest.mark.parametrize("sigma", [0.3, 1.0])
-def test_denoising_score_matching_equals_closed_form(sigma):
-    model, x = _gaussian_energy(), _data()
+def _dsm_closed_form(model: QuadraticEnergy, x: torch.Tensor, sigma: float) -> float:
+    """E_z 1/2 |s(x + sigma z) + z / sigma|^2 for the Gaussian energy: s(x + sigma z) + z / sigma
+    = -P (x - mu) + (I / sigma - sigma P) z, whose mean square is the sum of the two parts."""
     with torch.no_grad():
         precision = model.precision()
         residual = (x - model.mean) @ precision
         noise_part = torch.eye(DIM, dtype=torch.float64) / sigma - sigma * precision
-        expected = float(
+        return float(
             0.5 * residual.square().sum(-1).mean() + 0.5 * torch.trace(noise_part @ noise_part)
         )
+
+
+@pytest.mark.parametrize("sigma", [0.3, 1.0])
+def test_denoising_score_matching_equals_closed_form(sigma):
+    model, x = _gaussian_energy(), _data()
+    expected = _dsm_closed_form(model, x, sigma)
     mean, se = _repeated(DenoisingScoreMatching(sigma=sigma), model, x, repeats=300)
+    assert abs(mean - expected) < 5 * se
+
+
+@pytest.mark.parametrize("steps_done", [0, 5, 10])
+def test_annealed_denoising_score_matching_is_weighted_by_the_level(steps_done):
+    # while annealing, the level is sigma_t = sigma_start (sigma / sigma_start)^(t / K) (geometric
+    # from sigma_start down to sigma over K updates) and the documented weight (sigma_t / sigma)^2
+    # multiplies J_DSM at sigma_t; from step K on it is plain DSM at sigma
+    sigma, sigma_start, anneal_steps = 0.3, 1.2, 10
+    model, x = _gaussian_energy(), _data()
+    objective = DenoisingScoreMatching(
+        sigma=sigma, sigma_start=sigma_start, anneal_steps=anneal_steps
+    )
+    objective.steps_done.fill_(steps_done)
+    level = sigma_start * (sigma / sigma_start) ** (steps_done / anneal_steps)
+    expected = (level / sigma) ** 2 * _dsm_closed_form(model, x, level)
+    _, metrics = objective.loss(model, x, torch.Generator().manual_seed(0))
+    assert metrics["sigma"] == pytest.approx(level, rel=1e-12)
+    mean, se = _repeated(objective, model, x, repeats=300)
     assert abs(mean - expected) < 5 * se
 
 
@@ -204,6 +229,76 @@ def test_annealed_langevin_samples_the_smoothed_gaussian():
     n = x.shape[0]
     assert ((x.mean(0) - mu).abs() < 5 * math.sqrt(variance / n)).all()
     assert ((x.var(0) - variance).abs() < 5 * variance * math.sqrt(2 / n) + 0.002 * variance).all()
+
+
+def _annealed_gaussian_moments(
+    offset: float, s: float, sigmas: list[float], n_steps_each: int, eps: float
+) -> tuple[float, float]:
+    """Exact mean offset m - mu and variance v of one coordinate after annealed Langevin on the
+    smoothed Gaussian energy |x - mu|^2 / (2 tau_i), tau_i = s^2 + sigma_i^2, from the fixed start
+    mu + offset. The documented step x <- x + alpha_i / 2 s(x) + sqrt(alpha_i) xi with
+    s(x) = -(x - mu) / tau_i and alpha_i = eps sigma_i^2 / sigma_L^2 is linear-Gaussian:
+    m - mu <- c (m - mu) and v <- c^2 v + alpha_i with c = 1 - alpha_i / (2 tau_i)."""
+    mean, variance = offset, 0.0
+    for sigma in sigmas:
+        alpha = eps * sigma**2 / sigmas[-1] ** 2
+        contraction = 1 - alpha / (2 * (s**2 + sigma**2))
+        for _ in range(n_steps_each):
+            mean, variance = contraction * mean, contraction**2 * variance + alpha
+    return mean, variance
+
+
+def _assert_moments(x: torch.Tensor, mean: torch.Tensor, variance: float) -> None:
+    """Sample mean and variance of each coordinate within five standard errors: sqrt(v / n) and
+    v sqrt(2 / (n - 1)) (the samples are exactly Gaussian)."""
+    n = x.shape[0]
+    assert ((x.mean(0) - mean).abs() < 5 * math.sqrt(variance / n)).all()
+    assert ((x.var(0) - variance).abs() < 5 * variance * math.sqrt(2 / (n - 1))).all()
+
+
+# a short ladder with two steps per level: the chain is far from stationary, so every level's
+# step size shows in the moments (a schedule eps sigma_i / sigma_L gives about 40 standard errors
+# away on the mean and 55 on the variance)
+SHORT_SIGMAS, SHORT_S, SHORT_STEPS, SHORT_EPS = [1.0, 0.5, 0.25], 0.5, 2, 0.02
+SHORT_MU = torch.tensor([1.0, -1.0, 0.5], dtype=torch.float64)
+SHORT_OFFSET = 2.0
+
+
+def _short_annealed_run(denoise: bool, n: int = 20_000) -> torch.Tensor:
+    model = SmoothedGaussian(SHORT_MU, SHORT_S, SHORT_SIGMAS)
+    x0 = (SHORT_MU + SHORT_OFFSET).expand(n, DIM).clone()
+    return annealed_langevin(
+        model.energy,
+        x0,
+        SHORT_SIGMAS,
+        SHORT_STEPS,
+        SHORT_EPS,
+        torch.Generator().manual_seed(2),
+        denoise=denoise,
+    )
+
+
+def test_annealed_langevin_follows_the_step_schedule_level_by_level():
+    x = _short_annealed_run(denoise=False)
+    offset, variance = _annealed_gaussian_moments(
+        SHORT_OFFSET, SHORT_S, SHORT_SIGMAS, SHORT_STEPS, SHORT_EPS
+    )
+    _assert_moments(x, SHORT_MU + offset, variance)
+
+
+def test_annealed_langevin_denoising_step_is_tweedies_posterior_mean():
+    # Tweedie: for x~ = x + sigma z with x ~ N(mu, s^2 I), E[x | x~] = x~ + sigma^2 grad log q(x~)
+    # = mu + s^2 / (s^2 + sigma^2) (x~ - mu); the final step applies it at sigma_L to the chain
+    sigma_last = SHORT_SIGMAS[-1]
+    shrink = SHORT_S**2 / (SHORT_S**2 + sigma_last**2)  # 0.8 here
+    noisy = _short_annealed_run(denoise=False)
+    x = _short_annealed_run(denoise=True)
+    # the denoising step draws no noise: the same chains, mapped exactly
+    torch.testing.assert_close(x, SHORT_MU + shrink * (noisy - SHORT_MU), rtol=1e-12, atol=1e-12)
+    offset, variance = _annealed_gaussian_moments(
+        SHORT_OFFSET, SHORT_S, SHORT_SIGMAS, SHORT_STEPS, SHORT_EPS
+    )
+    _assert_moments(x, SHORT_MU + shrink * offset, shrink**2 * variance)
 
 
 def test_exact_score_matching_refuses_high_dimension():

@@ -480,14 +480,14 @@ GPU_CASES: dict[str, Callable[[str, dict[str, int]], list[dict[str, Any]]]] = {
 
 
 def gpu_check(dry_run: bool = False, only: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
-    """The RBM, AIS and Langevin benchmarks on the GPU against its own matmul peak (measured in
-    the same rounds), with CUDA graphs for the fixed-shape inner loops and the RBM update at
-    float32, TF32 and bfloat16, and the PixelCNN and VAE trained through ``ebmlab.train`` at
-    each ``TrainConfig.precision``. ``dry_run``: the same code on the CPU with tiny sizes (what the
+    """The RBM, AIS and Langevin benchmarks on the GPU against its own matmul peak (measured in the
+    same rounds), with CUDA graphs for the fixed-shape inner loops and the RBM update at float32,
+    TF32 and bfloat16, and the PixelCNN and VAE trained through ``ebmlab.training.train`` at each
+    ``TrainConfig.precision``. ``dry_run``: the same code on the CPU with tiny sizes (what the
     default test suite runs, so that the check cannot rot without a GPU). ``only``: names of
     ``GPU_CASES`` to run (None: all). The records come as each case finishes, so that a check cut
-    short by a time limit still reports the cases it finished; on the GPU a case that fails
-    reports its error and the others still run."""
+    short by a time limit still reports the cases it finished; on the GPU a case that fails reports
+    its error and the others still run."""
     names = list(GPU_CASES) if not only else list(only)
     unknown = [name for name in names if name not in GPU_CASES]
     if unknown:

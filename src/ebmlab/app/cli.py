@@ -677,7 +677,7 @@ def _write_samples(samples: torch.Tensor, config: dict[str, Any], out: Path, tit
 
 
 #: Step sizes of the gradient kernels when ``--step-size`` is not given.
-DEFAULT_STEP_SIZES = {"langevin": 0.01, "mala": 0.01, "sgld": 0.01, "hmc": 0.05}
+DEFAULT_STEP_SIZES = {"langevin": 0.01, "ula": 0.01, "mala": 0.01, "sgld": 0.01, "hmc": 0.05}
 #: Kernels that move continuous states along the energy's gradient.
 GRADIENT_KERNELS = tuple(DEFAULT_STEP_SIZES)
 
@@ -757,7 +757,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise CLIError(f"--sampler {args.sampler}: {refusal}")
     settings: dict[str, Any] = {}
     if args.sampler in GRADIENT_KERNELS:
-        settings["step_size"] = args.step_size or DEFAULT_STEP_SIZES[args.sampler]
+        # SGLD's step size decays from its scale a: eps_t = a (b + t)^-gamma
+        key = "a" if args.sampler == "sgld" else "step_size"
+        settings[key] = args.step_size or DEFAULT_STEP_SIZES[args.sampler]
     elif args.step_size is not None:
         raise CLIError(f"--step-size: {args.sampler} takes no step size")
     if args.sampler == "mh" and getattr(model, "spin_values", None) is not None:
@@ -1062,13 +1064,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="MCMC steps (default: the model's own, or 1000)")
     p.add_argument(
         "--sampler",
-        help="run this kernel through the MCMC runner and report "
-        "diagnostics: mh, gibbs, langevin, mala, hmc (default: the model's sampler)",
+        help="run this kernel through the MCMC runner and report diagnostics: mh, gibbs, pt, "
+        "anneal or gwg, dmala, dula on binary units; langevin (ula), mala, sgld, hmc on "
+        "continuous ones (default: the model's sampler)",
     )
     p.add_argument(
         "--step-size",
         type=float,
-        help="kernel step size (langevin, mala, sgld: default 0.01; hmc: 0.05)",
+        help="kernel step size (langevin, ula, mala: default 0.01; sgld: its initial scale a, "
+        "default 0.01; hmc: 0.05)",
     )
     p.add_argument("--burn-in", type=int, default=0, help="steps discarded before collecting")
     p.add_argument("--thin", type=int, default=1, help="keep every THIN-th draw")

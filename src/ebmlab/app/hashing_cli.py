@@ -15,6 +15,9 @@ def add_hash_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Train a semantic-hashing autoencoder on MNIST, compare it with PCA-sign, "
         "random-hyperplane LSH and ITQ codes (mAP, precision within Hamming radius 2, "
         "precision-recall curves) and time Hamming-ball lookups against a linear scan.",
+        epilog="example:\n"
+        "  EBMLAB_DATA=path/to/data ebmlab hash --data mnist --bits 32 --out runs/hash",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--data", default="mnist", help="dataset (default mnist)")
     parser.add_argument("--data-dir", help="dataset folder (default $EBMLAB_DATA)")

@@ -32,6 +32,7 @@ from .free_energy import (
 )
 from .gan import GAN
 from .gaussian_rbm import GaussianBernoulliRBM
+from .hashing import HashingAutoencoder
 from .hopfield import (
     Hopfield,
     ModernHopfield,
@@ -78,6 +79,7 @@ __all__ = [
     "FreeEnergyTerms",
     "GaussianBernoulliRBM",
     "GaussianHiddenRBM",
+    "HashingAutoencoder",
     "HiddenHopfield",
     "Hopfield",
     "ImageRealNVP",

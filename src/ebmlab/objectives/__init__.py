@@ -13,6 +13,7 @@ from .boltzmann import BoltzmannLearning
 from .cgan import ConditionalGANObjective
 from .classification import CrossEntropyClassification
 from .contrastive import ContrastiveDivergence, ParallelTemperingCD, PersistentContrastiveDivergence
+from .contrastive_discrete import ContrastiveDiscrete
 from .contrastive_langevin import ContrastiveLangevin
 from .cyclegan import CycleGANObjective
 from .dbm import TiedCopiesCD, VariationalPCD
@@ -34,6 +35,7 @@ __all__ = [
     "BernoulliDiffusionLoss",
     "BoltzmannLearning",
     "ConditionalGANObjective",
+    "ContrastiveDiscrete",
     "ContrastiveDivergence",
     "ContrastiveLangevin",
     "CrossEntropyClassification",

@@ -1,4 +1,4 @@
-"""The objective protocol used by the one training loop (``ebmlab.train``).
+"""The objective protocol used by the one training loop (``ebmlab.training.train``).
 
 An objective turns a minibatch (and the model's own samples) into a scalar surrogate loss whose
 gradient is the learning signal. For contrastive methods the loss is

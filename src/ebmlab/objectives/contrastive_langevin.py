@@ -34,7 +34,7 @@ Regularization and stability:
   * ``energy_bound``: an energy of the data or of a negative with |E| above the bound raises
     ``TrainingDiverged`` naming the step; the run keeps its last good checkpoint.
 
-Divergence remedies (the advice of the JEM maintainers; ``ebmlab.train.train_with_restarts``
+Divergence remedies (the advice of the JEM maintainers; ``ebmlab.training.train_with_restarts``
 applies them automatically after a ``TrainingDiverged``):
   * energies grow without bound / samples saturate: raise ``alpha`` (L2 energy penalty, e.g.
     0.1 -> 1);

@@ -11,8 +11,8 @@ discriminator D* = p_data / (p_data + p_g) (logit log p_data - log p_g), L_D = l
 for any D, L_D >= log 4 - 2 JSD, so (log 4 - L_D) / 2 is a lower bound on JSD(p_data || p_g),
 logged as ``jsd_lower_bound``.
 
-How the two players fit the one training loop (``ebmlab.train``: one loss, one backward, one
-optimizer step per minibatch). Gradient reversal, which flow contrastive estimation uses
+How the two players fit the one training loop (``ebmlab.training.train``: one loss, one backward,
+one optimizer step per minibatch). Gradient reversal, which flow contrastive estimation uses
 (``objectives/nce.py``), gives the second player the gradient of +V: that is the minimax
 generator loss only, and the non-saturating loss is not -V. Here instead the loss is the sum
 L_D + L_G where each term reaches only its own player's parameters:

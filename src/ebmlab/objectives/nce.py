@@ -15,20 +15,20 @@ is consistent: at the optimum p = p_data, and c is the true log Z (the model sel
 covariance in ``setup``; ``c`` is ``log_z``, a parameter of the objective (checkpointed with it).
 
 Flow contrastive estimation (Gao, Nijkamp, Kingma, Xu, Dai & Wu 2020). The better q matches the
-data, the more informative the classification; FCE makes q a normalizing flow trained
-adversarially: the EBM maximizes V, the flow minimizes it (it seeks the noise the EBM finds
-hardest to reject, and so moves toward the data). How this fits the one training loop
-(``ebmlab.train``, one loss, one optimizer): a gradient-reversal layer. Every flow-dependent
-tensor in V (log q at the data, the reparameterized flow samples y = f^-1(z) and their log q)
-passes through ``reverse_gradient`` (identity forward, -grad backward), so one backward pass of
-loss = -V gives the EBM and c the gradient of -V and the flow the gradient of +V: simultaneous
-gradient descent-ascent. The flow's parameters are a separate optimizer group (its own learning
-rate ``flow_lr_ratio`` x lr, no weight decay), so its optimizer state, the lr schedule,
-gradient clipping, data parallelism and checkpoints all come from the loop. ``setup`` first fits
-the flow to the data by a few maximum-likelihood steps (``flow_pretrain_steps``; deterministic,
-seeded), so that the contrast is informative from the start. Gao et al. alternate the two
-updates and pick which to update from the classification accuracy; simultaneous updates with a
-slower flow (``flow_lr_ratio`` < 1) are the simpler variant used here.
+data, the more informative the classification; FCE makes q a normalizing flow trained adversarially:
+the EBM maximizes V, the flow minimizes it (it seeks the noise the EBM finds hardest to reject, and
+so moves toward the data). How this fits the one training loop (``ebmlab.training.train``, one loss,
+one optimizer): a gradient-reversal layer. Every flow-dependent tensor in V (log q at the data, the
+reparameterized flow samples y = f^-1(z) and their log q) passes through ``reverse_gradient``
+(identity forward, -grad backward), so one backward pass of loss = -V gives the EBM and c the
+gradient of -V and the flow the gradient of +V: simultaneous gradient descent-ascent. The flow's
+parameters are a separate optimizer group (its own learning rate ``flow_lr_ratio`` x lr, no weight
+decay), so its optimizer state, the lr schedule, gradient clipping, data parallelism and checkpoints
+all come from the loop. ``setup`` first fits the flow to the data by a few maximum-likelihood steps
+(``flow_pretrain_steps``; deterministic, seeded), so that the contrast is informative from the
+start. Gao et al. alternate the two updates and pick which to update from the classification
+accuracy; simultaneous updates with a slower flow (``flow_lr_ratio`` < 1) are the simpler variant
+used here.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Training precision: ``ebmlab.train`` in float32 and in bfloat16 (``precision="bfloat16"``:
-the forward pass under ``torch.autocast``, parameters and optimizer state in float32), same
-model, data, batches and seed, in the same run.
+"""Training precision: ``ebmlab.training.train`` in float32 and in bfloat16
+(``precision="bfloat16"``: the forward pass under ``torch.autocast``, parameters and optimizer state
+in float32), same model, data, batches and seed, in the same run.
 
 Cases: the PixelCNN of ``ebmlab train pixelcnn --preset paper`` (gated, 32 feature maps,
 7 layers, batch 64, Adam), convolution-bound; Burda et al.'s 784-200-200-50 VAE (batch 100,
@@ -69,8 +69,8 @@ TINY_CASES: dict[str, Case] = {
 
 
 def _epoch(make: Case, x: torch.Tensor, precision: str, device: str) -> Callable[[], float]:
-    """One epoch of ``ebmlab.train`` per call, the same model trained on across calls; returns
-    the epoch's mean loss."""
+    """One epoch of ``ebmlab.training.train`` per call, the same model trained on across calls;
+    returns the epoch's mean loss."""
     from ebmlab.training import TrainConfig, train
 
     model, objective, batch = make()

@@ -124,7 +124,8 @@ def _ebmlab(x: np.ndarray, h: int, batch: int, method: str, gradient: str = "man
 def _loop_run(
     x: np.ndarray, h: int, batch: int, method: str, epochs: int, precision: str = "float32"
 ):
-    """(model, objective, data, loop settings) of an ``ebmlab.train`` run of ``epochs`` epochs."""
+    """(model, objective, data, loop settings) of an ``ebmlab.training.train`` run of
+    ``epochs`` epochs."""
     from ebmlab.models.rbm import BernoulliRBM
     from ebmlab.objectives.contrastive import ContrastiveDivergence
     from ebmlab.training import TrainConfig
@@ -152,7 +153,7 @@ def _ebmlab_loop(x: np.ndarray, h: int, batch: int, method: str, precision: str 
 
 
 def _ebmlab_loop_epochs(x: np.ndarray, h: int, batch: int, method: str, epochs: int) -> list[float]:
-    """Seconds of each epoch of one ``ebmlab.train`` run of ``epochs`` epochs, read at the
+    """Seconds of each epoch of one ``ebmlab.training.train`` run of ``epochs`` epochs, read at the
     epoch ends (one thread: CPU time), the first one with the run's setup (data checks, the
     objective's setup): the epochs after it are the loop's own cost per epoch."""
     from ebmlab.app.bench import clock_for
@@ -353,8 +354,8 @@ def run(
                             t.clock,
                         )
                     )
-            # the loop inside a run: epochs 2.. of one ebmlab.train call, the references of the
-            # bare update's rounds (measured beside it)
+            # the loop inside a run: epochs 2.. of one ebmlab.training.train call, the references
+            # of the bare update's rounds (measured beside it)
             times = _ebmlab_loop_epochs(x, h, batch, method, rounds + 1)
             ref = best["ebmlab", "float32"]
             in_run = Measured(min(times[1:]), ref.peak_flops, ref.shape_flops, ref.clock)

@@ -11,7 +11,7 @@ Cases:
   kept, with the rounds' spread (one thread: CPU time). Beside them: the autograd gradient
   alone at the states of a run (what every eager implementation computes per step; each
   record's ``seconds_over_autograd_gradient`` is its time over that floor), and
-  ``ebmlab.sample`` given the energy's closed-form gradient (``EnergyWithGradient``).
+  ``ebmlab.samplers.sample`` given the energy's closed-form gradient (``EnergyWithGradient``).
 * ``ais``: wall time of ``ebmlab.estimators.ais`` with 14,500 betas x 100 runs on a 784 x 500 RBM
   (quick: 1,450 betas), and the fractions of the float32 matmul throughput it reaches, counting
   2 matmuls of 2 * 100 * 784 * 500 flops per beta, of the square matmul peak and of the

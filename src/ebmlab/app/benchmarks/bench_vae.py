@@ -9,7 +9,7 @@ one epoch (60,000 examples; quick: 6,000), batch 100 and 20 (Burda et al.'s):
   KL, ``torch.optim.Adam``) and its loop, as a tutorial writes it: the reference;
 * ``ebmlab``: ``VariationalBound.loss`` + ``torch.optim.Adam`` in the same bare loop (the cost of
   the model and objective code);
-* ``ebmlab-train-loop``: ``ebmlab.train.train`` for one epoch (adds shuffling, the NaN guard,
+* ``ebmlab-train-loop``: ``ebmlab.training.train`` for one epoch (adds shuffling, the NaN guard,
   metrics; no checkpoint); ``overhead`` = its seconds / plain-pytorch's - 1.
 
 Evaluation: ``VAE.bounds`` (IWAE-K with ELBO and ESS, chunked logsumexp) on test images with

@@ -4,7 +4,7 @@ log-likelihood (nats), with exp(-E) normalized on a 360 x 360 grid on [-4.5, 4.5
     python -m ebmlab.app.benchmarks.ebm_toy_table --out runs/ebm_sweep
 
 Each run trains the ``ebm`` recipe with its defaults (the CLI's: 20,000 training and 5,000 test
-points, seed 0) through ``ebmlab.train.train`` and appends one JSON line to
+points, seed 0) through ``ebmlab.training.train`` and appends one JSON line to
 ``OUT/results.jsonl``; finished runs are skipped when the script is started again. At the end it
 writes ``OUT/table.md`` (the README table) and ``OUT/landscapes.png`` (energy landscapes, one
 row per density, one column per method). ``--methods`` / ``--densities`` pick a subset,

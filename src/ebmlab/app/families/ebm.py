@@ -31,7 +31,7 @@ RBM family reports them.
 
 Divergence remedies (the JEM maintainers' advice: restart from the last good checkpoint with a
 new seed and a lower learning rate, more Langevin steps, a larger L2 energy penalty) are
-``ebmlab.train.train_with_restarts`` (``ebmlab train ... --restarts N``), which calls the
+``ebmlab.training.train_with_restarts`` (``ebmlab train ... --restarts N``), which calls the
 objective's ``apply_remedies``.
 """
 
@@ -706,7 +706,7 @@ register(
         },
         demo={
             "data": "digits",
-            "options": {"objective": "ncsn", "network": "conv", "sample_steps": 500},
+            "options": {"objective": "ncsn", "sample_steps": 500},
             "epochs": 80,
             "batch_size": 128,
             "lr": 2e-3,
