@@ -302,3 +302,48 @@ def test_grbm_sampling_moments() -> None:
         v, _ = grbm.gibbs_vhv(v, g)
     se = v.std(0) / math.sqrt(v.shape[0])
     assert ((v.mean(0) - mean).abs() < 5 * se).all()
+
+
+def test_grbm_gibbs_covariance_matches_exact() -> None:
+    """The GRBM Gibbs chain's visible samples have the exact mean and covariance. Completing the
+    square in the energy E(v, h) = sum_i (v_i - b_i)^2 / (2 sigma_i^2) - c^T h - (v / sigma^2)^T W h
+    gives v | h ~ N(m(h), diag(sigma^2)) with m(h) = b + W h, and integrating v out
+    log p(h) = c^T h + sum_i (m_i(h)^2 - b_i^2) / (2 sigma_i^2) + const (the Gaussian's
+    normalizer does not depend on h). So, by the law of total
+    covariance, Cov[v] = diag(sigma^2) + W Cov[h] W^T, with Cov[h] from the 2^3 hidden states
+    (float64). 40000 independent chains from v = b, 100 sweeps, one state per chain: the sample
+    covariance's standard error per entry is the standard deviation of the centred products
+    over the chains / sqrt(n). sigma = (0.5, 1.4, 0.8) differs from 1 and between units, so a
+    noise scale of sigma^2 (or 1) in ``sample_v`` is far outside 5 standard errors."""
+    sigma = torch.tensor([0.5, 1.4, 0.8], dtype=torch.float64)
+    W = torch.tensor([[0.5, -0.4, 0.3], [1.2, 0.9, -1.0], [-0.5, 0.7, 0.6]], dtype=torch.float64)
+    b = torch.tensor([0.5, -1.0, 0.3], dtype=torch.float64)
+    c = torch.tensor([-0.5, 0.2, 0.4], dtype=torch.float64)
+    grbm = GaussianBernoulliRBM(3, 3, seed=0).double()
+    with torch.no_grad():
+        grbm.W.copy_(W)
+        grbm.b.copy_(b)
+        grbm.c.copy_(c)
+        grbm.log_sigma.copy_(sigma.log())
+    hs = all_binary(3)
+    m = b + hs @ W.T  # E[v | h], (8, 3)
+    p_h = torch.softmax(hs @ c + ((m.square() - b.square()) / (2 * sigma**2)).sum(1), 0)
+    mean_h = p_h @ hs
+    cov_h = (hs - mean_h).T @ ((hs - mean_h) * p_h[:, None])
+    mean = b + W @ mean_h
+    cov = torch.diag(sigma**2) + W @ cov_h @ W.T
+
+    n = 40000
+    g = torch.Generator().manual_seed(0)
+    v = b.expand(n, -1).clone()
+    for _ in range(100):
+        v, _ = grbm.gibbs_vhv(v, g)
+    se_mean = v.std(0) / math.sqrt(n)
+    assert ((v.mean(0) - mean).abs() < 5 * se_mean).all(), (v.mean(0), mean, se_mean)
+    d = v - v.mean(0)
+    products = d[:, :, None] * d[:, None, :]  # (n, 3, 3), independent across chains
+    sample_cov = products.mean(0)
+    se = products.std(0) / math.sqrt(n)
+    assert ((sample_cov - cov).abs() < 5 * se).all(), (sample_cov, cov, se)
+    # power: the hidden units' part W Cov[h] W^T is resolved too (not only diag(sigma^2))
+    assert ((cov - torch.diag(sigma**2)).abs() / se).max() > 10

@@ -7,6 +7,7 @@ import copy
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -332,15 +333,125 @@ def test_chains_survive_a_checkpoint(tmp_path) -> None:
 
 
 # ----- Gaussian-Bernoulli training (learnergy's exploding gradients) ------------------------------
-def test_grbm_cd_matches_autograd_free_energy_gradient() -> None:
-    grbm = GaussianBernoulliRBM(5, 3, seed=0).double()
-    x = torch.randn(20, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    objective = ContrastiveDivergence(k=1)
-    objective.setup(grbm, x)
-    g = torch.Generator().manual_seed(1)
-    loss, _ = objective.loss(grbm, x, g)
-    loss.backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in grbm.parameters())
+def grbm_free_energy_by_enumeration(grbm: GaussianBernoulliRBM, v: torch.Tensor) -> torch.Tensor:
+    """F(v) = -log sum_h exp(-E(v, h)) with E written from Cho et al.'s definition,
+    E = sum_i (v_i - b_i)^2 / (2 sigma_i^2) - c^T h - sum_ij (v_i / sigma_i^2) W_ij h_j,
+    summed over the 2^H hidden states (differentiable in the parameters)."""
+    hs = all_binary(grbm.n_hidden)
+    var = torch.exp(2 * grbm.log_sigma)
+    quadratic = ((v - grbm.b).square() / (2 * var)).sum(-1)  # (n,)
+    coupling = (v / var) @ grbm.W @ hs.T + hs @ grbm.c  # (n, 2^H)
+    return quadratic - torch.logsumexp(coupling, 1)
+
+
+@pytest.mark.parametrize("scale_by_variance", [False, True])
+def test_grbm_cd_matches_autograd_free_energy_gradient(scale_by_variance: bool) -> None:
+    """The CD-1 gradient of a Gaussian-Bernoulli RBM, averaged over repeats, equals its exact
+    expectation. With v0 the data rows, h0 ~ p(h | v0) and v1 ~ N(b + W h0, diag(sigma^2)), the
+    expected loss gradient is
+
+        grad mean_n F(v0_n) - sum_n (1/n) sum_h p(h | v0_n) E_{v ~ N(b + W h, sigma^2)}[grad F(v)]
+
+    (the negative samples are constants for the gradient). p(h | v0) factorizes into sigmoids of
+    c + W^T (v0 / sigma^2) (the energy is linear in h); the Gaussian expectation is a product
+    Gauss-Hermite rule with 60 nodes per visible dimension (D = 2; the integrand is analytic, the
+    rule is converged to ~1e-12, far below the sampling error); F is the enumeration over h of the
+    energy's definition. Weighting the free energy at the fixed nodes by the (detached) weights and
+    taking autograd gives the expectation of the gradient. sigma = (0.6, 1.7): a wrong noise scale
+    in ``sample_v`` (sigma^2, say) moves the log-sigma and W gradients by many standard errors.
+    With ``scale_by_variance`` the rows of W's and b's gradients are multiplied by sigma_i^2 (the
+    class docstring). Tolerance: 5 standard errors of the mean over 20 independent repeats."""
+    grbm = GaussianBernoulliRBM(2, 3, seed=0).double()
+    with torch.no_grad():
+        grbm.W.copy_(torch.tensor([[0.8, -0.5, 0.3], [-0.4, 0.9, 0.6]], dtype=torch.float64))
+        grbm.b.copy_(torch.tensor([0.3, -0.7], dtype=torch.float64))
+        grbm.c.copy_(torch.tensor([-0.2, 0.4, 0.1], dtype=torch.float64))
+        grbm.log_sigma.copy_(torch.tensor([0.6, 1.7], dtype=torch.float64).log())
+    params = [grbm.W, grbm.b, grbm.c, grbm.log_sigma]
+    x = torch.tensor([[0.5, -1.0], [1.5, 0.2], [-0.8, 0.9], [0.1, 2.0]], dtype=torch.float64)
+
+    # exact expectation
+    with torch.no_grad():
+        W, b, c = grbm.W.detach(), grbm.b.detach(), grbm.c.detach()
+        sigma = grbm.log_sigma.detach().exp()
+        hs = all_binary(3)
+        p_on = torch.sigmoid(c + (x / sigma**2) @ W)  # (n, H)
+        p_h = torch.where(hs[None] == 1, p_on[:, None], 1 - p_on[:, None]).prod(-1)  # (n, 2^H)
+        nodes, node_weights = np.polynomial.hermite.hermgauss(60)
+        t = torch.tensor(nodes, dtype=torch.float64)
+        w = torch.tensor(node_weights, dtype=torch.float64) / math.sqrt(math.pi)
+        grid = torch.stack(torch.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
+        grid_weights = (w[:, None] * w[None, :]).reshape(-1)
+        points = (b + hs @ W.T)[:, None, :] + math.sqrt(2.0) * sigma * grid[None]  # (2^H, Q, D)
+        weights = p_h.mean(0)[:, None] * grid_weights[None]  # (2^H, Q), sums to 1
+        assert abs(float(weights.sum()) - 1.0) < 1e-12
+    expected_loss = (
+        grbm_free_energy_by_enumeration(grbm, x).mean()
+        - (weights.reshape(-1) * grbm_free_energy_by_enumeration(grbm, points.reshape(-1, 2))).sum()
+    )
+    expected = list(torch.autograd.grad(expected_loss, params))
+    if scale_by_variance:
+        expected[0] = expected[0] * sigma[:, None] ** 2
+        expected[1] = expected[1] * sigma**2
+
+    # the objective's CD-1 gradient, 20 independent repeats of a 2000-row minibatch
+    batch = x.repeat(500, 1)
+    repeats = []
+    for rep in range(20):
+        objective = ContrastiveDivergence(
+            k=1, init_visible_bias=False, scale_by_variance=scale_by_variance
+        )
+        objective.setup(grbm, batch)
+        grbm.zero_grad(set_to_none=True)
+        loss, _ = objective.loss(grbm, batch, torch.Generator().manual_seed(rep))
+        loss.backward()
+        repeats.append([p.grad.clone() for p in params])
+    samples = [torch.stack(parts) for parts in zip(*repeats)]
+    for s, e in zip(samples, expected):
+        assert_within_se(s, e)
+
+
+def test_parallel_tempering_beta1_chains_follow_exact_marginal() -> None:
+    """The beta = 1 PT chains' visible states follow the exact p(v) (chi-square over the 16
+    states). 5000 independent chains (swaps exchange rungs within a chain index, never across
+    chains) run for 101 tempered sweeps, each followed by a round of swaps; one state per chain at
+    the end, so the counts are multinomial. An odd number of rounds with 3 rungs ends on a round
+    that swaps rungs (0, 1): the state read is the one a swap just delivered (what the gradient
+    uses), before a Gibbs sweep at beta = 1 can partly repair a wrong acceptance. The visible
+    biases are doubled (N(0, 1)) so that the b.v part of the swap energy matters. p(v) is the
+    marginal of the joint exp(b.v + c.h + v^T W h) enumerated over all (v, h), in float64."""
+    rbm = tiny_rbm()
+    with torch.no_grad():
+        rbm.b.mul_(2.0)
+    vs, hs = all_binary(4), all_binary(3)
+    W, b, c = rbm.W.detach(), rbm.b.detach(), rbm.c.detach()
+    neg_energy = (vs @ b)[:, None] + (hs @ c)[None, :] + vs @ W @ hs.T  # (16, 8)
+    p = torch.softmax(neg_energy.flatten(), 0).reshape(16, 8).sum(1)
+    # the library's free energy and log Z agree with the enumeration
+    from ebmlab.estimators import exact_log_z
+
+    torch.testing.assert_close(
+        (-rbm.free_energy(vs) - exact_log_z(rbm)).detach(), p.log(), rtol=0, atol=1e-10
+    )
+
+    n_chains = 5000
+    objective = ParallelTemperingCD(
+        k=101, n_chains=n_chains, n_temperatures=3, init_visible_bias=False, seed=0
+    )
+    objective.setup(rbm, DATA)
+    objective.loss(rbm, DATA, torch.Generator().manual_seed(1))
+    assert int(objective.swap_rounds) == 101
+    assert all(r > 0.05 for r in swap_acceptance(objective))  # the swaps do happen
+    v = objective.negative_samples()
+    assert v.shape == (n_chains, 4)
+    index = (v @ torch.tensor([8.0, 4.0, 2.0, 1.0], dtype=v.dtype)).long()  # itertools order
+    counts = torch.bincount(index, minlength=16).double()
+    expected = n_chains * p
+    assert expected.min() > 50  # the chi-square approximation holds
+    chi2 = ((counts - expected).square() / expected).sum()
+    df = torch.tensor(15 / 2, dtype=torch.float64)
+    p_value = float(torch.special.gammaincc(df, chi2 / 2))  # chi-square survival, 15 dof
+    assert p_value > 1e-3, (p_value, counts, expected)
 
 
 # ----- end to end: train with the one loop, then generate ---------------------------------------
