@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 from estimator_models import (
@@ -19,6 +20,7 @@ from estimator_models import (
 )
 
 from ebmlab.estimators import enumerate_states, exact_log_probs, exact_log_z, exact_sample
+from ebmlab.models.gaussian_rbm import GaussianBernoulliRBM
 from ebmlab.models.ising import Ising
 from ebmlab.models.rbm import BernoulliRBM
 
@@ -118,3 +120,49 @@ def test_exact_sample_of_a_gaussian_rbm_has_the_exact_mean():
         v = exact_sample(grbm, 40000, torch.Generator().manual_seed(1))
     se = v.std(0) / math.sqrt(v.shape[0])
     assert ((v.mean(0) - mean).abs() < 5 * se).all()
+
+
+def test_exact_sample_of_a_gaussian_rbm_has_the_exact_covariance():
+    # E(v, h) = sum_i (v_i - b_i)^2 / (2 s_i^2) - c^T h - sum_i (v_i / s_i^2) (W h)_i; completing
+    # the square in v: p(v | h) = N(b + W h, diag(s^2)) and p(h) ~ exp(c^T h + sum_i ((b_i +
+    # (W h)_i)^2 - b_i^2) / (2 s_i^2)), so Cov[v] = diag(s^2) + W Cov[h] W^T (numpy, float64)
+    sigma = np.array([0.5, 2.0, 0.7, 1.5])
+    grbm = GaussianBernoulliRBM(4, 3, learn_sigma=True).double()
+    g = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        grbm.W.copy_(torch.randn(4, 3, generator=g, dtype=torch.float64))
+        grbm.b.copy_(torch.randn(4, generator=g, dtype=torch.float64))
+        grbm.c.copy_(torch.randn(3, generator=g, dtype=torch.float64) * 0.5)
+        grbm.log_sigma.copy_(torch.from_numpy(np.log(sigma)))
+    W, b, c = (p.detach().numpy() for p in (grbm.W, grbm.b, grbm.c))
+
+    def energy(v, h):
+        quadratic = ((v - b) ** 2 / (2 * sigma**2)).sum(-1)
+        return quadratic - h @ c - ((v / sigma**2) * (h @ W.T)).sum(-1)
+
+    # the parametrization read off the docstring is the model's energy
+    rng = np.random.default_rng(0)
+    v_test, h_test = rng.normal(size=(20, 4)), rng.integers(0, 2, size=(20, 3)).astype(float)
+    with torch.no_grad():
+        model_energy = grbm.energy(torch.from_numpy(v_test), torch.from_numpy(h_test)).numpy()
+    np.testing.assert_allclose(model_energy, energy(v_test, h_test), rtol=1e-12, atol=1e-12)
+
+    h = np.array(list(itertools.product([0.0, 1.0], repeat=3)))
+    m = h @ W.T  # (8, 4): W h for every hidden state
+    log_p = h @ c + (((b + m) ** 2 - b**2) / (2 * sigma**2)).sum(-1)
+    p_h = np.exp(log_p - log_p.max())
+    p_h /= p_h.sum()
+    mean_h = p_h @ h
+    cov_h = (h - mean_h).T @ ((h - mean_h) * p_h[:, None])
+    mean = b + W @ mean_h
+    cov = np.diag(sigma**2) + W @ cov_h @ W.T
+
+    n = 40_000
+    with torch.no_grad():
+        v = exact_sample(grbm, n, torch.Generator().manual_seed(3)).numpy()
+    centred = v - mean  # about the exact mean: E[centred_i centred_j] = cov_ij exactly
+    products = centred[:, :, None] * centred[:, None, :]
+    se = products.std(0, ddof=1) / math.sqrt(n)
+    assert (np.abs(products.mean(0) - cov) < 5 * se).all(), (products.mean(0), cov, se)
+    # the noise is what sets the variances here: sigma^2 against sigma^4 or 1 is many se apart
+    assert (np.diag(cov) > 1.5 * np.diag(W @ cov_h @ W.T)).any()
