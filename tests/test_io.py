@@ -199,3 +199,14 @@ print(sorted((set(MODEL_CLASSES) | set(OBJECTIVE_CLASSES)) - before))
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]", f"registered only by importing their module: {out.strip()}"
+
+
+def test_save_refuses_a_directory_as_the_path(tmp_path):
+    """A directory is named as such before anything is written (no temporary file left)."""
+    with pytest.raises(
+        IsADirectoryError,
+        match=r"path: .* is a directory; give a file name "
+        r"such as .*model\.safetensors",
+    ):
+        ebmlab.save(BernoulliRBM(4, 3, seed=0), tmp_path)
+    assert list(tmp_path.iterdir()) == []

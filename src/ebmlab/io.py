@@ -206,6 +206,20 @@ def _module_tensors(module: nn.Module, prefix: str) -> dict[str, torch.Tensor]:
 
 
 # ----- writing ------------------------------------------------------------------------------------
+def _check_target(path: Any) -> None:
+    """Refuse a ``path`` that cannot name the checkpoint file (a directory, not a path), before
+    anything is written: the atomic write would otherwise fail on its temporary file."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(
+            f"path: expected a file path (str or os.PathLike), got {type(path).__name__}"
+        )
+    if Path(path).is_dir():
+        raise IsADirectoryError(
+            f"path: {os.fspath(path)} is a directory; give a file name such as "
+            f"{Path(path) / 'model.safetensors'}"
+        )
+
+
 def _write_atomically(payload: bytes, path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -281,6 +295,7 @@ def save(
             f"model: expected an ebmlab.models.Model, got {type(model).__name__}; only ebmlab "
             "models can be rebuilt from a checkpoint without pickle"
         )
+    _check_target(path)
     from . import __version__
 
     tensors = _module_tensors(model, "model")

@@ -263,3 +263,19 @@ def test_every_subcommand_has_help_with_an_example():
     assert len(found) > 20
     missing = [" ".join(path) for path, p in found if "ebmlab " not in (p.epilog or "")]
     assert not missing, f"no example in --help of: {missing}"
+
+
+def test_sample_takes_explicit_zeros_at_their_word_and_refuses_chain_flags_without_a_chain(
+    tmp_path, capsys
+):
+    run = tmp_path / "g"
+    assert train_toy(run, 1) == 0
+    capsys.readouterr()
+    base = ["sample", str(run), "--n", "4", "--no-progress"]
+    assert main([*base, "--sampler", "mala", "--steps", "0"]) == 2
+    assert "--steps" in capsys.readouterr().err
+    assert main([*base, "--sampler", "mala", "--step-size", "0"]) == 2
+    assert "--step-size: expected a finite number > 0, got 0.0" in capsys.readouterr().err
+    for extra in (["--step-size", "0.1"], ["--burn-in", "5"], ["--thin", "3"], ["--json"]):
+        assert main([*base, *extra]) == 2
+        assert f"{extra[0]}: these set the Markov chain of --sampler" in capsys.readouterr().err

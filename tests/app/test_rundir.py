@@ -50,6 +50,66 @@ def test_a_new_run_does_not_overwrite_a_run_without_force(tmp_path, capsys):
     assert json.loads((run / "config.json").read_text())["model"] == "independent"
 
 
+def test_a_folder_of_other_files_is_never_a_run_folder_even_with_force(tmp_path, capsys):
+    folder = tmp_path / "mine"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "notes.txt").write_text("important")
+    (folder / "sub" / "data.csv").write_text("x")
+    for extra in ((), ("--force",)):
+        assert _digits("independent", folder, *extra) == 2
+        err = capsys.readouterr().err
+        assert "is not empty (2 entries: notes.txt, sub)" in err and "holds no ebmlab run" in err
+    assert (folder / "notes.txt").read_text() == "important"
+    assert (folder / "sub" / "data.csv").exists() and not (folder / "config.json").exists()
+    assert _digits("independent", tmp_path / "empty") == 0  # a new or empty folder is fine
+
+
+def test_an_evaluation_of_the_checkpoint_before_a_resume_is_not_shown_as_the_runs(tmp_path, capsys):
+    from ebmlab.app import compare, report
+
+    run = tmp_path / "r"
+    assert _digits("rbm", run, "--hidden", "8", "--epochs", "1", "--eval") == 0
+    first = json.loads((run / "eval.json").read_text())["test_log_likelihood"]
+    assert compare.collect([run])[0]["evaluated"]
+    flags = ["--out", str(run), "--resume", "--epochs", "2", "--no-progress"]
+    assert main(["train", "rbm", *flags]) == 0  # trains on, no new evaluation
+    (record,) = compare.collect([run])
+    assert not record["evaluated"] and record["stale_evaluation"]
+    assert "test_log_likelihood" not in record
+    assert "evaluated before the run went on" in compare.markdown_table([record])
+    section = report.section_from_run(run)
+    assert "test_log_likelihood" not in section.metrics
+    assert any("trained on after its last evaluation" in note for note in section.notes)
+    capsys.readouterr()
+    assert main(["compare", str(run), "--eval", "--json"]) == 0  # scores the current checkpoint
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["evaluated"] and record["test_log_likelihood"] != first
+
+
+def test_resume_to_fewer_epochs_than_done_is_refused_and_leaves_the_record(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert _digits("rbm", run, "--hidden", "8", "--epochs", "3") == 0
+    before = (run / "config.json").read_text()
+    flags = ["--out", str(run), "--resume", "--no-progress"]
+    assert main(["train", "rbm", *flags, "--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--epochs: " in err and "trained 3 epochs already" in err and "at least 3" in err
+    assert (run / "config.json").read_text() == before
+    assert main(["train", "rbm", *flags, "--epochs", "4"]) == 0  # on to 4 in all
+
+
+def test_a_precision_the_device_cannot_run_is_refused_before_the_folder_is_touched(
+    tmp_path, capsys
+):
+    run = tmp_path / "r"
+    assert _digits("rbm", run, "--epochs", "1", "--precision", "tf32") == 2
+    assert "--precision: 'tf32' runs on CUDA tensor cores only" in capsys.readouterr().err
+    assert not run.exists()
+    assert _digits("independent", run) == 0  # an earlier run is not replaced by a refused one
+    assert _digits("rbm", run, "--epochs", "1", "--precision", "tf32", "--force") == 2
+    assert json.loads((run / "config.json").read_text())["model"] == "independent"
+
+
 def test_resume_refuses_changed_settings_and_names_them(tmp_path, capsys):
     run = tmp_path / "r"
     assert _digits("rbm", run, "--hidden", "8", "--epochs", "1") == 0

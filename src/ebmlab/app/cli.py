@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import errno
 import json
+import math
 import os
 import sys
 import time
@@ -297,6 +298,20 @@ def _flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
+def _epochs_done(out: Path, epochs: Any) -> int | None:
+    """Epochs the run's checkpoint has trained, when its loop is the run's own (its
+    ``train_config.epochs`` is the run's ``--epochs``; a staged family's layer loops are not)."""
+    path = out / rundir.CHECKPOINT_NAME
+    if not path.is_file():
+        return None
+    meta = io.read_checkpoint(path)[0].get("meta", {})
+    state, loop = meta.get("train_state"), meta.get("train_config")
+    if not isinstance(state, dict) or not isinstance(loop, dict) or loop.get("epochs") != epochs:
+        return None
+    done = state.get("epoch")
+    return done if isinstance(done, int) else None
+
+
 def _resumed_config(
     recipe: Recipe,
     args: argparse.Namespace,
@@ -337,6 +352,14 @@ def _resumed_config(
         for key in ("epochs", "device")
         if asked["train"].get(key) != recorded["train"].get(key)
     }
+    if "epochs" in changed:
+        done = _epochs_done(out, recorded["train"].get("epochs"))
+        if done is not None and asked["train"]["epochs"] < done:
+            raise CLIError(
+                f"--epochs: {out} has trained {done} epochs already; --resume --epochs N trains "
+                f"on up to N epochs in all, so N must be at least {done} (got "
+                f"{asked['train']['epochs']})"
+            )
     if args.restarts is not None and args.restarts != recorded.get("restarts", 0):
         changed["restarts"] = [recorded.get("restarts", 0), args.restarts]
         asked["restarts"] = args.restarts
@@ -373,6 +396,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"--resume: {out} holds no run to resume (no {rundir.CONFIG_NAME}); pass the run "
             "directory with --out"
         )
+    if settings.get("precision") is not None:  # before anything is written or replaced
+        from ..training.config import check_precision
+        from ..training.distributed import resolve_device
+
+        try:
+            check_precision(settings["precision"], resolve_device(settings.get("device", "auto")))
+        except ValueError as error:
+            raise CLIError(f"--{error}") from None
     if is_main:
         rundir.check_writable(out)
         world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -467,16 +498,6 @@ def _warn_if_baseline(
 EVALUATION_LEVELS = {"quick": 0, "full": 1}
 
 
-def _checkpoint_digest(run_dir: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with (run_dir / "checkpoint.safetensors").open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def stored_evaluation(run_dir: Path, quick: bool) -> dict[str, Any] | None:
     """``RUN/eval.json`` when it evaluated the current checkpoint at least as thoroughly as
     asked (None: evaluate again)."""
@@ -487,7 +508,7 @@ def stored_evaluation(run_dir: Path, quick: bool) -> dict[str, Any] | None:
         stored = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(stored, dict) or stored.get("checkpoint_sha256") != _checkpoint_digest(
+    if not isinstance(stored, dict) or stored.get("checkpoint_sha256") != rundir.checkpoint_digest(
         run_dir
     ):
         return None
@@ -502,7 +523,7 @@ def save_evaluation(run_dir: Path, metrics: dict[str, Any], quick: bool) -> dict
     metrics = {
         **metrics,
         "evaluation": "quick" if quick else "full",
-        "checkpoint_sha256": _checkpoint_digest(run_dir),
+        "checkpoint_sha256": rundir.checkpoint_digest(run_dir),
     }
     if quick and stored_evaluation(run_dir, quick=False) is not None:
         print(
@@ -639,7 +660,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not runs:
         raise CLIError("compare: none of the paths given is a run directory")
     for run in runs:
-        if args.eval and (run / "config.json").exists() and not (run / "eval.json").exists():
+        if args.eval and (run / "config.json").exists() and stored_evaluation(run, True) is None:
             print(f"[compare] evaluating {run} ...", file=sys.stderr, flush=True)
             evaluate_run(run)
     records = collect(runs)
@@ -728,6 +749,29 @@ def cmd_sample(args: argparse.Namespace) -> int:
     check_nonnegative_int(args.burn_in, "--burn-in")
     if args.steps is not None:
         check_nonnegative_int(args.steps, "--steps")
+    if args.sampler is None:
+        given = [
+            flag
+            for flag, value, unset in (
+                ("--step-size", args.step_size, None),
+                ("--burn-in", args.burn_in, 0),
+                ("--thin", args.thin, 1),
+                ("--json", args.json, False),
+            )
+            if value != unset
+        ]
+        if given:
+            raise CLIError(
+                f"{', '.join(given)}: these set the Markov chain of --sampler; without it the "
+                "model's own sampler runs, which takes --n, --steps and --seed"
+            )
+    else:
+        if args.steps is not None:
+            check_positive_int(args.steps, "--steps")
+        if args.step_size is not None and not (
+            math.isfinite(args.step_size) and args.step_size > 0
+        ):
+            raise CLIError(f"--step-size: expected a finite number > 0, got {args.step_size}")
     run_dir, config, _ = _load_run(args.run)
     model = io.load(run_dir / "checkpoint.safetensors")
     model.eval()
@@ -759,7 +803,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.sampler in GRADIENT_KERNELS:
         # SGLD's step size decays from its scale a: eps_t = a (b + t)^-gamma
         key = "a" if args.sampler == "sgld" else "step_size"
-        settings[key] = args.step_size or DEFAULT_STEP_SIZES[args.sampler]
+        step_size = DEFAULT_STEP_SIZES[args.sampler] if args.step_size is None else args.step_size
+        settings[key] = step_size
     elif args.step_size is not None:
         raise CLIError(f"--step-size: {args.sampler} takes no step size")
     if args.sampler == "mh" and getattr(model, "spin_values", None) is not None:
@@ -771,7 +816,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         kernel,
         model,
         x0,
-        args.steps or 1000,
+        1000 if args.steps is None else args.steps,
         burn_in=args.burn_in,
         thin=args.thin,
         generator=generator,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..training.logging import training_seconds
+from .rundir import evaluation_is_stale
 
 #: What each ``log_likelihood_method`` means, for table footnotes.
 METHOD_NOTES: dict[str, str] = {
@@ -156,9 +157,10 @@ def find_runs(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list
 
 
 def collect(run_dirs: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
-    """One record per run directory: model, label, data, binarization, metrics of
-    ``eval.json``. Runs without ``eval.json`` are kept with ``evaluated=False`` so the table can
-    say so. Raises ``ValueError`` naming a directory that is not a run (no ``config.json``)."""
+    """One record per run directory: model, label, data, binarization, metrics of ``eval.json``.
+    Runs without ``eval.json``, or whose ``eval.json`` scored an earlier checkpoint
+    (``stale_evaluation``), are kept with ``evaluated=False`` so the table can say so. Raises
+    ``ValueError`` naming a directory that is not a run (no ``config.json``)."""
     records = []
     for entry in run_dirs:
         run = Path(entry)
@@ -166,6 +168,9 @@ def collect(run_dirs: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
         if config is None:
             raise ValueError(f"runs: {run} is not a run directory (no config.json)")
         metrics = _read_json(run / "eval.json")
+        stale = metrics is not None and evaluation_is_stale(run, metrics)
+        if stale:  # it scored the checkpoint before a --resume: not this run's figures
+            metrics = None
         record: dict[str, Any] = {
             "run": str(run),
             "model": config.get("model"),
@@ -174,6 +179,7 @@ def collect(run_dirs: Iterable[str | os.PathLike[str]]) -> list[dict[str, Any]]:
             "binarize": config.get("binarize"),
             "epochs": _budget(config),
             "evaluated": metrics is not None,
+            "stale_evaluation": stale,
         }
         record.update(metrics or {})
         if record.get("train_seconds") is None:  # not evaluated yet: the stages' own clocks
@@ -235,7 +241,11 @@ def markdown_table(records: list[dict[str, Any]]) -> str:
             se = r.get("test_log_likelihood_se")
             value = "" if ll is None else _cell(ll) + (f" ± {se:.2f}" if se else "")
             if not r["evaluated"]:
-                value = "(not evaluated)"
+                value = (
+                    "(evaluated before the run went on: `ebmlab eval RUN`)"
+                    if r.get("stale_evaluation")
+                    else "(not evaluated)"
+                )
             name, how = r.get("label", r["model"]), r.get("log_likelihood_method", "")
             lines.append(
                 f"| {name} | {value} | {how} | "

@@ -4,6 +4,7 @@ retrieval time of the address table against a linear scan."""
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 
@@ -21,12 +22,18 @@ def add_hash_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--data", default="mnist", help="dataset (default mnist)")
     parser.add_argument("--data-dir", help="dataset folder (default $EBMLAB_DATA)")
-    parser.add_argument("--bits", type=int, default=32, help="code length (16 to 64)")
-    parser.add_argument("--hidden", default="500,250", help="encoder hidden layers")
+    parser.add_argument("--bits", type=int, default=32, help="code length (1 to 64)")
+    parser.add_argument(
+        "--hidden",
+        default="500,250",
+        help="encoder hidden layers, comma-separated (none: no hidden layer)",
+    )
     parser.add_argument("--pretrain-epochs", type=int, default=5, help="epochs of every RBM")
     parser.add_argument("--finetune-epochs", type=int, default=5, help="fine-tuning epochs")
     parser.add_argument("--code-noise", type=float, default=4.0, help="noise before the sigmoid")
-    parser.add_argument("--queries", type=int, default=1000, help="test images used as queries")
+    parser.add_argument(
+        "--queries", type=int, default=1000, help="test images used as queries (at most all)"
+    )
     parser.add_argument("--n-train", type=int, default=None, help="use the first n train images")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="resume the stages in --out")
@@ -35,19 +42,50 @@ def add_hash_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def _check_args(args: argparse.Namespace) -> tuple[int, ...]:
+    """The hidden layer sizes; a ValueError naming the flag for a bad option (before any data is
+    read or anything trained)."""
+    from .recipes import expect_flag as expect
+    from .recipes import parse_sizes
+
+    expect(1 <= args.bits <= 64, "--bits", "1..64", args.bits)
+    hidden = tuple(parse_sizes(args.hidden, "--hidden", "500,250", empty=True))
+    expect(args.pretrain_epochs >= 0, "--pretrain-epochs", "an integer >= 0", args.pretrain_epochs)
+    expect(args.finetune_epochs >= 0, "--finetune-epochs", "an integer >= 0", args.finetune_epochs)
+    expect(
+        math.isfinite(args.code_noise) and args.code_noise >= 0,
+        "--code-noise",
+        "a finite number >= 0",
+        args.code_noise,
+    )
+    expect(args.queries >= 1, "--queries", "an integer >= 1", args.queries)
+    if args.n_train is not None:
+        expect(args.n_train >= 1, "--n-train", "an integer >= 1", args.n_train)
+    expect(args.seed >= 0, "--seed", "an integer >= 0", args.seed)
+    return hidden
+
+
 def cmd_hash(args: argparse.Namespace) -> int:
     from .. import data
     from .hashing_experiments import hashing_benchmark, retrieval_timing, write_hashing
 
-    if not 1 <= args.bits <= 64:
-        raise ValueError(f"--bits: expected 1..64, got {args.bits}")
-    hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
+    hidden = _check_args(args)
     x_train, y_train = data.load(args.data, "train", data_dir=args.data_dir)
     x_test, y_test = data.load(args.data, "test", data_dir=args.data_dir)
     if y_train is None or y_test is None:
         raise ValueError(f"--data: {args.data} has no class labels to judge relevance by")
-    if args.n_train:
+    if args.n_train is not None:
+        if args.n_train > x_train.shape[0]:
+            raise ValueError(
+                f"--n-train: expected at most {x_train.shape[0]} (the {args.data} train images), "
+                f"got {args.n_train}"
+            )
         x_train, y_train = x_train[: args.n_train], y_train[: args.n_train]
+    if args.queries > x_test.shape[0]:
+        raise ValueError(
+            f"--queries: expected at most {x_test.shape[0]} (the {args.data} test images), "
+            f"got {args.queries}"
+        )
     bench = hashing_benchmark(
         x_train,
         y_train,

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ..models.hopfield import RECALL_MODES, RULES, Hopfield, flip_bits, to_binary, to_spins
+from .recipes import expect_flag as _expect
 
 EPILOG = """examples:
   ebmlab hopfield store --data digits --n-patterns 10 --out runs/hopfield/digits.safetensors
@@ -196,17 +197,55 @@ def _read_images(paths: list[str], shape: tuple[int, int] | None) -> tuple[torch
 def _read_npy(path: str, shape: tuple[int, int] | None) -> tuple[torch.Tensor, tuple | None]:
     if not Path(path).exists():
         raise FileNotFoundError(f"--npy: {path} does not exist")
-    array = np.load(path)
+    array = _load_npy_array(path)
     if array.ndim == 3:
         shape = shape or (array.shape[1], array.shape[2])
         array = array.reshape(array.shape[0], -1)
     if array.ndim != 2:
         raise ValueError(f"--npy: expected an array (P, D) or (P, H, W), got shape {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"--npy: {path} holds no patterns (shape {array.shape})")
+    finite = np.isfinite(array)
+    if not finite.all():
+        raise ValueError(
+            f"--npy: {path} contains {int((~finite).sum())} NaN or infinite values; expected "
+            "0/1, +-1 or values in [0, 1]"
+        )
     return torch.as_tensor(array, dtype=torch.float32), shape
+
+
+def _load_npy_array(path: str) -> np.ndarray:
+    """The numeric array in the .npy file ``path`` (never unpickled); a ValueError naming --npy
+    when the file is not one."""
+
+    def unreadable(reason: str) -> ValueError:
+        return ValueError(f"--npy: {path} is not a readable .npy array ({reason})")
+
+    try:
+        with open(path, "rb") as file:
+            magic = file.read(6)
+    except OSError as error:
+        raise unreadable(error.strerror or str(error)) from error
+    if magic != b"\x93NUMPY":
+        raise unreadable("no .npy header; write it with numpy.save")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except Exception as error:  # any failure: a file that cannot be used
+        message = str(error)
+        if "pickle" in message.lower():
+            message = "it holds Python objects, not numbers"
+        raise unreadable(message or type(error).__name__) from error
+    if not isinstance(array, np.ndarray):
+        raise unreadable(f"got {type(array).__name__}, not an array")
+    if array.dtype.kind not in "biuf":
+        raise unreadable(f"dtype {array.dtype}; expected numbers")
+    return array
 
 
 def _to_states(x: torch.Tensor, threshold: float, invert: bool) -> torch.Tensor:
     """Images in [0, 1] (or already +-1) to +-1 states."""
+    if not torch.isfinite(x).all():
+        raise ValueError("patterns: found NaN or infinite values; expected 0/1, +-1 or [0, 1]")
     if ((x == 1) | (x == -1)).all() and (x == -1).any():
         spins = x.float()
         return -spins if invert else spins
@@ -244,11 +283,92 @@ def _grid_shape(n_units: int, shape: Any) -> tuple[int, int]:
     return (side, side) if side * side == n_units else (1, n_units)
 
 
+# ----- checking the options ----------------------------------------------------------------------
+def _is_fraction(value: float) -> bool:
+    return math.isfinite(value) and 0.0 <= value <= 1.0
+
+
+def _check_store_args(args: argparse.Namespace) -> None:
+    _expect(args.n_patterns >= 1, "--n-patterns", "an integer >= 1", args.n_patterns)
+    _check_source_args(args)
+
+
+def _check_source_args(args: argparse.Namespace) -> None:
+    if args.shape is not None:
+        _expect(min(args.shape) >= 1, "--shape", "H W >= 1", " ".join(map(str, args.shape)))
+    _expect(math.isfinite(args.threshold), "--threshold", "a finite number", args.threshold)
+
+
+def _check_recall_args(args: argparse.Namespace) -> None:
+    _check_source_args(args)
+    _expect(args.n >= 1, "--n", "an integer >= 1", args.n)
+    _expect(_is_fraction(args.noise), "--noise", "a fraction in [0, 1]", args.noise)
+    _expect(args.max_sweeps >= 1, "--max-sweeps", "an integer >= 1", args.max_sweeps)
+    _expect(
+        math.isfinite(args.temperature) and args.temperature >= 0,
+        "--temperature",
+        "a finite number >= 0 (0: deterministic recall)",
+        args.temperature,
+    )
+    _expect(args.sweeps >= 1, "--sweeps", "an integer >= 1", args.sweeps)
+    _expect(args.average >= 1, "--average", "an integer >= 1", args.average)
+    if args.temperature > 0:
+        _expect(
+            args.average <= args.sweeps,
+            "--average",
+            f"at most --sweeps ({args.sweeps}) samples",
+            args.average,
+        )
+    _expect(
+        math.isfinite(args.alpha) and 0 < args.alpha <= 1,
+        "--alpha",
+        "an annealing factor in (0, 1] (1: constant temperature)",
+        args.alpha,
+    )
+
+
+def _check_capacity_args(args: argparse.Namespace, all_rules: tuple[str, ...]) -> None:
+    _expect(args.n_units >= 2, "--n-units", "an integer >= 2", args.n_units)
+    unknown = [r for r in args.rules or () if r not in all_rules]
+    _expect(not unknown, "--rules", f"names among {', '.join(all_rules)}", " ".join(unknown))
+    for flag, loads in (("--loads", args.loads), ("--modern-loads", args.modern_loads)):
+        if loads is not None:
+            _expect(
+                all(math.isfinite(v) and v > 0 for v in loads),
+                flag,
+                "positive loads P/N",
+                " ".join(map(str, loads)),
+            )
+    _expect(_is_fraction(args.noise), "--noise", "a fraction in [0, 1]", args.noise)
+    _expect(args.min_probes >= 1, "--min-probes", "an integer >= 1", args.min_probes)
+    _expect(args.max_probes >= 1, "--max-probes", "an integer >= 1", args.max_probes)
+    _expect(
+        _is_fraction(args.learned_noise),
+        "--learned-noise",
+        "a fraction in [0, 1]",
+        args.learned_noise,
+    )
+    if args.modern_beta is not None:
+        _expect(
+            math.isfinite(args.modern_beta) and args.modern_beta > 0,
+            "--modern-beta",
+            "a finite number > 0",
+            args.modern_beta,
+        )
+    _expect(
+        bool(args.n_hidden) and min(args.n_hidden) >= 0,
+        "--n-hidden",
+        "integers K >= 0",
+        " ".join(map(str, args.n_hidden)),
+    )
+
+
 # ----- commands ----------------------------------------------------------------------------------
 def cmd_store(args: argparse.Namespace) -> int:
     from .. import io
     from .hopfield_experiments import select_patterns
 
+    _check_store_args(args)
     states, shape, labels = _load_source(args)
     if args.data:
         method = args.select if labels is not None or args.select != "per-class" else "farthest"
@@ -280,6 +400,7 @@ def cmd_recall(args: argparse.Namespace) -> int:
     from .. import io
     from .hopfield_experiments import completion_grid, hide_half
 
+    _check_recall_args(args)
     ckpt = io.load_checkpoint(args.checkpoint)
     model = ckpt.model
     if not isinstance(model, Hopfield):
@@ -359,6 +480,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
         write_capacity,
     )
 
+    _check_capacity_args(args, ALL_RULES)
     n_units, loads, modern_loads = args.n_units, args.loads, args.modern_loads
     min_probes = args.min_probes
     if args.quick:

@@ -125,6 +125,12 @@ class Context:
         return options
 
 
+def expect_flag(ok: bool, flag: str, expected: str, value: Any) -> None:
+    """Refuse a flag's value by name unless ``ok``: "FLAG: expected EXPECTED, got VALUE"."""
+    if not ok:
+        raise ValueError(f"{flag}: expected {expected}, got {value}")
+
+
 def parse_sizes(text: Any, name: str, example: str = "500,2000", empty: bool = False) -> list[int]:
     """Positive sizes from comma-separated text (layer widths, channels): "500, 2000" ->
     [500, 2000]; with ``empty``, "" and "none" give [] (no hidden layer). ``name`` (the option)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import viz
+from .rundir import evaluation_is_stale
 
 STYLE = """
 body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 1.5em auto;
@@ -387,6 +388,9 @@ def section_from_run(run_dir: str | os.PathLike[str], title: str | None = None) 
     run = Path(run_dir)
     config = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
     metrics = json.loads((run / "eval.json").read_text()) if (run / "eval.json").exists() else {}
+    stale = bool(metrics) and evaluation_is_stale(run, metrics)
+    if stale:  # eval.json scored the checkpoint before a --resume
+        metrics = {}
     figures: list[tuple[Path, str, str]] = []
     if (run / "figures.json").exists():
         for entry in json.loads((run / "figures.json").read_text()):
@@ -410,6 +414,11 @@ def section_from_run(run_dir: str | os.PathLike[str], title: str | None = None) 
     section.gallery = _gallery_picture(run, figures)
     if (run / viz.GALLERY_DATA).exists():
         section.gallery_data = run / viz.GALLERY_DATA
+    if stale:
+        section.notes.append(
+            "The run trained on after its last evaluation, so its scores are not shown: "
+            f"`ebmlab eval {run}` scores the current checkpoint."
+        )
     diverged = [r for r in section.history if r.get("kind") == "diverged"]
     if diverged:
         section.notes.append(

@@ -5,7 +5,8 @@ settings, restarts) and checkpoints whose metadata carry the same run record (``
 so that the two can be checked against each other:
 
 - a new run goes only into an empty directory, or replaces an earlier run with ``--force``
-  (every file the earlier run wrote goes, so no stale figure or stage survives);
+  (every file of the run directory goes, so no stale figure or stage survives); a non-empty
+  folder that holds no run is refused, ``--force`` or not;
 - ``--resume`` continues the run recorded there: another family, dataset or setting is refused
   with a message saying what differs, and a config.json that does not match the checkpoint
   (edited, or left by another run) is refused too;
@@ -210,13 +211,46 @@ def remove_temporaries(run_dir: Path) -> list[Path]:
     return removed
 
 
+def checkpoint_digest(run_dir: Path) -> str | None:
+    """SHA-256 of ``RUN/checkpoint.safetensors`` (None: the run has no checkpoint yet); what
+    ``eval.json`` records as ``checkpoint_sha256`` to say which checkpoint it scored."""
+    import hashlib
+
+    path = run_dir / CHECKPOINT_NAME
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def evaluation_is_stale(run_dir: Path, metrics: dict[str, Any]) -> bool:
+    """Whether ``metrics`` (``RUN/eval.json``) scored another checkpoint than the run's own: an
+    evaluation written before the run was resumed and trained further. One that records no
+    checkpoint digest is taken as current."""
+    scored = metrics.get("checkpoint_sha256")
+    return isinstance(scored, str) and scored != checkpoint_digest(run_dir)
+
+
 def new_run_id() -> str:
     return uuid.uuid4().hex
 
 
 def prepare_new(run_dir: Path, force: bool) -> None:
-    """Make ``run_dir`` ready for a new run: empty, or emptied with ``force``."""
+    """Make ``run_dir`` ready for a new run: empty, or emptied with ``force`` when it holds an
+    earlier run. A folder that holds other files and no run is refused even with ``force``:
+    ``--force`` replaces runs, it never deletes what ebmlab did not write."""
     if not is_run(run_dir):
+        others = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_NAME)
+        if others:
+            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise RunDirectoryError(
+                f"--out: {run_dir} is not empty ({len(others)} entries: {shown}) and holds no "
+                "ebmlab run; a new run goes into an empty or new folder (--force replaces only "
+                "an earlier run)"
+            )
         return
     if not force:
         described = ""

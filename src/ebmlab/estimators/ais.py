@@ -37,7 +37,7 @@ from typing import Any
 import torch
 
 from ..samplers import effective_sample_size_weights, make_generator
-from ..validation import check_positive_int
+from ..validation import Integral, Real, check_params, check_positive_int
 from .inputs import check_parameters
 from .kinds import model_device
 from .paths import AnnealingPath, annealing_path, base_rate_bias
@@ -72,13 +72,27 @@ def ais_schedule(n_betas: int = 14500) -> torch.Tensor:
 
 def check_betas(betas: Any) -> torch.Tensor:
     """An explicit schedule as float64, checked: from 0 to 1, non-decreasing, >= 2 values."""
-    betas = torch.as_tensor(betas, dtype=torch.float64).flatten()
+    betas = torch.as_tensor(betas, dtype=torch.float64)
+    if betas.dim() != 1:
+        raise ValueError(
+            f"betas: expected a 1-D schedule from 0 to 1, got shape {tuple(betas.shape)}"
+        )
     if betas.numel() < 2:
         raise ValueError(
             f"betas: expected a schedule from 0 to 1 with at least 2 values, got {betas.numel()}"
         )
-    if not torch.isfinite(betas).all() or betas[0] != 0.0 or betas[-1] != 1.0:
-        raise ValueError("betas: the schedule must start at 0 and end at 1")
+    finite = torch.isfinite(betas)
+    if not finite.all():
+        first = int((~finite).nonzero()[0])
+        raise ValueError(
+            f"betas: expected finite values, found {int((~finite).sum())} NaN or infinite "
+            f"(the first at index {first}: {float(betas[first])})"
+        )
+    if betas[0] != 0.0 or betas[-1] != 1.0:
+        raise ValueError(
+            f"betas: the schedule must start at 0 and end at 1, got {float(betas[0]):g} to "
+            f"{float(betas[-1]):g}"
+        )
     if (betas[1:] < betas[:-1]).any():
         raise ValueError("betas: the schedule must be non-decreasing")
     return betas
@@ -228,13 +242,22 @@ def _bar(label: str | None, total: int) -> Any:
     return tqdm(total=total, desc=label, unit="beta", leave=False, disable=None)
 
 
+#: the arguments ``ais`` and ``reverse_ais`` check before any work
+_ARGUMENTS = {
+    "seed": Integral() | None,
+    "ess_warn_fraction": Real(0, 1),
+}
+
+
 def _prepare(
     model: Any,
     seed: int | None,
     generator: torch.Generator | None,
     data: torch.Tensor | None,
     base_bias: torch.Tensor | None,
+    ess_warn_fraction: float,
 ) -> tuple[AnnealingPath, torch.Generator]:
+    check_params(_ARGUMENTS, {"seed": seed, "ess_warn_fraction": ess_warn_fraction})
     check_parameters(model)  # once: a NaN weight would only show as NaN weights at the end
     generator = make_generator(generator if generator is not None else seed, model_device(model))
     return annealing_path(model, data, base_bias), generator
@@ -267,13 +290,14 @@ def ais(
         betas: an explicit schedule from 0 to 1 instead of ``n_betas``.
         base_bias: explicit base-model visible biases (overrides ``data``).
         generator: a generator to draw from (overrides ``seed``).
-        ess_warn_fraction: warn (``AISWarning``) when ESS < this fraction of ``n_runs``.
+        ess_warn_fraction: warn (``AISWarning``) when ESS < this fraction of ``n_runs``, a
+            number in [0, 1] (0: never warn).
         progress: a progress bar over the betas on a terminal (long schedules only).
     """
     start = time.perf_counter()
     check_positive_int(n_runs, "n_runs")
     schedule = _schedule(n_betas, betas)
-    path, generator = _prepare(model, seed, generator, data, base_bias)
+    path, generator = _prepare(model, seed, generator, data, base_bias, ess_warn_fraction)
     label = f"AIS ({len(schedule) - 1} betas x {int(n_runs)} runs)" if progress else None
     log_w = anneal(path, path.sample_base(int(n_runs), generator), schedule, generator, label)
     return _finish(log_w, path.log_z_base, len(schedule) - 1, "forward", start, ess_warn_fraction)
@@ -300,7 +324,7 @@ def reverse_ais(
     ``data``/``betas`` for a bracket)."""
     start = time.perf_counter()
     schedule = _schedule(n_betas, betas).flip(0)
-    path, generator = _prepare(model, seed, generator, data, base_bias)
+    path, generator = _prepare(model, seed, generator, data, base_bias, ess_warn_fraction)
     label = f"reverse AIS ({len(schedule) - 1} betas)" if progress else None
     log_w = anneal(path, path.from_samples(v_init), schedule, generator, label)
     return _finish(log_w, path.log_z_base, len(schedule) - 1, "reverse", start, ess_warn_fraction)

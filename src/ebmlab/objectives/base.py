@@ -45,10 +45,15 @@ class Objective(nn.Module):
     or finite but larger than this in size: a runaway loss that no healthy run of the family
     reaches (1e8 by default; objectives with bounded-scale losses, such as the GAN's and NCE's
     logistic losses, set lower bounds).
+
+    ``requires``: what the objective needs of the model, checked by the loop before setup:
+    "log_prob" (a normalized density), "energy" (an energy E(x) of the data alone, not of
+    visible and latent units), or None (the objective checks the model itself).
     """
 
     config: dict[str, Any]
     loss_bound: ClassVar[float] = 1e8
+    requires: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -52,7 +52,7 @@ then learns the data density at that temperature (fine for images, where only sa
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -92,6 +92,8 @@ class ContrastiveLangevin(StepCounter):
         energy_bound: |E| beyond which training is declared diverged.
         seed: seeds the initial buffer in ``setup``.
     """
+
+    requires: ClassVar[str | None] = "energy"
 
     def __init__(
         self,

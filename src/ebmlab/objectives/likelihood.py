@@ -9,6 +9,7 @@ density of x + u, u ~ U[0, 1)^D, lower-bounds the discrete likelihood of x.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -19,6 +20,8 @@ from .base import Objective
 
 class MaximumLikelihood(Objective):
     """loss = -mean log p(x) over the minibatch."""
+
+    requires: ClassVar[str | None] = "log_prob"
 
     def loss(
         self, model: nn.Module, batch: torch.Tensor, generator: torch.Generator

@@ -34,7 +34,7 @@ used here.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -113,6 +113,8 @@ class NoiseContrastiveEstimation(StepCounter):
     The loss is logistic, so a loss above ``loss_bound`` = 1e4 (logits of that size) stops the
     run as diverged.
     """
+
+    requires: ClassVar[str | None] = "energy"
 
     loss_bound = 1e4
 
@@ -207,6 +209,8 @@ class FlowContrastiveEstimation(StepCounter):
         energy_bound: |E| beyond which training is declared diverged.
         seed: seeds the flow's initialization and pretraining.
     """
+
+    requires: ClassVar[str | None] = "energy"
 
     @validate(
         noise_ratio=NOISE_RATIO,

@@ -42,7 +42,7 @@ down to the clean density.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -170,6 +170,8 @@ class ExactScoreMatching(_NoiseAnnealing):
         energy_bound: |E| of the data beyond which training is declared diverged.
     """
 
+    requires: ClassVar[str | None] = "energy"
+
     @validate(max_dim=Integral(1), **ANNEALING)
     def __init__(
         self,
@@ -207,6 +209,8 @@ class SlicedScoreMatching(_NoiseAnnealing):
         sigma_start, anneal_steps: noise annealing, as in ``ExactScoreMatching``.
         energy_bound: |E| of the data beyond which training is declared diverged.
     """
+
+    requires: ClassVar[str | None] = "energy"
 
     @validate(n_projections=Integral(1), projection=OneOf(*PROJECTIONS), **ANNEALING)
     def __init__(
@@ -263,6 +267,8 @@ class DenoisingScoreMatching(_NoiseAnnealing):
         anneal_steps: updates over which the level decreases from ``sigma_start`` to ``sigma``.
         energy_bound: |E| beyond which training is declared diverged.
     """
+
+    requires: ClassVar[str | None] = "energy"
 
     @validate(sigma=SIGMA, **ANNEALING)
     def __init__(

@@ -20,19 +20,22 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..models.base import Model
 from ..objectives.base import Objective
+from ..validation import InvalidArgumentError, as_tensor
 from . import checkpoint
 from .checkpoint import CHECKPOINT_NAME, RunState
 from .config import TrainConfig, check_precision, matmul_precision
@@ -41,7 +44,8 @@ from .errors import TrainingDiverged
 from .logging import MetricsWriter, progress_bar, reset_metrics
 from .optim import make_optimizer, set_hyperparameters
 
-EpochCallback = Callable[[Model, int], dict[str, float]]
+#: called after each epoch with (model, epoch); returns the metrics to log, or None for none
+EpochCallback = Callable[[Model, int], "dict[str, float] | None"]
 
 
 @dataclass
@@ -106,7 +110,8 @@ def train(
     stage: str | None = None,
     checkpoint_name: str = CHECKPOINT_NAME,
 ) -> TrainResult:
-    """Train ``model`` with ``objective`` on ``x_train`` (a float tensor (N, D)).
+    """Train ``model`` with ``objective`` on ``x_train`` (a tensor or NumPy array (N, D),
+    converted to the model's dtype).
 
     Args:
         model: the model (moved to the configured device).
@@ -117,7 +122,8 @@ def train(
         resume: continue from the checkpoint in ``out_dir``.
         meta: JSON-safe run information stored in checkpoints (dataset, options, ...).
         epoch_callback: called after each epoch on rank 0 with (model, epoch); the metrics it
-            returns are logged as ``eval_*`` entries of the epoch record.
+            returns (a dict of numbers) are logged as ``eval_*`` entries of the epoch record;
+            it may return None (no metrics to add).
         stage: the stage's name when the run has several (tags its ``metrics.jsonl`` records).
         checkpoint_name: the checkpoint's path inside ``out_dir``.
 
@@ -125,7 +131,8 @@ def train(
         TrainingDiverged: the loss or a parameter became NaN/Inf; the checkpoint on disk is the
             last good one.
     """
-    config = config or TrainConfig()
+    _check_arguments(model, objective, config, epoch_callback)
+    config = config if config is not None else TrainConfig()
     run = _prepare(model, objective, x_train, config, out_dir, resume, meta, stage, checkpoint_name)
     start_epoch, start = run.state.epoch, time.perf_counter()
     try:
@@ -133,7 +140,7 @@ def train(
             with matmul_precision(config.precision):  # training steps only, not evaluation
                 record = _train_epoch(run, epoch, start)
             if epoch_callback is not None and run.ddp.is_main:
-                record.update({f"eval_{k}": v for k, v in epoch_callback(model, epoch).items()})
+                record.update(_callback_metrics(epoch_callback(model, epoch), epoch))
             run.state.history.append(record)
             run.writer.write(record)
             run.state.epoch = config.epochs if record.get("stopped") else epoch + 1
@@ -171,6 +178,107 @@ def train(
     )
 
 
+def _check_arguments(model: Any, objective: Any, config: Any, epoch_callback: Any) -> None:
+    """Refuse arguments of the wrong kind before anything is placed or written: each would
+    otherwise fail deep in the loop with a message about a missing attribute."""
+    if not isinstance(model, nn.Module) or (
+        not isinstance(model, Model) and not hasattr(model, "dtype")
+    ):
+        what = (
+            f"the class {model.__name__} (call it: {model.__name__}(...))"
+            if isinstance(model, type)
+            else f"{type(model).__name__}"
+            + (", a plain torch.nn.Module" if isinstance(model, nn.Module) else "")
+        )
+        raise InvalidArgumentError(f"model: expected an ebmlab Model (ebmlab.models), got {what}")
+    if isinstance(objective, type):
+        raise InvalidArgumentError(
+            f"objective: expected an Objective instance, got the class {objective.__name__} "
+            f"(call it: {objective.__name__}())"
+        )
+    if not isinstance(objective, Objective):
+        raise InvalidArgumentError(
+            f"objective: expected an Objective (ebmlab.objectives), got {type(objective).__name__}"
+        )
+    if config is not None and not isinstance(config, TrainConfig):
+        hint = " (TrainConfig(**...))" if isinstance(config, dict) else ""
+        raise InvalidArgumentError(
+            f"config: expected a TrainConfig, got {type(config).__name__}{hint}"
+        )
+    if epoch_callback is not None and not callable(epoch_callback):
+        raise InvalidArgumentError(
+            "epoch_callback: expected a function of (model, epoch) or None, got "
+            f"{type(epoch_callback).__name__}"
+        )
+
+
+def _callback_metrics(metrics: Any, epoch: int) -> dict[str, Any]:
+    """The ``eval_*`` entries of the epoch record from what ``epoch_callback`` returned: a dict
+    of metrics, or None for none."""
+    if metrics is None:
+        return {}
+    if not isinstance(metrics, Mapping):
+        raise InvalidArgumentError(
+            f"epoch_callback: expected it to return a dict of metrics or None, got "
+            f"{type(metrics).__name__} after epoch {epoch + 1}"
+        )
+    return {f"eval_{k}": v for k, v in metrics.items()}
+
+
+def _visible_energy(model: nn.Module) -> bool:
+    """The model has an ``energy`` callable on the data alone: ``energy(x)``, not an energy of
+    visible and latent units (``energy(v, h)``, ``energy(*layers)``)."""
+    energy = getattr(model, "energy", None)
+    if not callable(energy):
+        return False
+    try:
+        signature = inspect.signature(energy)
+    except (TypeError, ValueError):
+        return True  # nothing to read: let the objective try
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in signature.parameters.values()):
+        return False
+    try:
+        signature.bind(object())
+    except TypeError:
+        return False
+    return True
+
+
+def check_model_fits(model: nn.Module, objective: Objective) -> None:
+    """Raise ``TypeError`` when ``objective`` needs of the model what it does not have
+    (``Objective.requires``): a
+    ``log_prob`` for maximum likelihood, an energy of the data alone for the energy-based
+    objectives (score matching, NCE, contrastive Langevin); a model with latent units (an RBM,
+    whose energy is E(v, h)) gets the objectives that train it named."""
+    name, got = type(objective).__name__, type(model).__name__
+    need = getattr(objective, "requires", None)
+    if need is not None:
+        if need == "log_prob" and not callable(getattr(model, "log_prob", None)):
+            raise TypeError(
+                f"model: {name} trains a model with a normalized density (log_prob), got {got}, "
+                "which has none"
+                + (
+                    "; train a latent-variable model with its own objective (e.g. "
+                    "ContrastiveDivergence for an RBM)"
+                    if hasattr(model, "free_energy")
+                    else ""
+                )
+            )
+        if need == "energy" and not _visible_energy(model):
+            if hasattr(model, "free_energy"):
+                detail = (
+                    ", a latent-variable model whose energy needs the hidden units too; train it "
+                    "with its own objective (e.g. ContrastiveDivergence for an RBM)"
+                )
+            else:
+                detail = ", which has no energy(x)"
+            raise TypeError(
+                f"model: {name} trains an energy-based model of the data (energy(x)), "
+                f"got {got}{detail}"
+            )
+        return
+
+
 def _prepare(
     model: Model,
     objective: Objective,
@@ -183,6 +291,7 @@ def _prepare(
     checkpoint_name: str,
 ) -> _Run:
     """Check the data, place everything on the device, then start fresh or from the checkpoint."""
+    check_model_fits(model, objective)
     device = resolve_device(config.device)
     check_precision(config.precision, device)
     ddp = init_distributed(device)
@@ -256,8 +365,20 @@ def _check_data(x_train: Any, model: Model, ddp: Distributed) -> torch.Tensor:
     a tensor that requires grad is detached),
     refused when it is not a batch of examples or holds NaN or infinite values: bad data is
     named as such before it can look like a diverging model or sampler."""
-    if not isinstance(x_train, torch.Tensor) or x_train.dim() < 2:
-        raise ValueError("x_train: expected a tensor of shape (N, D)")
+    if isinstance(x_train, np.ndarray | list | tuple):
+        # a NumPy array (or nested list) is converted (non-float data to the model's dtype)
+        if np.iscomplexobj(x_train):
+            raise ValueError(f"x_train: expected real values, got {np.asarray(x_train).dtype}")
+        x_train = as_tensor(x_train, "x_train", dtype=model.dtype)
+    elif not isinstance(x_train, torch.Tensor):
+        raise InvalidArgumentError(
+            f"x_train: expected a torch.Tensor or a NumPy array of shape (N, D), got "
+            f"{type(x_train).__name__}"
+        )
+    if x_train.dim() < 2:
+        raise ValueError(
+            f"x_train: expected a tensor of shape (N, D), got shape {tuple(x_train.shape)}"
+        )
     if x_train.is_complex():
         raise ValueError(f"x_train: expected real values, got {x_train.dtype}")
     if x_train.shape[0] < ddp.world_size:
