@@ -420,7 +420,7 @@ def as_tensor(
     elif not isinstance(x, torch.Tensor):
         try:
             x = torch.as_tensor(x)
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, RuntimeError) as error:
             raise TypeError(
                 f"{name}: expected an array or tensor, got {type(x).__name__}"
             ) from error
@@ -432,6 +432,8 @@ def as_tensor(
             f"{name}: expected {n_features} features in the last dimension, got {x.shape[-1]} "
             f"(shape {tuple(x.shape)})"
         )
+    if x.is_complex():  # a cast to a real dtype would drop the imaginary part
+        raise ValueError(f"{name}: expected real values, got {x.dtype}")
     if dtype is not None or not x.is_floating_point():
         x = x.to(dtype or torch.get_default_dtype())
     if device is not None:

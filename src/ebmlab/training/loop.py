@@ -276,7 +276,6 @@ def check_model_fits(model: nn.Module, objective: Objective) -> None:
                 f"model: {name} trains an energy-based model of the data (energy(x)), "
                 f"got {got}{detail}"
             )
-        return
 
 
 def _prepare(
@@ -365,10 +364,7 @@ def _check_data(x_train: Any, model: Model, ddp: Distributed) -> torch.Tensor:
     a tensor that requires grad is detached),
     refused when it is not a batch of examples or holds NaN or infinite values: bad data is
     named as such before it can look like a diverging model or sampler."""
-    if isinstance(x_train, np.ndarray | list | tuple):
-        # a NumPy array (or nested list) is converted (non-float data to the model's dtype)
-        if np.iscomplexobj(x_train):
-            raise ValueError(f"x_train: expected real values, got {np.asarray(x_train).dtype}")
+    if isinstance(x_train, np.ndarray | list | tuple):  # converted to the model's dtype
         x_train = as_tensor(x_train, "x_train", dtype=model.dtype)
     elif not isinstance(x_train, torch.Tensor):
         raise InvalidArgumentError(
