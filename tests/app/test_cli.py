@@ -235,7 +235,8 @@ def test_eval_set_changes_evaluation_options_for_that_evaluation_only(tmp_path, 
     for given, message in (
         ("hidden=20", "'hidden' sets how the model is trained: changing it needs a new run"),
         ("ais_betas=many", "--set ais_betas: expected int, got 'many'"),
-        ("ais_betas=-3", "--set ais_betas: expected a number >= 0"),
+        ("ais_betas=-3", "--set ais_betas: expected a positive integer, got -3"),
+        ("ais_betas=0", "--set ais_betas: expected a positive integer, got 0"),
         ("ais_betas", "--set: expected NAME=VALUE, got 'ais_betas'"),
         ("nonsense=1", "'nonsense' is not an option of this family"),
     ):

@@ -36,12 +36,16 @@ def test_hash_command_on_digits(tmp_path, capsys):
             "1",
             "--queries",
             "50",
+            "--n-train",
+            "1000",
             "--out",
             str(out),
         ]
     )
     assert code == 0
     document = json.loads((out / "semantic_hashing.json").read_text())
+    # the recorded command repeats the run: the data and its size too
+    assert document["command"].startswith("ebmlab hash --data digits --n-train 1000 --bits 16")
     assert set(document["benchmark"]["results"]) == {"autoencoder", "pca-sign", "lsh", "itq"}
     assert all(row["same_items"] for row in document["timing"])
     assert (out / "semantic_hashing.png").stat().st_size > 0

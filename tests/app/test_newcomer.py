@@ -152,7 +152,8 @@ def test_digits_gets_digits_sized_defaults_and_flags_still_win(tmp_path):
 
 def test_a_model_no_better_than_independent_pixels_is_flagged(tmp_path, capsys):
     _train("rbm", tmp_path / "r", "--epochs", "1", "--lr", "1e-9", "--eval")
-    assert "no better than independent pixels" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no better than independent pixels" in err and "train longer" in err
     metrics = json.loads((tmp_path / "r" / "eval.json").read_text())
     assert metrics["independent_pixels_test_log_likelihood"] < 0
 
@@ -230,3 +231,20 @@ def test_a_fitted_family_records_no_unused_loop_settings(tmp_path):
     train = json.loads((tmp_path / "pca" / "config.json").read_text())["train"]
     assert set(train) == {"seed", "device"}
     assert main(["eval", str(tmp_path / "pca"), "--json"]) == 0
+
+
+def test_a_fitted_family_no_better_than_independent_pixels_is_not_told_to_train_longer(capsys):
+    from types import SimpleNamespace
+
+    import torch
+
+    from ebmlab.app import cli
+    from ebmlab.app.recipes import get_recipe
+
+    x = (torch.rand(200, 16, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    metrics = {"test_log_likelihood": -1e6}
+    split = SimpleNamespace(x_train=x, x_test=x)
+    cli._warn_if_baseline(get_recipe("ppca"), metrics, split, "stochastic")
+    err = capsys.readouterr().err
+    assert "no better than independent pixels" in err
+    assert "train longer" not in err and "fitted by its own rule" in err

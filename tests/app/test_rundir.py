@@ -270,6 +270,19 @@ def test_divergence_message_says_whether_a_good_checkpoint_exists(tmp_path, caps
     # lr 1e30 overflows the Gaussian's log-variance within the first epoch: no checkpoint yet
     assert _toy(tmp_path / "early", "--lr", "1e30") == 3
     assert "No checkpoint was written before the divergence" in capsys.readouterr().err
+    # scoring that run says it diverged, and does not suggest resuming it
+    assert main(["eval", str(tmp_path / "early")]) == 2
+    err = capsys.readouterr().err
+    assert "training diverged before the first one was written" in err and "--resume" not in err
+    assert "--force" in err
+
+
+def test_divergence_after_the_restarts_are_spent_does_not_suggest_the_same(tmp_path, capsys):
+    # each restart halves the learning rate: 1e30 stays far too large after two of them
+    assert _toy(tmp_path / "spent", "--lr", "1e30", "--restarts", "2") == 3
+    err = capsys.readouterr().err
+    assert "diverged again after the 2 restart(s) the run allows" in err
+    assert "--restarts N" not in err and "lower --lr" in err
 
 
 def test_threads_zero_is_refused(capsys):

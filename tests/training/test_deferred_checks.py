@@ -90,4 +90,4 @@ def test_a_parameter_gone_bad_is_found_by_the_next_check():
         train(DiagonalGaussian(2), BigGradient(), torch.randn(64, 2), config)
     # the first step overflows mu; its loss is finite, the next one's is not: the check names
     # the loss of step 2 and the parameter it comes from
-    assert info.value.step == 2 and "after step 8" in str(info.value)
+    assert info.value.step == 2 and "by step 8" in str(info.value)

@@ -15,6 +15,8 @@ from ebmlab.objectives import (
     ContrastiveLangevin,
     DenoisingScoreMatching,
     MaximumLikelihood,
+    NoiseAugmentedScoreMatching,
+    NoiseConditionalScoreMatching,
     NoiseContrastiveEstimation,
 )
 from ebmlab.training import TrainConfig, train
@@ -145,8 +147,10 @@ def test_rbm_with_maximum_likelihood_is_refused_before_training(tmp_path):
         lambda: DenoisingScoreMatching(),
         lambda: ContrastiveLangevin(),
         lambda: NoiseContrastiveEstimation(),
+        lambda: NoiseConditionalScoreMatching(),
+        lambda: NoiseAugmentedScoreMatching(),
     ],
-    ids=["dsm", "contrastive-langevin", "nce"],
+    ids=["dsm", "contrastive-langevin", "nce", "ncsn", "nsm"],
 )
 def test_rbm_with_an_energy_objective_is_refused(objective):
     made = objective()

@@ -167,6 +167,7 @@ def run_family(
     ``out/config.json`` and into every checkpoint's metadata, so that a resume can check that
     the two describe the same run."""
     _check_data_kind(recipe, data_name)
+    recipes.check_options(recipe, options)
     # toy 2-D data are points, never binarized (the record says so)
     binarize = None if data.is_toy2d(data_name) else options.get("binarize", recipe.binarize)
     split = load_split(data_name, binarize, train_config.seed, data_dir)
@@ -385,9 +386,13 @@ def data_defaults(recipe: Recipe, data_name: str) -> tuple[dict[str, Any], dict[
 
 def cmd_train(args: argparse.Namespace) -> int:
     recipe = recipes.get_recipe(args.model)
-    if args.restarts is not None and args.restarts < 0:
-        raise CLIError(f"--restarts: expected an integer >= 0, got {args.restarts}")
+    if args.restarts is not None:
+        check_nonnegative_int(args.restarts, "--restarts")
     options, settings = _given(recipe, args)
+    try:  # every option, evaluation ones included, before anything is trained
+        recipes.check_options(recipe, options)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
     _fitted_note(recipe, settings)
     out = Path(args.out or f"runs/{recipe.name}-{args.data or 'digits'}")
     is_main = int(os.environ.get("RANK", "0")) == 0
@@ -432,6 +437,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "run_id": None,
                 "preset": preset,
             }
+        if is_main:
+            for note in recipes.moot_options(recipe, run["options"], options):
+                print(f"ebmlab: note: {note}", file=sys.stderr)
         train = {**run["train"], "progress": not args.no_progress}
         metrics = run_family(
             recipe,
@@ -460,6 +468,13 @@ def _load_run(run: str) -> tuple[Path, dict[str, Any], Recipe]:
     run_dir = path if path.is_dir() else path.parent
     config = rundir.read_config(run_dir)
     if not (run_dir / "checkpoint.safetensors").exists():
+        diverged = rundir.divergence(run_dir)
+        if diverged is not None:
+            raise CLIError(
+                f"RUN: {run_dir} has no checkpoint: training diverged before the first one was "
+                f"written ({diverged}); train it again with a lower --lr or another --seed "
+                f"(`ebmlab train {config['model']} --out {run_dir} --force ...`)"
+            )
         raise CLIError(
             f"RUN: {run_dir} has no checkpoint yet (the run was stopped before its first "
             f"epoch ended); continue it with `ebmlab train {config['model']} --out {run_dir} "
@@ -485,10 +500,16 @@ def _warn_if_baseline(
     metrics["independent_pixels_test_log_likelihood"] = floor
     se = float(metrics.get("test_log_likelihood_se") or 0.0)
     if ll <= floor + se:
+        advice = (
+            f"it is fitted by its own rule, so training longer would not change that; its "
+            f"options (`ebmlab train {recipe.name} --help`) set what it can capture"
+            if recipe.fit is not None
+            else "it has not learned how pixels depend on each other yet (train longer, or "
+            "with a larger learning rate)"
+        )
         print(
             f"ebmlab: warning: the model's test log-likelihood ({ll:.2f} nats) is no better "
-            f"than independent pixels' ({floor:.2f}): it has not learned how pixels depend on "
-            "each other yet (train longer, or with a larger learning rate)",
+            f"than independent pixels' ({floor:.2f}): {advice}",
             file=sys.stderr,
         )
 
@@ -579,10 +600,10 @@ def _option_value(opt: Any, text: str, what: str) -> Any:
         value = opt.type(text)
     except ValueError:
         raise CLIError(f"{what}: expected {opt.type.__name__}, got {text!r}") from None
-    if opt.choices is not None and value not in opt.choices:
-        raise CLIError(f"{what}: expected one of {', '.join(map(str, opt.choices))}, got {text!r}")
-    if isinstance(value, int | float) and value < 0:
-        raise CLIError(f"{what}: expected a number >= 0, got {text!r}")
+    try:
+        recipes.check_option(opt, value, what)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
     return value
 
 
@@ -910,6 +931,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     summary: dict[str, Any] = {}
     data_names: dict[str, str] = {}
     started = time.perf_counter()
+    in_demo = [name for name, recipe in recipes.all_recipes().items() if recipe.demo]
+    unknown = [name for name in args.only or () if name not in in_demo]
+    if unknown:
+        raise CLIError(
+            f"--only: {', '.join(map(repr, unknown))} is not a family of the demo; its families "
+            f"are: {', '.join(in_demo)}"
+        )
     for name, recipe in recipes.all_recipes().items():
         if not recipe.demo or (args.only and name not in args.only):
             continue
@@ -973,15 +1001,34 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 # ----- parser ------------------------------------------------------------------------------------
+def _with_default(text: str, default: Any, on_digits: Any) -> str:
+    """A flag's help with its default; the default data (digits) may have its own, e.g.
+    "number of hidden units (default 20 on digits, 500 on other data)". A default of None is
+    described by the help itself ("default: 512 images, 128 toys")."""
+    if on_digits == default:
+        return text if default is None else f"{text} (default {default})"
+    if default is None:
+        return f"{text}; {on_digits} on digits"
+    return f"{text} (default {on_digits} on digits, {default} on other data)"
+
+
+def _option_help(recipe: Recipe, opt: Any) -> str:
+    on_digits = data_defaults(recipe, "digits")[0].get(opt.name, opt.default)
+    if opt.type is bool:
+        return opt.help if on_digits == opt.default else f"{opt.help} (on digits: {on_digits})"
+    return _with_default(opt.help, opt.default, on_digits)
+
+
 def _add_train_options(parser: argparse.ArgumentParser, recipe: Recipe) -> None:
     defaults = recipe.train_defaults
+    on_digits = data_defaults(recipe, "digits")[1]
     fitted = recipe.fit is not None  # the loop flags do not apply: hidden from the help
 
     def loop_help(text: str, key: str) -> str:
         if fitted:
             return argparse.SUPPRESS
         shown = defaults.get(key, LOOP_DEFAULTS[key])
-        return f"{text} (default {shown})"
+        return _with_default(text, shown, on_digits.get(key, shown))
 
     parser.add_argument("--data", help="dataset (see `ebmlab list`; default digits)")
     if recipe.presets:
@@ -1091,14 +1138,11 @@ def build_parser() -> argparse.ArgumentParser:
         for opt in recipe.options:
             flag = "--" + opt.name.replace("_", "-")
             kind: dict[str, Any] = (
-                {"action": argparse.BooleanOptionalAction, "help": opt.help}
+                {"action": argparse.BooleanOptionalAction}
                 if opt.type is bool
-                else {
-                    "type": opt.type,
-                    "choices": opt.choices,
-                    "help": f"{opt.help} (default {opt.default})",
-                }
+                else {"type": opt.type, "choices": opt.choices}
             )
+            kind["help"] = _option_help(recipe, opt)
             # default None: ``cmd_train`` tells the flags given from the recipe's defaults
             p.add_argument(flag, dest=opt.name, default=None, **kind)
         p.set_defaults(func=cmd_train)
@@ -1292,13 +1336,25 @@ def _resume_hint(args: argparse.Namespace) -> str:
 
 def _divergence_advice(args: argparse.Namespace, error: TrainingDiverged) -> str:
     out = _run_dir(args)
+    where = f" {out}" if out is not None else ""
+    if error.restarts:  # the run's own restarts are spent: more of the same may not help
+        spent = f"It diverged again after the {error.restarts} restart(s) the run allows"
+        more = error.restarts + 2
+        if error.checkpoint is None:
+            return (
+                f"{spent}, before any checkpoint was written; start again with a lower --lr "
+                "or another --seed (--force replaces the run)."
+            )
+        return (
+            f"{spent}; the checkpoint {error.checkpoint} is the last good one: allow more with "
+            f"`--out{where} --resume --restarts {more}`, or start a new run with a lower --lr."
+        )
     if error.checkpoint is None:
         return (
             "No checkpoint was written before the divergence; start again with a lower --lr or "
             "another --seed (--force replaces the run), or with --restarts N for automatic "
             "restarts."
         )
-    where = f" {out}" if out is not None else ""
     return (
         f"The checkpoint {error.checkpoint} is the last good one: continue it with "
         f"`--out{where} --resume --restarts N` (each restart halves the learning rate and "

@@ -113,10 +113,14 @@ def cmd_hash(args: argparse.Namespace) -> int:
             f"scan {1e6 * row['scan_seconds_per_query']:.1f} us per query "
             f"(same items: {row['same_items']})"
         )
-    command = (
-        f"ebmlab hash --bits {args.bits} --hidden {args.hidden} --pretrain-epochs "
-        f"{args.pretrain_epochs} --finetune-epochs {args.finetune_epochs} --code-noise "
-        f"{args.code_noise} --queries {args.queries} --seed {args.seed} --out {args.out}"
+    n_train = f" --n-train {args.n_train}" if args.n_train is not None else ""
+    command = " ".join(
+        (
+            f"ebmlab hash --data {args.data}{n_train} --bits {args.bits} --hidden {args.hidden}",
+            f"--pretrain-epochs {args.pretrain_epochs} --finetune-epochs {args.finetune_epochs}",
+            f"--code-noise {args.code_noise} --queries {args.queries} --seed {args.seed}",
+            f"--out {args.out}",
+        )
     )
     json_path, png_path = write_hashing(
         {"command": command, "benchmark": bench, "timing": timing}, args.out

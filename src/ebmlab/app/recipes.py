@@ -26,6 +26,7 @@ import torch
 from ..models.base import Model
 from ..objectives.base import Objective
 from ..training import Stage, TrainConfig
+from ..validation import Constraint, Integral, OneOf, Real
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,16 @@ class Option:
 
     ``evaluation``: the option only sets how a trained model is scored (AIS betas and runs,
     importance samples), so ``ebmlab eval RUN --set NAME=VALUE`` may change it without
-    retraining."""
+    retraining.
+
+    ``check``: the values a number may take, as a constraint of ``ebmlab.validation``
+    (``Integral(0)``, ``Real(0, 1, closed="left")``); by default an integer is a count
+    (``Integral(1)``) and a float a positive scale (``Real(0, closed="neither")``).
+    ``check_option`` refuses a value outside it before any work.
+
+    ``when``: the option matters only when other options take these values, e.g.
+    ``{"objective": ("cd",)}`` for the chains of contrastive divergence; ``ebmlab train``
+    notes a flag given where it has no effect (``moot_options``)."""
 
     name: str
     type: type
@@ -42,6 +52,60 @@ class Option:
     help: str
     choices: tuple[Any, ...] | None = None
     evaluation: bool = False
+    check: Constraint | None = None
+    when: Mapping[str, tuple[Any, ...]] | None = None
+
+    def constraint(self) -> Constraint | None:
+        """What a value must satisfy besides ``choices`` (None: nothing, e.g. a string)."""
+        if self.check is not None:
+            return self.check
+        return {int: COUNT, float: SCALE}.get(self.type)
+
+
+#: The default constraints of number options: a count and a positive scale.
+COUNT, SCALE = Integral(1), Real(0, closed="neither")
+
+
+def check_option(opt: Option, value: Any, what: str | None = None) -> None:
+    """Refuse a value of ``opt`` outside its choices or constraint (``InvalidArgumentError``),
+    naming ``what`` (by default the flag, ``--ais-betas``) and what it accepts. None (not
+    given) passes."""
+    if value is None:
+        return
+    what = what or "--" + opt.name.replace("_", "-")
+    if opt.choices is not None:
+        OneOf(*opt.choices).check(value, what)
+    constraint = opt.constraint()
+    if constraint is not None:
+        constraint.check(value, what)
+
+
+def moot_options(
+    recipe: Recipe[Any, Any], options: Mapping[str, Any], given: Iterable[str]
+) -> list[str]:
+    """One note for each option in ``given`` that has no effect with the other ``options``
+    (its ``when`` unmet), e.g. "--langevin-steps has no effect with --objective ncsn (it
+    applies with cd)"."""
+    notes = []
+    for opt in recipe.options:
+        if opt.name not in given or not opt.when:
+            continue
+        for key, values in opt.when.items():
+            if options.get(key) not in values:
+                flag, other = (f"--{name.replace('_', '-')}" for name in (opt.name, key))
+                notes.append(
+                    f"{flag} has no effect with {other} {options.get(key)} (it applies with "
+                    f"{' or '.join(map(str, values))})"
+                )
+                break
+    return notes
+
+
+def check_options(recipe: Recipe[Any, Any], options: Mapping[str, Any]) -> None:
+    """``check_option`` for every option of ``recipe`` named in ``options``."""
+    for opt in recipe.options:
+        if opt.name in options:
+            check_option(opt, options[opt.name])
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..training.logging import METRICS_NAME, read_records
 from . import viz
 from .rundir import evaluation_is_stale
 
@@ -377,10 +378,10 @@ def _config_table(config: dict[str, Any]) -> str:
 
 
 def read_history(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / METRICS_NAME
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [record for record, _ in read_records(path)]  # a line torn by a kill is dropped
 
 
 def section_from_run(run_dir: str | os.PathLike[str], title: str | None = None) -> Section:

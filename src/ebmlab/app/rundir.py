@@ -27,6 +27,7 @@ from typing import Any
 
 from .. import io
 from ..training import CHECKPOINT_NAME
+from ..training.logging import METRICS_NAME, read_records
 
 CONFIG_NAME = "config.json"
 LOCK_NAME = ".lock"
@@ -232,6 +233,18 @@ def evaluation_is_stale(run_dir: Path, metrics: dict[str, Any]) -> bool:
     checkpoint digest is taken as current."""
     scored = metrics.get("checkpoint_sha256")
     return isinstance(scored, str) and scored != checkpoint_digest(run_dir)
+
+
+def divergence(run_dir: Path) -> str | None:
+    """The message of the run's last divergence (``metrics.jsonl``'s "diverged" record), None
+    when it has none or its records cannot be read."""
+    path = run_dir / METRICS_NAME
+    try:
+        records = read_records(path) if path.is_file() else []
+    except (OSError, ValueError):
+        return None
+    diverged = [record for record, _ in records if record.get("kind") == "diverged"]
+    return str(diverged[-1].get("message", "no message")) if diverged else None
 
 
 def new_run_id() -> str:

@@ -30,6 +30,8 @@ class TrainingDiverged(RuntimeError):
         self.quantity = quantity
         #: the last good checkpoint on disk, set by the training loop (None: none was written)
         self.checkpoint: Path | None = None
+        #: the automatic restarts the run had made, all spent (set by ``train_with_restarts``)
+        self.restarts = 0
 
 
 def check_energy(energy: torch.Tensor, bound: float, step: int, what: str) -> None:

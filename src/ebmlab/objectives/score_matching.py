@@ -313,6 +313,8 @@ class NoiseConditionalScoreMatching(StepCounter):
         energy_bound: |E| beyond which training is declared diverged.
     """
 
+    requires: ClassVar[str | None] = "energy"
+
     def __init__(self, energy_bound: float = DEFAULT_ENERGY_BOUND) -> None:
         super().__init__()
         self.energy_bound = float(energy_bound)
@@ -359,6 +361,8 @@ class NoiseAugmentedScoreMatching(StepCounter):
         max_dim: refuse data of more coordinates (the Hessian trace costs D + 1 passes).
         energy_bound: |E| of the augmented data beyond which training is declared diverged.
     """
+
+    requires: ClassVar[str | None] = "energy"
 
     @validate(log_sigma_mean=Real(), log_sigma_std=Real(0, closed="neither"), max_dim=Integral(1))
     def __init__(

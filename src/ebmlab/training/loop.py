@@ -573,11 +573,15 @@ def _check(run: _Run) -> None:
 
 
 def _bad_parameters(model: nn.Module, step: int) -> str:
-    """'; parameter NAME has NaN or infinite entries after step STEP' for the first such
-    parameter, else '' (what a loss gone bad between two checks may come from)."""
+    """'; parameter NAME has NaN or infinite entries by step STEP ...' for the first such
+    parameter, else '' (what a loss gone bad between two checks may come from: the losses of a
+    group of steps are checked together, so STEP is the group's last)."""
     for name, p in model.named_parameters():
         if p.is_floating_point() and not torch.isfinite(p).all():
-            return f"; parameter {name!r} has NaN or infinite entries after step {step}"
+            return (
+                f"; parameter {name!r} has NaN or infinite entries by step {step} (the steps are "
+                "checked in groups)"
+            )
     return ""
 
 

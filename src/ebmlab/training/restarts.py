@@ -89,6 +89,7 @@ def train_with_restarts(
             )
         except TrainingDiverged as error:
             if len(made) >= max_restarts:
+                error.restarts = len(made)
                 raise
             resume = error.checkpoint is not None
             if not resume:

@@ -39,9 +39,10 @@ from ...metrics.frechet import feature_classifier, frechet_distance
 from ...models.cyclegan import ARCHITECTURES, CycleGAN
 from ...objectives.cyclegan import GAN_LOSSES, CycleGANObjective
 from ...training import Stage, TrainConfig
+from ...validation import Integral, Real
 from .. import viz
 from ..recipes import Context, Figure, Option, Recipe, register
-from .gan import TRAIN_DEFAULTS
+from .gan import D_STEPS_OPTION, TRAIN_DEFAULTS
 
 #: The visual pair: domain Y from another dataset of the same image size.
 VISUAL_PAIRS = ("fashion-mnist",)
@@ -54,14 +55,38 @@ OPTIONS = (
     Option("blocks", int, 1, "residual blocks of each generator (conv)"),
     Option("hidden", int, 256, "MLP width (mlp)"),
     Option("depth", int, 2, "hidden layers of each MLP (mlp)"),
-    Option("cycle_weight", float, 10.0, "lambda, the weight of the cycle-consistency loss"),
-    Option("identity_weight", float, 0.0, "weight of the identity loss (0: none)"),
+    Option(
+        "cycle_weight",
+        float,
+        10.0,
+        "lambda, the weight of the cycle-consistency loss",
+        check=Real(0),
+    ),
+    Option("identity_weight", float, 0.0, "weight of the identity loss (0: none)", check=Real(0)),
     Option("gan_loss", str, "lsgan", "adversarial losses", choices=GAN_LOSSES),
     Option("generator_lr_ratio", float, 1.0, "generators' lr / discriminators' lr"),
-    Option("d_steps", int, 0, "0: simultaneous updates; k: k D steps per G step"),
-    Option("beta1", float, 0.5, "Adam beta1 of the four networks (CycleGAN: 0.5)"),
-    Option("split_seed", int, 0, "seed of the split of the training set into the two domains"),
-    Option("nearest_test", int, 0, "test images for the nearest-image baseline (0: all)"),
+    D_STEPS_OPTION,
+    Option(
+        "beta1",
+        float,
+        0.5,
+        "Adam beta1 of the four networks (CycleGAN: 0.5)",
+        check=Real(0, 1, closed="left"),
+    ),
+    Option(
+        "split_seed",
+        int,
+        0,
+        "seed of the split of the training set into the two domains",
+        check=Integral(0),
+    ),
+    Option(
+        "nearest_test",
+        int,
+        0,
+        "test images for the nearest-image baseline (0: all)",
+        check=Integral(0),
+    ),
 )
 
 

@@ -50,6 +50,7 @@ from ...stats import mean_and_se
 from ...training import Stage, TrainConfig
 from ...training.greedy import dbm_stages
 from ...training.loop import EpochCallback
+from ...validation import Integral
 from .. import viz
 from ..recipes import (
     Context,
@@ -87,7 +88,13 @@ DBM_OPTIONS = (
     Option("n_chains", int, 100, "persistent chains (fantasy particles)"),
     Option("mf_iters", int, 10, "mean-field rounds per minibatch in training"),
     Option("centering", bool, True, "centered gradient (Melchior et al. 2016)"),
-    Option("pretrain_epochs", int, 0, "greedy pretraining epochs per RBM (0: none)"),
+    Option(
+        "pretrain_epochs",
+        int,
+        0,
+        "greedy pretraining epochs per RBM (0: none)",
+        check=Integral(0),
+    ),
     Option("pretrain_lr", float, 0.05, "pretraining learning rate"),
     Option("pretrain_k", int, 1, "CD-k steps in pretraining"),
     *AIS_SCHEDULE_OPTIONS,
@@ -105,6 +112,7 @@ DBM_OPTIONS = (
         100,
         "importance samples for the tighter bound (0: skip)",
         evaluation=True,
+        check=Integral(0),
     ),
     Option("sample_steps", int, 1000, "Gibbs sweeps for the samples figure"),
 )

@@ -39,6 +39,7 @@ from ...training import Stage, TrainConfig
 from ...training.greedy import classifier_stages
 from ...training.logging import stage_seconds
 from ...training.loop import EpochCallback
+from ...validation import Integral, Real
 from .. import viz
 from ..recipes import Context, Figure, Option, Recipe, parse_sizes, register
 
@@ -55,7 +56,7 @@ CURVES = {
 OPTIONS = (
     Option("layers", str, "500,500,2000", "hidden layer sizes, bottom first (comma-separated)"),
     Option("pretrain", bool, True, "initialise the hidden layers from a greedily trained DBN"),
-    Option("pretrain_epochs", int, 10, "CD epochs of every RBM of the stack"),
+    Option("pretrain_epochs", int, 10, "CD epochs of every RBM of the stack", check=Integral(0)),
     Option("pretrain_lr", float, 0.05, "SGD learning rate of the RBMs"),
     Option("pretrain_batch_size", int, 100, "minibatch size of the RBMs"),
     Option("pretrain_k", int, 1, "Gibbs sweeps per CD update (CD-k)"),
@@ -64,6 +65,7 @@ OPTIONS = (
         float,
         1 / 6,
         "fraction of the training images held out, the last ones (1/6: MNIST's last 10,000)",
+        check=Real(0, 1, closed="neither"),
     ),
 )
 

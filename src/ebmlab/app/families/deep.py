@@ -40,6 +40,7 @@ from ...objectives.base import Objective
 from ...stats import mean_and_se
 from ...training import Stage, TrainConfig
 from ...training.greedy import autoencoder_stages, dbn_stages, propagate_up
+from ...validation import Integral
 from .. import viz
 from ..recipes import Context, Figure, Option, Preset, Recipe, parse_sizes, register
 from .rbm import (
@@ -79,7 +80,7 @@ DBN_OPTIONS = (
     Option("method", str, "pcd", "negative phase of every RBM", choices=("cd", "pcd")),
     Option("k", int, 1, "Gibbs sweeps per update"),
     Option("centering", bool, True, "centered gradient (Melchior et al. 2016)"),
-    Option("n_chains", int, 100, "persistent chains (pcd)"),
+    Option("n_chains", int, 100, "persistent chains (pcd)", when={"method": ("pcd",)}),
     Option(
         "layer_lr",
         str,
@@ -466,7 +467,13 @@ register(
 AUTOENCODER_OPTIONS = (
     Option("layers", str, "1000,500,250,30", "encoder layer sizes, code last (comma-separated)"),
     Option("pretrain", bool, True, "initialise from a greedily trained RBM stack"),
-    Option("pretrain_epochs", int, 50, "epochs of every RBM (Hinton & Salakhutdinov: 50)"),
+    Option(
+        "pretrain_epochs",
+        int,
+        50,
+        "epochs of every RBM (Hinton & Salakhutdinov: 50)",
+        check=Integral(0),
+    ),
     Option("pretrain_lr", float, 0.1, "SGD learning rate of the logistic RBMs"),
     Option("code_lr", float, 0.001, "SGD learning rate of the linear-code RBM"),
     Option("pretrain_batch_size", int, 100, "minibatch size of the RBMs"),

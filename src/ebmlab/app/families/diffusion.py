@@ -42,6 +42,7 @@ from ...models.diffusion import DDPM, SCHEDULES, VARIANCES, BernoulliDiffusion
 from ...models.image_flows import infer_levels
 from ...objectives.diffusion import BernoulliDiffusionLoss, DiffusionLoss
 from ...stats import mean_and_se
+from ...validation import Integral, Real
 from .. import viz
 from ..recipes import Context, Figure, Option, Recipe, parse_sizes, register
 
@@ -63,8 +64,20 @@ def scoring_options(bound_images: int) -> tuple[Option, ...]:
     """The options of the evaluation: samples for the Frechet distance, images and timesteps of
     the bound."""
     return (
-        Option("fd_samples", int, 1000, "samples for the Frechet distance (0: test set size)"),
-        Option("bound_images", int, bound_images, "test images scored by the bound (0: all)"),
+        Option(
+            "fd_samples",
+            int,
+            1000,
+            "samples for the Frechet distance (0: test set size)",
+            check=Integral(0),
+        ),
+        Option(
+            "bound_images",
+            int,
+            bound_images,
+            "test images scored by the bound (0: all)",
+            check=Integral(0),
+        ),
         Option("bound_timesteps", int, 8, "KL terms per image, stratified over t"),
     )
 
@@ -353,7 +366,13 @@ register(
         options=(
             *NETWORK_OPTIONS,
             Option("timesteps", int, 100, "diffusion steps T"),
-            Option("aux_weight", float, 0.01, "weight of the cross-entropy on p~(x_0 | x_t)"),
+            Option(
+                "aux_weight",
+                float,
+                0.01,
+                "weight of the cross-entropy on p~(x_0 | x_t)",
+                check=Real(0),
+            ),
             *scoring_options(bound_images=2000),
         ),
         # the loss is the bound in nats per image, far larger than the DDPM's per-pixel error

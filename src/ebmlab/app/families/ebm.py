@@ -63,6 +63,7 @@ from ...objectives.score_matching import (
     SlicedScoreMatching,
 )
 from ...samplers import sample as run_chains
+from ...validation import Integral, Real
 from .. import viz
 from ..recipes import (
     Context,
@@ -549,6 +550,7 @@ register(
                 int,
                 None,
                 "cd: Langevin steps per update (default 10 on 2-D densities, 40 on images)",
+                when={"objective": ("cd",), "sampler": ("langevin",)},
             ),
             Option(
                 "step_size",
@@ -556,6 +558,7 @@ register(
                 None,
                 "cd and sampling: Langevin step eps (default 0.002 on "
                 "2-D densities, 1.0 on images)",
+                when={"objective": ("cd", "sm", "ssm", "dsm", "nce", "fce")},
             ),
             Option(
                 "noise_scale",
@@ -563,6 +566,7 @@ register(
                 None,
                 "Langevin noise std (default sqrt(2 eps), i.e. "
                 "temperature 1, on 2-D densities; 0.005 on images)",
+                check=Real(0),
             ),
             Option(
                 "chains",
@@ -570,14 +574,23 @@ register(
                 "buffer",
                 "cd negatives: replay buffer, persistent chains or short-run from noise",
                 ("buffer", "persistent", "noise"),
+                when={"objective": ("cd",)},
             ),
-            Option("buffer_size", int, 10_000, "cd replay-buffer size"),
+            Option(
+                "buffer_size",
+                int,
+                10_000,
+                "cd replay-buffer size",
+                when={"objective": ("cd",), "chains": ("buffer",)},
+            ),
             Option(
                 "reinit",
                 float,
                 None,
                 "cd: fraction of chains restarted from noise (the base for binary images) per "
                 "update (default 0.05; 0 with a discrete sampler)",
+                check=Real(0, 1),
+                when={"objective": ("cd",)},
             ),
             Option(
                 "jump_steps",
@@ -585,6 +598,8 @@ register(
                 None,
                 "cd: independence Metropolis jumps per chain and update "
                 "(carry chains between modes; default 1 on 2-D densities, 0 on images)",
+                check=Integral(0),
+                when={"objective": ("cd",), "sampler": ("langevin",)},
             ),
             Option(
                 "alpha",
@@ -592,6 +607,8 @@ register(
                 None,
                 "cd: L2 energy penalty alpha (E+^2 + E-^2) (default 0.01; 0 with a discrete "
                 "sampler)",
+                check=Real(0),
+                when={"objective": ("cd",)},
             ),
             Option(
                 "binarize",
@@ -607,8 +624,15 @@ register(
                 "cd negatives on binary images: Gibbs-with-gradients (gwg), the discrete "
                 "Langevin proposal with (dmala) or without (dula) its MH correction",
                 ("langevin", *SAMPLERS),
+                when={"objective": ("cd",)},
             ),
-            Option("discrete_steps", int, 40, "gwg/dmala/dula: kernel steps per update"),
+            Option(
+                "discrete_steps",
+                int,
+                40,
+                "gwg/dmala/dula: kernel steps per update",
+                when={"objective": ("cd",), "sampler": SAMPLERS},
+            ),
             Option(
                 "discrete_step_size",
                 float,
@@ -616,7 +640,13 @@ register(
                 "dmala/dula (and the AIS kernel): step size alpha of the discrete Langevin "
                 "proposal",
             ),
-            Option("n_flips", int, 1, "gwg: sites drawn per proposal"),
+            Option(
+                "n_flips",
+                int,
+                1,
+                "gwg: sites drawn per proposal",
+                when={"objective": ("cd",), "sampler": ("gwg",)},
+            ),
             Option(
                 "ais_kernel",
                 str,
@@ -641,54 +671,109 @@ register(
                 1000,
                 "binary images: kernel steps from training images before reverse AIS",
                 evaluation=True,
+                check=Integral(0),
             ),
             Option(
                 "sigma",
                 float,
                 None,
                 "dsm noise level (default 0.05 on 2-D densities, 0.1 on images)",
+                when={"objective": ("dsm",)},
             ),
             Option(
                 "sigma_start",
                 float,
                 None,
                 "sm, ssm, dsm: anneal a data perturbation from this noise level down (to 0 for "
-                "sm/ssm, to sigma for dsm); default 1.0 on 2-D densities, none on images",
+                "sm/ssm, to sigma for dsm; 0: none); default 1.0 on 2-D densities, none on images",
+                check=Real(0),
+                when={"objective": ("sm", "ssm", "dsm")},
             ),
             Option(
                 "anneal_steps",
                 int,
                 None,
-                "sm, ssm, dsm: updates over which the noise is annealed (default 1500 on 2-D)",
+                "sm, ssm, dsm: updates over which the noise is annealed (default 1500 on 2-D "
+                "densities, 0 on images)",
+                check=Integral(0),
+                when={"objective": ("sm", "ssm", "dsm")},
             ),
-            Option("sigma_max", float, None, "ncsn largest noise level"),
-            Option("sigma_min", float, None, "ncsn smallest noise level"),
-            Option("n_levels", int, 10, "ncsn noise levels (geometric); nsm sampling levels"),
+            Option(
+                "sigma_max",
+                float,
+                None,
+                "ncsn largest noise level (default 3.0)",
+                when={"objective": ("ncsn",)},
+            ),
+            Option(
+                "sigma_min",
+                float,
+                None,
+                "ncsn smallest noise level (default 0.05 on 2-D densities, 0.02 on images)",
+                when={"objective": ("ncsn",)},
+            ),
+            Option(
+                "n_levels",
+                int,
+                10,
+                "ncsn noise levels (geometric); nsm sampling levels",
+                when={"objective": ("ncsn", "nsm")},
+            ),
             Option(
                 "sigma_center",
                 float,
                 0.1,
                 "nsm: training noise levels are log-normal around this level",
+                when={"objective": ("nsm",)},
             ),
-            Option("sigma_spread", float, 1.0, "nsm: standard deviation of log sigma"),
+            Option(
+                "sigma_spread",
+                float,
+                1.0,
+                "nsm: standard deviation of log sigma",
+                check=Real(0),
+                when={"objective": ("nsm",)},
+            ),
             Option(
                 "sigma_eval",
                 float,
                 0.02,
                 "nsm: the (small) noise level at which the model's density is read",
+                when={"objective": ("nsm",)},
             ),
-            Option("projections", int, 1, "ssm projections per example"),
+            Option(
+                "projections", int, 1, "ssm projections per example", when={"objective": ("ssm",)}
+            ),
             Option(
                 "projection",
                 str,
                 "rademacher",
                 "ssm projection distribution",
                 ("rademacher", "gaussian"),
+                when={"objective": ("ssm",)},
             ),
-            Option("noise_ratio", float, 8.0, "nce noise samples per data point"),
-            Option("fce_noise_ratio", float, 1.0, "fce flow samples per data point"),
-            Option("flow_layers", int, 6, "fce RealNVP couplings"),
-            Option("flow_hidden", int, 64, "fce RealNVP conditioner width"),
+            Option(
+                "noise_ratio",
+                float,
+                8.0,
+                "nce noise samples per data point",
+                when={"objective": ("nce",)},
+            ),
+            Option(
+                "fce_noise_ratio",
+                float,
+                1.0,
+                "fce flow samples per data point",
+                when={"objective": ("fce",)},
+            ),
+            Option("flow_layers", int, 6, "fce RealNVP couplings", when={"objective": ("fce",)}),
+            Option(
+                "flow_hidden",
+                int,
+                64,
+                "fce RealNVP conditioner width",
+                when={"objective": ("fce",)},
+            ),
             Option(
                 "sample_steps",
                 int,

@@ -34,6 +34,7 @@ from ...models.image_flows import ImageRealNVP, infer_levels
 from ...objectives.base import Objective
 from ...objectives.likelihood import DequantizedMaximumLikelihood, MaximumLikelihood
 from ...stats import mean_and_se
+from ...validation import Real
 from .. import viz
 from ..recipes import Context, Figure, Option, Recipe, register
 
@@ -212,7 +213,13 @@ register(
             Option("depth", int, 2, "2-D: conditioner MLP hidden layers"),
             Option("channels", int, 32, "images: conditioner ResNet channels"),
             Option("blocks", int, 2, "images: residual blocks per conditioner"),
-            Option("alpha", float, 0.05, "images: logit-transform margin"),
+            Option(
+                "alpha",
+                float,
+                0.05,
+                "images: logit-transform margin",
+                check=Real(0, 0.5, closed="left"),
+            ),
             Option(
                 "scale_bound",
                 float,

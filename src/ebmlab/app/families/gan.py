@@ -37,6 +37,7 @@ from ...metrics.conditional import draw_per_class, per_class_frechet
 from ...metrics.frechet import frechet_distance, frechet_distance_features, frechet_metrics
 from ...models.gan import ARCHITECTURES, GAN
 from ...objectives.gan import GENERATOR_LOSSES, GANObjective
+from ...validation import Integral, Real
 from .. import viz
 from ..recipes import Context, Figure, Option, Recipe, register
 
@@ -46,6 +47,10 @@ AUTO: dict[str, dict[str, Any]] = {
     "toy2d": {"latent_dim": 8, "hidden": 128, "r1_gamma": 0.1},
 }
 
+#: Alternating updates of the adversarial families (the GANs and the CycleGAN).
+D_STEPS_OPTION = Option(
+    "d_steps", int, 0, "0: simultaneous updates; k: k D steps per G step", check=Integral(0)
+)
 OPTIONS = (
     Option("architecture", str, "mlp", "generator/discriminator networks", choices=ARCHITECTURES),
     Option("latent_dim", int, None, "dimension of z ~ N(0, I) (default: 64 images, 8 toys)"),
@@ -61,10 +66,28 @@ OPTIONS = (
         choices=GENERATOR_LOSSES,
     ),
     Option("generator_lr_ratio", float, 1.0, "generator lr / discriminator lr"),
-    Option("d_steps", int, 0, "0: simultaneous updates; k: k D steps per G step"),
-    Option("beta1", float, 0.5, "Adam beta1 of both players (DCGAN: 0.5)"),
-    Option("r1_gamma", float, None, "R1 penalty weight (default: 3 images, 0.1 toys; 0: none)"),
-    Option("fd_samples", int, 0, "samples for the Frechet distance (0: as many as test images)"),
+    D_STEPS_OPTION,
+    Option(
+        "beta1",
+        float,
+        0.5,
+        "Adam beta1 of both players (DCGAN: 0.5)",
+        check=Real(0, 1, closed="left"),
+    ),
+    Option(
+        "r1_gamma",
+        float,
+        None,
+        "R1 penalty weight (default: 3 images, 0.1 toys; 0: none)",
+        check=Real(0),
+    ),
+    Option(
+        "fd_samples",
+        int,
+        0,
+        "samples for the Frechet distance (0: as many as test images)",
+        check=Integral(0),
+    ),
 )
 
 

@@ -25,6 +25,7 @@ from ...models.hashing import MAX_BITS, HashingAutoencoder, hamming_distances
 from ...objectives.autoencoder import ReconstructionObjective
 from ...training import Stage, TrainConfig
 from ...training.greedy import autoencoder_stages
+from ...validation import Integral, Real
 from .. import viz
 from ..hashing_experiments import plot_hashing, score_codes
 from ..recipes import Context, Figure, Option, Recipe, parse_sizes, register
@@ -33,18 +34,11 @@ from ..recipes import Context, Figure, Option, Recipe, parse_sizes, register
 BASELINES = {"pca-sign": "pca_sign", "lsh": "lsh", "itq": "itq"}
 
 
-def _bits(ctx: Context) -> int:
-    bits = ctx.options["bits"]
-    if not 1 <= bits <= MAX_BITS:
-        raise ValueError(f"--bits: expected 1 to {MAX_BITS} code bits, got {bits}")
-    return bits
-
-
 def _build(
     x_train: torch.Tensor, ctx: Context
 ) -> tuple[HashingAutoencoder, ReconstructionObjective]:
     o = ctx.options
-    sizes = [x_train.shape[1], *parse_sizes(o["hidden"], "--hidden"), _bits(ctx)]
+    sizes = [x_train.shape[1], *parse_sizes(o["hidden"], "--hidden"), ctx.options["bits"]]
     model = HashingAutoencoder(sizes, code_noise=o["code_noise"], seed=ctx.seed())
     return model, ReconstructionObjective("cross_entropy")
 
@@ -162,10 +156,22 @@ register(
         figures=_figures,
         binarize=None,
         options=(
-            Option("bits", int, 32, f"code bits (1 to {MAX_BITS})"),
+            Option("bits", int, 32, f"code bits (1 to {MAX_BITS})", check=Integral(1, MAX_BITS)),
             Option("hidden", str, "500,250", "encoder hidden layers, bottom first"),
-            Option("pretrain_epochs", int, 5, "epochs of every RBM in the pretraining"),
-            Option("code_noise", float, 4.0, "std of the noise before the code sigmoid"),
+            Option(
+                "pretrain_epochs",
+                int,
+                5,
+                "epochs of every RBM in the pretraining",
+                check=Integral(0),
+            ),
+            Option(
+                "code_noise",
+                float,
+                4.0,
+                "std of the noise before the code sigmoid",
+                check=Real(0),
+            ),
             Option("queries", int, 1000, "test images used as queries"),
         ),
         train_defaults={"epochs": 5, "batch_size": 100, "lr": 1e-3, "optimizer": "adam"},

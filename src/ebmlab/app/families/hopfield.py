@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ...models.hopfield import RULES, Hopfield, to_binary, to_spins
+from ...validation import Real
 from .. import viz
 from ..hopfield_experiments import completion_rows, select_patterns
 from ..recipes import Context, Figure, Option, Recipe, register
@@ -143,8 +144,14 @@ register(
                 "how the stored images are picked",
                 choices=("farthest", "kmeans", "random"),
             ),
-            Option("threshold", float, 0.5, "pixel threshold for +-1 states"),
-            Option("flip", float, 0.2, "fraction of pixels flipped in the noisy probes"),
+            Option("threshold", float, 0.5, "pixel threshold for +-1 states", check=Real(0, 1)),
+            Option(
+                "flip",
+                float,
+                0.2,
+                "fraction of pixels flipped in the noisy probes",
+                check=Real(0, 1),
+            ),
             Option("mode", str, "async", "update dynamics", choices=("async", "sync")),
         ),
         demo={"data": "digits", "options": {"n_patterns": 10}},

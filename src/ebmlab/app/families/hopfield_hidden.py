@@ -19,6 +19,7 @@ import torch
 
 from ...models.hopfield import RULES, HopfieldCapacityWarning, flip_bits, to_binary, to_spins
 from ...models.hopfield_hidden import FILLS, HIDDEN_STARTS, HiddenHopfield
+from ...validation import Integral, Real
 from .. import viz
 from ..hopfield_experiments import select_patterns
 from ..recipes import Context, Figure, Option, Recipe, register
@@ -135,7 +136,13 @@ register(
         fit=_fit,
         binarize="threshold",
         options=(
-            Option("n_hidden", int, 32, "hidden units K added to the N visible ones"),
+            Option(
+                "n_hidden",
+                int,
+                32,
+                "hidden units K added to the N visible ones (0: the visible network alone)",
+                check=Integral(0),
+            ),
             Option("rule", str, "pseudoinverse", "storage rule of the full network", choices=RULES),
             Option("fill", str, "random", "hidden parts of the stored images", choices=FILLS),
             Option(
@@ -153,8 +160,10 @@ register(
                 "how the stored images are picked",
                 choices=("farthest", "kmeans", "random"),
             ),
-            Option("threshold", float, 0.5, "pixel threshold for +-1 states"),
-            Option("flip", float, 0.1, "fraction of pixels flipped in the probes"),
+            Option("threshold", float, 0.5, "pixel threshold for +-1 states", check=Real(0, 1)),
+            Option(
+                "flip", float, 0.1, "fraction of pixels flipped in the probes", check=Real(0, 1)
+            ),
             Option("mode", str, "async", "update dynamics", choices=("async", "sync")),
         ),
         demo={"data": "digits"},

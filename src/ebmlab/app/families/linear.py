@@ -24,6 +24,7 @@ import torch
 
 from ...models.linear_gaussian import PCA, FactorAnalysis, ProbabilisticPCA, moments
 from ...stats import mean_and_se
+from ...validation import Real
 from .. import viz
 from ..recipes import Context, Figure, Option, Recipe, register
 
@@ -43,7 +44,7 @@ _COMMON_OPTIONS = (
 )
 _DENSITY_OPTIONS = (
     *_COMMON_OPTIONS,
-    Option("min_noise", float, 1e-6, "floor on the noise variances"),
+    Option("min_noise", float, 1e-6, "floor on the noise variances", check=Real(0)),
 )
 
 
@@ -357,7 +358,13 @@ register(
         options=(
             *_DENSITY_OPTIONS,
             Option("max_iter", int, 1000, "most EM iterations"),
-            Option("tol", float, 1e-6, "stop when the gain per iteration (nats/example) is below"),
+            Option(
+                "tol",
+                float,
+                1e-6,
+                "stop when the gain per iteration (nats/example) is below",
+                check=Real(0),
+            ),
         ),
         demo={"data": "digits", "options": {"components": 10, "binarize": "stochastic"}},
     )

@@ -35,6 +35,7 @@ from ...samplers import bernoulli_draw
 from ...stats import mean_and_se
 from ...training import Stage, TrainConfig
 from ...training.loop import EpochCallback
+from ...validation import Integral
 from .. import viz
 from ..recipes import (
     Context,
@@ -189,6 +190,7 @@ REVERSE_SWEEPS_OPTION = Option(
     "Gibbs sweeps from training images before reverse AIS (quick evaluations: at most "
     f"{REVERSE_SWEEPS_QUICK})",
     evaluation=True,
+    check=Integral(0),
 )
 #: The AIS schedule of the Boltzmann families (RBMs, DBN, DBM): Salakhutdinov & Murray's.
 AIS_SCHEDULE_OPTIONS = (
@@ -213,8 +215,8 @@ RBM_OPTIONS = (
     ),
     Option("k", int, 1, "Gibbs sweeps per update"),
     Option("centering", bool, True, "centered gradient (Melchior et al. 2016)"),
-    Option("n_chains", int, 100, "persistent chains (pcd, pt)"),
-    Option("n_temperatures", int, 10, "parallel-tempering rungs (pt)"),
+    Option("n_chains", int, 100, "persistent chains (pcd, pt)", when={"method": ("pcd", "pt")}),
+    Option("n_temperatures", int, 10, "parallel-tempering rungs (pt)", when={"method": ("pt",)}),
     *AIS_OPTIONS,
     Option("sample_steps", int, 5000, "Gibbs sweeps for the samples figure"),
 )
@@ -510,7 +512,7 @@ register(
             Option("hidden", int, 500, "number of hidden units"),
             Option("method", str, "cd", "negative phase", choices=("cd", "pcd")),
             Option("k", int, 1, "Gibbs sweeps per update"),
-            Option("n_chains", int, 100, "persistent chains (pcd)"),
+            Option("n_chains", int, 100, "persistent chains (pcd)", when={"method": ("pcd",)}),
             Option("learn_sigma", bool, True, "learn one standard deviation per pixel"),
             Option("min_sigma", float, 0.05, "floor on the standard deviations"),
             *AIS_OPTIONS,

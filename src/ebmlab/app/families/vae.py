@@ -39,6 +39,7 @@ from ...objectives.vae import VariationalBound
 from ...stats import mean_and_se
 from ...training import Stage, TrainConfig
 from ...training.logging import progress_bar
+from ...validation import Integral, Real
 from .. import viz
 from ..recipes import Context, Figure, Option, Preset, Recipe, parse_sizes, register
 
@@ -61,7 +62,13 @@ OPTIONS = (
     Option("activation", str, "tanh", "hidden nonlinearity", choices=("tanh", "relu", "softplus")),
     Option("bound", str, "elbo", "training objective", choices=("elbo", "iwae")),
     Option("k", int, 1, "draws per training example (ELBO average or IWAE-k)"),
-    Option("warmup_epochs", float, 0.0, "epochs over which the KL weight rises from 0 to 1"),
+    Option(
+        "warmup_epochs",
+        float,
+        0.0,
+        "epochs over which the KL weight rises from 0 to 1",
+        check=Real(0),
+    ),
     Option(
         "dynamic_binarization",
         bool,
@@ -70,7 +77,13 @@ OPTIONS = (
         "on the run's fixed stochastic binarization. The test set is the fixed one either way",
     ),
     Option("eval_k", int, 5000, "importance samples per test image (Burda et al.: 5000)"),
-    Option("eval_batch", int, 0, "(image, draw) pairs per evaluation pass (0: by device)"),
+    Option(
+        "eval_batch",
+        int,
+        0,
+        "(image, draw) pairs per evaluation pass (0: by device)",
+        check=Integral(0),
+    ),
 )
 
 
