@@ -51,10 +51,22 @@ TARGETS = (*TRANSFORMS, *VISUAL_PAIRS)
 OPTIONS = (
     Option("target", str, "invert", "domain Y: T(x) of the other half, or a dataset", TARGETS),
     Option("architecture", str, "conv", "residual/PatchGAN (conv) or MLP", choices=ARCHITECTURES),
-    Option("channels", int, 8, "channels of the conv networks' first layer (conv)"),
-    Option("blocks", int, 1, "residual blocks of each generator (conv)"),
-    Option("hidden", int, 256, "MLP width (mlp)"),
-    Option("depth", int, 2, "hidden layers of each MLP (mlp)"),
+    Option(
+        "channels",
+        int,
+        8,
+        "channels of the conv networks' first layer (conv)",
+        when={"architecture": ("conv",)},
+    ),
+    Option(
+        "blocks",
+        int,
+        1,
+        "residual blocks of each generator (conv)",
+        when={"architecture": ("conv",)},
+    ),
+    Option("hidden", int, 256, "MLP width (mlp)", when={"architecture": ("mlp",)}),
+    Option("depth", int, 2, "hidden layers of each MLP (mlp)", when={"architecture": ("mlp",)}),
     Option(
         "cycle_weight",
         float,

@@ -54,9 +54,21 @@ D_STEPS_OPTION = Option(
 OPTIONS = (
     Option("architecture", str, "mlp", "generator/discriminator networks", choices=ARCHITECTURES),
     Option("latent_dim", int, None, "dimension of z ~ N(0, I) (default: 64 images, 8 toys)"),
-    Option("hidden", int, None, "MLP width (default: 512 images, 128 toys)"),
-    Option("depth", int, 2, "hidden layers of each MLP"),
-    Option("channels", int, 32, "channels of the first conv layer (conv)"),
+    Option(
+        "hidden",
+        int,
+        None,
+        "MLP width (default: 512 images, 128 toys)",
+        when={"architecture": ("mlp",)},
+    ),
+    Option("depth", int, 2, "hidden layers of each MLP", when={"architecture": ("mlp",)}),
+    Option(
+        "channels",
+        int,
+        32,
+        "channels of the first conv layer (conv)",
+        when={"architecture": ("conv",)},
+    ),
     Option("batch_norm", bool, True, "BatchNorm in the generator (DCGAN)"),
     Option(
         "generator_loss",
