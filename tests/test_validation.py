@@ -279,3 +279,25 @@ def test_check_binary_refuses_any_other_value_in_any_piece(monkeypatch, value, d
             check_binary(bad, "x")
         with pytest.raises(ValueError, match="x: a Bernoulli model needs binary data"):
             check_binary(bad.T, "x")
+
+
+# ----- generators ---------------------------------------------------------------------------------
+def test_as_generator_takes_a_generator_a_seed_or_none():
+    from ebmlab.validation import as_generator
+
+    g = torch.Generator()
+    assert as_generator(g) is g and as_generator(None) is None
+    a, b = as_generator(7), as_generator(np.int64(7))
+    assert torch.equal(torch.rand(3, generator=a), torch.rand(3, generator=b))
+    for bad in (True, 2.5, "0", np.random.default_rng(0)):
+        with pytest.raises(InvalidArgumentError, match=r"^rng: expected a torch.Generator, an "):
+            as_generator(bad, name="rng")
+
+
+def test_make_generator_refuses_a_seed_that_is_not_an_integer():
+    from ebmlab.samplers.base import make_generator
+
+    assert make_generator(None, "cpu").device.type == "cpu"
+    for bad in (2.5, True, "a"):
+        with pytest.raises(InvalidArgumentError, match=r"^seed: expected"):
+            make_generator(bad, "cpu")

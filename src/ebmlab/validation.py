@@ -2,7 +2,8 @@
 
 Inputs: ``as_tensor`` (array or tensor, shape, dtype, finiteness), ``check_binary``,
 ``check_known_mask``, ``check_nonempty``, ``check_spin_values`` (states of a binary model),
-``check_unit_interval``; ``check_finite_parameters`` (a model's parameters and buffers).
+``check_unit_interval``; ``check_finite_parameters`` (a model's parameters and buffers);
+``as_generator`` (a ``generator=`` argument: a generator, an integer seed or None).
 
 Arguments: small declarative constraints in the spirit of scikit-learn's parameter constraints
 (``sklearn/utils/_param_validation.py``): ``Integral``, ``Real``, ``OneOf``, ``Boolean``,
@@ -399,6 +400,24 @@ def check_in_range(
 def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
     """``value`` if it is one of ``choices``, else ``InvalidArgumentError`` listing them."""
     return OneOf(*choices).check(value, name)
+
+
+def as_generator(
+    generator: Any, device: torch.device | str | None = None, name: str = "generator"
+) -> torch.Generator | None:
+    """A ``torch.Generator`` for the draws of a function that takes ``generator=``: the
+    generator itself, a new one on ``device`` seeded with an integer seed, or None (fresh
+    entropy, as the function does without one). Anything else (a NumPy generator, a float, a
+    bool) is an ``InvalidArgumentError`` that names ``name``."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return generator
+    if _is_bool(generator) or not isinstance(generator, numbers.Integral):
+        raise InvalidArgumentError(
+            f"{name}: expected a torch.Generator, an integer seed or None, got "
+            f"{type(generator).__name__}"
+        )
+    seeded = torch.Generator(device=device if device is not None else "cpu")
+    return seeded.manual_seed(int(generator))
 
 
 # ----- checking inputs ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..validation import as_tensor, check_spin_values
+from ..validation import as_generator, as_tensor, check_spin_values
 from .elementary import bernoulli_draw as bernoulli_draw  # re-exported: the one Bernoulli draw
 from .protocols import (
     BipartiteGibbs,
@@ -355,14 +355,11 @@ def make_generator(
 ) -> torch.Generator:
     """A generator on ``device``: ``seed`` itself when it is one, seeded when it is an int, fresh
     entropy when None (the library never touches torch's global generator)."""
-    if isinstance(seed, torch.Generator):
-        return seed
-    generator = torch.Generator(device=device)
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(int(seed))
-    return generator
+    made = as_generator(seed, device, "seed")
+    if made is None:
+        made = torch.Generator(device=device)
+        made.seed()
+    return made
 
 
 def full_info(x: torch.Tensor, state: ChainState | None = None) -> Info:
