@@ -234,6 +234,7 @@ def test_eval_set_changes_evaluation_options_for_that_evaluation_only(tmp_path, 
     assert json.loads((run / "config.json").read_text()) == recorded
     for given, message in (
         ("hidden=20", "'hidden' sets how the model is trained: changing it needs a new run"),
+        ("lr=0.1", "'lr' sets how the model is trained: changing it needs a new run"),
         ("ais_betas=many", "--set ais_betas: expected int, got 'many'"),
         ("ais_betas=-3", "--set ais_betas: expected a positive integer, got -3"),
         ("ais_betas=0", "--set ais_betas: expected a positive integer, got 0"),

@@ -577,7 +577,7 @@ def evaluation_settings(recipe: Recipe, given: Sequence[str]) -> dict[str, Any]:
             raise CLIError(f"--set: expected NAME=VALUE, got {item!r}")
         opt = allowed.get(name)
         if opt is None:
-            known = any(o.name == name for o in recipe.options)
+            known = name in TRAIN_FLAGS or any(o.name == name for o in recipe.options)
             what = (
                 "sets how the model is trained: changing it needs a new run"
                 if known
