@@ -301,3 +301,31 @@ def test_make_generator_refuses_a_seed_that_is_not_an_integer():
     for bad in (2.5, True, "a"):
         with pytest.raises(InvalidArgumentError, match=r"^seed: expected"):
             make_generator(bad, "cpu")
+
+
+# ----- instances and devices ----------------------------------------------------------------------
+def test_instance_of_names_the_types_and_combines_with_none():
+    from ebmlab.validation import InstanceOf
+
+    constraint = InstanceOf((int, str)) | None
+    for good in (3, "a", None):
+        constraint.check(good, "x")
+    with pytest.raises(InvalidArgumentError, match=r"^x: expected an int or str or None, got"):
+        constraint.check(2.5, "x")
+    named = InstanceOf(torch.Generator, description="a torch.Generator")
+    with pytest.raises(InvalidArgumentError, match=r"^g: expected a torch.Generator, got 0"):
+        named.check(0, "g")
+
+
+def test_resolve_device_takes_names_and_devices_this_machine_has():
+    from ebmlab.validation import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu") == resolve_device(torch.device("cpu"))
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(InvalidArgumentError, match=r"^where: expected auto, cpu, cuda or mps"):
+        resolve_device("gpu", "where")
+    with pytest.raises(InvalidArgumentError, match=r"^device: expected auto, cpu, cuda or mps"):
+        resolve_device(0)
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidArgumentError, match="no CUDA device is available"):
+            resolve_device("cuda:1")

@@ -71,6 +71,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 from .models.base import MODEL_CLASSES, Model
 from .objectives.base import OBJECTIVE_CLASSES, Objective
+from .validation import InstanceOf, resolve_device
 
 FORMAT = "ebmlab-checkpoint-2"
 #: Formats still read (with a ``LegacyCheckpointWarning``): their digest covers the tensors only.
@@ -206,13 +207,28 @@ def _module_tensors(module: nn.Module, prefix: str) -> dict[str, torch.Tensor]:
 
 
 # ----- writing ------------------------------------------------------------------------------------
+_OPTIMIZER = InstanceOf(torch.optim.Optimizer, description="a torch.optim.Optimizer") | None
+_OBJECTIVE = InstanceOf(Objective, description="an ebmlab objective (ebmlab.objectives)") | None
+_GENERATORS = (
+    InstanceOf(Mapping, description="a dict of names to torch.Generators (or their get_state())")
+    | None
+)
+_GENERATOR_STATE = InstanceOf(
+    (torch.Generator, torch.Tensor), description="a torch.Generator or its get_state() tensor"
+)
+_GENERATOR_NAME = InstanceOf(str, description="str keys (the names of the generators)")
+
+
+def _check_path_type(path: Any, what: str) -> None:
+    """Refuse a ``path`` that is not a path at all (None, a number, an open file)."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path: expected {what} (str or os.PathLike), got {type(path).__name__}")
+
+
 def _check_target(path: Any) -> None:
     """Refuse a ``path`` that cannot name the checkpoint file (a directory, not a path), before
     anything is written: the atomic write would otherwise fail on its temporary file."""
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(
-            f"path: expected a file path (str or os.PathLike), got {type(path).__name__}"
-        )
+    _check_path_type(path, "a file path")
     if Path(path).is_dir():
         raise IsADirectoryError(
             f"path: {os.fspath(path)} is a directory; give a file name such as "
@@ -296,6 +312,12 @@ def save(
             "models can be rebuilt from a checkpoint without pickle"
         )
     _check_target(path)
+    _OBJECTIVE.check(objective, "objective")
+    _OPTIMIZER.check(optimizer, "optimizer")
+    _GENERATORS.check(generators, "generators")
+    for name, generator in (generators or {}).items():
+        _GENERATOR_NAME.check(name, "generators")
+        _GENERATOR_STATE.check(generator, f"generators[{name!r}]")
     from . import __version__
 
     tensors = _module_tensors(model, "model")
@@ -494,6 +516,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
     registered and its recorded arguments bind to their constructors, the tensor names, and the
     SHA-256 digest over document and tensors. Every refusal is a ``CheckpointError``.
     """
+    _check_path_type(path, "a checkpoint file or run directory path")
     source = Path(path)
     if source.is_dir():
         source = source / "checkpoint.safetensors"
@@ -880,10 +903,15 @@ def _rebuild(
         return _construct(cls, config, what)
 
 
-def load_checkpoint(path: str | os.PathLike[str], device: str | None = None) -> Checkpoint:
+def load_checkpoint(
+    path: str | os.PathLike[str], device: str | torch.device | None = None
+) -> Checkpoint:
     """Read a checkpoint (``read_checkpoint``) and rebuild its model, and its objective if one
     was saved: each is checked against the stored tensors before it is built (see the module
-    docstring), then built and loaded."""
+    docstring), then built and loaded; ``device`` (a device this machine has, or "auto") is
+    checked before the file is read."""
+    if device is not None:
+        device = str(resolve_device(device))
     document, tensors = read_checkpoint(path)
     what = f"checkpoint {path}"
     stored = tensor_group(tensors, "model")
@@ -917,6 +945,6 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | None = None) -> 
     return ckpt
 
 
-def load(path: str | os.PathLike[str], device: str | None = None) -> Model:
+def load(path: str | os.PathLike[str], device: str | torch.device | None = None) -> Model:
     """Rebuild a model from a checkpoint written by ``save`` (or a run directory)."""
     return load_checkpoint(path, device).model

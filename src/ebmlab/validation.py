@@ -3,12 +3,14 @@
 Inputs: ``as_tensor`` (array or tensor, shape, dtype, finiteness), ``check_binary``,
 ``check_known_mask``, ``check_nonempty``, ``check_spin_values`` (states of a binary model),
 ``check_unit_interval``; ``check_finite_parameters`` (a model's parameters and buffers);
-``as_generator`` (a ``generator=`` argument: a generator, an integer seed or None).
+``as_generator`` (a ``generator=`` argument: a generator, an integer seed or None);
+``resolve_device`` (``"auto"`` or a device this machine has).
 
 Arguments: small declarative constraints in the spirit of scikit-learn's parameter constraints
 (``sklearn/utils/_param_validation.py``): ``Integral``, ``Real``, ``OneOf``, ``Boolean``,
-``SequenceOf`` and ``ImageShape``, combined with ``|`` (``Real(0, closed="neither") | None``) and
-narrowed with ``.where(predicate, description)``. A constructor declares its arguments with
+``SequenceOf``, ``ImageShape``, ``InstanceOf`` and ``IsCallable``, combined with ``|``
+(``Real(0, closed="neither") | None``) and narrowed with ``.where(predicate, description)``. A
+constructor declares its arguments with
 
     @validate(n_hidden=Integral(1), lr=Real(0, None, closed="neither"), kind=OneOf("a", "b"))
     def __init__(self, n_hidden: int, lr: float = 0.1, kind: str = "a") -> None: ...
@@ -54,7 +56,7 @@ def _shown(value: Any) -> str:
 
 
 def _article(phrase: str) -> str:
-    return ("an " if phrase[:1] in "aeiou" else "a ") + phrase
+    return ("an " if phrase[:1].lower() in "aeiou" else "a ") + phrase
 
 
 def _bound(x: float) -> str:
@@ -282,6 +284,32 @@ class AnyOf(Constraint):
         return ", ".join(phrases[:-1]) + " or " + phrases[-1]
 
 
+class InstanceOf(Constraint):
+    """Instances of ``types`` (a type or a tuple of types), e.g.
+    ``InstanceOf(torch.optim.Optimizer, description="a torch.optim.Optimizer") | None``."""
+
+    def __init__(self, types: type | tuple[type, ...], *, description: str | None = None):
+        super().__init__(description=description)
+        self.types = types
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, self.types)
+
+    def _describe(self) -> str:
+        types = self.types if isinstance(self.types, tuple) else (self.types,)
+        return _article(" or ".join(t.__name__ for t in types))
+
+
+class IsCallable(Constraint):
+    """Callables (functions, bound methods, objects with ``__call__``)."""
+
+    def accepts(self, value: Any) -> bool:
+        return callable(value)
+
+    def _describe(self) -> str:
+        return "a callable"
+
+
 class Refined(Constraint):
     """Values of ``base`` for which ``predicate`` holds (see ``Constraint.where``)."""
 
@@ -418,6 +446,30 @@ def as_generator(
         )
     seeded = torch.Generator(device=device if device is not None else "cpu")
     return seeded.manual_seed(int(generator))
+
+
+def resolve_device(device: Any = "auto", name: str = "device") -> torch.device:
+    """The ``torch.device`` that ``device`` names: ``"auto"`` picks CUDA, then MPS, then CPU; an
+    explicit choice (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or a ``torch.device``) must
+    be one this machine has, else ``InvalidArgumentError`` naming ``name``."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str) or not (
+        device in ("cpu", "cuda", "mps") or device.startswith("cuda:")
+    ):
+        raise InvalidArgumentError(f"{name}: expected auto, cpu, cuda or mps, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidArgumentError(
+            f"{name}: {device!r} was asked for but no CUDA device is available"
+        )
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise InvalidArgumentError(f"{name}: 'mps' was asked for but MPS is not available")
+    return torch.device(device)
 
 
 # ----- checking inputs ---------------------------------------------------------------------------

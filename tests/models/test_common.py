@@ -1,5 +1,6 @@
 """Shared suite: every model saves and loads (bit-exact, without pickle), gives its parameters
-gradients where it has an energy, and moves between devices.
+gradients where it has an energy, moves between devices, and draws its samples from a generator
+or an integer seed (anything else, and a count that is not positive, refused by name).
 
 A new model joins by adding one entry to FACTORIES (its class name and small constructor
 arguments). Every class of ``ebmlab.models.MODEL_CLASSES`` that the library defines (the
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import pkgutil
 from typing import Any
 
@@ -21,6 +23,7 @@ import ebmlab
 from ebmlab.io import load_checkpoint
 from ebmlab.metrics.frechet import FeatureClassifier
 from ebmlab.models import MODEL_CLASSES, DBNClassifier, Model
+from ebmlab.validation import InvalidArgumentError
 
 #: Class name (in ``MODEL_CLASSES``) -> small constructor arguments.
 FACTORIES: dict[str, dict[str, Any]] = {
@@ -222,3 +225,34 @@ def test_every_parameter_gets_a_gradient(name):
     _scalar_objective(model).backward()
     for pname, p in params:
         assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+
+
+def _sampler(name):
+    """The model's ``sample`` with a short chain where it runs one (None: it draws nothing)."""
+    model = _build(name)
+    sample = getattr(model, "sample", None)
+    if sample is None:
+        return None
+    parameters = inspect.signature(sample).parameters
+    chain = {
+        key: 3
+        for key in ("n_steps", "n_sweeps")
+        if key in parameters and isinstance(parameters[key].default, int)
+    }
+    return functools.partial(sample, **chain)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_sample_takes_a_seed_and_refuses_what_is_not_one(name):
+    sample = _sampler(name)
+    if sample is None:
+        pytest.skip(f"{name} draws no samples")
+    with torch.no_grad():
+        first, again = sample(2, generator=5), sample(2, generator=5)
+        assert torch.equal(first, again)  # an integer seed is a seeded generator
+        for bad in (2.5, True, "0"):
+            with pytest.raises(InvalidArgumentError, match=r"^generator: expected a torch\.Gen"):
+                sample(2, generator=bad)
+        for bad in (0, -1, True):
+            with pytest.raises(InvalidArgumentError, match=r"^n: expected a positive integer"):
+                sample(bad, generator=5)

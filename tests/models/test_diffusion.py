@@ -258,7 +258,8 @@ def test_respaced_timesteps_and_reproducible_samples():
     a = model.sample(3, torch.Generator().manual_seed(5), n_steps=4)
     b = model.sample(3, torch.Generator().manual_seed(5), n_steps=4)
     assert torch.equal(a, b) and ((a >= 0) & (a <= 1)).all()
-    assert model.sample(0).shape == (0, 4)
+    with pytest.raises(ValueError, match="n: expected a positive integer, got 0"):
+        model.sample(0)
 
 
 # ----- the loss and training ----------------------------------------------------------------------

@@ -9,10 +9,11 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import torch
 
-from ..validation import check_choice
+from ..validation import as_generator, as_tensor, check_choice, check_unit_interval
 
 BINARIZATIONS = (None, "threshold", "stochastic")
 
@@ -38,15 +39,31 @@ def stochastic_seed(name: str, split: str) -> int:
     return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
 
-def binarize(
-    x: torch.Tensor, method: str | None, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """Binarize ``x`` (values in [0, 1]) by ``method``; ``"stochastic"`` needs a ``generator``."""
+def check_pixels(x: Any, name: str = "x") -> torch.Tensor:
+    """``x`` (an array or tensor) as a floating tensor of grey levels in [0, 1]: NaN and
+    infinities refused, and values outside [0, 1] with a hint for 0-255 pixel bytes."""
+    x = as_tensor(x, name)
+    try:
+        return check_unit_interval(x, name)
+    except ValueError as error:
+        if x.numel() and float(x.max()) > 1:
+            raise ValueError(f"{error}; 0-255 pixels (uint8 images): divide by 255") from None
+        raise
+
+
+def binarize(x: Any, method: str | None, generator: Any = None) -> torch.Tensor:
+    """Binarize ``x`` (an array or tensor of grey levels in [0, 1], checked: NaN and values
+    outside [0, 1] are refused) by ``method``; ``"stochastic"`` needs a ``generator``, a
+    ``torch.Generator`` or an integer seed (a new generator on ``x``'s device)."""
     check_binarization(method)
+    x = check_pixels(x, "x")
     if method is None:
         return x.to(torch.float32)
     if method == "threshold":
         return binarize_threshold(x)
+    generator = as_generator(generator, x.device, "generator")
     if generator is None:
-        raise ValueError("generator: stochastic binarization needs a torch.Generator")
+        raise ValueError(
+            "generator: stochastic binarization needs a torch.Generator or an integer seed"
+        )
     return binarize_stochastic(x, generator)

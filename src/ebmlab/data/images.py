@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..validation import Constraint
 from .binarize import binarize_stochastic, binarize_threshold, check_binarization, stochastic_seed
 from .download import ensure_files
 from .files import BINARIZED_MNIST_KEYS, file_key, resolve_data_dir
@@ -44,6 +45,16 @@ _MNIST_SPLITS = {
 DIGITS_TEST_FRACTION = 0.2
 
 FileKey = tuple[tuple[str, int, int], ...]
+
+
+class _FolderPath(Constraint):
+    """A folder given as a path (``str`` or ``os.PathLike``) or None (the default folder)."""
+
+    def accepts(self, value: object) -> bool:
+        return value is None or isinstance(value, str | os.PathLike)
+
+    def _describe(self) -> str:
+        return "a folder path (str or os.PathLike) or None"
 
 
 def load(
@@ -83,6 +94,7 @@ def load(
             f"split: {name} has no split {split!r}; valid splits: {', '.join(info.splits)}"
         )
     check_binarization(binarize)
+    _FolderPath().check(data_dir, "data_dir")
     root = resolve_data_dir(data_dir)
     if name == "digits":
         return _load_digits(split, binarize)

@@ -37,10 +37,10 @@ from typing import Any
 import torch
 
 from ..samplers import effective_sample_size_weights, make_generator
-from ..validation import Integral, Real, check_params, check_positive_int
+from ..validation import Integral, Real, as_generator, check_params, check_positive_int
 from .inputs import check_parameters
 from .kinds import model_device
-from .paths import AnnealingPath, annealing_path, base_rate_bias
+from .paths import AnnealingPath, annealing_path, base_rate_bias, check_ais_model
 
 #: The Salakhutdinov & Murray (2008) schedule: (end of piece, number of steps in it).
 _SM_PIECES = ((0.5, 500), (0.9, 4000), (1.0, 10000))
@@ -109,9 +109,11 @@ class AISResult:
 
     Attributes:
         log_z: the estimate.
-        log_z_se: its standard error (delta method: sd(w) / (sqrt(n) mean(w))).
+        log_z_se: its standard error (delta method: sd(w) / (sqrt(n) mean(w))); NaN from a
+            single run, which has no spread to estimate it from (``log_likelihood`` then warns
+            and reports the sampling error of the data alone).
         log_z_low, log_z_high: log of (mean w -/+ 3 standard errors), shifted by log Z_A
-            (log_z_low is -inf when mean - 3 se <= 0).
+            (log_z_low is -inf when mean - 3 se <= 0; both NaN from a single run).
         ess: effective sample size of the weights, (sum w)^2 / sum w^2, in [1, n_runs].
         ess_fraction: ess / n_runs.
         log_weights: per-run log weights (float64).
@@ -257,9 +259,13 @@ def _prepare(
     base_bias: torch.Tensor | None,
     ess_warn_fraction: float,
 ) -> tuple[AnnealingPath, torch.Generator]:
+    check_ais_model(model)  # before anything reads its parameters or device
     check_params(_ARGUMENTS, {"seed": seed, "ess_warn_fraction": ess_warn_fraction})
     check_parameters(model)  # once: a NaN weight would only show as NaN weights at the end
-    generator = make_generator(generator if generator is not None else seed, model_device(model))
+    device = model_device(model)
+    generator = as_generator(generator, device, "generator")
+    if generator is None:
+        generator = make_generator(seed, device)
     return annealing_path(model, data, base_bias), generator
 
 
@@ -282,14 +288,16 @@ def ais(
             DBM (odd layers summed out), a fully visible binary model (uniform base, Gibbs
             sweeps at each beta), or any model with an ``annealing_path`` method.
         n_betas: annealing steps (the schedule has n_betas + 1 inverse temperatures).
-        n_runs: independent runs, simulated as one batch.
+        n_runs: independent runs, simulated as one batch; a standard error needs at least 2
+            (one run gives ``log_z_se`` NaN).
         seed: seed of the generator (on the model's device).
         data: training data (n, n_visible) for the base-rate model of binary visible units,
             binary or probabilities in [0, 1] (a lower layer's mean-field activities); None:
             b_A = the model's own visible biases (the path then anneals only the rest).
         betas: an explicit schedule from 0 to 1 instead of ``n_betas``.
         base_bias: explicit base-model visible biases (overrides ``data``).
-        generator: a generator to draw from (overrides ``seed``).
+        generator: a ``torch.Generator`` (or an integer seed) to draw from (overrides
+            ``seed``).
         ess_warn_fraction: warn (``AISWarning``) when ESS < this fraction of ``n_runs``, a
             number in [0, 1] (0: never warn).
         progress: a progress bar over the betas on a terminal (long schedules only).

@@ -28,6 +28,8 @@ from typing import Any
 import torch
 
 from ..samplers import bernoulli_draw, inverse_cdf_categorical
+from ..samplers.base import check_spin_choice
+from ..validation import Integral, as_generator, check_positive_int
 from . import kinds
 from .inputs import check_parameters
 
@@ -35,6 +37,8 @@ from .inputs import check_parameters
 MAX_EXACT_UNITS = 25
 #: Elements per enumeration chunk (32 MB in float64).
 _CHUNK_ELEMENTS = 1 << 22
+#: Units ``enumerate_states`` can index: bit i of an int64 state number.
+_N_UNITS = Integral(0, 62)
 
 
 def enumerate_states(
@@ -45,8 +49,20 @@ def enumerate_states(
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """States number ``start``..``stop``-1 of {lo, hi}^n_units; unit i is bit i of the index."""
-    stop = 1 << n_units if stop is None else stop
+    """States number ``start``..``stop``-1 of {lo, hi}^n_units; unit i is bit i of the index.
+
+    ``n_units``: an integer in [0, 62] (state indices are int64); ``0 <= start <= stop <=
+    2**n_units`` (``stop`` None: 2**n_units); ``spin_values``: (0.0, 1.0) or (-1.0, 1.0)."""
+    _N_UNITS.check(n_units, "n_units")
+    total = 1 << n_units
+    Integral(0, total, description=f"an integer in [0, 2**n_units] = [0, {total}]").check(
+        start, "start"
+    )
+    stop = total if stop is None else stop
+    Integral(
+        start, total, description=f"an integer in [start, 2**n_units] = [{start}, {total}]"
+    ).check(stop, "stop")
+    spin_values = check_spin_choice(spin_values, optional=False)
     index = torch.arange(start, stop, device=device, dtype=torch.int64)
     bits = (index[:, None] >> torch.arange(n_units, device=device)) & 1
     lo, hi = spin_values
@@ -123,6 +139,7 @@ def _enumerated(model: Any) -> tuple[Any, int]:
 def _negative_energies(model: Any, max_units: int) -> Iterator[torch.Tensor]:
     """-E (or -F) of every enumerated state, chunk by chunk, in float64, once the model's
     parameters are known to be finite."""
+    check_positive_int(max_units, "max_units")
     check_parameters(model)
     view, width = _enumerated(model)
     n = int(view.n_units)
@@ -143,7 +160,8 @@ def _negative_energies(model: Any, max_units: int) -> Iterator[torch.Tensor]:
 @torch.no_grad()
 def exact_log_z(model: Any, max_units: int = MAX_EXACT_UNITS) -> float:
     """log Z by enumerating every state (RBMs: of the smaller layer; DBMs: of the even layers), in
-    float64, with a chunked log-sum-exp. Up to ``max_units`` (25) enumerated units."""
+    float64, with a chunked log-sum-exp. Up to ``max_units`` (an integer >= 1, default 25)
+    enumerated units."""
     partial = [torch.logsumexp(values, 0) for values in _negative_energies(model, max_units)]
     return _finite_log_z(float(torch.logsumexp(torch.stack(partial), 0)))
 
@@ -163,7 +181,7 @@ def _finite_log_z(log_z: float) -> float:
 def exact_log_probs(model: Any, max_units: int = 20) -> torch.Tensor:
     """log p of every enumerated state, indexed as in ``enumerate_states``, float64: every state
     of a fully visible model, the marginal of the smaller layer of an RBM, of the even layers
-    (concatenated) of a DBM."""
+    (concatenated) of a DBM. ``max_units``: an integer >= 1."""
     log_p = torch.cat(list(_negative_energies(model, max_units)))
     return log_p - _finite_log_z(float(torch.logsumexp(log_p, 0)))
 
@@ -181,7 +199,13 @@ def exact_sample(model: Any, n: int, generator: torch.Generator | None = None) -
     """``n`` exact samples by enumeration: fully visible models directly; RBMs (Bernoulli and
     Gaussian-Bernoulli) by drawing h from its exact marginal, then v ~ p(v | h); DBMs by drawing
     the even layers from their exact marginal, then the odd ones given them (the result: every
-    layer concatenated, (n, sum of layer sizes))."""
+    layer concatenated, (n, sum of layer sizes)). ``n``: a positive integer; ``generator``: a
+    ``torch.Generator``, an integer seed (a generator on the model's device) or None."""
+    check_positive_int(n, "n")
+    if hasattr(model, "parameters"):
+        generator = as_generator(generator, kinds.model_device(model), "generator")
+    else:
+        generator = as_generator(generator, None, "generator")
     if kinds.is_rbm(model):
         W = model.W
         h = _draw_states(_LayerView(model, model.n_hidden, "free_energy_hidden"), n, generator)

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from ..validation import check_positive_int
-from .ais import AISResult
+from ..validation import NoneValue, OneOf, Real, check_in_range, check_positive_int
+from .ais import AISResult, AISWarning
 from .inputs import check_data
 from .kinds import model_device
 
@@ -110,33 +111,93 @@ class LogLikelihood:
         return Estimate(self.mean, self.se, self.method, self.n, extras)
 
 
+#: How the log Z of ``log_likelihood`` was obtained (the other methods tag bounds, which
+#: ``log_likelihood`` does not compute).
+_LOG_Z_METHODS = OneOf(
+    "exact", "ais", description="exact or ais (how log Z was obtained: exact_log_z or ais)"
+)
+_ESTIMATED = OneOf(
+    "ais", description="ais for a log Z estimated by AIS (an AISResult or a log_z_se > 0)"
+)
+_LOG_Z = Real(description="a finite number or an AISResult")
+_NO_SE = NoneValue(description="None when log_z is an AISResult (its own standard error is used)")
+
+
+def _energy_function(model: Any) -> Any:
+    """The free energy (hidden units summed out) or the energy that scores ``model``'s rows."""
+    for name in ("free_energy", "energy"):
+        energy = getattr(model, name, None)
+        if callable(energy):
+            return energy
+    hint = (
+        " (score it with its own log_prob or bounds)"
+        if callable(getattr(model, "log_prob", None))
+        else ""
+    )
+    raise TypeError(
+        "model: log_likelihood needs a model with free_energy(x) or energy(x); got "
+        f"{type(model).__name__}{hint}"
+    )
+
+
 @torch.no_grad()
 def log_likelihood(
     model: Any,
     x: torch.Tensor,
     log_z: float | AISResult,
-    log_z_se: float = 0.0,
+    log_z_se: float | None = None,
     batch_size: int = 10000,
     method: str | None = None,
 ) -> LogLikelihood:
     """Mean of log p(x) = -F(x) - log Z over the rows of ``x`` (F: ``free_energy`` if the model
-    has one, else ``energy``), in nats, with its standard error. ``log_z`` may be an
-    ``AISResult`` (its standard error is then used). ``method`` defaults to "ais" when log Z has
-    a standard error (or is an ``AISResult``), else "exact". ``x`` is checked first
+    has one, else ``energy``), in nats, with its standard error. ``x`` is checked first
     (``inputs.check_data``): (n_examples, width) with n_examples >= 1, finite, binary for a
-    binary model (the model's own ``check_visible`` when it has one)."""
+    binary model (the model's own ``check_visible`` when it has one).
+
+    Args:
+        model: a model with ``free_energy(x)`` or ``energy(x)`` (models without one, such as a
+            VAE or a flow, report their own ``log_prob`` or bounds).
+        x: the rows to score.
+        log_z: log Z: a finite number (``exact_log_z``, or an estimate with ``log_z_se``) or an
+            ``AISResult``, whose log Z and standard error are used. A single-run AIS result has
+            no standard error (NaN): an ``AISWarning`` says so and ``se`` is then the sampling
+            error of the mean over ``x`` alone (``log_z_se`` stays NaN).
+        log_z_se: the standard error of a number ``log_z`` (None: 0, an exact log Z); leave it
+            None with an ``AISResult``.
+        batch_size: rows per free-energy call.
+        method: how log Z was obtained, "exact" or "ais"; default "ais" for an ``AISResult`` or
+            a ``log_z_se`` > 0, else "exact". "exact" with an estimated log Z is refused.
+    """
+    energy_fn = _energy_function(model)
     if isinstance(log_z, AISResult):
-        log_z, log_z_se = log_z.log_z, log_z.log_z_se
-        method = method or "ais"
-    log_z, log_z_se = float(log_z), float(log_z_se)
-    if not math.isfinite(log_z):
-        raise ValueError(f"log_z: expected a finite number, got {log_z}")
-    if not log_z_se >= 0:
-        raise ValueError(f"log_z_se: expected a standard error >= 0, got {log_z_se}")
-    method = check_method(method or ("ais" if log_z_se > 0 else "exact"))
+        _NO_SE.check(log_z_se, "log_z_se")
+        result = log_z
+        log_z, log_z_se = result.log_z, result.log_z_se
+        method = _ESTIMATED.check("ais" if method is None else method, "method")
+        _LOG_Z.check(log_z, "log_z")
+        combined_se = log_z_se
+        if math.isnan(log_z_se):
+            warnings.warn(
+                f"log_z: the AISResult has no standard error (it comes from {result.n_runs} "
+                "run); the standard error of the log-likelihood leaves out the uncertainty of "
+                "log Z. Run ais with n_runs >= 2 for one",
+                AISWarning,
+                stacklevel=3,
+            )
+            combined_se = 0.0
+    else:
+        if isinstance(log_z, torch.Tensor) and log_z.numel() == 1:
+            log_z = log_z.item()
+        log_z = float(_LOG_Z.check(log_z, "log_z"))
+        log_z_se = 0.0 if log_z_se is None else float(check_in_range(log_z_se, "log_z_se", 0.0))
+        method = _LOG_Z_METHODS.check(
+            method if method is not None else ("ais" if log_z_se > 0 else "exact"), "method"
+        )
+        if log_z_se > 0:
+            _ESTIMATED.check(method, "method")
+        combined_se = log_z_se
     check_positive_int(batch_size, "batch_size")
     x = check_data(model, x, "x")
-    energy_fn = model.free_energy if hasattr(model, "free_energy") else model.energy
     device = model_device(model)
     dtype = getattr(model, "dtype", torch.get_default_dtype())
     neg_f = torch.cat(
@@ -145,5 +206,5 @@ def log_likelihood(
             for i in range(0, x.shape[0], batch_size)
         ]
     )
-    est = Estimate.from_values(neg_f, method, log_z_se)
+    est = Estimate.from_values(neg_f, method, combined_se)
     return LogLikelihood(est.mean - log_z, est.se, est.n, log_z, log_z_se, method)

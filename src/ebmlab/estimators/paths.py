@@ -535,6 +535,7 @@ def annealing_path(
     model anneals from uniform states here; ``FullyVisiblePath(model, kernel, data)`` takes a
     base-rate base). ``kernel``: the transition of a fully visible model's path (default: a
     Gibbs sweep)."""
+    check_ais_model(model)
     own = getattr(model, "annealing_path", None)
     if callable(own):
         return own(data=data, base_bias=base_bias)
@@ -542,17 +543,26 @@ def annealing_path(
         return GaussianRBMPath(model)
     if is_bernoulli_rbm(model):
         return BernoulliRBMPath(model, data, base_bias)
-    if is_rbm(model):
+    if is_dbm(model):
+        return DBMPath(model, data, base_bias)
+    return FullyVisiblePath(model, kernel=kernel)
+
+
+def check_ais_model(model: Any) -> Any:
+    """``model`` if AIS has a path for it (its own ``annealing_path``, a Bernoulli or
+    Gaussian-Bernoulli RBM, a DBM, a fully visible binary model), else a TypeError naming
+    ``model``: checked from attributes alone, before anything is computed."""
+    if callable(getattr(model, "annealing_path", None)):
+        return model
+    if is_rbm(model) and not (is_gaussian_rbm(model) or is_bernoulli_rbm(model)):
         raise TypeError(
             f"model: AIS is implemented for Bernoulli and Gaussian-Bernoulli RBMs, DBMs and fully "
             f"visible binary models; got {type(model).__name__}"
         )
-    if is_dbm(model):
-        return DBMPath(model, data, base_bias)
-    if is_fully_visible(model):
-        return FullyVisiblePath(model, kernel=kernel)
-    raise TypeError(
-        f"model: AIS needs a Bernoulli or Gaussian-Bernoulli RBM, a DBM, a fully visible binary "
-        f"model (n_units, energy, spin_values) or an annealing_path method; got "
-        f"{type(model).__name__}"
-    )
+    if not (is_rbm(model) or is_dbm(model) or is_fully_visible(model)):
+        raise TypeError(
+            f"model: AIS needs a Bernoulli or Gaussian-Bernoulli RBM, a DBM, a fully visible "
+            f"binary model (n_units, energy, spin_values) or an annealing_path method; got "
+            f"{type(model).__name__}"
+        )
+    return model

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from ..validation import check_binary, check_positive_int
+from ..validation import as_generator, check_binary, check_positive_int
 from .inputs import check_data
 
 #: Rows (examples times flipped bits) passed to the free energy at once.
@@ -49,7 +49,8 @@ def pseudo_log_likelihood(
         v: (n, D) binary rows (0/1), n >= 1, checked against the model.
         n_bits: None: every bit (exact); k in 1..D: k distinct bits drawn uniformly per row, the
             unbiased estimate (D / k) sum over the drawn bits.
-        generator: draws the bits (on ``v``'s device) when ``n_bits`` is given.
+        generator: a ``torch.Generator`` on ``v``'s device, or an integer seed (a new
+            generator there), that draws the bits when ``n_bits`` is given.
     """
     conditionals = getattr(model, "log_conditionals", None)
     if not callable(getattr(model, "free_energy", None)) and not callable(conditionals):
@@ -58,6 +59,7 @@ def pseudo_log_likelihood(
             f"got {type(model).__name__}"
         )
     x = check_binary(check_data(model, v, "v"), "v")
+    generator = as_generator(generator, x.device, "generator")
     n, d = x.shape
     if n_bits is None and callable(conditionals):
         return conditionals(x).sum(1)  # every bit, in feature order: no per-row indices

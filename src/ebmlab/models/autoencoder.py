@@ -39,7 +39,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..samplers import bernoulli_draw as bernoulli
-from ..validation import as_tensor, check_in_range
+from ..validation import (
+    Boolean,
+    Integral,
+    Real,
+    as_generator,
+    as_tensor,
+    check_nonempty,
+    check_positive_int,
+    validate,
+)
 from .base import Bipartite, Model, marginal_logits
 from .dbn import check_layer_sizes
 from .rbm import BernoulliRBM
@@ -75,8 +84,8 @@ class GaussianHiddenRBM(Bipartite, Model):
 
     @torch.no_grad()
     def init_visible_from_data(self, x: torch.Tensor) -> None:
-        """b_i = logit of the data marginal (as ``BernoulliRBM``)."""
-        self.b.copy_(marginal_logits(self.check_visible(x, "x")))
+        """b_i = logit of the data marginal (as ``BernoulliRBM``); ``x``: at least one row."""
+        self.b.copy_(marginal_logits(check_nonempty(self.check_visible(x, "x"), "x")))
 
     def energy(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """E(v, h) = -b^T v - c^T h + |h|^2 / 2 - v^T W h, shape (batch,)."""
@@ -135,6 +144,7 @@ class DeepAutoencoder(Model):
         seed: seeds the initial weights (None: torch's global generator).
     """
 
+    @validate(linear_code=Boolean(), init_std=Real(0) | None, seed=Integral() | None)
     def __init__(
         self,
         layer_sizes: list[int],
@@ -144,14 +154,12 @@ class DeepAutoencoder(Model):
     ) -> None:
         super().__init__()
         sizes = check_layer_sizes(layer_sizes)
-        if init_std is not None:
-            check_in_range(init_std, "init_std", 0)
         self.layer_sizes = sizes
         self.linear_code = bool(linear_code)
         pairs = list(itertools.pairwise(sizes))
         self.encoder = nn.ModuleList(_linear(a, b) for a, b in pairs)
         self.decoder = nn.ModuleList(_linear(b, a) for a, b in reversed(pairs))
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        generator = as_generator(seed, "cpu", "seed")
         with torch.no_grad():
             for layer in [*self.encoder, *self.decoder]:
                 fan_out, fan_in = layer.weight.shape
@@ -218,8 +226,10 @@ class DeepAutoencoder(Model):
 
     @torch.no_grad()
     def reconstruction_error(self, x: torch.Tensor, batch_size: int = 10_000) -> torch.Tensor:
-        """``squared_error`` on validated input, in batches, without gradients."""
-        x = self.check_input(x)
+        """``squared_error`` on validated input (at least one row), in batches of
+        ``batch_size`` rows, without gradients."""
+        x = check_nonempty(self.check_input(x), "x")
+        check_positive_int(batch_size, "batch_size")
         return torch.cat(
             [self.squared_error(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         )
@@ -230,6 +240,7 @@ class DeepAutoencoder(Model):
         return self.encode(self.check_input(x))
 
     # ----- pretraining --------------------------------------------------------------------------
+    @validate(init_std=Real(0), seed=Integral() | None)
     def rbm_stack(self, init_std: float = 0.01, seed: int | None = None) -> list[nn.Module]:
         """Fresh RBMs matching the layers: ``BernoulliRBM``s, and a ``GaussianHiddenRBM`` on top
         when the code is linear."""

@@ -36,10 +36,12 @@ from ..validation import (
     ImageShape,
     Integral,
     OneOf,
+    as_generator,
     as_tensor,
     check_binary,
     check_known_mask,
-    check_nonnegative_int,
+    check_nonempty,
+    check_positive_int,
     validate,
 )
 from .base import Model
@@ -182,14 +184,16 @@ class RasterAutoregressive(Model):
 
     # ----- density --------------------------------------------------------------------------------
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """l_i(x_<i) for every pixel, shape (batch, H * W): p(x_i = 1 | x_<i) = sigmoid(l_i)."""
-        x = self.check_images(x)
+        """l_i(x_<i) for every pixel, shape (batch, H * W): p(x_i = 1 | x_<i) = sigmoid(l_i).
+        ``x``: binary images, at least one."""
+        x = check_nonempty(self.check_images(x), "x")
         h, w = self.image_shape
         return self._logit_maps(x.reshape(-1, 1, h, w)).reshape(x.shape[0], -1)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Exact log p(x) in nats, shape (batch,): sum_i x_i l_i - softplus(l_i)."""
-        x = self.check_images(x)
+        """Exact log p(x) in nats, shape (batch,): sum_i x_i l_i - softplus(l_i); ``x``: binary
+        images, at least one."""
+        x = check_nonempty(self.check_images(x), "x")
         logits = self.logits(x)
         return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
 
@@ -217,10 +221,14 @@ class RasterAutoregressive(Model):
         return x
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, **_: object) -> torch.Tensor:
-        """n exact draws (n, H * W), pixel by pixel (D network passes); extra keyword arguments
-        (e.g. ``n_steps``) are ignored."""
-        check_nonnegative_int(n, "n")
+    def sample(
+        self, n: int, generator: torch.Generator | int | None = None, **_: object
+    ) -> torch.Tensor:
+        """n >= 1 exact draws (n, H * W), pixel by pixel (D network passes); ``generator``: a
+        ``torch.Generator``, an integer seed or None. Extra keyword arguments (e.g.
+        ``n_steps``) are ignored."""
+        check_positive_int(n, "n")
+        generator = as_generator(generator, self.device)
         x = torch.zeros(n, self.n_visible, device=self.device, dtype=self.dtype)
         return self._fill(x, torch.ones_like(x, dtype=torch.bool), generator)
 
@@ -230,16 +238,18 @@ class RasterAutoregressive(Model):
         x: torch.Tensor,
         mask: torch.Tensor,
         n_steps: int | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | int | None = None,
     ) -> torch.Tensor:
         """Complete images given the known pixels: exact draws from p(x_unknown | x_known).
 
         Args:
-            x: (batch, H * W) binary images; only the entries where ``mask`` is True are read.
+            x: (batch, H * W) binary images, at least one; only the entries where ``mask`` is
+                True are read.
             mask: bool, (H * W,) or (batch, H * W); True marks a known pixel. The known pixels
                 must come first in raster order (e.g. the top half), where the autoregressive
                 factorization makes ancestral sampling exact.
             n_steps: ignored (accepted for the signature other families share).
+            generator: a ``torch.Generator``, an integer seed or None.
 
         Returns:
             (batch, H * W): known pixels unchanged, the others drawn.
@@ -247,7 +257,9 @@ class RasterAutoregressive(Model):
         x = as_tensor(
             x, "x", dim=2, n_features=self.n_visible, device=self.device, dtype=self.dtype
         )
+        check_nonempty(x, "x")
         mask = check_known_mask(mask, x).expand_as(x)
+        generator = as_generator(generator, self.device)
         # a known pixel after an unknown one would condition on the future: not ancestral
         later_known = mask & (torch.cumsum((~mask).to(torch.int64), dim=1) > 0)
         if later_known.any():

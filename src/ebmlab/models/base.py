@@ -18,7 +18,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..validation import Integral, Real, check_nonnegative_int, check_positive_int, validate
+from ..validation import (
+    Integral,
+    Real,
+    as_generator,
+    check_nonempty,
+    check_nonnegative_int,
+    check_positive_int,
+    validate,
+)
 
 #: Every concrete model class, by name. ``ebmlab.load`` only rebuilds classes listed here.
 MODEL_CLASSES: dict[str, type[Model]] = {}
@@ -122,7 +130,7 @@ def init_bipartite(
 ) -> None:
     """Give ``module`` a (n_visible, n_hidden) weight matrix ``W`` ~ N(0, init_std^2), drawn from
     ``seed`` (None: torch's global generator), and zero biases ``b`` (visible), ``c`` (hidden)."""
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    generator = as_generator(seed, "cpu", "seed")
     module.n_visible = n_visible
     module.n_hidden = n_hidden
     module.W = nn.Parameter(torch.randn(n_visible, n_hidden, generator=generator) * init_std)
@@ -204,14 +212,16 @@ class GibbsSampled:
         self,
         n: int,
         n_steps: int = 1000,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | int | None = None,
         v0: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``n`` chains (or one per row of ``v0``, which then sets where they start) run for
-        ``n_steps`` sweeps; returns the model's visible output of the last sweep, (n, n_visible)."""
+        ``n_steps`` sweeps; returns the model's visible output of the last sweep, (n, n_visible).
+        ``generator``: a ``torch.Generator``, an integer seed or None."""
         n_steps = check_nonnegative_int(n_steps, "n_steps")
+        generator = as_generator(generator, self.device)  # type: ignore[attr-defined]
         if v0 is None:
             state = self.start_chains(check_positive_int(n, "n"), generator)
         else:
-            state = self.chains_from(self.check_visible(v0, "v0"), generator)
+            state = self.chains_from(check_nonempty(self.check_visible(v0, "v0"), "v0"), generator)
         return self.chains_output(self.run_chains(state, n_steps, generator), generator)

@@ -18,7 +18,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..validation import Integral, as_tensor, check_binary, validate
+from ..validation import (
+    Integral,
+    as_generator,
+    as_tensor,
+    check_binary,
+    check_in_range,
+    check_nonempty,
+    check_positive_int,
+    validate,
+)
 from .base import Model
 
 
@@ -35,6 +44,8 @@ class DiagonalGaussian(Model):
         self.log_sigma = nn.Parameter(torch.zeros(dim))
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
+        """E(x), shape (batch,). Does not check its input (it runs inside training and
+        sampling loops); ``log_prob`` does."""
         z = (x - self.mu) * torch.exp(-self.log_sigma)
         return 0.5 * (z * z).sum(-1)
 
@@ -46,10 +57,13 @@ class DiagonalGaussian(Model):
         x = as_tensor(
             x, "x", dim=2, n_features=self.dim, device=self.mu.device, dtype=self.mu.dtype
         )
-        return -self.energy(x) - self.log_partition()
+        return -self.energy(check_nonempty(x, "x")) - self.log_partition()
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, n: int, generator: int | torch.Generator | None = None) -> torch.Tensor:
+        """``n`` exact draws, shape (n, dim); ``generator``: a torch.Generator or a seed."""
+        n = check_positive_int(n, "n")
+        generator = as_generator(generator, self.mu.device)
         noise = torch.randn(n, self.dim, generator=generator, device=self.mu.device)
         return self.mu + noise * torch.exp(self.log_sigma)
 
@@ -69,12 +83,16 @@ class IndependentBernoulli(Model):
     def fit(self, v: torch.Tensor, pseudocount: float = 1.0) -> IndependentBernoulli:
         """Set the logits to the smoothed marginals (count + pseudocount) / (N + 2 pseudocount);
         the pseudocount keeps pixels that are never on from getting a log-probability of -inf."""
+        check_in_range(pseudocount, "pseudocount", 0)
         v = check_binary(as_tensor(v, "v", dim=2, n_features=self.n_visible), "v")
+        check_nonempty(v, "v")
         p = (v.sum(0) + pseudocount) / (v.shape[0] + 2 * pseudocount)
         self.a.copy_(torch.logit(p).to(self.a))
         return self
 
     def energy(self, v: torch.Tensor) -> torch.Tensor:
+        """E(v) = -a^T v, shape (batch,). Does not check its input (it runs inside training and
+        sampling loops); ``log_prob`` does."""
         return -(v @ self.a)
 
     def log_partition(self) -> torch.Tensor:
@@ -85,9 +103,13 @@ class IndependentBernoulli(Model):
         v = as_tensor(
             v, "v", dim=2, n_features=self.n_visible, device=self.a.device, dtype=self.a.dtype
         )
-        return -self.energy(check_binary(v, "v")) - self.log_partition()
+        v = check_nonempty(check_binary(v, "v"), "v")
+        return -self.energy(v) - self.log_partition()
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, n: int, generator: int | torch.Generator | None = None) -> torch.Tensor:
+        """``n`` exact draws, shape (n, n_visible); ``generator``: a torch.Generator or a seed."""
+        n = check_positive_int(n, "n")
+        generator = as_generator(generator, self.a.device)
         u = torch.rand(n, self.n_visible, generator=generator, device=self.a.device)
         return (u < torch.sigmoid(self.a)).to(self.a.dtype)

@@ -29,27 +29,33 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ..samplers import Gibbs, SimulatedAnnealing, SweepTarget, bernoulli_draw
 from ..samplers.annealing import cooling_steps, geometric_schedule
-from ..validation import as_tensor, check_binary, check_positive
+from ..validation import (
+    Boolean,
+    Integral,
+    Real,
+    as_generator,
+    as_tensor,
+    check_binary,
+    check_in_range,
+    check_nonempty,
+    check_nonnegative_int,
+    check_positive,
+    check_positive_int,
+    validate,
+)
 from .base import Model
 
 #: Enumeration is refused beyond this many free units (2^22 states, about 4 million).
 MAX_ENUMERATION_UNITS = 22
 #: The temperature of the final sweep of ``anneal``: T -> 0, a greedy descent.
 GREEDY_TEMPERATURE = 1e-6
-
-
-def _positive_int(value: int, name: str, allow_zero: bool = False) -> int:
-    low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        kind = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{name}: expected a {kind} integer, got {value!r}")
-    return value
 
 
 class BoltzmannMachine(Model):
@@ -68,6 +74,14 @@ class BoltzmannMachine(Model):
     likelihood_kind = "exact"
     spin_values = (0.0, 1.0)
 
+    @validate(
+        n_visible=Integral(1),
+        n_hidden=Integral(0),
+        n_labels=Integral(0),
+        temperature=Real(0, closed="neither"),
+        init_std=Real(0),
+        seed=Integral() | None,
+    )
     def __init__(
         self,
         n_visible: int,
@@ -78,16 +92,12 @@ class BoltzmannMachine(Model):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        _positive_int(n_visible, "n_visible")
-        _positive_int(n_hidden, "n_hidden", allow_zero=True)
-        _positive_int(n_labels, "n_labels", allow_zero=True)
         if n_labels == 1:
             raise ValueError("n_labels: a one-hot label group needs at least 2 classes, got 1")
-        check_positive(temperature, "temperature")
         self.n_visible, self.n_hidden, self.n_labels = n_visible, n_hidden, n_labels
         self.n_units = n_visible + n_labels + n_hidden
         self.temperature = float(temperature)
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
         weights = torch.randn(self.n_units, self.n_units, generator=generator) * init_std
         self.W = nn.Parameter(torch.triu(weights, diagonal=1))
         self.theta = nn.Parameter(torch.zeros(self.n_units))
@@ -143,6 +153,8 @@ class BoltzmannMachine(Model):
         model's T). ``clamp``: the first ``clamp`` units stay fixed, or a bool mask of units.
 
         Fields are updated incrementally (f += delta_s_i * W_i), so a sweep costs O(n^2) per chain.
+        This is the inner loop of sampling and training: ``states`` and ``generator`` (a
+        torch.Generator or None) are not checked here; ``sample`` checks them.
         """
         T = self.temperature if temperature is None else temperature
         J = self.coupling()
@@ -176,8 +188,11 @@ class BoltzmannMachine(Model):
                     f"({self.n_units},), got {clamp.dtype} {tuple(clamp.shape)}"
                 )
             return clamp.to("cpu")
-        if not 0 <= clamp <= self.n_units:
-            raise ValueError(f"clamp: expected 0..{self.n_units} leading units, got {clamp}")
+        Integral(
+            0,
+            self.n_units,
+            description=f"a number of leading units in [0, {self.n_units}] or a bool mask",
+        ).check(clamp, "clamp")
         mask = torch.zeros(self.n_units, dtype=torch.bool)
         mask[:clamp] = True
         return mask
@@ -201,7 +216,10 @@ class BoltzmannMachine(Model):
         fields.addmm_(delta, J[ls])
 
     def random_states(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Uniformly random states (a random one-hot label), shape (n, n_units)."""
+        """Uniformly random states (a random one-hot label), shape (n, n_units); ``generator``: a
+        torch.Generator or a seed."""
+        n = check_positive_int(n, "n")
+        generator = as_generator(generator, self.W.device)
         s = bernoulli_draw(
             torch.full((n, self.n_units), 0.5, device=self.W.device, dtype=self.W.dtype), generator
         )
@@ -215,11 +233,17 @@ class BoltzmannMachine(Model):
         self,
         n: int,
         n_sweeps: int = 1000,
-        generator: torch.Generator | None = None,
+        generator: int | torch.Generator | None = None,
         states: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Full states after ``n_sweeps`` Gibbs sweeps from random states (or ``states``)."""
-        s = self.random_states(n, generator) if states is None else self.check_states(states)
+        """Full states after ``n_sweeps`` Gibbs sweeps from ``n`` random states (or from the rows
+        of ``states``); ``generator``: a torch.Generator or a seed."""
+        n_sweeps = check_nonnegative_int(n_sweeps, "n_sweeps")
+        generator = as_generator(generator, self.W.device)
+        if states is None:
+            s = self.random_states(check_positive_int(n, "n"), generator)
+        else:
+            s = check_nonempty(self.check_states(states), "states")
         for _ in range(n_sweeps):
             s = self.gibbs_sweep(s, generator)
         return s
@@ -232,15 +256,22 @@ class BoltzmannMachine(Model):
         t_end: float = 0.05,
         cooling: float = 0.9,
         sweeps_per_temperature: int = 2,
-        generator: torch.Generator | None = None,
+        generator: int | torch.Generator | None = None,
         states: torch.Tensor | None = None,
         clamp: int | torch.Tensor = 0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Simulated annealing (lecture 001) with ``ebmlab.samplers.SimulatedAnnealing``:
         ``sweeps_per_temperature`` sweeps at each T = t_start, cooling * t_start, ... down to the
         first level at or below t_end, then one greedy sweep at T -> 0. Returns (states, energies
-        at T = 1), best first. The temperatures are absolute (the model's own T is not used)."""
-        if not (t_start >= t_end > 0 and 0 < cooling < 1):
+        at T = 1), best first. The temperatures are absolute (the model's own T is not used).
+        ``n_chains`` chains start from random states (or from the rows of ``states``)."""
+        check_positive(t_start, "t_start")
+        check_positive(t_end, "t_end")
+        check_in_range(cooling, "cooling", 0, 1, closed="neither")
+        check_positive_int(sweeps_per_temperature, "sweeps_per_temperature")
+        self._clamp_mask(clamp, self.W.device)
+        generator = as_generator(generator, self.W.device)
+        if not t_start >= t_end:
             raise ValueError(
                 f"t_start, t_end, cooling: expected t_start >= t_end > 0 and cooling "
                 f"in (0, 1), got {t_start}, {t_end}, {cooling}"
@@ -254,9 +285,9 @@ class BoltzmannMachine(Model):
             ]
         )
         s = (
-            self.random_states(n_chains, generator)
+            self.random_states(check_positive_int(n_chains, "n_chains"), generator)
             if states is None
-            else self.check_states(states).clone()
+            else check_nonempty(self.check_states(states), "states").clone()
         )
         target = SweepTarget(
             lambda x: self.energy(x) * self.temperature,  # E(s): the schedule's T is absolute
@@ -297,16 +328,26 @@ class BoltzmannMachine(Model):
         """log Z by enumeration of all states (differentiable)."""
         return torch.logsumexp(-self.energy(self.all_states()), 0)
 
-    def free_energy(self, v: torch.Tensor) -> torch.Tensor:
-        """F(v) = -log sum_{labels, h} exp(-E(v, labels, h) / T) by enumeration, shape (batch,).
-        ``v`` may also carry the label units (D + L columns): then only h is summed out."""
-        v = as_tensor(v, "v", dim=2, device=self.W.device, dtype=self.W.dtype)
+    def _check_visible(self, v: torch.Tensor, name: str = "v") -> torch.Tensor:
+        """``v`` as binary (batch, D) or (batch, D + L) rows on the model's device."""
+        v = as_tensor(v, name, dim=2, device=self.W.device, dtype=self.W.dtype)
         if v.shape[1] not in (self.n_visible, self.n_visible + self.n_labels):
             raise ValueError(
-                f"v: expected {self.n_visible} (or {self.n_visible + self.n_labels} "
+                f"{name}: expected {self.n_visible} (or {self.n_visible + self.n_labels} "
                 f"with labels) features, got {v.shape[1]}"
             )
-        check_binary(v, "v")
+        return check_binary(v, name)
+
+    def free_energy(self, v: torch.Tensor) -> torch.Tensor:
+        """F(v) = -log sum_{labels, h} exp(-E(v, labels, h) / T) by enumeration, shape (batch,).
+        ``v`` may also carry the label units (D + L columns): then only h is summed out.
+
+        A per-row function (samplers call it at every step): an empty batch gives an empty
+        result; ``log_likelihood`` and ``exact_gradient`` refuse one."""
+        return self._free_energy(self._check_visible(v))
+
+    def _free_energy(self, v: torch.Tensor) -> torch.Tensor:
+        """``free_energy`` of rows already checked."""
         n_free = self.n_units - v.shape[1]
         if n_free == 0:
             return self.energy(v)
@@ -325,11 +366,12 @@ class BoltzmannMachine(Model):
             )
             e = self.energy(full.reshape(-1, self.n_units)).view(v_k.shape[0], -1)
             out.append(-torch.logsumexp(-e, -1))
-        return torch.cat(out)
+        return torch.cat(out) if out else v.new_zeros(0)
 
     def log_likelihood(self, v: torch.Tensor) -> torch.Tensor:
         """Exact log p(v) (or log p(v, label) with D + L columns) in nats, shape (batch,)."""
-        return -self.free_energy(v) - self.log_z()
+        v = check_nonempty(self._check_visible(v), "v")
+        return -self._free_energy(v) - self.log_z()
 
     def exact_gradient(self, v: torch.Tensor) -> dict[str, torch.Tensor]:
         """Gradient of the mean negative log-likelihood of ``v`` by enumeration: {"W", "theta"}
@@ -347,7 +389,7 @@ class BoltzmannMachine(Model):
         v: torch.Tensor,
         n_sweeps: int = 200,
         burn_in: int = 50,
-        generator: torch.Generator | None = None,
+        generator: int | torch.Generator | None = None,
         exact: bool | None = None,
     ) -> torch.Tensor:
         """p(class | v), shape (batch, n_labels). Exact by enumeration of the hidden units when
@@ -355,16 +397,20 @@ class BoltzmannMachine(Model):
         conditionals over ``n_sweeps`` sweeps after ``burn_in`` (Rao-Blackwellized)."""
         if not self.n_labels:
             raise ValueError("p_class_given_v: the machine has no label units (n_labels=0)")
+        check_positive_int(n_sweeps, "n_sweeps")
+        check_nonnegative_int(burn_in, "burn_in")
+        (Boolean() | None).check(exact, "exact")
+        generator = as_generator(generator, self.W.device)
         v = as_tensor(
             v, "v", dim=2, n_features=self.n_visible, device=self.W.device, dtype=self.W.dtype
         )
-        check_binary(v, "v")
+        check_nonempty(check_binary(v, "v"), "v")
         exact = self.n_hidden <= 16 if exact is None else exact
         eye = torch.eye(self.n_labels, dtype=v.dtype, device=v.device)
         if exact:
             scores = torch.stack(
                 [
-                    -self.free_energy(torch.cat([v, eye[k].expand(v.shape[0], -1)], -1))
+                    -self._free_energy(torch.cat([v, eye[k].expand(v.shape[0], -1)], -1))
                     for k in range(self.n_labels)
                 ],
                 -1,
@@ -389,14 +435,32 @@ class BoltzmannMachine(Model):
         label: int | torch.Tensor,
         n: int,
         n_sweeps: int = 500,
-        generator: torch.Generator | None = None,
+        generator: int | torch.Generator | None = None,
     ) -> torch.Tensor:
         """Class-conditional generation: Gibbs with the label units clamped to ``label`` (an int,
         or one label per chain as an int tensor of shape (n,)); returns p(v_i = 1 | rest) of the
-        last sweep, shape (n, n_visible)."""
+        last sweep, shape (n, n_visible). ``generator``: a torch.Generator or a seed."""
+        if not self.n_labels:
+            raise ValueError("generate_class: the machine has no label units (n_labels=0)")
+        n = check_positive_int(n, "n")
+        n_sweeps = check_nonnegative_int(n_sweeps, "n_sweeps")
+        generator = as_generator(generator, self.W.device)
+        classes = Integral(0, self.n_labels - 1)
+        if isinstance(label, list | tuple | np.ndarray):
+            label = torch.as_tensor(label)
+        if isinstance(label, torch.Tensor):
+            if label.is_floating_point() or label.is_complex() or label.dtype == torch.bool:
+                raise ValueError(f"label: expected an integer tensor, got {label.dtype}")
+            if label.shape not in ((), (n,)):
+                raise ValueError(
+                    f"label: expected shape () or ({n},) (one label per chain), got "
+                    f"{tuple(label.shape)}"
+                )
+            for value in label.reshape(-1).unique().tolist():
+                classes.check(value, "label")
+        else:
+            classes.check(label, "label")
         labels = torch.as_tensor(label, device=self.W.device).long().expand(n)
-        if labels.numel() and not ((labels >= 0) & (labels < self.n_labels)).all():
-            raise ValueError(f"label: expected 0..{self.n_labels - 1}, got {label}")
         s = self.random_states(n, generator)
         s[:, self.label_slice] = F.one_hot(labels, self.n_labels).to(s.dtype)
         mask = torch.zeros(self.n_units, dtype=torch.bool)

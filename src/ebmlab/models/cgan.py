@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..validation import Boolean, Integral, validate
+from ..validation import Boolean, Integral, as_generator, check_positive_int, validate
 from .base import Model
 from .gan import (
     CONSTRAINTS,
@@ -119,7 +119,7 @@ class ConditionalGAN(Model):
             self.discriminator = LabelConcat(
                 mlp_discriminator(dim + n_classes, hidden, depth, discriminator_batch_norm)
             )
-        seeded = torch.Generator().manual_seed(seed) if seed is not None else None
+        seeded = as_generator(seed, "cpu", "seed")
         initialize_weights(self, architecture, seeded)
 
     # ----- labels --------------------------------------------------------------------------------
@@ -143,14 +143,17 @@ class ConditionalGAN(Model):
             )
         return F.one_hot(labels.long(), k).to(self.device, self.dtype)
 
-    def sample_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n classes drawn uniformly from 0..K-1 (long, on the model's device)."""
+    def sample_labels(self, n: int, generator: torch.Generator | int | None = None) -> torch.Tensor:
+        """n >= 1 classes drawn uniformly from 0..K-1 (long, on the model's device).
+        ``generator``: a ``torch.Generator``, an integer seed or None."""
+        n = check_positive_int(n, "n")
+        generator = as_generator(generator, self.device)
         device = generator.device if generator is not None else self.device
         labels = torch.randint(self.n_classes, (n,), generator=generator, device=device)
         return labels.to(self.device)
 
     # ----- the two players ---------------------------------------------------------------------
-    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_latent(self, n: int, generator: torch.Generator | int | None = None) -> torch.Tensor:
         """z ~ N(0, I), shape (n, latent_dim), on the model's device."""
         return latent_normal(self, n, generator)
 
@@ -180,17 +183,19 @@ class ConditionalGAN(Model):
     def sample(
         self,
         n: int,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | int | None = None,
         n_steps: int | None = None,
         labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """n independent samples G(z, y), z ~ N(0, I), of the classes ``labels`` ((n,) class
         indices; None: drawn uniformly). One pass, no Markov chain; call ``model.eval()`` after
-        training so that BatchNorm uses its running statistics."""
+        training so that BatchNorm uses its running statistics. ``generator``: a
+        ``torch.Generator``, an integer seed or None (one generator draws z and the labels)."""
         if n_steps is not None:
             raise ValueError(
                 "n_steps: a GAN draws independent samples in one pass, it has no chain to run"
             )
+        generator = as_generator(generator, self.device)
         z = self.sample_latent(n, generator)
         if labels is None:
             labels = self.sample_labels(n, generator)

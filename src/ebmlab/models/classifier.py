@@ -29,7 +29,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..validation import Integral, Real, as_tensor, validate
+from ..validation import (
+    Integral,
+    Real,
+    as_generator,
+    as_tensor,
+    check_nonempty,
+    check_positive_int,
+    validate,
+)
 from .base import Model
 from .dbn import check_layer_sizes
 
@@ -93,7 +101,7 @@ class DBNClassifier(Model):
         self.n_classes = n_classes
         self.hidden = nn.ModuleList(_linear(a, b) for a, b in itertools.pairwise(sizes))
         self.output = _linear(sizes[-1], n_classes)
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        generator = as_generator(seed, "cpu", "seed")
         with torch.no_grad():
             for layer in [*self.hidden, self.output]:
                 if layer.weight.is_meta:  # shapes only: nothing to draw
@@ -140,8 +148,10 @@ class DBNClassifier(Model):
     # ----- scores -------------------------------------------------------------------------------
     @torch.no_grad()
     def predict(self, x: Any, batch_size: int = 10_000) -> torch.Tensor:
-        """The most probable class of each example, int64 (batch,)."""
+        """The most probable class of each example, int64 (batch,), in batches of
+        ``batch_size`` rows."""
         x = self.check_input(x)
+        check_positive_int(batch_size, "batch_size")
         parts = [
             self.forward(x[i : i + batch_size]).argmax(-1) for i in range(0, len(x), batch_size)
         ]
@@ -149,8 +159,9 @@ class DBNClassifier(Model):
 
     @torch.no_grad()
     def cross_entropy(self, x: Any, y: Any, batch_size: int = 10_000) -> torch.Tensor:
-        """-log p(y | x) per example, nats, shape (batch,)."""
+        """-log p(y | x) per example, nats, shape (batch,), in batches of ``batch_size`` rows."""
         x = self.check_input(x)
+        check_positive_int(batch_size, "batch_size")
         y = check_labels(y, self.n_classes, x.shape[0]).to(x.device)
         parts = [
             F.cross_entropy(
@@ -168,7 +179,8 @@ class DBNClassifier(Model):
         return (self.predict(x) != y).to(self.dtype)
 
     def error_rate(self, x: Any, y: Any) -> float:
-        """The fraction of misclassified examples."""
+        """The fraction of misclassified examples among at least one row of ``x``."""
+        x = check_nonempty(self.check_input(x), "x")
         return float(self.errors(x, y).mean())
 
     # ----- pretraining --------------------------------------------------------------------------

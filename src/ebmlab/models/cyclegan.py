@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..validation import Integral, OneOf, check_positive_int, validate
+from ..validation import Integral, OneOf, as_generator, check_positive_int, validate
 from .base import Model
 from .gan import LEAK, OUTPUTS, check_image_shape, initialize_weights, mlp_discriminator
 
@@ -165,7 +165,7 @@ class CycleGAN(Model):
         self.generator_yx = generator()  # F: Y -> X
         self.discriminator_x = discriminator()  # D_X: is it an image of X?
         self.discriminator_y = discriminator()  # D_Y: is it an image of Y?
-        seeded = torch.Generator().manual_seed(seed) if seed is not None else None
+        seeded = as_generator(seed, "cpu", "seed")
         initialize_weights(self, architecture, seeded)
 
     @property

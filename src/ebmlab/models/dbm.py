@@ -48,13 +48,18 @@ from torch.nn import functional as F
 
 from ..samplers import bernoulli_draw as bernoulli
 from ..validation import (
+    Integral,
+    Real,
+    as_generator,
     as_tensor,
     check_binary,
-    check_in_range,
+    check_nonempty,
     check_nonnegative_int,
     check_positive_int,
+    check_unit_interval,
+    validate,
 )
-from .base import GibbsSampled, Model
+from .base import GibbsSampled, Model, marginal_logits
 from .rbm import bernoulli_entropy
 
 #: Elements of the (batch, states, units) tensors the enumerations build at once (32 MB float64).
@@ -82,6 +87,7 @@ class DeepBoltzmannMachine(GibbsSampled, Model):
 
     likelihood_kind = "ais-lower-bound"
 
+    @validate(init_std=Real(0), seed=Integral() | None)
     def __init__(
         self, layer_sizes: list[int], init_std: float = 0.01, seed: int | None = None
     ) -> None:
@@ -96,8 +102,7 @@ class DeepBoltzmannMachine(GibbsSampled, Model):
                 "layer_sizes: expected a list of positive sizes [n_visible, n_hidden_1, ...] "
                 f"with at least one hidden layer, got {layer_sizes!r}"
             )
-        check_in_range(init_std, "init_std", 0)
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        generator = as_generator(seed, "cpu", "seed")
         self.layer_sizes = sizes
         self.weights = nn.ParameterList(
             [
@@ -155,11 +160,10 @@ class DeepBoltzmannMachine(GibbsSampled, Model):
 
     @torch.no_grad()
     def init_visible_from_data(self, x: torch.Tensor) -> None:
-        """b_0 = logit of the data marginal (Hinton's guide, section 8)."""
-        x = self.check_visible(x, "x", binary=False)
-        # keep the logits finite for pixels that are always off (or on) in the data: +-6.9
-        p = x.mean(0).clamp(1e-3, 1 - 1e-3)
-        self.biases[0].copy_(torch.log(p) - torch.log1p(-p))
+        """b_0 = logit of the data marginal (Hinton's guide, section 8), clamped to +-6.9 for
+        pixels always off (or on). ``x``: at least one row of binary data or probabilities."""
+        x = check_nonempty(self.check_visible(x, "x", binary=False), "x")
+        self.biases[0].copy_(marginal_logits(check_unit_interval(x, "x")))
 
     @torch.no_grad()
     def init_from_rbms(self, rbms: list[nn.Module]) -> None:
@@ -221,7 +225,9 @@ class DeepBoltzmannMachine(GibbsSampled, Model):
     def free_energy(self, v: torch.Tensor, max_units: int = MAX_ENUMERATED_UNITS) -> torch.Tensor:
         """F(v) = -log sum_h exp(-E(v, h)), exactly: the odd layers summed out analytically and
         the even hidden layers enumerated (at most ``max_units`` units), in float64. For small
-        models and tests; real DBMs use ``variational_free_energy`` (an upper bound)."""
+        models and tests; real DBMs use ``variational_free_energy`` (an upper bound). ``v``: at
+        least one row."""
+        check_nonnegative_int(max_units, "max_units")
         even = list(range(2, self.n_layers + 1, 2))
         n_even = sum(self.layer_sizes[l] for l in even)
         if n_even > max_units:
@@ -229,7 +235,7 @@ class DeepBoltzmannMachine(GibbsSampled, Model):
                 f"model: F(v) needs 2^{n_even} states of the even hidden layers, above the limit "
                 f"of 2^{max_units}; use variational_free_energy (the mean-field bound)"
             )
-        v = self.check_visible(v, binary=False).to(torch.float64)
+        v = check_nonempty(self.check_visible(v, binary=False), "v").to(torch.float64)
         params = self._float64_params()
         total = 1 << n_even
         rows = max(1, _CHUNK_ELEMENTS // (v.shape[0] * max(self.layer_sizes)))
@@ -271,6 +277,7 @@ class DeepBoltzmannMachine(GibbsSampled, Model):
         """log Z by enumeration in float64: every state of the even layers (v included) with the
         odd layers summed out, or of the odd layers with the even ones summed out, whichever has
         fewer units (at most ``max_units``)."""
+        check_nonnegative_int(max_units, "max_units")
         parities = {p: list(range(p, self.n_layers + 1, 2)) for p in (0, 1)}
         counts = {p: sum(self.layer_sizes[l] for l in ls) for p, ls in parities.items()}
         parity = min(counts, key=counts.get)
@@ -340,12 +347,14 @@ class DeepBoltzmannMachine(GibbsSampled, Model):
         self,
         n: int,
         n_steps: int = 1000,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | int | None = None,
         layers: Layers | None = None,
     ) -> Layers:
         """Binary states of every layer after ``n_steps`` Gibbs sweeps of ``n`` chains started
-        from uniform noise (or from ``layers``)."""
+        from uniform noise (or from ``layers``). ``generator``: a ``torch.Generator``, an
+        integer seed or None."""
         check_nonnegative_int(n_steps, "n_steps")
+        generator = as_generator(generator, self.device)
         if layers is None:
             layers = self.random_layers(check_positive_int(n, "n"), generator)
         layers = self._check_layers(layers, "layers")
@@ -439,5 +448,5 @@ class DeepBoltzmannMachine(GibbsSampled, Model):
         """log p(v) >= -F_q(v) - log Z per example (float64), shape (batch,)."""
         if not math.isfinite(float(log_z)):
             raise ValueError(f"log_z: expected a finite number, got {log_z}")
-        v = self.check_visible(v)
+        v = check_nonempty(self.check_visible(v), "v")
         return -self.variational_free_energy(v, n_iters, tol).to(torch.float64) - float(log_z)

@@ -55,7 +55,15 @@ from torch.nn import functional as F
 
 from .. import estimators
 from ..samplers import bernoulli_draw as bernoulli
-from ..validation import check_in_range, check_positive_int
+from ..validation import (
+    Integral,
+    Real,
+    as_generator,
+    check_nonempty,
+    check_nonnegative_int,
+    check_positive_int,
+    validate,
+)
 from .base import GibbsSampled, Model
 from .rbm import BernoulliRBM, bernoulli_entropy, bernoulli_log_prob
 
@@ -97,12 +105,12 @@ class DeepBeliefNet(GibbsSampled, Model):
 
     likelihood_kind = "ais-lower-bound"
 
+    @validate(init_std=Real(0), seed=Integral() | None)
     def __init__(
         self, layer_sizes: list[int], init_std: float = 0.01, seed: int | None = None
     ) -> None:
         super().__init__()
         sizes = check_layer_sizes(layer_sizes)
-        check_in_range(init_std, "init_std", 0)
         self.layer_sizes = sizes
         self.rbms = nn.ModuleList(
             BernoulliRBM(a, b, init_std=init_std, seed=None if seed is None else seed + i)
@@ -266,23 +274,28 @@ class DeepBeliefNet(GibbsSampled, Model):
         v: torch.Tensor,
         log_z: float = 0.0,
         n_samples: int = 10,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | int | None = None,
         method: Literal["variational", "importance"] = "variational",
         batch_size: int | None = None,
     ) -> torch.Tensor:
         """Per-example estimate of a lower bound on log p(v) in nats, float64, shape (batch,).
 
         Args:
-            v: binary data (batch, n_visible).
+            v: binary data (batch, n_visible), at least one row.
             log_z: log partition function of the top RBM (``top_log_z`` or exact).
             n_samples: samples of the hidden path per example (K).
+            generator: a ``torch.Generator``, an integer seed or None.
             method: "variational": the bound of Salakhutdinov & Murray (2008), its expectation
                 estimated with K samples (terms linear in h^1 and H(q(h^1 | v)) exact);
                 "importance": log (1/K) sum_k p(v, h_k) / q(h_k | v), a stochastic lower bound
                 that tightens as K grows.
+            batch_size: examples per chunk (None: as many as fit a fixed budget of memory).
         """
-        v = self.check_visible(v)
+        v = check_nonempty(self.check_visible(v), "v")
         check_positive_int(n_samples, "n_samples")
+        if batch_size is not None:
+            check_positive_int(batch_size, "batch_size")
+        generator = as_generator(generator, self.device)
         if method not in ("variational", "importance"):
             raise ValueError(f"method: expected 'variational' or 'importance', got {method!r}")
         if self.n_layers == 1:  # a single RBM: log p(v) = -F(v) - log Z, no bound needed
@@ -325,8 +338,9 @@ class DeepBeliefNet(GibbsSampled, Model):
         The marginal of layer L-1 is the top RBM's, -F_top(h) - log Z_top (both by enumeration);
         each directed layer then gives log p(h^{k-1}) = logsumexp_{h^k} [log p(h^{k-1} | h^k) +
         log p(h^k)], down to v. Every hidden layer below the top is enumerated (at most
-        ``max_units`` units each)."""
-        v = self.check_visible(v).to(torch.float64)
+        ``max_units`` units each). ``v``: at least one row."""
+        check_nonnegative_int(max_units, "max_units")
+        v = check_nonempty(self.check_visible(v), "v").to(torch.float64)
         too_big = [n for n in self.layer_sizes[1:-1] if n > max_units]
         if too_big:
             raise ValueError(

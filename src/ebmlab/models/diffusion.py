@@ -64,9 +64,10 @@ from ..validation import (
     Integral,
     OneOf,
     SequenceOf,
+    as_generator,
     as_tensor,
     check_binary,
-    check_nonnegative_int,
+    check_nonempty,
     check_positive_int,
     validate,
 )
@@ -326,12 +327,17 @@ class DiffusionModel(Model):
     def bound_terms(
         self,
         x: torch.Tensor,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | int | None = None,
         n_timesteps: int | None = None,
     ) -> dict[str, torch.Tensor]:
         """The parts of L per image (nats): "prior" L_T, "diffusion" sum_{t=2}^T L_{t-1} (every
-        t, or a stratified sample of ``n_timesteps`` of them), "decoder" L_0, and "total"."""
-        y0 = self.bound_input(x)
+        t, or a stratified sample of ``n_timesteps`` of them), "decoder" L_0, and "total".
+        ``x``: at least one image; ``generator``: a ``torch.Generator``, an integer seed or
+        None."""
+        y0 = check_nonempty(self.bound_input(x), "x")
+        if n_timesteps is not None:
+            check_positive_int(n_timesteps, "n_timesteps")
+        generator = as_generator(generator, self.device)
         n = y0.shape[0]
         steps = torch.arange(2, self.n_steps + 1, device=y0.device)
         diffusion = torch.zeros(n, dtype=self.dtype, device=y0.device)
@@ -339,7 +345,6 @@ class DiffusionModel(Model):
             for t in steps.tolist():
                 diffusion += self.step_kl(y0, torch.full((n,), t, device=y0.device), generator)
         else:
-            check_positive_int(n_timesteps, "n_timesteps")
             for block in steps.tensor_split(n_timesteps):
                 pick = self._randint(block.numel(), n, generator)
                 diffusion += block.numel() * self.step_kl(y0, block[pick], generator)
@@ -355,7 +360,7 @@ class DiffusionModel(Model):
     def log_likelihood_bound(
         self,
         x: torch.Tensor,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | int | None = None,
         n_timesteps: int | None = None,
     ) -> torch.Tensor:
         """-L per image (nats): an estimate (unbiased for -L) of a lower bound on log P(x)."""
@@ -544,20 +549,21 @@ class DDPM(DiffusionModel):
     def sample(
         self,
         n: int,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | int | None = None,
         n_steps: int | None = None,
         **_: object,
     ) -> torch.Tensor:
         """n images (n, H * W) in [0, 1] by ancestral sampling: y_T ~ N(0, I), then
         y_{t-1} = mu_theta(y_t, t) + sigma_t z, and the decoder's mean mu_theta(y_1, 1), clipped
         to [-1, 1], as the image. ``n_steps`` < T runs the chain on ``respaced(n_steps)``: the
-        kept steps tau_1 < ... < tau_S with beta'_i = 1 - abar_{tau_i} / abar_{tau_{i-1}}."""
-        check_nonnegative_int(n, "n")
-        y = torch.zeros(n, self.n_visible, device=self.device, dtype=self.dtype)
-        if n == 0:
-            return y
-        y = self.noise_like(y, generator)
+        kept steps tau_1 < ... < tau_S with beta'_i = 1 - abar_{tau_i} / abar_{tau_{i-1}}.
+        ``n``: a positive integer; ``generator``: a ``torch.Generator``, an integer seed or
+        None."""
+        check_positive_int(n, "n")
+        generator = as_generator(generator, self.device)
         taus = self.respaced(self.n_steps if n_steps is None else n_steps).tolist()
+        y = torch.zeros(n, self.n_visible, device=self.device, dtype=self.dtype)
+        y = self.noise_like(y, generator)
         abars = self.alpha_bars.to(self.dtype)
         previous = [0, *taus[:-1]]
         for i in reversed(range(len(taus))):
@@ -722,16 +728,18 @@ class BernoulliDiffusion(DiffusionModel):
         return bernoulli_draw(p.to(generator.device), generator).to(p.device)
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, **_: object) -> torch.Tensor:
-        """n exact draws (n, H * W) from the model: x_T ~ Bernoulli(1/2), then
-        x_{t-1} ~ p(x_{t-1} | x_t) for t = T..2 and x_0 ~ p~(x_0 | x_1) (T network passes);
-        extra keyword arguments (e.g. ``n_steps``) are ignored."""
-        check_nonnegative_int(n, "n")
+    def sample(
+        self, n: int, generator: torch.Generator | int | None = None, **_: object
+    ) -> torch.Tensor:
+        """n >= 1 exact draws (n, H * W) from the model: x_T ~ Bernoulli(1/2), then
+        x_{t-1} ~ p(x_{t-1} | x_t) for t = T..2 and x_0 ~ p~(x_0 | x_1) (T network passes).
+        ``generator``: a ``torch.Generator``, an integer seed or None; extra keyword arguments
+        (e.g. ``n_steps``) are ignored."""
+        check_positive_int(n, "n")
+        generator = as_generator(generator, self.device)
         x = self._draw(
             torch.full((n, self.n_visible), 0.5, device=self.device, dtype=self.dtype), generator
         )
-        if n == 0:
-            return x
         for step in range(self.n_steps, 0, -1):
             t = torch.full((n,), step, dtype=torch.long, device=self.device)
             x = self._draw(self.p_probs(x, t), generator)

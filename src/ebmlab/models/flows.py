@@ -43,7 +43,16 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..validation import Integral, OneOf, Real, as_tensor, check_nonnegative_int, validate
+from ..validation import (
+    Integral,
+    OneOf,
+    Real,
+    as_generator,
+    as_tensor,
+    check_nonempty,
+    check_positive_int,
+    validate,
+)
 from .base import Model
 
 #: Soft bound on a coupling's log-scale per coordinate and layer (exp(+-5) ~ 150x at most).
@@ -240,8 +249,8 @@ class Flow(Model):
         return self.transform.inverse(z)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalized log density in nats, shape (batch,)."""
-        z, ladj = self.transform(self._check(x, "x"))
+        """Normalized log density in nats, shape (batch,), of at least one row ``x``."""
+        z, ladj = self.transform(check_nonempty(self._check(x, "x"), "x"))
         return standard_normal_log_prob(z) + ladj
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
@@ -249,18 +258,22 @@ class Flow(Model):
         return -self.log_prob(x)
 
     def sample_and_log_prob(
-        self, n: int, generator: torch.Generator | None = None
+        self, n: int, generator: torch.Generator | int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """n reparameterized draws x = f^-1(z) and their log q(x) (differentiable in the flow's
-        parameters), with log q(x) = log N(z) - log|det df^-1/dz|."""
-        check_nonnegative_int(n, "n")
+        """n >= 1 reparameterized draws x = f^-1(z) and their log q(x) (differentiable in the
+        flow's parameters), with log q(x) = log N(z) - log|det df^-1/dz|. ``generator``: a
+        ``torch.Generator``, an integer seed or None."""
+        check_positive_int(n, "n")
+        generator = as_generator(generator, self.device)
         z = torch.randn(n, self.dim, generator=generator, device=self.device, dtype=self.dtype)
         x, ladj = self.transform.inverse(z)
         return x, standard_normal_log_prob(z) - ladj
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, **_: object) -> torch.Tensor:
-        """n draws (n, dim); extra keyword arguments (e.g. ``n_steps``) are ignored."""
+    def sample(
+        self, n: int, generator: torch.Generator | int | None = None, **_: object
+    ) -> torch.Tensor:
+        """n >= 1 draws (n, dim); extra keyword arguments (e.g. ``n_steps``) are ignored."""
         return self.sample_and_log_prob(n, generator)[0]
 
 
@@ -312,8 +325,9 @@ class RealNVP(Flow):
 
     @torch.no_grad()
     def standardize(self, x: torch.Tensor) -> None:
-        """Set the first layer to map the data to zero mean and unit variance per coordinate."""
-        x = self._check(x, "x")
+        """Set the first layer to map the data to zero mean and unit variance per coordinate;
+        ``x``: at least one row."""
+        x = check_nonempty(self._check(x, "x"), "x")
         self.standardization.loc.copy_(x.mean(0))
         # a constant coordinate would give log(0): floor its std at 1e-6
         self.standardization.log_scale.copy_(torch.log(x.std(0).clamp_min(1e-6)))

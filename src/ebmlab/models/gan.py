@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..validation import Boolean, Integral, OneOf, check_positive_int, validate
+from ..validation import Boolean, Integral, OneOf, as_generator, check_positive_int, validate
 from .base import Model
 
 ARCHITECTURES = ("mlp", "conv")
@@ -140,10 +140,12 @@ def initialize_weights(
             layer.bias.zero_()
 
 
-def latent_normal(model: Model, n: int, generator: torch.Generator | None) -> torch.Tensor:
+def latent_normal(model: Model, n: int, generator: torch.Generator | int | None) -> torch.Tensor:
     """z ~ N(0, I), shape (n, model.latent_dim), drawn on the generator's device and moved to
-    the model's."""
+    the model's. ``generator``: a ``torch.Generator``, an integer seed (a new generator on the
+    model's device) or None."""
     n = check_positive_int(n, "n")
+    generator = as_generator(generator, model.device)
     device = generator.device if generator is not None else model.device
     z = torch.randn(n, model.latent_dim, generator=generator, device=device, dtype=model.dtype)
     return z.to(model.device)
@@ -206,11 +208,11 @@ class GAN(Model):
         else:
             self.generator = mlp_generator(latent_dim, dim, hidden, depth, batch_norm)
             self.discriminator = mlp_discriminator(dim, hidden, depth)
-        seeded = torch.Generator().manual_seed(seed) if seed is not None else None
+        seeded = as_generator(seed, "cpu", "seed")
         initialize_weights(self, architecture, seeded)
 
     # ----- the two players ---------------------------------------------------------------------
-    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_latent(self, n: int, generator: torch.Generator | int | None = None) -> torch.Tensor:
         """z ~ N(0, I), shape (n, latent_dim), on the model's device."""
         return latent_normal(self, n, generator)
 
@@ -237,7 +239,7 @@ class GAN(Model):
 
     @torch.no_grad()
     def sample(
-        self, n: int, generator: torch.Generator | None = None, n_steps: int | None = None
+        self, n: int, generator: torch.Generator | int | None = None, n_steps: int | None = None
     ) -> torch.Tensor:
         """n independent samples G(z), z ~ N(0, I) (one pass, no Markov chain).
 

@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..samplers import bernoulli_draw as bernoulli
-from ..validation import Integral, Real, as_tensor, validate
+from ..validation import Boolean, Integral, Real, as_tensor, check_nonempty, validate
 from .base import GibbsSampled, Model, init_bipartite
 
 
@@ -53,6 +53,7 @@ class GaussianBernoulliRBM(GibbsSampled, Model):
     @validate(
         n_visible=Integral(1),
         n_hidden=Integral(1),
+        learn_sigma=Boolean(),
         min_sigma=Real(0, closed="neither"),
         init_std=Real(0),
         seed=Integral() | None,
@@ -98,8 +99,8 @@ class GaussianBernoulliRBM(GibbsSampled, Model):
     @torch.no_grad()
     def init_visible_from_data(self, x: torch.Tensor) -> None:
         """b = data mean and (if learned) sigma = data std, floored: the visible units alone then
-        match the data marginals (Hinton's guide, section 8)."""
-        x = self.check_visible(x, "x")
+        match the data marginals (Hinton's guide, section 8). ``x``: at least one row."""
+        x = check_nonempty(self.check_visible(x, "x"), "x")
         self.b.copy_(x.mean(0))
         if self.learn_sigma:
             self.log_sigma.copy_(x.std(0).clamp(min=math.exp(self.min_log_sigma)).log())

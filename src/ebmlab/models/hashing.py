@@ -33,14 +33,21 @@ Baselines (``LinearHasher``: code = 1[(x - mu) P > 0]):
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..validation import as_tensor, check_positive_int
+from ..validation import (
+    Integral,
+    Real,
+    as_generator,
+    as_tensor,
+    check_nonempty,
+    check_positive_int,
+    validate,
+)
 from .autoencoder import DeepAutoencoder
 
 #: Largest code length an ``AddressTable`` packs into one int64 key.
@@ -277,7 +284,7 @@ def pca_sign(x: Any, n_bits: int) -> LinearHasher:
 def random_hyperplanes(x: Any, n_bits: int, seed: int = 0) -> LinearHasher:
     """Random-hyperplane LSH (Charikar 2002): Gaussian directions through the data mean."""
     x = _check_fit(x, n_bits)
-    g = torch.Generator().manual_seed(seed)
+    g = as_generator(seed, "cpu", "seed")
     projection = torch.randn(x.shape[1], n_bits, generator=g, dtype=torch.float64)
     return LinearHasher(x.mean(0), projection, "lsh")
 
@@ -300,7 +307,7 @@ def itq(
     check_positive_int(iterations, "iterations")
     mean, directions = pca_directions(x, n_bits)
     v = (x - mean) @ directions
-    g = torch.Generator().manual_seed(seed)
+    g = as_generator(seed, "cpu", "seed")
     rotation, _ = torch.linalg.qr(torch.randn(n_bits, n_bits, generator=g, dtype=torch.float64))
     losses = [quantization_loss(v, rotation)]
     for _ in range(iterations):
@@ -324,6 +331,7 @@ class HashingAutoencoder(DeepAutoencoder):
         init_std, seed: as for ``DeepAutoencoder``.
     """
 
+    @validate(code_noise=Real(0), init_std=Real(0) | None, seed=Integral() | None)
     def __init__(
         self,
         layer_sizes: list[int],
@@ -332,10 +340,6 @@ class HashingAutoencoder(DeepAutoencoder):
         seed: int | None = None,
     ) -> None:
         super().__init__(layer_sizes, linear_code=False, init_std=init_std, seed=seed)
-        if not (
-            isinstance(code_noise, (int, float)) and math.isfinite(code_noise) and code_noise >= 0
-        ):
-            raise ValueError(f"code_noise: expected a finite number >= 0, got {code_noise!r}")
         if self.code_size > MAX_BITS:
             raise ValueError(
                 f"layer_sizes: expected a code of at most {MAX_BITS} bits, got {self.code_size}"
@@ -355,8 +359,10 @@ class HashingAutoencoder(DeepAutoencoder):
 
     @torch.no_grad()
     def binary_codes(self, x: Any, batch_size: int = 10_000) -> torch.Tensor:
-        """1[code input > 0] (= 1[z > 1/2] without noise), (n, bits) bool."""
-        x = self.check_input(x)
+        """1[code input > 0] (= 1[z > 1/2] without noise), (n, bits) bool, for at least one
+        row of ``x``, in batches of ``batch_size`` rows."""
+        x = check_nonempty(self.check_input(x), "x")
+        check_positive_int(batch_size, "batch_size")
         was = self.training
         self.eval()
         try:

@@ -86,7 +86,19 @@ import torch
 
 from ..samplers import Gibbs, SimulatedAnnealing, SweepTarget, make_generator
 from ..samplers.annealing import cooling_steps, geometric_schedule
-from ..validation import as_tensor, check_positive, check_positive_int
+from ..validation import (
+    Boolean,
+    Integral,
+    OneOf,
+    Real,
+    as_generator,
+    as_tensor,
+    check_in_range,
+    check_nonempty,
+    check_positive,
+    check_positive_int,
+    validate,
+)
 from .base import Model
 
 SPIN_VALUES = (-1.0, 1.0)
@@ -157,9 +169,11 @@ def check_spins(
 def flip_bits(
     y: torch.Tensor, fraction: float, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Flip exactly round(fraction * N) randomly chosen units of each row of ``y`` (+-1 states)."""
-    if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"fraction: expected a number in [0, 1], got {fraction}")
+    """Flip exactly round(fraction * N) randomly chosen units of each row of ``y`` (+-1 states);
+    ``generator``: a torch.Generator or a seed. ``y`` is not checked (the learned rule calls this
+    in its loop): check states given by hand with ``check_spins``."""
+    check_in_range(fraction, "fraction", 0, 1)
+    generator = as_generator(generator, y.device)
     n_flip = round(fraction * y.shape[1])
     scores = torch.rand(y.shape, generator=generator, device=y.device)
     chosen = scores.argsort(dim=1)[:, :n_flip]
@@ -293,10 +307,12 @@ def clock_updates(
     device: torch.device | str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The rings of ``n_units`` independent Poisson clocks over [0, ``duration``): each unit's
-    waiting times are Exp(``rate``). Returns (units int64, times float64), in time order."""
+    waiting times are Exp(``rate``). Returns (units int64, times float64), in time order.
+    ``generator``: a torch.Generator or a seed."""
     n = check_positive_int(n_units, "n_units")
     check_positive(duration, "duration")
     check_positive(rate, "rate")
+    generator = as_generator(generator, device)
     mean = rate * duration
     per_unit = max(1, math.ceil(mean + 6.0 * math.sqrt(mean) + 6.0))
     waits = torch.empty(n, per_unit, dtype=torch.float64, device=device)
@@ -358,7 +374,7 @@ class Hopfield(Model):
             (a step updates all units at once: faster, but past capacity its 2-cycles feed back
             into W and the weights can blow up).
         learned_batch_size: patterns per gradient step (None: all).
-        seed: seed for the learned rule's randomness.
+        seed: seed for the learned rule's randomness (None: fresh entropy).
 
     Example (lecture 004's worked example):
 
@@ -370,6 +386,18 @@ class Hopfield(Model):
     likelihood_kind = "none"
     spin_values = SPIN_VALUES
 
+    @validate(
+        n_units=Integral(1),
+        rule=OneOf(*RULES),
+        learned_epochs=Integral(0),
+        learned_lr=Real(0, closed="neither") | None,
+        learned_steps=Integral(1),
+        learned_negatives=OneOf(*LEARNED_NEGATIVES),
+        learned_noise=Real(0, 1, description="a fraction in [0, 1]"),
+        learned_mode=OneOf("sync", "async"),
+        learned_batch_size=Integral(1) | None,
+        seed=Integral() | None,
+    )
     def __init__(
         self,
         n_units: int,
@@ -381,20 +409,9 @@ class Hopfield(Model):
         learned_noise: float = 0.0,
         learned_mode: str = "async",
         learned_batch_size: int | None = None,
-        seed: int = 0,
+        seed: int | None = 0,
     ) -> None:
         super().__init__()
-        check_positive_int(n_units, "n_units")
-        _check_choice(rule, RULES, "rule")
-        _check_choice(learned_negatives, LEARNED_NEGATIVES, "learned_negatives")
-        _check_choice(learned_mode, ("sync", "async"), "learned_mode")
-        if learned_epochs < 0 or learned_steps < 1:
-            raise ValueError(
-                f"learned_epochs, learned_steps: expected >= 0 and >= 1, got {learned_epochs}, "
-                f"{learned_steps}"
-            )
-        if not 0.0 <= learned_noise <= 1.0:
-            raise ValueError(f"learned_noise: expected a fraction in [0, 1], got {learned_noise}")
         self.n_units = n_units
         self.rule = rule
         self.learned = dict(
@@ -470,7 +487,7 @@ class Hopfield(Model):
         generator = make_generator(opts["seed"], x.device)
         self.W = hebbian_weights(x)
         p = x.shape[0]
-        batch = p if opts["batch_size"] is None else max(1, int(opts["batch_size"]))
+        batch = p if opts["batch_size"] is None else opts["batch_size"]
         quiet = 0  # consecutive epochs in which no negative left its pattern
         for _ in range(opts["epochs"]):
             changed = 0
@@ -707,7 +724,9 @@ class Hopfield(Model):
         """
         _check_choice(mode, RECALL_MODES, "mode")
         check_positive_int(max_sweeps, "max_sweeps")
+        Boolean().check(return_info, "return_info")
         y = check_spins(probes, "probes", self.n_units, self.W.device, self.W.dtype)
+        check_nonempty(y, "probes")
         mask = self._check_clamp(clamp, y.shape[0])
         generator = make_generator(seed, y.device)
         y, converged, sweeps, cycle2 = self._evolve(y, mode, max_sweeps, generator, mask)
@@ -749,7 +768,9 @@ class Hopfield(Model):
         Returns the final states and the mean of the last ``n_average`` states (batch, N).
         """
         _check_choice(mode, GIBBS_MODES, "mode")
+        check_positive_int(n_average, "n_average")
         y = check_spins(states, "states", self.n_units, self.W.device, self.W.dtype)
+        check_nonempty(y, "states")
         temps = torch.as_tensor(temperatures, dtype=torch.float64).flatten()
         if temps.numel() == 0 or (temps < 0).any() or not torch.isfinite(temps).all():
             raise ValueError("temperatures: expected a non-empty sequence of finite values >= 0")
@@ -793,11 +814,10 @@ class Hopfield(Model):
         """Stochastic retrieval (lecture 001): Gibbs sweeps at T_t = max(T alpha^t, T_min), then
         the sign of the average of the last ``n_average`` samples (a zero average keeps the last
         sample)."""
-        if temperature < 0 or alpha <= 0 or n_sweeps < 1:
-            raise ValueError(
-                f"temperature, alpha, n_sweeps: expected >= 0, > 0 and >= 1, got {temperature}, "
-                f"{alpha}, {n_sweeps}"
-            )
+        check_in_range(temperature, "temperature", 0)
+        check_positive_int(n_sweeps, "n_sweeps")
+        check_positive(alpha, "alpha")
+        check_in_range(min_temperature, "min_temperature", 0)
         temps = geometric_schedule(temperature, alpha, n_sweeps, min_temperature)
         last, mean = self.gibbs(probes, temps, seed, clamp, n_average)
         return torch.where(mean == 0, last, torch.sign(mean))
@@ -814,6 +834,10 @@ class Hopfield(Model):
     ) -> torch.Tensor:
         """Simulated annealing: Gibbs sweeps with T <- alpha T from ``t_max`` down to ``t_min``,
         then greedy asynchronous sweeps to a fixed point (the retrieved state)."""
+        check_positive_int(sweeps_per_temperature, "sweeps_per_temperature")
+        check_positive(t_max, "t_max")
+        check_positive(t_min, "t_min")
+        check_in_range(alpha, "alpha", 0, 1, closed="neither")
         if not 0 < alpha < 1 or not 0 < t_min <= t_max:
             raise ValueError(
                 f"alpha, t_min, t_max: expected 0 < alpha < 1 and 0 < t_min <= t_max, got "
@@ -834,7 +858,10 @@ class Hopfield(Model):
     ) -> torch.Tensor:
         """Draw ``n`` states from p(y) proportional to exp(-E(y)/T): ``n_steps`` Gibbs sweeps
         from uniformly random starts (``generator``: a torch.Generator or a seed)."""
-        generator = make_generator(generator, self.W.device)
+        n = check_positive_int(n, "n")
+        n_steps = check_positive_int(n_steps, "n_steps")
+        check_in_range(temperature, "temperature", 0)
+        generator = make_generator(as_generator(generator, self.W.device), self.W.device)
         start = torch.rand(n, self.n_units, generator=generator, device=self.W.device)
         y = torch.where(start < 0.5, -1.0, 1.0).to(self.W.dtype)
         return self.gibbs(y, [temperature] * n_steps, generator)[0]
@@ -914,6 +941,8 @@ class ModernHopfield(Model):
         returns the sign of the result (ties to +1) for +-1 patterns. Probes are processed
         ``chunk`` at a time to bound the (chunk, n_patterns) score matrix."""
         check_positive_int(max_steps, "max_steps")
+        Boolean().check(binary, "binary")
+        check_positive_int(chunk, "chunk")
         xi = self._check_state(probes, "probes")
         out = []
         for part in xi.split(chunk):

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from ..samplers import make_generator
-from ..validation import check_positive_int
+from ..validation import Integral, check_positive_int, validate
 from .base import Model
 from .hopfield import (
     RECALL_MODES,
@@ -74,6 +74,7 @@ class HiddenHopfield(Model):
 
     likelihood_kind = "none"
 
+    @validate(seed=Integral())
     def __init__(
         self,
         n_visible: int,

@@ -37,7 +37,8 @@ from ..validation import (
     ImageShape,
     Integral,
     Real,
-    check_nonnegative_int,
+    as_generator,
+    check_nonempty,
     check_positive,
     check_positive_int,
     validate,
@@ -212,9 +213,13 @@ class ImageRealNVP(Flow):
         return levels
 
     # ----- dequantization -------------------------------------------------------------------------
-    def dequantize(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """y = (x_int + u) / K with u ~ U[0, 1)^D: a draw in the cell of x_int."""
+    def dequantize(
+        self, x: torch.Tensor, generator: torch.Generator | int | None = None
+    ) -> torch.Tensor:
+        """y = (x_int + u) / K with u ~ U[0, 1)^D: a draw in the cell of x_int. ``generator``:
+        a ``torch.Generator``, an integer seed or None."""
         levels = self.check_discrete(x)
+        generator = as_generator(generator, self.device)
         u = torch.rand(levels.shape, generator=generator, device=levels.device, dtype=levels.dtype)
         return (levels + u) / self.levels
 
@@ -223,11 +228,13 @@ class ImageRealNVP(Flow):
         return torch.clamp(torch.floor(y * self.levels), 0, self.levels - 1) / (self.levels - 1)
 
     def discrete_log_likelihood_bound(
-        self, x: torch.Tensor, generator: torch.Generator | None = None, n_samples: int = 1
+        self, x: torch.Tensor, generator: torch.Generator | int | None = None, n_samples: int = 1
     ) -> torch.Tensor:
         """E_u[log p_y((x_int + u) / K)] - D log K, estimated with ``n_samples`` draws of u per
-        image: a lower bound on log P(x_int) in nats (unbiased for the bound), shape (batch,)."""
+        image: a lower bound on log P(x_int) in nats (unbiased for the bound), shape (batch,).
+        ``x``: at least one image."""
         check_positive_int(n_samples, "n_samples")
+        generator = as_generator(generator, self.device)
         total = 0.0
         for _ in range(n_samples):
             total = total + self.log_prob(self.dequantize(x, generator))
@@ -236,26 +243,30 @@ class ImageRealNVP(Flow):
     # ----- sampling -------------------------------------------------------------------------------
     @torch.no_grad()
     def sample_continuous(
-        self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0
+        self, n: int, generator: torch.Generator | int | None = None, temperature: float = 1.0
     ) -> torch.Tensor:
-        """n draws of y in [0, 1]^D; ``temperature`` scales the base noise (1 = exact)."""
-        check_nonnegative_int(n, "n")
+        """n >= 1 draws of y in [0, 1]^D; ``temperature`` scales the base noise (1 = exact).
+        ``generator``: a ``torch.Generator``, an integer seed or None."""
+        check_positive_int(n, "n")
         check_positive(temperature, "temperature")
+        generator = as_generator(generator, self.device)
         z = temperature * torch.randn(
             n, self.dim, generator=generator, device=self.device, dtype=self.dtype
         )
         return self.transform.inverse(z)[0]
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, **_: object) -> torch.Tensor:
-        """n images on the data's K-level grid (the cell of each continuous draw)."""
+    def sample(
+        self, n: int, generator: torch.Generator | int | None = None, **_: object
+    ) -> torch.Tensor:
+        """n >= 1 images on the data's K-level grid (the cell of each continuous draw)."""
         return self.quantize(self.sample_continuous(n, generator))
 
     @torch.no_grad()
-    def standardize(self, x: torch.Tensor, generator: torch.Generator | None = None) -> None:
+    def standardize(self, x: torch.Tensor, generator: torch.Generator | int | None = None) -> None:
         """Set the standardization layer so dequantized, logit-transformed data have zero mean
-        and unit variance per pixel."""
-        y = self.dequantize(x, generator)
+        and unit variance per pixel; ``x``: at least one image."""
+        y = check_nonempty(self.dequantize(x, generator), "x")
         logit, _ = self.transform.transforms[0](y)
         layer = self.transform.transforms[1]
         assert isinstance(layer, ElementwiseAffine)

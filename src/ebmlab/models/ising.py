@@ -30,7 +30,16 @@ from __future__ import annotations
 import torch
 
 from ..samplers import bernoulli_draw
-from ..validation import Integral, OneOf, Real, as_tensor, validate
+from ..validation import (
+    Integral,
+    OneOf,
+    Real,
+    as_generator,
+    as_tensor,
+    check_nonnegative_int,
+    check_positive_int,
+    validate,
+)
 from .base import Model
 
 
@@ -102,13 +111,19 @@ class Ising(Model):
         self.bipartite = boundary == "free" or self.size % 2 == 0
 
     def check_states(self, s: torch.Tensor, name: str = "s") -> torch.Tensor:
+        """``s`` as a (batch, L*L) tensor of -1/+1 spins on the model's device, else an error
+        that names ``name``."""
         s = as_tensor(s, name, dim=2, n_features=self.n_units, device=self.neighbours.device)
         if not ((s == 1) | (s == -1)).all():
             raise ValueError(f"{name}: Ising spins must be -1 or +1")
         return s
 
     def energy(self, s: torch.Tensor) -> torch.Tensor:
-        """E(s) for a batch of spin configurations (batch, L*L); shape (batch,)."""
+        """E(s) for a batch of spin configurations (batch, L*L); shape (batch,).
+
+        Does not check its input: it is the inner loop of the samplers and of exact enumeration.
+        Check states given by hand with ``check_states`` first, e.g.
+        ``model.energy(model.check_states(s))``."""
         pair = (s[:, self.bonds[:, 0]] * s[:, self.bonds[:, 1]]).sum(-1)
         return -(self.coupling * pair + self.field * s.sum(-1)) / self.temperature
 
@@ -144,17 +159,21 @@ class Ising(Model):
         return s
 
     def magnetization(self, s: torch.Tensor) -> torch.Tensor:
-        """Mean spin per configuration, shape (batch,)."""
-        return s.mean(-1)
+        """Mean spin per configuration (batch, L*L) of -1/+1 spins, shape (batch,)."""
+        return self.check_states(s).mean(-1)
 
     @torch.no_grad()
     def sample(
-        self, n: int, n_steps: int = 1000, generator: torch.Generator | None = None
+        self, n: int, n_steps: int = 1000, generator: int | torch.Generator | None = None
     ) -> torch.Tensor:
         """``n`` configurations after ``n_steps`` Gibbs sweeps from random spins (checkerboard
-        sweeps on bipartite lattices); shape (n, L*L). Slow to mix between the two modes at
-        low temperature: use ``ebmlab.samplers.ParallelTempering`` there."""
+        sweeps on bipartite lattices); shape (n, L*L). ``generator``: a torch.Generator or a
+        seed. Slow to mix between the two modes at low temperature: use
+        ``ebmlab.samplers.ParallelTempering`` there."""
+        n = check_positive_int(n, "n")
+        n_steps = check_nonnegative_int(n_steps, "n_steps")
         device = self.neighbours.device
+        generator = as_generator(generator, device)
         u = torch.rand(n, self.n_units, generator=generator, device=device)
         s = torch.where(u < 0.5, 1.0, -1.0)
         for _ in range(n_steps):

@@ -53,12 +53,17 @@ import torch
 from torch import nn
 
 from ..validation import (
+    Boolean,
     Integral,
+    Real,
+    as_generator,
     as_tensor,
     check_choice,
     check_in_range,
+    check_nonempty,
     check_positive,
     check_positive_int,
+    validate,
 )
 from .base import Model
 
@@ -216,12 +221,12 @@ class LinearGaussian(Model):
 
     likelihood_kind = "exact"
 
+    @validate(isotropic=Boolean(), min_noise=Real(0, closed="neither"))
     def __init__(
         self, n_visible: int, n_components: int, isotropic: bool = False, min_noise: float = 1e-6
     ) -> None:
         super().__init__()
         _check_components(n_visible, n_components, strict=True)
-        check_positive(min_noise, "min_noise")
         self.n_visible, self.n_components = n_visible, n_components
         self.isotropic, self.min_noise = bool(isotropic), float(min_noise)
         self.mean = nn.Parameter(torch.zeros(n_visible))
@@ -261,8 +266,8 @@ class LinearGaussian(Model):
         return as_tensor(x, name, dim=2, n_features=self.n_visible, device=self.W.device)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Exact log N(x; mean, W W^T + Psi) in nats, shape (N,)."""
-        return self._log_prob(self._check(x))
+        """Exact log N(x; mean, W W^T + Psi) in nats, shape (N,), for N >= 1 rows ``x``."""
+        return self._log_prob(check_nonempty(self._check(x), "x"))
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """-log p(x), normalized (log Z = 0), shape (N,)."""
@@ -278,7 +283,7 @@ class LinearGaussian(Model):
         bin_width^D: the dequantization bound on a discrete log-likelihood (Theis et al. 2016).
         """
         check_positive(bin_width, "bin_width")
-        x = self._check(x)
+        x = check_nonempty(self._check(x), "x")
         psi, v, chol = self._factors()
         # tr(C^{-1}) = sum 1/psi - tr(M^{-1} V^T V)
         half = torch.linalg.solve_triangular(chol, v.T, upper=False)
@@ -288,11 +293,14 @@ class LinearGaussian(Model):
 
     @torch.no_grad()
     def sample(
-        self, n: int, generator: torch.Generator | None = None, noise: bool = True
+        self, n: int, generator: torch.Generator | int | None = None, noise: bool = True
     ) -> torch.Tensor:
         """``n`` draws x = W z + mean + eps, shape (n, D); ``noise=False`` leaves out eps (the
-        noise-free points W z + mean, on the K-dimensional subspace)."""
+        noise-free points W z + mean, on the K-dimensional subspace). ``generator``: a
+        ``torch.Generator``, an integer seed or None."""
         check_positive_int(n, "n")
+        Boolean().check(noise, "noise")
+        generator = as_generator(generator, self.W.device)
         device, dtype = self.W.device, self.W.dtype
         z = torch.randn(n, self.n_components, generator=generator, device=device, dtype=dtype)
         x = z @ self.W.T + self.mean
@@ -451,6 +459,7 @@ class ProbabilisticPCA(LinearGaussian):
         the smallest gain in mean log-likelihood per example that continues the iteration).
         """
         check_choice(method, "method", ("closed-form", "em"))
+        Integral().check(seed, "seed")
         start = time.perf_counter()
         m, s = _check_moments(self, mean, covariance)
         k, d = self.n_components, self.n_visible
@@ -463,7 +472,7 @@ class ProbabilisticPCA(LinearGaussian):
             psi = sigma2.expand(d)
             history, n_iter, converged = [], 0, True
         else:
-            generator = torch.Generator(device="cpu").manual_seed(seed)
+            generator = torch.Generator(device="cpu").manual_seed(int(seed))
             scale = float(s.trace() / d)
             w = torch.randn(d, k, generator=generator, dtype=torch.float64).to(s.device)
             w = w * math.sqrt(scale / k)

@@ -46,7 +46,21 @@ from torch import nn
 
 from ..samplers.annealing import geometric_ladder
 from ..samplers.langevin import annealed_langevin, energy_gradient, langevin_chain
-from ..validation import as_tensor, check_positive, check_positive_int
+from ..validation import (
+    Boolean,
+    ImageShape,
+    Integral,
+    OneOf,
+    Real,
+    SequenceOf,
+    as_generator,
+    as_tensor,
+    check_known_mask,
+    check_nonempty,
+    check_positive,
+    check_positive_int,
+    validate,
+)
 from .base import Model
 from .flows import activation_layer
 
@@ -68,6 +82,11 @@ def geometric_sigmas(sigma_max: float, sigma_min: float, n_levels: int) -> list[
 
 #: How a noise-conditional energy depends on sigma (see ``EnergyNetwork``).
 NOISE_SCALINGS = ("inverse", "none")
+
+#: ``data_range``: two finite numbers, the low end first.
+DATA_RANGE = SequenceOf(Real(), 2).where(
+    lambda value: value[0] < value[1], "[low, high] (two finite numbers, low < high)"
+)
 
 
 class EnergyNetwork(Model):
@@ -95,6 +114,15 @@ class EnergyNetwork(Model):
             Zhang et al. 2022 train their binary-image EBMs this way).
     """
 
+    @validate(
+        langevin_step=Real(0, closed="neither"),
+        langevin_noise=Real(0) | None,
+        langevin_steps=Integral(1),
+        data_range=DATA_RANGE,
+        clamp=Boolean(),
+        noise_scaling=OneOf(*NOISE_SCALINGS),
+        bernoulli_base=Boolean(),
+    )
     def __init__(
         self,
         sigmas: Sequence[float] | None = None,
@@ -107,15 +135,12 @@ class EnergyNetwork(Model):
         bernoulli_base: bool = False,
     ) -> None:
         super().__init__()
-        if noise_scaling not in NOISE_SCALINGS:
-            raise ValueError(
-                f"noise_scaling: expected one of {', '.join(NOISE_SCALINGS)}, got {noise_scaling!r}"
-            )
         self.noise_scaling = noise_scaling
         if sigmas is not None:
             ladder = torch.as_tensor(list(sigmas), dtype=torch.float64)
             if (
                 ladder.numel() < 1
+                or not bool(torch.isfinite(ladder).all())
                 or not bool((ladder > 0).all())
                 or not bool((ladder[:-1] > ladder[1:]).all())
             ):
@@ -126,17 +151,10 @@ class EnergyNetwork(Model):
         else:
             ladder = torch.zeros(0, dtype=torch.float64)
         self.register_buffer("sigmas", ladder.to(torch.get_default_dtype()))
-        check_positive(langevin_step, "langevin_step")
-        if langevin_noise is not None and not langevin_noise >= 0:
-            raise ValueError(
-                f"langevin_noise: expected None or a number >= 0, got {langevin_noise}"
-            )
         lo, hi = (float(v) for v in data_range)
-        if not lo < hi:
-            raise ValueError(f"data_range: expected (lo, hi) with lo < hi, got {data_range}")
         self.langevin_step = float(langevin_step)
         self.langevin_noise = None if langevin_noise is None else float(langevin_noise)
-        self.langevin_steps = check_positive_int(langevin_steps, "langevin_steps")
+        self.langevin_steps = langevin_steps
         self.data_range = (lo, hi)
         self.clamp = bool(clamp)
         self.bernoulli_base = bool(bernoulli_base)
@@ -173,7 +191,8 @@ class EnergyNetwork(Model):
     ) -> torch.Tensor:
         """E(x) (batch,), divided by ``temperature``. Noise-conditional models: E(x, sigma) =
         g(x, log sigma) / sigma (or g(x, log sigma) with ``noise_scaling="none"``), with
-        sigma = sigma_L (the finest level) when not given."""
+        sigma = sigma_L (the finest level) when not given. It runs at every step of training and
+        sampling, so it checks only the shape of ``x`` (not its values)."""
         if x.dim() != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x: expected shape (batch, {self.dim}), got {tuple(x.shape)}")
         if self.noise_conditional:
@@ -197,7 +216,10 @@ class EnergyNetwork(Model):
 
     # ----- sampling -------------------------------------------------------------------------
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n points uniform on the data box [lo, hi]^D: where ``sample`` starts."""
+        """n points uniform on the data box [lo, hi]^D: where ``sample`` starts (``generator``: a
+        torch.Generator or a seed)."""
+        n = check_positive_int(n, "n")
+        generator = as_generator(generator, self.device)
         lo, hi = self.data_range
         u = torch.rand(n, self.dim, generator=generator, device=self.device, dtype=self.dtype)
         return lo + (hi - lo) * u
@@ -245,20 +267,23 @@ class EnergyNetwork(Model):
         self,
         n: int,
         n_steps: int | None = None,
-        generator: torch.Generator | None = None,
+        generator: int | torch.Generator | None = None,
         x0: torch.Tensor | None = None,
         temperature: float = 1.0,
     ) -> torch.Tensor:
-        """n samples by Langevin dynamics from uniform noise on the data box (or from ``x0``);
-        annealed Langevin for noise-conditional models. ``n_steps`` defaults to
-        ``langevin_steps``."""
+        """n samples by Langevin dynamics from uniform noise on the data box (or from the rows of
+        ``x0``); annealed Langevin for noise-conditional models. ``n_steps`` defaults to
+        ``langevin_steps``; ``generator``: a torch.Generator or a seed."""
         n_steps = self.langevin_steps if n_steps is None else check_positive_int(n_steps, "n_steps")
+        check_positive(temperature, "temperature")
+        generator = as_generator(generator, self.device)
         if x0 is None:
             x = self.noise(check_positive_int(n, "n"), generator)
         else:
             x = as_tensor(
                 x0, "x0", dim=2, n_features=self.dim, device=self.device, dtype=self.dtype
             )
+            check_nonempty(x, "x0")
         return self._run(x, n_steps, generator, temperature, None).detach()
 
     def inpaint(
@@ -266,16 +291,18 @@ class EnergyNetwork(Model):
         x: torch.Tensor,
         known: torch.Tensor,
         n_steps: int | None = None,
-        generator: torch.Generator | None = None,
+        generator: int | torch.Generator | None = None,
     ) -> torch.Tensor:
         """Fill the entries of ``x`` where ``known`` is False by Langevin dynamics on
-        p(x_unknown | x_known) ∝ exp(-E(x)), starting them from uniform noise."""
+        p(x_unknown | x_known) ∝ exp(-E(x)), starting them from uniform noise. ``known``: a bool
+        mask of shape (D,) or that of ``x`` (True = known entry); ``generator``: a
+        torch.Generator or a seed."""
         x = as_tensor(x, "x", dim=2, n_features=self.dim, device=self.device, dtype=self.dtype)
-        if known.shape != x.shape or known.dtype != torch.bool:
-            raise ValueError(f"known: expected a boolean tensor of shape {tuple(x.shape)}")
-        known = known.to(x.device)
-        start = torch.where(known, x, self.noise(x.shape[0], generator))
+        check_nonempty(x, "x")
+        known = check_known_mask(known, x, "known")
         n_steps = self.langevin_steps if n_steps is None else check_positive_int(n_steps, "n_steps")
+        generator = as_generator(generator, self.device)
+        start = torch.where(known, x, self.noise(x.shape[0], generator))
         return self._run(start, n_steps, generator, 1.0, ~known).detach()
 
 
@@ -290,13 +317,12 @@ class MLPEnergy(EnergyNetwork):
             langevin_steps, data_range, clamp, noise_scaling), with its defaults.
     """
 
+    @validate(dim=Integral(1), hidden=Integral(1), depth=Integral(1))
     def __init__(
         self, dim: int, hidden: int = 128, depth: int = 2, activation: str = "silu", **sampling: Any
     ) -> None:
         super().__init__(**sampling)
-        self.dim = check_positive_int(dim, "dim")
-        check_positive_int(hidden, "hidden")
-        check_positive_int(depth, "depth")
+        self.dim = dim
         if activation not in SMOOTH_ACTIVATIONS:
             raise ValueError(
                 f"activation: expected a smooth activation, one of "
@@ -343,6 +369,12 @@ class ConvEnergy(EnergyNetwork):
         **sampling: the settings of ``EnergyNetwork``, with the defaults of ``CONV_SAMPLING``.
     """
 
+    @validate(
+        image_shape=ImageShape(),
+        channels=SequenceOf(Integral(1)).where(
+            lambda value: len(value) > 0, "a non-empty list of positive integers"
+        ),
+    )
     def __init__(
         self,
         image_shape: Sequence[int],
@@ -351,12 +383,8 @@ class ConvEnergy(EnergyNetwork):
         **sampling: Any,
     ) -> None:
         super().__init__(**{**CONV_SAMPLING, **sampling})
-        if len(image_shape) != 2:
-            raise ValueError(f"image_shape: expected (H, W), got {image_shape}")
-        h, w = (check_positive_int(int(v), "image_shape") for v in image_shape)
-        channels = [check_positive_int(int(c), "channels") for c in channels]
-        if not channels:
-            raise ValueError("channels: expected at least one entry")
+        h, w = (int(v) for v in image_shape)
+        channels = [int(c) for c in channels]
         if activation not in SMOOTH_ACTIVATIONS:
             raise ValueError(
                 f"activation: expected a smooth activation, one of "
@@ -395,9 +423,10 @@ class QuadraticEnergy(Model):
 
     likelihood_kind = "exact"
 
+    @validate(dim=Integral(1))
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.dim = check_positive_int(dim, "dim")
+        self.dim = dim
         self.mean = nn.Parameter(torch.zeros(dim))
         self.lower = nn.Parameter(torch.zeros(dim, dim))
         # softplus(0.5413) = 1: the model starts at N(0, I)
@@ -413,6 +442,8 @@ class QuadraticEnergy(Model):
         return chol @ chol.T
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
+        """E(x), shape (batch,). Does not check its input (it runs inside training and
+        sampling loops); ``log_prob`` does."""
         u = (x - self.mean) @ self.cholesky()
         return 0.5 * (u * u).sum(-1)
 
@@ -422,11 +453,20 @@ class QuadraticEnergy(Model):
         return 0.5 * self.dim * math.log(2 * math.pi) - torch.log(diag).sum()
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        return -self.energy(x) - self.log_partition()
+        """Normalized log density in nats of (batch, dim) rows, shape (batch,)."""
+        x = as_tensor(
+            x, "x", dim=2, n_features=self.dim, device=self.mean.device, dtype=self.mean.dtype
+        )
+        return -self.energy(check_nonempty(x, "x")) - self.log_partition()
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, **_: object) -> torch.Tensor:
-        """Exact draws: x = mean + L^-T z."""
+    def sample(
+        self, n: int, generator: int | torch.Generator | None = None, **_: object
+    ) -> torch.Tensor:
+        """``n`` exact draws x = mean + L^-T z, shape (n, dim); ``generator``: a torch.Generator
+        or a seed. Other keyword arguments (a sampler's ``n_steps``) are ignored."""
+        n = check_positive_int(n, "n")
+        generator = as_generator(generator, self.mean.device)
         z = torch.randn(
             n, self.dim, generator=generator, device=self.mean.device, dtype=self.mean.dtype
         )

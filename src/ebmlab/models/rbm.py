@@ -25,13 +25,22 @@ Salakhutdinov & Murray, "On the quantitative analysis of deep belief networks" (
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
 from ..samplers import bernoulli_draw
-from ..validation import as_tensor, check_binary, check_nonempty
+from ..validation import (
+    as_generator,
+    as_tensor,
+    check_binary,
+    check_known_mask,
+    check_nonempty,
+    check_nonnegative_int,
+    check_unit_interval,
+)
 from .base import Bipartite, GibbsSampled, Model, marginal_logits
 
 #: Elements of the (batch, D, H) tensor the pseudo-likelihood builds at once (about 32 MB float32).
@@ -80,8 +89,10 @@ class BernoulliRBM(Bipartite, GibbsSampled, Model):
     @torch.no_grad()
     def init_visible_from_data(self, x: torch.Tensor) -> None:
         """b_i = log(p_i / (1 - p_i)) with p_i the data marginal (Hinton's guide, section 8): the
-        visible units alone then reproduce the pixel frequencies. ``x`` may hold probabilities."""
-        self.b.copy_(marginal_logits(self.check_visible(x, "x", binary=False)))
+        visible units alone then reproduce the pixel frequencies. ``x``: at least one row of
+        binary data or probabilities in [0, 1]."""
+        x = check_nonempty(self.check_visible(x, "x", binary=False), "x")
+        self.b.copy_(marginal_logits(check_unit_interval(x, "x")))
 
     # ----- energies -----------------------------------------------------------------------------
     def energy(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -147,28 +158,26 @@ class BernoulliRBM(Bipartite, GibbsSampled, Model):
         v: torch.Tensor,
         mask: torch.Tensor,
         n_steps: int = 200,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | int | None = None,
     ) -> torch.Tensor:
         """Pattern completion: Gibbs sampling over the free pixels with the known ones clamped.
 
         Args:
-            v: (batch, n_visible) binary patterns; only the entries where ``mask`` is True are read.
+            v: (batch, n_visible) binary patterns, at least one; only the entries where ``mask``
+                is True are read.
             mask: bool, (n_visible,) or (batch, n_visible); True marks a known (clamped) pixel.
-            n_steps: block-Gibbs sweeps; the free pixels start from uniform noise.
+            n_steps: block-Gibbs sweeps (a non-negative integer); the free pixels start from
+                uniform noise.
+            generator: a ``torch.Generator``, an integer seed or None.
 
         Returns:
             (batch, n_visible): the clamped pixels unchanged and, in the free pixels, p(v_i = 1 | h)
             of the last sweep (the mean-field completion).
         """
-        known = self.check_visible(v, "v", binary=False)
-        mask = torch.as_tensor(mask, device=known.device)
-        if mask.dtype != torch.bool:
-            raise TypeError(f"mask: expected a bool tensor (True = known pixel), got {mask.dtype}")
-        if mask.shape not in ((self.n_visible,), tuple(known.shape)):
-            raise ValueError(
-                f"mask: expected shape ({self.n_visible},) or {tuple(known.shape)}, "
-                f"got {tuple(mask.shape)}"
-            )
+        known = check_nonempty(self.check_visible(v, "v", binary=False), "v")
+        mask = check_known_mask(mask, known)
+        n_steps = check_nonnegative_int(n_steps, "n_steps")
+        generator = as_generator(generator, self.device)
         check_binary(known[mask.expand_as(known)], "v (known pixels)")
         noise = bernoulli_draw(torch.full_like(known, 0.5), generator)
         state = torch.where(mask, known, noise)
@@ -192,24 +201,45 @@ class BernoulliRBM(Bipartite, GibbsSampled, Model):
         v = self.check_visible(v, binary=False)
         return (self.p_v_given_h(self.p_h_given_v(v)) - v).square().sum(-1)
 
-    def log_conditionals(self, v: torch.Tensor, bits: torch.Tensor | None = None) -> torch.Tensor:
+    def _check_bits(self, bits: Any, batch: int) -> torch.Tensor:
+        """Feature indices (batch, k): integers in 0..n_visible-1, as int64 on the model's
+        device."""
+        index = as_tensor(bits, "bits", dim=2)  # named errors for what is not a 2-d array
+        if isinstance(bits, torch.Tensor):
+            dtype = bits.dtype
+        elif isinstance(bits, np.ndarray):
+            dtype = torch.from_numpy(np.ascontiguousarray(bits)).dtype
+        else:
+            dtype = torch.as_tensor(bits).dtype
+        if dtype.is_floating_point or dtype.is_complex or dtype == torch.bool:
+            raise TypeError(f"bits: expected integer feature indices, got {dtype}")
+        if index.shape[0] != batch or index.shape[1] == 0:
+            raise ValueError(
+                f"bits: expected feature indices of shape ({batch}, k) with k >= 1, got "
+                f"{tuple(index.shape)}"
+            )
+        if index.numel() and (index.min() < 0 or index.max() >= self.n_visible):
+            raise ValueError(
+                f"bits: expected feature indices in 0..{self.n_visible - 1}, got values from "
+                f"{int(index.min())} to {int(index.max())}"
+            )
+        return index.to(device=self.W.device, dtype=torch.int64)
+
+    def log_conditionals(self, v: torch.Tensor, bits: Any = None) -> torch.Tensor:
         """log p(v_i | v_{-i}) for every example and feature, exactly: shape (batch, n_visible);
-        with ``bits`` (batch, k) feature indices, only those of each row: shape (batch, k).
+        with ``bits`` (batch, k) integer feature indices in 0..n_visible-1, only those of each
+        row: shape (batch, k). ``v``: binary rows, at least one.
 
         Flipping v_i by s_i = 1 - 2 v_i moves each hidden input a_j = c_j + (v^T W)_j to
         a_j + s_i W_ij, so F(v^(i)) - F(v) = -s_i b_i - sum_j [softplus(a_j + s_i W_ij) -
         softplus(a_j)] and p(v_i | v_{-i}) = sigmoid(F(v^(i)) - F(v)): O(H) per feature.
         """
-        v = self.check_visible(v)
+        v = check_nonempty(self.check_visible(v), "v")
+        if bits is not None:
+            bits = self._check_bits(bits, v.shape[0])
         a = self.hidden_logits(v)
         s = 1.0 - 2.0 * v
         if bits is not None:
-            if bits.dim() != 2 or bits.shape[0] != v.shape[0]:
-                raise ValueError(
-                    f"bits: expected feature indices of shape ({v.shape[0]}, k), got "
-                    f"{tuple(bits.shape)}"
-                )
-            bits = bits.to(v.device)
             s = s.gather(1, bits)  # (batch, k)
         rows = max(1, _PSEUDO_LIKELIHOOD_CHUNK // (s.shape[1] * self.n_hidden))
         out = []
@@ -235,5 +265,5 @@ class BernoulliRBM(Bipartite, GibbsSampled, Model):
         """
         if per not in ("example", "feature"):
             raise ValueError(f"per: expected 'example' or 'feature', got {per!r}")
-        log_cond = self.log_conditionals(check_nonempty(self.check_visible(v), "v"))
+        log_cond = self.log_conditionals(v)
         return log_cond.sum(-1) if per == "example" else log_cond.mean(-1)

@@ -38,12 +38,15 @@ import torch
 from torch import nn
 
 from ..validation import (
+    Boolean,
     Integral,
     OneOf,
     Real,
     SequenceOf,
+    as_generator,
     as_tensor,
     check_binary,
+    check_nonempty,
     check_positive_int,
     validate,
 )
@@ -168,7 +171,7 @@ class VAE(Model):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        generator = as_generator(seed, "cpu", "seed")
         self.n_visible = n_visible
         self.hidden = list(hidden)
         self.latent = latent
@@ -239,18 +242,20 @@ class VAE(Model):
         self,
         x: torch.Tensor,
         k: int = 1,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | int | None = None,
         check: bool = True,
     ) -> ImportanceDraws:
         """k reparameterized draws z = mu + sigma * eps from q(z | x) per example, with
         log p(x | z) and log p(z) - log q(z | x) (differentiable in every parameter).
+        ``generator``: a ``torch.Generator``, an integer seed or None.
 
         ``check=False`` skips input validation (the training objective validates the training
-        set once instead of every minibatch).
+        set once instead of every minibatch); ``generator`` must then be a generator or None.
         """
         if check:
-            x = self.check_data(x)
+            x = check_nonempty(self.check_data(x), "x")
             check_positive_int(k, "k")
+            generator = as_generator(generator, self.device)
         mu, log_var = self.encode(x, check=False)
         eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + torch.exp(0.5 * log_var) * eps
@@ -265,7 +270,7 @@ class VAE(Model):
         )
 
     def elbo(
-        self, x: torch.Tensor, generator: torch.Generator | None = None, k: int = 1
+        self, x: torch.Tensor, generator: torch.Generator | int | None = None, k: int = 1
     ) -> torch.Tensor:
         """ELBO per example, (batch,): E_q[log p(x|z)] from k reparameterized draws minus the
         closed-form KL(q(z|x) || p(z)). Differentiable; an unbiased estimate of L(x)."""
@@ -274,10 +279,11 @@ class VAE(Model):
         return draws.log_px_given_z.mean(0) - kl
 
     def log_prob(
-        self, x: torch.Tensor, k: int = 100, generator: torch.Generator | None = None
+        self, x: torch.Tensor, k: int = 100, generator: torch.Generator | int | None = None
     ) -> torch.Tensor:
         """IWAE-k estimate of log p(x) per example (differentiable; a lower bound in
-        expectation). For large k on many examples use ``iwae_bound``, which works in chunks."""
+        expectation), for at least one row of ``x``. For large k on many examples use
+        ``iwae_bound``, which works in chunks."""
         draws = self.importance_draws(x, k, generator)
         return torch.logsumexp(draws.log_weights, 0) - math.log(k)
 
@@ -286,7 +292,7 @@ class VAE(Model):
         self,
         x: torch.Tensor,
         k: int = 5000,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | int | None = None,
         batch_size: int = 10_000,
         progress: Callable[[int], object] | None = None,
     ) -> Bounds:
@@ -300,10 +306,12 @@ class VAE(Model):
 
         Returns per-example tensors (float64): ``iwae`` = log (1/k) sum_i w_i, ``elbo`` =
         (1/k) sum_i log w_i (an unbiased ELBO estimate), ``ess`` = (sum w)^2 / sum w^2 in [1, k].
+        ``x``: at least one row; ``generator``: a ``torch.Generator``, an integer seed or None.
         """
-        x = self.check_data(x)
+        x = check_nonempty(self.check_data(x), "x")
         check_positive_int(k, "k")
         check_positive_int(batch_size, "batch_size")
+        generator = as_generator(generator, self.device)
         n = x.shape[0]
         rows = max(1, batch_size // k)
         chunk = max(1, min(k, batch_size // rows))
@@ -332,7 +340,7 @@ class VAE(Model):
         self,
         x: torch.Tensor,
         k: int = 5000,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | int | None = None,
         batch_size: int = 10_000,
     ) -> torch.Tensor:
         """IWAE-k lower bound on log p(x) per example (float64, no gradient), in chunks of
@@ -342,20 +350,24 @@ class VAE(Model):
     # ----- generation --------------------------------------------------------------------------
     @torch.no_grad()
     def sample(
-        self, n: int, generator: torch.Generator | None = None, mean: bool = True
+        self, n: int, generator: torch.Generator | int | None = None, mean: bool = True
     ) -> torch.Tensor:
         """Ancestral samples: z ~ N(0, I), then E[x | z] (``mean=True``, the usual picture) or a
-        draw x ~ p(x | z). Shape (n, n_visible)."""
+        draw x ~ p(x | z). Shape (n, n_visible). ``generator``: a ``torch.Generator``, an
+        integer seed or None."""
         check_positive_int(n, "n")
+        Boolean().check(mean, "mean")
+        generator = as_generator(generator, self.device)
         z = torch.randn(n, self.latent, generator=generator, device=self.device, dtype=self.dtype)
         return self.draw_x_given_z(z, generator) if not mean else self.mean_x_given_z(z)
 
     @torch.no_grad()
     def draw_x_given_z(
-        self, z: torch.Tensor, generator: torch.Generator | None = None
+        self, z: torch.Tensor, generator: torch.Generator | int | None = None
     ) -> torch.Tensor:
         """x ~ p(x | z): Bernoulli draws (binary) or Gaussian draws."""
         z = self._check_latent(z)
+        generator = as_generator(generator, self.device)
         out = self.decode(z)
         if self.likelihood == "bernoulli":
             u = torch.rand(out.shape, generator=generator, device=out.device, dtype=out.dtype)
@@ -365,9 +377,13 @@ class VAE(Model):
 
     @torch.no_grad()
     def reconstruct(
-        self, x: torch.Tensor, generator: torch.Generator | None = None, sample_z: bool = False
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | int | None = None,
+        sample_z: bool = False,
     ) -> torch.Tensor:
         """E[x | z] at z = the encoder mean (default) or at one draw z ~ q(z | x)."""
+        generator = as_generator(generator, self.device)
         mu, log_var = self.encode(x)
         z = mu
         if sample_z:
@@ -380,8 +396,8 @@ class VAE(Model):
         """Start the decoder at the data marginal: output bias logit(clip(mean, 1e-3, 1 - 1e-3))
         (Burda et al.'s code) for ``bernoulli``, the data mean for ``gaussian`` (with sigma the
         data standard deviation). For ``bernoulli``, ``x`` may hold grey levels in [0, 1]: their
-        mean is the pixel marginal of their binarizations."""
-        x = self.check_data(x, binary=False)
+        mean is the pixel marginal of their binarizations. ``x``: at least one row."""
+        x = check_nonempty(self.check_data(x, binary=False), "x")
         mean = x.mean(0)
         if self.likelihood == "bernoulli":
             # a pixel that is never (or always) on would get an infinite logit

@@ -38,7 +38,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import Kernel, Rng, State, Step, Target, Wrapper, check_start, check_step_size
+from ..validation import check_in_range, check_positive_int
+from .base import (
+    Kernel,
+    Rng,
+    State,
+    Step,
+    Target,
+    Wrapper,
+    check_kernel,
+    check_start,
+    check_step_size,
+)
 
 
 def geometric_schedule(t0: float, alpha: float, n: int, t_min: float = 0.0) -> Tensor:
@@ -121,12 +132,10 @@ class SimulatedAnnealing(Wrapper):
         alpha: float = 0.99,
         t_min: float = 1e-2,
     ) -> None:
-        self.kernel = kernel
+        self.kernel = check_kernel(kernel, "kernel")
         self.schedule = _check_temperatures(schedule) if schedule is not None else None
         self.t0 = check_step_size(t0, "t0")
-        if not 0.0 < alpha <= 1.0:
-            raise ValueError(f"alpha: expected 0 < alpha <= 1, got {alpha}")
-        self.alpha = float(alpha)
+        self.alpha = float(check_in_range(alpha, "alpha", 0.0, 1.0, "right"))
         self.t_min = check_step_size(t_min, "t_min")
         self.t = 0
 
@@ -156,15 +165,17 @@ class SimulatedAnnealing(Wrapper):
         n_steps: int | None = None,
         n_average: int = 1,
     ) -> tuple[Tensor, Tensor]:
-        """Run ``n_steps`` steps from ``x`` (default: one per temperature of the schedule), from
-        t = 0. Returns the final states and the mean of the last ``n_average`` states. ``x`` is
-        checked against the target first (``base.check_start``)."""
+        """Run ``n_steps`` steps (an integer >= 1; default: one per temperature of the schedule)
+        from ``x``, from t = 0. Returns the final states and the mean of the last ``n_average``
+        states. ``x`` is checked against the target first (``base.check_start``)."""
         x = check_start(x, target, self, name="x")
         if n_steps is None:
             if self.schedule is None:
                 raise ValueError("n_steps: a geometric schedule without an end needs n_steps")
             n_steps = self.schedule.numel()
-        if not 1 <= n_average <= max(n_steps, 1):
+        check_positive_int(n_steps, "n_steps")
+        check_positive_int(n_average, "n_average")
+        if n_average > n_steps:
             raise ValueError(f"n_average: expected 1..{n_steps} (the steps run), got {n_average}")
         self.reset()
         total = torch.zeros_like(x)

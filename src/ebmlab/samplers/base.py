@@ -28,7 +28,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..validation import as_generator, as_tensor, check_spin_values
+from ..validation import (
+    InstanceOf,
+    Real,
+    SequenceOf,
+    as_generator,
+    as_tensor,
+    check_in_range,
+    check_positive,
+    check_spin_values,
+)
 from .elementary import bernoulli_draw as bernoulli_draw  # re-exported: the one Bernoulli draw
 from .protocols import (
     BipartiteGibbs,
@@ -78,18 +87,38 @@ Step = tuple[Tensor, Info]
 
 
 def check_step_size(value: float, name: str = "step_size") -> float:
-    """Step sizes must be finite and strictly positive."""
-    value = float(value)
-    if not (value > 0 and value < float("inf")):
-        raise ValueError(f"{name}: expected a finite number > 0, got {value}")
-    return value
+    """Step sizes must be finite and strictly positive numbers (not bools, not strings)."""
+    return float(check_positive(value, name))
 
 
 def check_target_accept(value: float) -> float:
     """The acceptance rate that step-size adaptation aims at: a number in (0, 1)."""
-    if not 0.0 < value < 1.0:
-        raise ValueError(f"target_accept: expected a number in (0, 1), got {value}")
-    return float(value)
+    return float(check_in_range(value, "target_accept", 0.0, 1.0, "neither"))
+
+
+def check_kernel(value: Any, name: str = "kernel") -> Kernel:
+    """``value`` if it is a sampler kernel (a ``Kernel``), else ``InvalidArgumentError``."""
+    kernels = "an ebmlab sampler kernel (e.g. MALA(step_size=0.1) or Gibbs())"
+    return InstanceOf(Kernel, description=kernels).check(value, name)
+
+
+#: The two values of a binary unit a kernel or an enumeration may be told to use.
+SPIN_VALUES = SequenceOf(Real(), 2).where(
+    lambda v: tuple(float(u) for u in v) in ((0.0, 1.0), (-1.0, 1.0)),
+    "(0.0, 1.0) or (-1.0, 1.0)",
+)
+
+
+def check_spin_choice(
+    spin_values: Any, name: str = "spin_values", optional: bool = True
+) -> tuple[float, float] | None:
+    """``spin_values`` as a tuple of floats, (0.0, 1.0) or (-1.0, 1.0); None passes when
+    ``optional`` (the target's or the states' values are used then)."""
+    constraint = (SPIN_VALUES | None) if optional else SPIN_VALUES
+    constraint.check(spin_values, name)
+    if spin_values is None:
+        return None
+    return tuple(float(v) for v in spin_values)  # type: ignore[return-value]
 
 
 # ----- starting states --------------------------------------------------------------------------
@@ -268,7 +297,15 @@ def autograd_energy_and_grad(
     with torch.enable_grad():
         x_leaf = x.detach().requires_grad_(True)
         energy = evaluate_energy(energy_fn, x_leaf)
-        (grad,) = torch.autograd.grad(energy.sum(), x_leaf)
+        grad = None
+        if energy.requires_grad:
+            (grad,) = torch.autograd.grad(energy.sum(), x_leaf, allow_unused=True)
+    if grad is None:
+        raise TypeError(
+            "energy_fn: the energy must be differentiable in the states for a gradient-based "
+            "kernel: compute it with torch operations on x (not through NumPy, .item() or "
+            "detach()), or use a kernel without gradients (MetropolisHastings, Gibbs)"
+        )
     return energy.detach(), grad
 
 

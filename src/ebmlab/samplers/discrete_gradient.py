@@ -70,6 +70,7 @@ from .base import (
     Target,
     as_target,
     check_current_energy,
+    check_spin_choice,
     check_step_size,
     current_state,
     energy_and_grad,
@@ -80,16 +81,9 @@ from .base import (
 from .elementary import bernoulli_draw
 from .metropolis import infer_spin_values
 
-_SPIN_CHOICES = ((0.0, 1.0), (-1.0, 1.0))
-
 
 def _check_spins(spin_values: Any) -> tuple[float, float] | None:
-    if spin_values is None:
-        return None
-    spins = tuple(float(v) for v in spin_values)
-    if spins not in _SPIN_CHOICES:
-        raise ValueError(f"spin_values: expected (0.0, 1.0) or (-1.0, 1.0), got {spin_values}")
-    return spins  # type: ignore[return-value]
+    return check_spin_choice(spin_values)
 
 
 def flip_displacement(x: Tensor, spin_values: tuple[float, float]) -> Tensor:

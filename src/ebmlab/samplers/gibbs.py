@@ -33,7 +33,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import Info, Kernel, Rng, State, Step, Target, as_target, full_info
+from ..validation import check_choice
+from .base import (
+    Info,
+    Kernel,
+    Rng,
+    State,
+    Step,
+    Target,
+    as_target,
+    check_spin_choice,
+    full_info,
+)
 from .elementary import bernoulli_draw
 from .metropolis import infer_spin_values
 
@@ -65,12 +76,8 @@ class Gibbs(Kernel):
     discrete = True
 
     def __init__(self, scan: str = "auto", spin_values: tuple[float, float] | None = None) -> None:
-        if scan not in _SCANS:
-            raise ValueError(f"scan: expected one of {_SCANS}, got {scan!r}")
-        if spin_values is not None and tuple(spin_values) not in ((0.0, 1.0), (-1.0, 1.0)):
-            raise ValueError(f"spin_values: expected (0.0, 1.0) or (-1.0, 1.0), got {spin_values}")
-        self.scan = scan
-        self.spin_values = tuple(spin_values) if spin_values is not None else None
+        self.scan = check_choice(scan, "scan", _SCANS)
+        self.spin_values = check_spin_choice(spin_values)
 
     def _spins(self, target: Target, x: Tensor) -> tuple[float, float]:
         spins = self.spin_values or target.spin_values

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..validation import check_positive_int
+from ..validation import Boolean, check_in_range, check_positive_int
 from .base import (
     Kernel,
     Rng,
@@ -89,10 +89,8 @@ class HMC(Kernel):
         self.mass = check_step_size(mass, "mass")
         self.target_accept = check_target_accept(target_accept)
         self.divergence_threshold = check_step_size(divergence_threshold, "divergence_threshold")
-        if not 0.0 <= jitter < 1.0:
-            raise ValueError(f"jitter: expected a number in [0, 1), got {jitter}")
-        self.jitter = float(jitter)
-        self.adapt = bool(adapt)
+        self.jitter = float(check_in_range(jitter, "jitter", 0.0, 1.0, "left"))
+        self.adapt = Boolean().check(adapt, "adapt")
 
     def step(self, x: Tensor, energy_fn: Any, generator: Rng = None, state: State = None) -> Step:
         cur = current_state(x, energy_fn, state, need_grad=True)

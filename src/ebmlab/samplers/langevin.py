@@ -54,7 +54,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..validation import check_positive
+from ..validation import (
+    Boolean,
+    IsCallable,
+    Real,
+    check_in_range,
+    check_nonnegative_int,
+    check_positive,
+)
 from .base import (
     EnergyFn,
     Info,
@@ -122,10 +129,7 @@ class Langevin(Kernel):
         self.step_size = check_step_size(step_size)
         if noise_scale is None:
             noise_scale = math.sqrt(2.0 * self.step_size)
-        noise_scale = float(noise_scale)
-        if not (noise_scale >= 0 and math.isfinite(noise_scale)):
-            raise ValueError(f"noise_scale: expected a finite number >= 0, got {noise_scale}")
-        self.noise_scale = noise_scale
+        self.noise_scale = float(check_in_range(noise_scale, "noise_scale", 0.0))
 
     @property
     def temperature(self) -> float:
@@ -160,7 +164,7 @@ class MALA(Kernel):
     def __init__(self, step_size: float, target_accept: float = 0.574, adapt: bool = True) -> None:
         self.step_size = check_step_size(step_size)
         self.target_accept = check_target_accept(target_accept)
-        self.adapt = bool(adapt)
+        self.adapt = Boolean().check(adapt, "adapt")
 
     def step(self, x: Tensor, energy_fn: Any, generator: Rng = None, state: State = None) -> Step:
         eps = self.step_size
@@ -175,6 +179,15 @@ class MALA(Kernel):
         return mh_transition(
             x, cur.energy, x_prop, energy_prop, log_hastings, generator, cur.grad, grad_prop
         )
+
+
+#: SGLD's decay exponent: sum eps_t diverges and sum eps_t^2 converges.
+_GAMMA = Real(
+    0.5,
+    1.0,
+    "right",
+    description="a number in (0.5, 1] (so that sum eps_t = inf and sum eps_t^2 < inf)",
+)
 
 
 def sgld_step_size(t: int | torch.Tensor, a: float, b: float, gamma: float) -> float:
@@ -203,12 +216,10 @@ class SGLD(Kernel):
     ) -> None:
         self.a = check_step_size(a, "a")
         self.b = check_step_size(b, "b")
-        if not 0.5 < gamma <= 1.0:
-            raise ValueError(
-                f"gamma: expected 0.5 < gamma <= 1 (so that sum eps_t = inf and sum eps_t^2 < "
-                f"inf), got {gamma}"
-            )
+        _GAMMA.check(gamma, "gamma")
         self.gamma = float(gamma)
+        if grad_fn is not None:
+            IsCallable(description="a callable grad_fn(x, t, generator)").check(grad_fn, "grad_fn")
         self.grad_fn = grad_fn
         self.t = 0
 
@@ -314,6 +325,9 @@ def langevin_chain(
         update_mask: boolean like ``x``; only True entries move (inpainting).
     """
     check_positive(step_size, "step_size")
+    check_nonnegative_int(n_steps, "n_steps")
+    if noise_scale is not None:
+        check_in_range(noise_scale, "noise_scale", 0.0)
     noise = math.sqrt(2.0 * step_size) if noise_scale is None else float(noise_scale)
     x = check_start(x, energy_fn, name="x").detach()
     for _ in range(n_steps):

@@ -29,12 +29,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..validation import check_positive_int
+from ..validation import OneOf, check_positive_int
 from .base import (
     Kernel,
     Rng,
     State,
     Step,
+    check_spin_choice,
     check_step_size,
     current_state,
     evaluate_energy,
@@ -42,6 +43,13 @@ from .base import (
 )
 
 ProposalFn = Callable[[torch.Tensor, torch.Generator | None], Any]
+
+_PROPOSALS = OneOf(
+    "gaussian",
+    "uniform",
+    "flip",
+    description="one of gaussian, uniform, flip or a callable proposal(x, generator)",
+)
 
 
 def infer_spin_values(x: torch.Tensor) -> tuple[float, float]:
@@ -102,19 +110,13 @@ class MetropolisHastings(Kernel):
         n_flips: int = 1,
         spin_values: tuple[float, float] | None = None,
     ) -> None:
-        if isinstance(proposal, str) and proposal not in ("gaussian", "uniform", "flip"):
-            raise ValueError(
-                f"proposal: expected 'gaussian', 'uniform', 'flip' or a callable, got {proposal!r}"
-            )
-        if not isinstance(proposal, str) and not callable(proposal):
-            raise TypeError(f"proposal: expected a string or a callable, got {type(proposal)}")
+        if isinstance(proposal, str) or not callable(proposal):
+            _PROPOSALS.check(proposal, "proposal")
         check_positive_int(n_flips, "n_flips")
-        if spin_values is not None and tuple(spin_values) not in ((0.0, 1.0), (-1.0, 1.0)):
-            raise ValueError(f"spin_values: expected (0.0, 1.0) or (-1.0, 1.0), got {spin_values}")
         self.proposal = proposal
         self.scale = check_step_size(scale, "scale")
         self.n_flips = int(n_flips)
-        self.spin_values = tuple(spin_values) if spin_values is not None else None
+        self.spin_values = check_spin_choice(spin_values)
 
     def propose(
         self, x: torch.Tensor, generator: torch.Generator | None, energy_fn: Any = None

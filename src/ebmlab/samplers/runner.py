@@ -19,24 +19,30 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
+from ..validation import as_generator, check_nonnegative_int, check_positive_int
 from .adaptation import DualAveraging
 from .base import (
     Kernel,
     Target,
     as_target,
     check_current_energy,
+    check_kernel,
     check_start,
     evaluate_energy,
     make_generator,
     state_spec,
 )
 from .diagnostics import effective_sample_size, split_rhat
+
+#: Kept draws per chain that ESS and split R-hat need (split R-hat: two halves of two draws).
+MIN_DIAGNOSTIC_DRAWS = 4
 
 
 @dataclass
@@ -47,7 +53,8 @@ class SampleResult:
         samples: (n_draws, n_chains, dim) kept states.
         acceptance_rate: fraction of accepted proposals over the kept steps and all chains.
         ess: (dim,) effective sample size per dimension, all chains together (float64, NaN when
-            there are fewer than 4 draws or a dimension is constant).
+            a dimension is constant, or when the diagnostics were skipped: ``diagnostics=False``,
+            or fewer than ``MIN_DIAGNOSTIC_DRAWS`` (4) kept draws, which ``sample`` warns about).
         rhat: (dim,) split R-hat per dimension (NaN as for ``ess``).
         n_nonfinite: proposals rejected because their energy was NaN/-inf, all steps included.
         n_divergent: divergent HMC trajectories over the kept steps.
@@ -127,24 +134,27 @@ def sample(
         n_steps: steps after burn-in; ``n_steps // thin`` draws are kept.
         burn_in: steps run first and discarded (step-size adaptation happens here).
         thin: keep every ``thin``-th state.
-        seed: seed of a ``torch.Generator`` on x0's device (ignored when ``generator`` is given).
+        seed: an integer seed of a ``torch.Generator`` on x0's device, or a generator (ignored
+            when ``generator`` is given).
         progress: show a tqdm progress bar.
-        generator: an explicit generator instead of ``seed``.
-        diagnostics: compute ESS and R-hat (skip for very large draws).
+        generator: an explicit ``torch.Generator`` (or an integer seed) instead of ``seed``.
+        diagnostics: compute ESS and R-hat (skip for very large draws). They need at least
+            ``MIN_DIAGNOSTIC_DRAWS`` (4) kept draws, ``n_steps // thin``: with fewer they are
+            skipped (NaN) with a warning; pass ``diagnostics=False`` for short runs.
     """
-    if not isinstance(kernel, Kernel):
-        raise TypeError(f"kernel: expected an ebmlab sampler kernel, got {type(kernel).__name__}")
+    check_kernel(kernel, "kernel")
     target = as_target(target)
     x0 = check_start(x0, target, kernel, name="x0", matrix=True)
-    for value, name, low in ((n_steps, "n_steps", 1), (burn_in, "burn_in", 0), (thin, "thin", 1)):
-        if int(value) != value or value < low:
-            raise ValueError(f"{name}: expected an integer >= {low}, got {value}")
+    check_positive_int(n_steps, "n_steps")
+    check_nonnegative_int(burn_in, "burn_in")
+    check_positive_int(thin, "thin")
     if n_steps < thin:
         raise ValueError(f"n_steps: {n_steps} steps with thin={thin} keep no draw")
     kernel = copy.copy(kernel)
     for attribute in ("t", "_t"):  # annealing / SGLD / PT counters start afresh
         if hasattr(kernel, attribute):
             setattr(kernel, attribute, 0)
+    generator = as_generator(generator, x0.device, "generator")
     if generator is None:
         generator = make_generator(seed, x0.device)
 
@@ -198,6 +208,15 @@ def sample(
                 bar.set_postfix(accept=f"{rate:.3f}")
     bar.close()
 
+    if diagnostics and n_draws < MIN_DIAGNOSTIC_DRAWS:
+        warnings.warn(
+            f"sample: ESS and R-hat need at least {MIN_DIAGNOSTIC_DRAWS} kept draws per chain, "
+            f"got {n_draws} (n_steps={n_steps}, thin={thin}); they are skipped (NaN). Run more "
+            "steps, or pass diagnostics=False",
+            UserWarning,
+            stacklevel=2,
+        )
+        diagnostics = False
     if diagnostics:
         chains = samples.transpose(0, 1)  # (chain, draw, dim), the diagnostics' layout
         ess, rhat = effective_sample_size(chains), split_rhat(chains)

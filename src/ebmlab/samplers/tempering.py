@@ -33,16 +33,26 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..validation import check_in_range, check_positive_int
 from .annealing import geometric_ladder
-from .base import Info, Kernel, Rng, State, Step, Target, Wrapper, as_target, metropolis_accept
+from .base import (
+    Info,
+    Kernel,
+    Rng,
+    State,
+    Step,
+    Target,
+    Wrapper,
+    as_target,
+    check_kernel,
+    metropolis_accept,
+)
 
 
 def geometric_betas(n_temps: int, beta_min: float) -> Tensor:
     """K inverse temperatures from 1 down to beta_min with a constant ratio, float64."""
-    if n_temps < 1:
-        raise ValueError(f"n_temps: expected at least one temperature, got {n_temps}")
-    if not 0.0 < beta_min <= 1.0:
-        raise ValueError(f"beta_min: expected 0 < beta_min <= 1, got {beta_min}")
+    check_positive_int(n_temps, "n_temps")
+    check_in_range(beta_min, "beta_min", 0.0, 1.0, "right")
     if n_temps == 1:
         return torch.ones(1, dtype=torch.float64)
     return geometric_ladder(1.0, beta_min, n_temps)
@@ -85,7 +95,8 @@ class ParallelTempering(Wrapper):
         kernel: base kernel run at every temperature (one batched call per step).
         betas: inverse temperatures (any order; one must be 1); None: ``n_temps`` geometric
             values from 1 to ``beta_min``.
-        n_temps, beta_min: the geometric ladder.
+        n_temps, beta_min: the geometric ladder (an integer >= 1 and a number in (0, 1];
+            checked even when ``betas`` is given).
     """
 
     def __init__(
@@ -95,7 +106,9 @@ class ParallelTempering(Wrapper):
         n_temps: int = 8,
         beta_min: float = 0.1,
     ) -> None:
-        self.kernel = kernel
+        self.kernel = check_kernel(kernel, "kernel")
+        check_positive_int(n_temps, "n_temps")
+        check_in_range(beta_min, "beta_min", 0.0, 1.0, "right")
         if betas is None:
             betas = geometric_betas(n_temps, beta_min)
         betas = torch.as_tensor(betas, dtype=torch.float64).flatten()

@@ -14,22 +14,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..validation import resolve_device
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then MPS, then CPU; an unavailable explicit choice is an error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
-        raise ValueError(f"device: expected auto, cpu, cuda or mps, got {name!r}")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device: 'cuda' was asked for but no CUDA device is available")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device: 'mps' was asked for but MPS is not available")
-    return torch.device(name)
+__all__ = ["Distributed", "init_distributed", "resolve_device"]
 
 
 @dataclass

@@ -205,6 +205,9 @@ def _check_arguments(model: Any, objective: Any, config: Any, epoch_callback: An
         raise InvalidArgumentError(
             f"config: expected a TrainConfig, got {type(config).__name__}{hint}"
         )
+    if config is not None:
+        # a TrainConfig is checked when it is made; a field set afterwards is checked here
+        config.__post_init__()
     if epoch_callback is not None and not callable(epoch_callback):
         raise InvalidArgumentError(
             "epoch_callback: expected a function of (model, epoch) or None, got "
