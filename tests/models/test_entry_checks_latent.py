@@ -145,16 +145,18 @@ OTHER_DRAWS = {
         binary(2, 4), torch.tensor([True, True, False, False]), generator=g
     ),
     "DeepBoltzmannMachine.sample_states": lambda g: dbm().sample_states(2, 2, generator=g)[0],
-    "DeepBeliefNet.lower_bound": lambda g: dbn().lower_bound(binary(3, 4), n_samples=2, generator=g),
+    "DeepBeliefNet.lower_bound": lambda g: dbn().lower_bound(
+        binary(3, 4), n_samples=2, generator=g
+    ),
     "VAE.log_prob": lambda g: vae().log_prob(binary(3, 4), k=2, generator=g),
     "VAE.elbo": lambda g: vae().elbo(binary(3, 4), generator=g),
     "VAE.iwae_bound": lambda g: vae().iwae_bound(binary(3, 4), k=3, generator=g),
     "VAE.draw_x_given_z": lambda g: vae().draw_x_given_z(torch.zeros(2, 2), generator=g),
     "VAE.reconstruct": lambda g: vae().reconstruct(binary(3, 4), generator=g, sample_z=True),
     "DDPM.log_likelihood_bound": lambda g: ddpm().log_likelihood_bound(binary(2, 4), g),
-    "BernoulliDiffusion.bound_terms": lambda g: bernoulli_diffusion().bound_terms(
-        binary(2, 4), g
-    )["total"],
+    "BernoulliDiffusion.bound_terms": lambda g: bernoulli_diffusion().bound_terms(binary(2, 4), g)[
+        "total"
+    ],
     "ImageRealNVP.discrete_log_likelihood_bound": lambda g: (
         image_flow().discrete_log_likelihood_bound(binary(2, 4), generator=g)
     ),
