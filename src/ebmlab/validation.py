@@ -565,10 +565,13 @@ def check_known_mask(mask: Any, x: torch.Tensor, name: str = "mask") -> torch.Te
     return mask
 
 
-def check_nonempty(x: torch.Tensor, name: str) -> torch.Tensor:
-    """Raise unless ``x`` has at least one row (a batch of zero examples has no mean, no chain)."""
-    if x.dim() == 0 or x.shape[0] < 1:
-        raise ValueError(f"{name}: expected at least one row, got shape {tuple(x.shape)}")
+def check_nonempty(x: torch.Tensor, name: str, min_rows: int = 1) -> torch.Tensor:
+    """Raise unless ``x`` has at least ``min_rows`` rows (a batch of zero examples has no mean,
+    no chain; one row has no standard deviation: ``min_rows=2`` where one is taken)."""
+    if x.dim() == 0 or x.shape[0] < min_rows:
+        rows = "one row" if min_rows == 1 else f"{min_rows} rows"
+        why = " (a standard deviation is taken over them)" if min_rows == 2 else ""
+        raise ValueError(f"{name}: expected at least {rows}{why}, got shape {tuple(x.shape)}")
     return x
 
 

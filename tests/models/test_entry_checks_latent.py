@@ -37,7 +37,7 @@ def refused(name: str, start: str = "expected", error: type[Exception] = ValueEr
 
 
 GENERATOR_MESSAGE = "expected a torch.Generator, an integer seed or None, got"
-EMPTY_MESSAGE = "expected at least one row, got shape (0, "
+EMPTY_MESSAGE = "expected at least "  # one row (two where a standard deviation is taken)
 
 
 def seeded(seed: int = 0) -> torch.Generator:
@@ -432,3 +432,18 @@ def test_valid_constructor_arguments_still_build_and_are_recorded():
     assert GaussianBernoulliRBM(4, 3, learn_sigma=False).config["learn_sigma"] is False
     assert ProbabilisticPCA(4, 2).isotropic is True
     assert FactorAnalysis(4, 2).isotropic is False
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: GaussianBernoulliRBM(3, 2).init_visible_from_data(x),
+        lambda x: RealNVP(3).standardize(x),
+        lambda x: VAE(3, hidden=[4], latent=2, likelihood="gaussian").set_output_bias(x),
+    ],
+    ids=["grbm-sigma", "realnvp", "vae-gaussian"],
+)
+def test_a_standard_deviation_of_one_row_is_refused(call):
+    with pytest.raises(ValueError, match=r"^x: expected at least 2 rows \(a standard deviation"):
+        call(torch.rand(1, 3))
+    call(torch.rand(2, 3))  # two rows are enough

@@ -326,8 +326,8 @@ class RealNVP(Flow):
     @torch.no_grad()
     def standardize(self, x: torch.Tensor) -> None:
         """Set the first layer to map the data to zero mean and unit variance per coordinate;
-        ``x``: at least one row."""
-        x = check_nonempty(self._check(x, "x"), "x")
+        ``x``: at least two rows."""
+        x = check_nonempty(self._check(x, "x"), "x", 2)
         self.standardization.loc.copy_(x.mean(0))
         # a constant coordinate would give log(0): floor its std at 1e-6
         self.standardization.log_scale.copy_(torch.log(x.std(0).clamp_min(1e-6)))

@@ -99,8 +99,9 @@ class GaussianBernoulliRBM(GibbsSampled, Model):
     @torch.no_grad()
     def init_visible_from_data(self, x: torch.Tensor) -> None:
         """b = data mean and (if learned) sigma = data std, floored: the visible units alone then
-        match the data marginals (Hinton's guide, section 8). ``x``: at least one row."""
-        x = check_nonempty(self.check_visible(x, "x"), "x")
+        match the data marginals (Hinton's guide, section 8). ``x``: at least one row, two when
+        sigma is learned."""
+        x = check_nonempty(self.check_visible(x, "x"), "x", 2 if self.learn_sigma else 1)
         self.b.copy_(x.mean(0))
         if self.learn_sigma:
             self.log_sigma.copy_(x.std(0).clamp(min=math.exp(self.min_log_sigma)).log())

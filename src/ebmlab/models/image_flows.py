@@ -265,8 +265,8 @@ class ImageRealNVP(Flow):
     @torch.no_grad()
     def standardize(self, x: torch.Tensor, generator: torch.Generator | int | None = None) -> None:
         """Set the standardization layer so dequantized, logit-transformed data have zero mean
-        and unit variance per pixel; ``x``: at least one image."""
-        y = check_nonempty(self.dequantize(x, generator), "x")
+        and unit variance per pixel; ``x``: at least two images."""
+        y = check_nonempty(self.dequantize(x, generator), "x", 2)
         logit, _ = self.transform.transforms[0](y)
         layer = self.transform.transforms[1]
         assert isinstance(layer, ElementwiseAffine)

@@ -396,8 +396,10 @@ class VAE(Model):
         """Start the decoder at the data marginal: output bias logit(clip(mean, 1e-3, 1 - 1e-3))
         (Burda et al.'s code) for ``bernoulli``, the data mean for ``gaussian`` (with sigma the
         data standard deviation). For ``bernoulli``, ``x`` may hold grey levels in [0, 1]: their
-        mean is the pixel marginal of their binarizations. ``x``: at least one row."""
-        x = check_nonempty(self.check_data(x, binary=False), "x")
+        mean is the pixel marginal of their binarizations. ``x``: at least one row (two for a
+        gaussian likelihood, whose sigma is the data's)."""
+        gaussian = self.likelihood != "bernoulli"
+        x = check_nonempty(self.check_data(x, binary=False), "x", 2 if gaussian else 1)
         mean = x.mean(0)
         if self.likelihood == "bernoulli":
             # a pixel that is never (or always) on would get an infinite logit
